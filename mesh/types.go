@@ -1,0 +1,139 @@
+package mesh
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// PeerID identifies a node: the SHA-256 of its public key (the certificate's
+// SubjectPublicKeyInfo in DER). Hashing the key rather than the certificate
+// lets the mesh CA re-issue a certificate without changing the ID.
+type PeerID [32]byte
+
+// idEncoding is lower-case base32 without padding: 52 characters for an ID,
+// easy to read aloud and safe in file names.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// PeerIDFromKey returns the ID of the node whose SubjectPublicKeyInfo (DER) is spki.
+func PeerIDFromKey(spki []byte) PeerID { return sha256.Sum256(spki) }
+
+// ParsePeerID parses the full 52-character form that String returns.
+func ParsePeerID(s string) (PeerID, error) {
+	var id PeerID
+	b, err := idEncoding.DecodeString(strings.ToLower(s))
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("parse peer id %q: %w", s, ErrBadPeerID)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// String returns the full ID in lower-case base32.
+func (id PeerID) String() string { return idEncoding.EncodeToString(id[:]) }
+
+// Short returns the first 8 characters of String, for display and folder names.
+func (id PeerID) Short() string { return id.String()[:8] }
+
+// IsZero reports whether id is the zero value.
+func (id PeerID) IsZero() bool { return id == PeerID{} }
+
+// LogValue logs the short form; the full ID is too long for a log line.
+func (id PeerID) LogValue() slog.Value { return slog.StringValue(id.Short()) }
+
+// ErrBadPeerID is returned by ParsePeerID for malformed input.
+var ErrBadPeerID = errors.New("not a peer id")
+
+// PeerState says whether a member currently has a live connection.
+type PeerState int
+
+const (
+	// Offline: a known member with no live connection.
+	Offline PeerState = iota
+	// Connected: a member with a live, authenticated connection.
+	Connected
+)
+
+// String returns "connected" or "offline".
+func (s PeerState) String() string {
+	if s == Connected {
+		return "connected"
+	}
+	return "offline"
+}
+
+// PeerInfo is a snapshot of what a node knows about one other member.
+type PeerInfo struct {
+	ID       PeerID
+	Name     string        // display name, sanitised; from the member certificate when connected
+	State    PeerState     // Connected or Offline
+	Addr     string        // address of the live connection, or the last known listen address
+	RTT      time.Duration // last measured round-trip time (0 if never measured)
+	LastSeen time.Time     // last frame received from this member (zero if never)
+	Since    time.Time     // when the current connection was established (zero when offline)
+	Sent     uint64        // bytes sent on connections to this member since start
+	Received uint64        // bytes received on connections from this member since start
+}
+
+// Chat is one chat message. Seq and Time are set by the sender; a receiver
+// uses (sender, Seq) to recognise a message it already has. Seq 0 means
+// "unordered" for programs that do not keep a log.
+type Chat struct {
+	Seq  uint64
+	Time time.Time
+	Text string
+}
+
+// Event is something that happened on the mesh: one of PeerConnected,
+// PeerDisconnected, PeerRemoved, ChatReceived or BytesReceived.
+type Event interface{ isEvent() }
+
+// PeerConnected: the first authenticated connection to a member came up.
+type PeerConnected struct{ Peer PeerInfo }
+
+// PeerDisconnected: the last connection to a member went down.
+type PeerDisconnected struct {
+	Peer PeerInfo
+	Err  error // why, when known
+}
+
+// PeerRemoved: the admin revoked a member; it is refused from now on.
+type PeerRemoved struct{ Peer PeerInfo }
+
+// ChatReceived: a member sent a chat message.
+type ChatReceived struct {
+	From PeerInfo
+	Chat Chat
+}
+
+// BytesReceived: a member sent application bytes (a BYTES frame). Data is
+// owned by the handler.
+type BytesReceived struct {
+	From PeerID
+	Data []byte
+}
+
+func (PeerConnected) isEvent()    {}
+func (PeerDisconnected) isEvent() {}
+func (PeerRemoved) isEvent()      {}
+func (ChatReceived) isEvent()     {}
+func (BytesReceived) isEvent()    {}
+
+// Handler receives a node's events. HandleEvent is called from the
+// connection's reader goroutine (ChatReceived, BytesReceived) or the node's
+// own goroutines (the others). It may block briefly to apply back-pressure:
+// while it blocks, that peer's connection stops reading. It must not call back
+// into the node in a way that waits for the same connection's reader.
+type Handler interface {
+	HandleEvent(e Event)
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(Event)
+
+// HandleEvent calls f(e).
+func (f HandlerFunc) HandleEvent(e Event) { f(e) }
