@@ -61,6 +61,7 @@ type Config struct {
 type Server struct {
 	// immutable after Mount
 	srv        *fuse.Server
+	root       *rootNode
 	mountpoint string
 	log        *slog.Logger
 
@@ -95,7 +96,7 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	log.Info("mounted", "mountpoint", mnt, "root", cfg.Root)
-	return &Server{srv: srv, mountpoint: mnt, log: log}, nil
+	return &Server{srv: srv, root: root, mountpoint: mnt, log: log}, nil
 }
 
 // checkMountpoint returns the absolute, symlink-free mount point, or why it
