@@ -37,9 +37,9 @@ type chatNode struct {
 }
 
 var (
-	_ fusefs.NodeGetattrer = (*chatNode)(nil)
-	_ fusefs.NodeSetattrer = (*chatNode)(nil)
-	_ fusefs.NodeOpener    = (*chatNode)(nil)
+	_ fusefs.NodeGetattrer  = (*chatNode)(nil)
+	_ fusefs.NodeSetattrer  = (*chatNode)(nil)
+	_ fusefs.NodeOpener     = (*chatNode)(nil)
 	_ fusefs.NodeSetxattrer = (*chatNode)(nil)
 )
 

@@ -25,8 +25,8 @@ func (c call) String() string { return c.op + "(" + c.arg + ")" }
 // tests write the log themselves.
 type fakeSyncer struct {
 	mu     sync.Mutex
-	calls  []call          // guarded by mu
-	table  []byte          // guarded by mu
+	calls  []call           // guarded by mu
+	table  []byte           // guarded by mu
 	sayErr map[string]error // guarded by mu: lines Say refuses
 }
 
