@@ -172,6 +172,12 @@ func (s *Server) unmount() error {
 		s.log.Info("unmounted", "mountpoint", s.mountpoint)
 		return nil
 	}
+	if _, mounted, merr := mountAt(s.mountpoint); merr == nil && !mounted {
+		// Already detached (ClearStale, umount -l by hand): nothing to do;
+		// Wait returns once the kernel drops the connection.
+		s.log.Info("already unmounted", "mountpoint", s.mountpoint)
+		return nil
+	}
 	s.log.Warn("unmount failed, detaching lazily", "mountpoint", s.mountpoint, "err", err)
 	if lerr := lazyUnmount(s.mountpoint); lerr != nil {
 		return fmt.Errorf("unmount %s: %w (lazy unmount: %w)", s.mountpoint, err, lerr)
