@@ -1,11 +1,14 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,7 +150,7 @@ func mountTest(t *testing.T) *mounted {
 		Root:       m.root,
 		ChatLog:    m.chatLog,
 		Syncer:     m.fake,
-		Logger:     testutil.Logger(t),
+		Logger:     slog.New(failOnWarn{testutil.Logger(t).Handler(), t}),
 	})
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
@@ -155,6 +158,23 @@ func mountTest(t *testing.T) *mounted {
 	m.srv = srv
 	t.Cleanup(func() { stop(t, srv) })
 	return m
+}
+
+// failOnWarn fails the test when go-fuse warns that a Getattr reported an
+// inode number other than the node's: the salted numbers of the loopback
+// subtrees must be reported as go-fuse knows them. (go-fuse's warnings
+// about orphaned paths are expected: O_TMPFILE files and files unlinked
+// during a race have no path.)
+type failOnWarn struct {
+	slog.Handler
+	t *testing.T
+}
+
+func (h failOnWarn) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn && strings.Contains(r.Message, "overriding ino") {
+		h.t.Errorf("go-fuse warning: %s", r.Message)
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 // stop unmounts srv and waits (bounded) for its serve loop to end.

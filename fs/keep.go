@@ -72,7 +72,7 @@ func (n *keepNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (n *keepNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	errno := n.LoopbackNode.Getattr(ctx, f, out)
-	setBlksize(&out.Attr)
+	loopbackAttr(n.EmbeddedInode(), &out.Attr)
 	return errno
 }
 
@@ -83,7 +83,7 @@ func (n *keepNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		return syscall.EPERM
 	}
 	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
-	setBlksize(&out.Attr)
+	loopbackAttr(n.EmbeddedInode(), &out.Attr)
 	return errno
 }
 

@@ -184,7 +184,7 @@ func (n *outboxNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 
 func (n *outboxNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	errno := n.LoopbackNode.Getattr(ctx, f, out)
-	setBlksize(&out.Attr)
+	loopbackAttr(n.EmbeddedInode(), &out.Attr)
 	return errno
 }
 
@@ -195,7 +195,7 @@ func (n *outboxNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.
 	if errno != 0 {
 		return errno
 	}
-	setBlksize(&out.Attr)
+	loopbackAttr(n.EmbeddedInode(), &out.Attr)
 	if _, resized := in.GetSize(); resized && f == nil && isRegular(out.Mode) && !n.box.writing(n.EmbeddedInode()) {
 		if rel, ok := subtreeRel(n.LoopbackNode); ok {
 			n.box.syncer.OutboxClosed(rel)

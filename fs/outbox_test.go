@@ -71,6 +71,13 @@ func TestOutboxBlksize(t *testing.T) {
 	if st.Blksize != blockSize {
 		t.Errorf("st_blksize = %d, want %d", st.Blksize, blockSize)
 	}
+	var top syscall.Stat_t
+	if err := syscall.Stat(m.path("outbox"), &top); err != nil {
+		t.Fatal(err)
+	}
+	if top.Ino == st.Ino {
+		t.Errorf("outbox/ and outbox/f share inode number %d", st.Ino)
+	}
 }
 
 func TestOutboxReportsAfterLastHandle(t *testing.T) {

@@ -70,6 +70,15 @@ func subtreeRel(n *fusefs.LoopbackNode) (string, bool) {
 	return relPath(n.EmbeddedInode(), n.RootData.RootNode.EmbeddedInode())
 }
 
+// loopbackAttr finishes the attributes of loopback node n: its inode number
+// is the salted one go-fuse knows it by (go-fuse would replace the backing
+// number anyway, with a warning per GETATTR), and regular files advertise
+// blockSize.
+func loopbackAttr(n *fusefs.Inode, a *fuse.Attr) {
+	a.Ino = n.StableAttr().Ino
+	setBlksize(a)
+}
+
 // setBlksize advertises blockSize for regular files.
 func setBlksize(a *fuse.Attr) {
 	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
