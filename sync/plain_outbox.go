@@ -86,6 +86,7 @@ func (o *plainOutbox) settle(paths []string) {
 	for _, t := range targets {
 		if writers[t.ID] {
 			o.held[t.Path] = true
+			o.f.log.Debug("outbox file open for writing", "path", o.rel(t.Path))
 			continue
 		}
 		o.closed(t.Path, states[t.Path])
