@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -38,13 +39,38 @@ func (f *Folder) plainOutboxLoop(ctx context.Context, in <-chan watchEvent) {
 			if !ok {
 				return
 			}
-			o.settle([]string{ev.Path})
+			// One /proc scan for all the paths already due (cp -r of
+			// many files), not one scan per path.
+			paths, open := plainDrain(in, ev.Path)
+			o.settle(paths)
+			if !open {
+				return
+			}
 		case <-tick.C:
 			if len(o.held) > 0 {
 				o.settle(plainKeys(o.held))
 			}
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// plainDrain returns first and the paths of the events that can be read
+// from in without waiting, and whether in is still open.
+func plainDrain(in <-chan watchEvent, first string) (paths []string, open bool) {
+	paths = []string{first}
+	for {
+		select {
+		case ev, ok := <-in:
+			if !ok {
+				return paths, false
+			}
+			if !slices.Contains(paths, ev.Path) {
+				paths = append(paths, ev.Path)
+			}
+		default:
+			return paths, true
 		}
 	}
 }
