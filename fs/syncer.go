@@ -1,0 +1,22 @@
+package fs
+
+// Syncer is what FUSE operations call into (implemented by the sync engine,
+// *meshsync.Engine). Every method is called from inside a FUSE callback, so
+// it must not block on the network: it records or enqueues and returns.
+type Syncer interface {
+	// OutboxClosed reports that the regular file rel ('/'-separated, relative
+	// to outbox/) was completed: its last writable handle was released, it
+	// was renamed or hard-linked to rel, or it was truncated by path while
+	// nobody had it open for writing.
+	OutboxClosed(rel string)
+	// OutboxRemoved reports that rel (a file or a folder) no longer exists
+	// under outbox/: it was unlinked, removed, or renamed away (a rename
+	// within outbox/ reports OutboxRemoved(old) then OutboxClosed(new)).
+	OutboxRemoved(rel string)
+	// Say sends one chat line (without its "\n") from the local user. An
+	// error refuses the line; the writer of the chat file sees it as an
+	// errno (see sayErrno in errno.go).
+	Say(text string) error
+	// PeersTable renders the current contents of the peers file.
+	PeersTable() []byte
+}

@@ -1,0 +1,168 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// plainFileState is what the outbox loop last reported for a file: if the
+// file still has it, another event for the path (a late Write, the
+// debouncer and the writer poll both firing) is not reported again.
+type plainFileState struct {
+	id    watchFileID
+	size  int64
+	mtime time.Time
+}
+
+// plainOutbox is the outbox loop's state, owned by that goroutine.
+type plainOutbox struct {
+	f        *Folder
+	held     map[string]bool           // complete-looking files a process still holds open for writing
+	reported map[string]plainFileState // files reported closed, until they change or go
+}
+
+// plainOutboxLoop reports settled outbox paths to the engine. A file that
+// some process still has open for writing is held and checked again every
+// Debounce until its writers are gone, however long they pause.
+func (f *Folder) plainOutboxLoop(ctx context.Context, in <-chan watchEvent) {
+	o := &plainOutbox{f: f, held: make(map[string]bool), reported: make(map[string]plainFileState)}
+	tick := time.NewTicker(f.cfg.Debounce)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-in:
+			if !ok {
+				return
+			}
+			// One /proc scan for all the paths already due (cp -r of
+			// many files), not one scan per path.
+			paths, open := plainDrain(in, ev.Path)
+			o.settle(paths)
+			if !open {
+				return
+			}
+		case <-tick.C:
+			if len(o.held) > 0 {
+				o.settle(plainKeys(o.held))
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// plainDrain returns first and the paths of the events that can be read
+// from in without waiting, and whether in is still open.
+func plainDrain(in <-chan watchEvent, first string) (paths []string, open bool) {
+	paths = []string{first}
+	for {
+		select {
+		case ev, ok := <-in:
+			if !ok {
+				return paths, false
+			}
+			if !slices.Contains(paths, ev.Path) {
+				paths = append(paths, ev.Path)
+			}
+		default:
+			return paths, true
+		}
+	}
+}
+
+// plainKeys returns the keys of m.
+func plainKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// settle decides, for paths that have gone quiet, what to tell the engine:
+// gone means removed; a regular file without writers means closed; with
+// writers it stays held. Folders are handled by the reader; other file
+// types are not sent.
+func (o *plainOutbox) settle(paths []string) {
+	var targets []watchTarget
+	states := make(map[string]plainFileState)
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			o.removed(p)
+		case err != nil:
+			o.f.log.Warn("stat outbox file", "path", p, "err", err)
+		case fi.Mode().IsRegular():
+			st, ok := plainStateOf(fi)
+			if ok {
+				states[p] = st
+				targets = append(targets, watchTarget{Path: p, ID: st.id})
+			}
+		default:
+			delete(o.held, p)
+		}
+	}
+	writers := watchWriters(targets)
+	for _, t := range targets {
+		if writers[t.ID] {
+			o.held[t.Path] = true
+			o.f.log.Debug("outbox file open for writing", "path", o.rel(t.Path))
+			continue
+		}
+		o.closed(t.Path, states[t.Path])
+	}
+}
+
+// plainStateOf returns the identity, size and mtime of a file.
+func plainStateOf(fi os.FileInfo) (plainFileState, bool) {
+	id, ok := watchIDOf(fi)
+	return plainFileState{id: id, size: fi.Size(), mtime: fi.ModTime()}, ok
+}
+
+// closed reports a finished file once per version of it.
+func (o *plainOutbox) closed(p string, st plainFileState) {
+	delete(o.held, p)
+	if o.reported[p] == st {
+		return
+	}
+	o.reported[p] = st
+	rel := o.rel(p)
+	o.f.log.Debug("outbox file closed", "path", rel, "bytes", st.size)
+	o.f.cfg.Syncer.OutboxClosed(rel)
+}
+
+// removed reports a path that is gone: deleted or moved away by the user,
+// or moved to sent/ by the engine (which ignores removals of files it has
+// finished).
+func (o *plainOutbox) removed(p string) {
+	delete(o.held, p)
+	delete(o.reported, p)
+	for k := range o.reported { // p may have been a folder
+		if plainUnder(p, k) {
+			delete(o.reported, k)
+		}
+	}
+	for k := range o.held {
+		if plainUnder(p, k) {
+			delete(o.held, k)
+		}
+	}
+	rel := o.rel(p)
+	o.f.log.Debug("outbox path removed", "path", rel)
+	o.f.cfg.Syncer.OutboxRemoved(rel)
+}
+
+// rel is p relative to outbox/, slash-separated, as the engine names files.
+func (o *plainOutbox) rel(p string) string {
+	r, err := filepath.Rel(o.f.outbox, p)
+	if err != nil {
+		return filepath.ToSlash(p) // cannot happen: the reader routes only paths under outbox
+	}
+	return filepath.ToSlash(r)
+}

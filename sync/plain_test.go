@@ -1,0 +1,207 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+)
+
+// plainFakeSyncer records what the driver reports and plays the engine's
+// part for chat: Say appends "me: text" to the log, as the engine does.
+type plainFakeSyncer struct {
+	logPath string
+
+	mu      gosync.Mutex
+	closed  []string
+	removed []string
+	said    []string
+	table   []byte
+}
+
+var _ FolderSyncer = (*plainFakeSyncer)(nil)
+
+func (s *plainFakeSyncer) OutboxClosed(rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = append(s.closed, rel)
+}
+
+func (s *plainFakeSyncer) OutboxRemoved(rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed = append(s.removed, rel)
+}
+
+func (s *plainFakeSyncer) Say(text string) error {
+	s.mu.Lock()
+	s.said = append(s.said, text)
+	s.mu.Unlock()
+	return s.appendLog("me: " + text + "\n")
+}
+
+// appendLog appends to the chat log, as the engine does for every message.
+func (s *plainFakeSyncer) appendLog(line string) error {
+	f, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line)
+	return errors.Join(err, f.Close())
+}
+
+func (s *plainFakeSyncer) ChatLogPath() string { return s.logPath }
+
+func (s *plainFakeSyncer) PeersTable() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.table)
+}
+
+func (s *plainFakeSyncer) setTable(table string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.table = []byte(table)
+}
+
+// snapshot returns copies of the recorded calls.
+func (s *plainFakeSyncer) snapshot() (closed, removed, said []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.closed), slices.Clone(s.removed), slices.Clone(s.said)
+}
+
+// plainLogCounter counts log records by message, so a test can wait for
+// the driver to have looked at something instead of sleeping.
+type plainLogCounter struct {
+	slog.Handler
+	mu     *gosync.Mutex
+	counts map[string]int
+}
+
+func (h plainLogCounter) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.counts[r.Message]++
+	h.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h plainLogCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	h.Handler = h.Handler.WithAttrs(as)
+	return h
+}
+
+func (h plainLogCounter) WithGroup(name string) slog.Handler {
+	h.Handler = h.Handler.WithGroup(name)
+	return h
+}
+
+func (h plainLogCounter) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[msg]
+}
+
+// plainHarness is one running Folder on a temp dir with a fake engine.
+type plainHarness struct {
+	dir    string
+	syncer *plainFakeSyncer
+	logs   plainLogCounter
+}
+
+// plainStart runs a Folder on a fresh temp dir. prepare runs first, to
+// leave files from "an earlier run". Cleanup stops the Folder, checks that
+// Run returned nil, and that no goroutine leaked.
+func plainStart(t *testing.T, prepare func(dir, logPath string)) *plainHarness {
+	t.Helper()
+	leaks := goleak.IgnoreCurrent()
+	dir := t.TempDir()
+	state := filepath.Join(t.TempDir(), "sync")
+	if err := os.MkdirAll(filepath.Join(dir, "outbox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h := &plainHarness{dir: dir, syncer: &plainFakeSyncer{logPath: filepath.Join(state, "chat.log")}}
+	h.syncer.setTable("NAME STATE\n")
+	if prepare != nil {
+		prepare(dir, h.syncer.logPath)
+	}
+	h.logs = plainLogCounter{Handler: testutil.Logger(t).Handler(), mu: new(gosync.Mutex), counts: map[string]int{}}
+	f, err := NewFolder(FolderConfig{
+		Dir: dir, Syncer: h.syncer, Logger: slog.New(h.logs),
+		Debounce: 30 * time.Millisecond, PeersRefresh: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v, want nil", err)
+		}
+		goleak.VerifyNone(t, leaks)
+	})
+	// The peers file is written once the watches are in place.
+	h.waitFor(t, "peers file written", func() error {
+		_, err := os.Stat(filepath.Join(dir, "peers"))
+		return err
+	})
+	return h
+}
+
+func (h *plainHarness) waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	if err := testutil.WaitFor(10*time.Second, f); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+func (h *plainHarness) path(rel string) string { return filepath.Join(h.dir, filepath.FromSlash(rel)) }
+
+// waitClosed waits until OutboxClosed was called for rel.
+func (h *plainHarness) waitClosed(t *testing.T, rel string) {
+	t.Helper()
+	h.waitFor(t, "OutboxClosed("+rel+")", func() error {
+		if closed, _, _ := h.syncer.snapshot(); !slices.Contains(closed, rel) {
+			return fmt.Errorf("closed = %q", closed)
+		}
+		return nil
+	})
+}
+
+// writeFile writes a file in one go, creating its folder.
+func plainWriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func plainCount(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
