@@ -37,34 +37,18 @@ func Available() error {
 }
 
 // ClearStale lazily unmounts a dead FUSE mount at mountpoint, as left by a
-// daemon that crashed (stat fails with ENOTCONN) or one still listed in
-// /proc/self/mountinfo. A plain folder, or a missing one, is left alone.
-// Call it before Mount; it also detaches a live FUSE mount there.
+// daemon that crashed: stat fails with ENOTCONN. A plain folder, a missing
+// one, or a live mount (another node still serves it) is left alone; Mount
+// then reports ErrMounted for the live one.
 func ClearStale(mountpoint string) error {
 	abs, err := filepath.Abs(mountpoint)
 	if err != nil {
 		return fmt.Errorf("clear stale mount %s: %w", mountpoint, err)
 	}
-	_, err = os.Stat(abs)
-	switch {
-	case errors.Is(err, syscall.ENOTCONN):
+	if _, err := os.Stat(abs); errors.Is(err, syscall.ENOTCONN) {
 		return lazyUnmount(abs)
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("clear stale mount: %w", err)
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
-	}
-	m, found, err := mountAt(abs)
-	if err != nil {
-		return fmt.Errorf("clear stale mount %s: %w", abs, err)
-	}
-	if !found || !isFUSE(m.fstype) {
-		return nil
-	}
-	return lazyUnmount(abs)
+	return nil
 }
 
 // lazyUnmount detaches the mount at mnt even when it is busy: unmount(2)
@@ -104,10 +88,6 @@ func fusermount() (string, error) {
 type mount struct {
 	point  string
 	fstype string
-}
-
-func isFUSE(fstype string) bool {
-	return fstype == "fuse" || fstype == "fuseblk" || strings.HasPrefix(fstype, "fuse.")
 }
 
 // mountAt returns the last (topmost) mount whose mount point is mnt.
