@@ -72,7 +72,7 @@ func (e *Engine) fillOffers(p *peerConn, flights map[transferID]*flight) bool {
 			delete(flights, f.rec.ID)
 			return p.ctx.Err() == nil
 		}
-		e.log.Debug("offer sent", "peer", p.id, "path", f.rec.Rel, "id", f.rec.ID.String())
+		e.log.Debug("offer sent", "peer", p.id, "path", f.rec.Rel, "id", f.rec.ID.String(), "conn", fmt.Sprintf("%p", p))
 	}
 	return true
 }
@@ -161,7 +161,7 @@ func (e *Engine) handleMail(p *peerConn, flights map[transferID]*flight) {
 func (e *Engine) onAccept(p *peerConn, flights map[transferID]*flight, m *acceptMsg) {
 	f := flights[m.ID]
 	if f == nil {
-		e.log.Debug("accept for unknown transfer", "peer", p.id, "id", m.ID.String())
+		e.log.Debug("accept for unknown transfer", "peer", p.id, "id", m.ID.String(), "conn", fmt.Sprintf("%p", p))
 		return
 	}
 	f.last = time.Now()
@@ -181,7 +181,9 @@ func (e *Engine) onAccept(p *peerConn, flights map[transferID]*flight, m *accept
 	}
 	err := e.sendBlocks(p, f, m.Have)
 	if err == nil {
-		err = e.transport().SendBytes(p.ctx, p.id, (&doneMsg{ID: m.ID}).encode())
+		// DONE rides the bulk queue behind the chunks: on the control
+		// queue it could overtake them and trigger a needless resend round.
+		err = e.transport().SendBulk(p.ctx, p.id, (&doneMsg{ID: m.ID}).encode())
 	}
 	if err != nil {
 		e.sendFailed(p, flights, f, err)

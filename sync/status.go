@@ -82,14 +82,17 @@ func (e *Engine) peerStatusLocked(p mesh.PeerInfo) PeerStatus {
 	key := p.ID.String()
 	for _, r := range e.outOrder {
 		d := r.Peers[key]
+		if d == nil || d.State == stateVerified {
+			continue
+		}
 		switch {
-		case d == nil:
 		case d.owner != nil:
 			ps.InFlight++
 		case d.State == stateQueued:
 			ps.Queued++
-		case d.State == stateRefused, d.State == stateRejected:
-			ps.Problem = "refused: " + d.Reason
+		}
+		if d.Reason != "" {
+			ps.Problem = "refused: " + d.Reason // kept while retried
 		}
 	}
 	return ps
