@@ -128,6 +128,9 @@ func sanitizeStep(s string) string {
 		return r
 	}, s)
 	s = norm.NFC.String(s)
+	for strings.Contains(s, "..") {
+		s = strings.ReplaceAll(s, "..", ".")
+	}
 	s = strings.TrimLeft(s, ". ")
 	if rs := []rune(s); len(rs) > maxDisplayRunes {
 		s = string(rs[:maxDisplayRunes])

@@ -348,7 +348,8 @@ func decodeAccept(r *reader) (*acceptMsg, error) {
 	if err := r.end(); err != nil {
 		return nil, err
 	}
-	m.Have = bitmap{n: int(n), bits: append([]byte(nil), bits...)}
+	m.Have = newBitmap(int(n))
+	copy(m.Have.bits, bits)
 	if !m.Have.clean() {
 		return nil, fmt.Errorf("bitmap padding set: %w", errProto)
 	}
