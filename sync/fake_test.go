@@ -21,8 +21,9 @@ import (
 // one goroutine per directed link delivers control messages before bulk
 // ones, and a link can be cut and restored.
 type fakeNet struct {
-	t  *testing.T
-	mu sync.Mutex
+	t   *testing.T
+	dir string
+	mu  sync.Mutex
 	// guarded by mu
 	nodes     map[mesh.PeerID]*fakeNode
 	links     map[[2]mesh.PeerID]*fakeLink
@@ -57,8 +58,8 @@ type fakeLink struct {
 }
 
 func newFakeNet(t *testing.T) *fakeNet {
-	n := &fakeNet{t: t, nodes: map[mesh.PeerID]*fakeNode{}, links: map[[2]mesh.PeerID]*fakeLink{}}
-	t.Cleanup(n.shutdown)
+	n := &fakeNet{t: t, dir: t.TempDir(), nodes: map[mesh.PeerID]*fakeNode{}, links: map[[2]mesh.PeerID]*fakeLink{}}
+	t.Cleanup(n.shutdown) // runs before the TempDir is removed
 	return n
 }
 
@@ -66,7 +67,10 @@ func newFakeNet(t *testing.T) *fakeNet {
 func (n *fakeNet) addNode(name string, edit func(*Config)) *fakeNode {
 	n.t.Helper()
 	id := mesh.PeerIDFromKey([]byte(name))
-	dir := n.t.TempDir()
+	dir, err := os.MkdirTemp(n.dir, name)
+	if err != nil {
+		n.t.Fatal(err)
+	}
 	fn := &fakeNode{net: n, id: id, name: name, root: filepath.Join(dir, "tree"), st: filepath.Join(dir, "sync")}
 	fn.cfg = DefaultConfig()
 	fn.cfg.Root, fn.cfg.StateDir = fn.root, fn.st
@@ -157,6 +161,9 @@ func (fn *fakeNode) send(ctx context.Context, to mesh.PeerID, m fakeMsg, bulk bo
 	n.mu.Unlock()
 	if l == nil {
 		return mesh.ErrBadPeerID // stands in for mesh.ErrUnknownPeer
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if m.data != nil {
 		m.data = slices.Clone(m.data)

@@ -65,13 +65,20 @@ func (e *Engine) peer(id mesh.PeerID) *peerConn {
 	return e.peers[id]
 }
 
-// peerOrUp returns the live peerConn for id, starting one if a message
-// arrived before (or without) PeerConnected.
+// peerOrUp returns the live peerConn for id. A message that overtook its
+// PeerConnected starts one, but only if the transport says the peer is
+// connected: a straggler from a closed connection is dropped.
 func (e *Engine) peerOrUp(id mesh.PeerID) *peerConn {
 	if p := e.peer(id); p != nil {
 		return p
 	}
-	return e.peerUp(mesh.PeerInfo{ID: id, State: mesh.Connected})
+	for _, info := range e.transport().Peers() {
+		if info.ID == id && info.State == mesh.Connected {
+			return e.peerUp(info)
+		}
+	}
+	e.log.Debug("message from unconnected peer dropped", "peer", id)
+	return nil
 }
 
 // peerUp starts the sender and receiver of a newly connected peer, and

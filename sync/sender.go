@@ -61,6 +61,11 @@ func (e *Engine) offerTimeout() time.Duration { return max(4*e.cfg.RetryInterval
 // returns false when the peer's context ended.
 func (e *Engine) fillOffers(p *peerConn, flights map[transferID]*flight) bool {
 	for len(flights) < e.cfg.MaxOffersInFlight {
+		if p.ctx.Err() != nil {
+			// The transport addresses peers, not connections: a stopped
+			// sender must not offer on the peer's next connection.
+			return false
+		}
 		f := e.claimNext(p)
 		if f == nil {
 			return true
@@ -222,6 +227,9 @@ func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) error {
 	for i := range rec.Manifest.Blocks {
 		if have.has(i) {
 			continue
+		}
+		if err := p.ctx.Err(); err != nil {
+			return err
 		}
 		if e.isCancelled(rec) {
 			return fmt.Errorf("cancelled: %w", errChanged)

@@ -101,7 +101,8 @@ func TestTransferResumeAfterCut(t *testing.T) {
 			return d
 		}
 		if sent++; sent == 5 {
-			n.cut(a, b) // the connection drops with this chunk in flight
+			heldBlocks(b, 4) // let the first four land
+			n.cut(a, b)      // the connection drops with this chunk in flight
 			close(cut)
 			return nil
 		}
@@ -113,20 +114,50 @@ func TestTransferResumeAfterCut(t *testing.T) {
 	n.mu.Lock()
 	n.mutate = nil
 	n.mu.Unlock()
+	held := pausedBlocks(t, b)
+	if held == 0 {
+		t.Fatalf("no block arrived before the cut")
+	}
 	before := n.delivered.Load()
-	waitPartialBlocks(t, b, 4)
 	n.connect(a, b)
 	b.waitFile("inbox/alice/big.bin", data)
-	if resent := n.delivered.Load() - before; resent != blocks-4 {
-		t.Errorf("chunks after reconnect = %d, want %d", resent, blocks-4)
+	if resent := n.delivered.Load() - before; resent != int64(blocks-held) {
+		t.Errorf("chunks after reconnect = %d, want %d", resent, blocks-held)
 	}
 	a.waitFile("sent/big.bin", data)
+}
+
+// pausedBlocks waits until the receiver's partial is no longer being
+// written (its connection is gone) and returns how many blocks it holds.
+func pausedBlocks(t *testing.T, fn *fakeNode) int {
+	t.Helper()
+	held := -1
+	err := testutil.WaitFor(5*time.Second, func() error {
+		for _, tr := range fn.engine().Status().Transfers {
+			if tr.Direction == "receive" && tr.State == "paused" {
+				held = int(tr.Done / minBlockSize)
+				return nil
+			}
+		}
+		return os.ErrNotExist
+	})
+	if err != nil {
+		t.Fatalf("paused partial: %v", err)
+	}
+	return held
 }
 
 // waitPartialBlocks waits until the receiver holds want blocks of a partial.
 func waitPartialBlocks(t *testing.T, fn *fakeNode, want int) {
 	t.Helper()
-	err := testutil.WaitFor(5*time.Second, func() error {
+	if err := heldBlocks(fn, want); err != nil {
+		t.Fatalf("partial with %d blocks: %v", want, err)
+	}
+}
+
+// heldBlocks polls until the receiver holds want blocks of a partial.
+func heldBlocks(fn *fakeNode, want int) error {
+	return testutil.WaitFor(5*time.Second, func() error {
 		for _, tr := range fn.engine().Status().Transfers {
 			if tr.Direction == "receive" && tr.Done == int64(want*minBlockSize) {
 				return nil
@@ -134,9 +165,6 @@ func waitPartialBlocks(t *testing.T, fn *fakeNode, want int) {
 		}
 		return os.ErrNotExist
 	})
-	if err != nil {
-		t.Fatalf("partial with %d blocks: %v", want, err)
-	}
 }
 
 // TestTransferReceiverRestart restarts the receiving engine mid-transfer:
@@ -153,6 +181,7 @@ func TestTransferReceiverRestart(t *testing.T) {
 			return d
 		}
 		if sent++; sent == 6 {
+			heldBlocks(b, 5)
 			n.cut(a, b)
 			close(cut)
 			return nil
