@@ -371,3 +371,10 @@ func (e *Engine) chatDo(j chatJob) {
 		e.log.Warn("chat not stored", "err", err)
 	}
 }
+
+// lastOwnSeq is the seq of our latest message.
+func (c *chatStore) lastOwnSeq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownSeq
+}

@@ -67,7 +67,7 @@ func newFakeNet(t *testing.T) *fakeNet {
 func (n *fakeNet) addNode(name string, edit func(*Config)) *fakeNode {
 	n.t.Helper()
 	id := mesh.PeerIDFromKey([]byte(name))
-	dir, err := os.MkdirTemp(n.dir, name)
+	dir, err := os.MkdirTemp(n.dir, "node")
 	if err != nil {
 		n.t.Fatal(err)
 	}
