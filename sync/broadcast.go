@@ -77,7 +77,6 @@ type pendingPeer struct {
 // broadcastLoop sends own messages and catch-ups in order, one goroutine,
 // so a peer never sees our lines out of order.
 func (e *Engine) broadcastLoop() {
-	pending := map[mesh.PeerID]pendingPeer{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -85,48 +84,51 @@ func (e *Engine) broadcastLoop() {
 		case <-e.ctx.Done():
 			return
 		case <-tick.C:
-			e.expireCatchUps(pending)
+			e.expireCatchUps()
 		case <-e.broadcast.signal:
 		}
 		for _, it := range e.broadcast.take() {
 			if e.ctx.Err() != nil {
 				return
 			}
-			e.broadcastOne(it, pending)
+			e.broadcastOne(it)
 		}
 	}
 }
 
-func (e *Engine) broadcastOne(it chatItem, pending map[mesh.PeerID]pendingPeer) {
+func (e *Engine) broadcastOne(it chatItem) {
 	t := e.transport()
 	switch {
 	case it.all:
-		e.sendLive(t, it.chat, pending)
+		e.sendLive(t, it.chat)
 	case it.ask:
-		pending[it.peer] = pendingPeer{since: time.Now(), fromSeq: e.chat.lastOwnSeq()}
 		have := e.chat.haveFrom(it.peer)
 		if err := t.SendBytes(e.ctx, it.peer, (&chatHaveMsg{Seq: have}).encode()); err != nil {
 			e.log.Debug("chat have not sent", "peer", it.peer, "err", err)
 		}
 	case it.catchUp:
-		delete(pending, it.peer)
+		e.mu.Lock()
+		delete(e.chatPending, it.peer)
+		e.mu.Unlock()
 		e.resendOwn(t, it.peer, it.after)
 	}
 }
 
-// sendLive sends one own message to every connected peer not waiting for
-// its catch-up (that catch-up will include it).
-func (e *Engine) sendLive(t Transport, m mesh.Chat, pending map[mesh.PeerID]pendingPeer) {
-	if len(pending) == 0 {
-		if err := t.BroadcastChat(e.ctx, m); err != nil {
-			e.log.Warn("chat not broadcast", "seq", m.Seq, "err", err)
+// sendLive sends one own message to every peer the engine knows as
+// connected and not waiting for its catch-up (that catch-up will include
+// it). Sending per peer rather than with BroadcastChat matters: a peer the
+// transport already has but the engine has not yet seen connect would get
+// this line before the older ones of its catch-up.
+func (e *Engine) sendLive(t Transport, m mesh.Chat) {
+	e.mu.Lock()
+	ids := make([]mesh.PeerID, 0, len(e.peers))
+	for id := range e.peers {
+		if _, wait := e.chatPending[id]; !wait {
+			ids = append(ids, id)
 		}
-		return
 	}
-	for _, id := range e.connectedPeers() {
-		if _, wait := pending[id]; wait {
-			continue
-		}
+	e.mu.Unlock()
+	for _, id := range ids {
 		if err := t.SendChat(e.ctx, id, m); err != nil {
 			e.log.Debug("chat not sent", "peer", id, "seq", m.Seq, "err", err)
 		}
@@ -145,25 +147,20 @@ func (e *Engine) resendOwn(t Transport, peer mesh.PeerID, after uint64) {
 
 // expireCatchUps stops waiting for CHAT_HAVE from peers that never sent
 // one: they get what we said since they connected.
-func (e *Engine) expireCatchUps(pending map[mesh.PeerID]pendingPeer) {
+func (e *Engine) expireCatchUps() {
 	t := e.transport()
-	for id, p := range pending {
+	e.mu.Lock()
+	due := map[mesh.PeerID]uint64{}
+	for id, p := range e.chatPending {
 		if time.Since(p.since) > catchUpWait {
-			delete(pending, id)
-			if e.peer(id) != nil {
-				e.resendOwn(t, id, p.fromSeq)
+			delete(e.chatPending, id)
+			if e.peers[id] != nil {
+				due[id] = p.fromSeq
 			}
 		}
 	}
-}
-
-// connectedPeers lists the peers with live workers.
-func (e *Engine) connectedPeers() []mesh.PeerID {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ids := make([]mesh.PeerID, 0, len(e.peers))
-	for id := range e.peers {
-		ids = append(ids, id)
+	e.mu.Unlock()
+	for id, seq := range due {
+		e.resendOwn(t, id, seq)
 	}
-	return ids
 }

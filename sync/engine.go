@@ -140,20 +140,23 @@ type Engine struct {
 	broadcast      chatQueue     // work for the chat broadcaster
 	chatIn         chan chatJob  // work for the chat loop
 
-	mu        sync.Mutex // guards everything below
-	t         Transport
-	started   bool
-	closed    bool
-	pending   []mesh.Event // events that arrived before Start
-	peers     map[mesh.PeerID]*peerConn
-	lastConn  map[mesh.PeerID]*peerConn // latest peerConn per peer, even stopped
-	names     map[mesh.PeerID]string
-	out       map[transferID]*outRecord
-	outOrder  []*outRecord // by creation; cancelled records are skipped
-	outSeq    uint64
-	in        map[inKey]*inTransfer
-	completed map[inKey]time.Time
-	folders   map[mesh.PeerID]string
+	mu       sync.Mutex // guards everything below
+	t        Transport
+	started  bool
+	closed   bool
+	pending  []mesh.Event // events that arrived before Start
+	peers    map[mesh.PeerID]*peerConn
+	lastConn map[mesh.PeerID]*peerConn // latest peerConn per peer, even stopped
+	// chatPending: connected peers whose chat catch-up has not run yet;
+	// live lines to them wait for it (broadcast.go).
+	chatPending map[mesh.PeerID]pendingPeer
+	names       map[mesh.PeerID]string
+	out         map[transferID]*outRecord
+	outOrder    []*outRecord // by creation; cancelled records are skipped
+	outSeq      uint64
+	in          map[inKey]*inTransfer
+	completed   map[inKey]time.Time
+	folders     map[mesh.PeerID]string
 }
 
 // maxPendingEvents bounds the events kept from before Start.
@@ -180,6 +183,7 @@ func New(cfg Config) (*Engine, error) {
 		foldersPath:   filepath.Join(cfg.StateDir, "folders.json"),
 		peers:         map[mesh.PeerID]*peerConn{},
 		lastConn:      map[mesh.PeerID]*peerConn{},
+		chatPending:   map[mesh.PeerID]pendingPeer{},
 		names:         map[mesh.PeerID]string{},
 		out:           map[transferID]*outRecord{},
 		in:            map[inKey]*inTransfer{},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -366,3 +367,7 @@ func exists(p string) bool {
 func isChecksum(err error) bool { return errorsIs(err, ErrChecksum) }
 
 var errorsIs = errors.Is
+
+func splitLines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

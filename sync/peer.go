@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -106,6 +107,7 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 	}
 	prev := e.lastConn[info.ID]
 	e.lastConn[info.ID] = p
+	e.chatPending[info.ID] = pendingPeer{since: time.Now(), fromSeq: e.chat.lastOwnSeq()}
 	e.peers[info.ID] = p
 	e.requeueRefusedLocked(info.ID)
 	e.wg.Add(2)
@@ -133,6 +135,7 @@ func (e *Engine) peerDown(id mesh.PeerID) {
 	e.mu.Lock()
 	p, ok := e.peers[id]
 	delete(e.peers, id)
+	delete(e.chatPending, id)
 	e.mu.Unlock()
 	if ok {
 		p.cancel()
