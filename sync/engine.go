@@ -134,6 +134,7 @@ type Engine struct {
 	// Test hooks, set before Start.
 	freeSpace func(path string) (free, total uint64, err error)
 	errHook   func(error)
+	writeAt   func(f *os.File, b []byte, off int64) (int, error) // block writes (fault injection)
 
 	checksumErrors atomic.Uint64 // blocks dropped for a bad hash
 	jobs           jobQueue      // work for the outbox loop
@@ -191,6 +192,7 @@ func New(cfg Config) (*Engine, error) {
 		folders:       map[mesh.PeerID]string{},
 		chatIn:        make(chan chatJob, cfg.QueueLen),
 		freeSpace:     statfsFree,
+		writeAt:       (*os.File).WriteAt,
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.jobs.init()

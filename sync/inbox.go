@@ -339,7 +339,7 @@ func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
 		e.noteError(err)
 		return
 	}
-	if _, err := t.f.WriteAt(m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
+	if _, err := e.writeAt(t.f, m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
 		e.failIn(p, t, "write block", err)
 		return
 	}

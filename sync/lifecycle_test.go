@@ -195,3 +195,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		t.Fatal(err)
 	}
 }
+
+// TestEventsBeforeStart: events that arrive between New and Start are kept
+// and handled once the engine starts.
+func TestEventsBeforeStart(t *testing.T) {
+	n := newFakeNet(t)
+	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
+	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: a.id, Name: "alice"}, Chat: mesh.Chat{Seq: 1, Text: "early"}})
+	a.start()
+	b.start()
+	waitChat(t, b, []string{"alice: early"})
+}

@@ -1,6 +1,9 @@
 package sync
 
 import (
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -339,4 +342,34 @@ func TestTransferRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTransferWriteENOSPC: the disk fills up mid-transfer => REJECT
+// NOSPACE, partial deleted, node alive; the sender retries and succeeds.
+func TestTransferWriteENOSPC(t *testing.T) {
+	n := newFakeNet(t)
+	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
+	var failing atomic.Bool
+	failing.Store(true)
+	b.engine().writeAt = func(f *os.File, d []byte, off int64) (int, error) {
+		if failing.Load() && off > 0 {
+			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: unix.ENOSPC}
+		}
+		return f.WriteAt(d, off)
+	}
+	a.start()
+	b.start()
+	n.connect(a, b)
+	data := randBytes(12, 3*minBlockSize)
+	a.put("full.bin", data)
+	waitFor(t, func() bool { return strings.Contains(string(a.engine().PeersTable()), "no space left on bob's disk") })
+	waitFor(t, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(b.root, "inbox", partialsName))
+		return len(ents) == 0
+	})
+	say(t, b, "still alive")
+	waitChat(t, a, []string{"bob: still alive"})
+	failing.Store(false)
+	b.waitFile("inbox/alice/full.bin", data)
+	a.waitGone("outbox/full.bin")
 }
