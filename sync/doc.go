@@ -9,8 +9,9 @@
 // verified), inbox/<peer-folder>/ (verified files from each peer) and
 // inbox/.meshfs-partials/ (hidden partial files and their manifests).
 // Under Config.StateDir: outgoing/<id>.json (per-member delivery state of each
-// outgoing transfer), completed.json (recently completed inbound transfer ids,
-// so a replayed OFFER is answered with ACK and not a second copy),
+// outgoing transfer), completed.json and its journal completed.jsonl
+// (recently completed inbound transfer ids, so a replayed OFFER is answered
+// with ACK and not a second copy),
 // folders.json (peer ID to inbox folder name, stable forever), chat.jsonl (the
 // chat message store) and chat.log (the rendered chat log the FUSE chat file
 // serves).
@@ -21,8 +22,12 @@
 // is the message kind (proto.go). A sender OFFERs a manifest (SHA-256 per
 // block and of the whole file), the receiver ACCEPTs with a bitmap of the
 // blocks it already holds (resume) or REJECTs with a reason, the sender sends
-// the missing CHUNKs on the bulk queue and DONE, and the receiver verifies,
-// fsyncs, renames the file into place without replacing anything and ACKs.
+// the missing CHUNKs and then DONE on the bulk queue (DONE must not overtake
+// the chunks), and the receiver verifies, fsyncs, renames the file into
+// place without replacing anything and ACKs.
+//
+// Partial files are named <full peer ID>-<transfer ID>.part: the short ID
+// alone could be ground by a malicious member to collide with another's.
 //
 // # Goroutines
 //

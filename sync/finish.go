@@ -1,9 +1,13 @@
 package sync
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -116,8 +120,8 @@ func (e *Engine) completeIn(t *inTransfer) {
 	delete(e.in, t.key)
 	t.owner = nil
 	e.mu.Unlock()
-	if err := e.saveCompleted(); err != nil {
-		e.log.Warn("completed transfers not saved", "err", err)
+	if err := e.journalCompleted(t.key); err != nil {
+		e.log.Warn("completed transfer not saved", "err", err)
 	}
 	os.Remove(e.metaPath(t.key))
 }
@@ -129,7 +133,30 @@ type completedEntry struct {
 	At   time.Time  `json:"at"`
 }
 
-// saveCompleted stores the completed IDs younger than CompletedTTL.
+// journalCompleted appends one completed ID to completed.jsonl: cheap per
+// file, where rewriting the whole list would cost O(n) per file. New folds
+// the journal into completed.json.
+func (e *Engine) journalCompleted(k inKey) error {
+	line, err := json.Marshal(completedEntry{Peer: k.peer.String(), ID: k.id, At: time.Now()})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(e.completedPath+"l", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// saveCompleted stores the completed IDs younger than CompletedTTL in
+// completed.json and empties the journal.
 func (e *Engine) saveCompleted() error {
 	cutoff := time.Now().Add(-e.cfg.CompletedTTL)
 	e.mu.Lock()
@@ -142,15 +169,29 @@ func (e *Engine) saveCompleted() error {
 		list = append(list, completedEntry{Peer: k.peer.String(), ID: k.id, At: at})
 	}
 	e.mu.Unlock()
-	return writeJSONAtomic(e.completedPath, list)
+	if err := writeJSONAtomic(e.completedPath, list); err != nil {
+		return err
+	}
+	if err := os.Remove(e.completedPath + "l"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
-// loadCompleted reads completed.json at New.
+// loadCompleted reads completed.json and its journal at New.
 func (e *Engine) loadCompleted() error {
 	var list []completedEntry
 	if err := readJSON(e.completedPath, &list); err != nil {
 		e.log.Warn("completed transfers unreadable", "err", err)
 		return nil
+	}
+	if data, err := os.ReadFile(e.completedPath + "l"); err == nil {
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var c completedEntry
+			if json.Unmarshal(line, &c) == nil {
+				list = append(list, c)
+			}
+		}
 	}
 	cutoff := time.Now().Add(-e.cfg.CompletedTTL)
 	for _, c := range list {
