@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -20,8 +21,10 @@ import (
 // finishIn verifies a complete partial, makes it durable and renames it
 // into inbox/<peer-folder>/ without replacing anything, then ACKs.
 func (e *Engine) finishIn(p *peerConn, t *inTransfer) {
-	if err := verifyWhole(t.f, t.meta.FileHash); err != nil {
-		e.failIn(p, t, "verify file", err)
+	if err := verifyWhole(p.ctx, t.f, t.meta.FileHash); err != nil {
+		if p.ctx.Err() == nil { // a disconnect keeps the partial for resume
+			e.failIn(p, t, "verify file", err)
+		}
 		return
 	}
 	if err := e.makeDurable(t); err != nil {
@@ -42,9 +45,9 @@ func (e *Engine) finishIn(p *peerConn, t *inTransfer) {
 }
 
 // verifyWhole checks the whole-file hash by reading the partial.
-func verifyWhole(f *os.File, want hash32) error {
+func verifyWhole(ctx context.Context, f *os.File, want hash32) error {
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(f, 0, 1<<62)}); err != nil {
 		return fmt.Errorf("read partial: %w", err)
 	}
 	if hash32(h.Sum(nil)) != want {

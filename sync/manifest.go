@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ var errChanged = errors.New("file changed while reading")
 // hashFile reads f once from the start and returns its manifest. blockSize
 // is the block size to use; buf is reused (len >= blockSize). It fails with
 // errChanged if f's identity moved during the read.
-func hashFile(f *os.File, blockSize int, buf []byte) (manifest, identity, error) {
+func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manifest, identity, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
@@ -58,6 +59,9 @@ func hashFile(f *os.File, blockSize int, buf []byte) (manifest, identity, error)
 	buf = buf[:blockSize]
 	var total int64
 	for {
+		if err := ctx.Err(); err != nil {
+			return manifest{}, identity{}, err
+		}
 		n, err := io.ReadFull(f, buf)
 		if n > 0 {
 			whole.Write(buf[:n])
@@ -94,3 +98,17 @@ func chooseBlockSize(size int64, configured int) int {
 
 // fileTime converts unix nanoseconds to a time.
 func fileTime(ns int64) time.Time { return time.Unix(0, ns) }
+
+// ctxReader stops a long read (hashing a 4 GiB file) when ctx ends, so
+// Close does not wait for it.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
