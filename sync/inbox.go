@@ -240,7 +240,7 @@ func (e *Engine) claimIn(p *peerConn, k inKey) (*inTransfer, rejectCode, error) 
 		e.mu.Unlock()
 		return nil, rejectBusy, errors.New("transfer busy on another connection")
 	case t.owner == nil:
-		if !e.slotFreeLocked(p.id) {
+		if !e.slotFreeLocked(p) {
 			e.mu.Unlock()
 			return nil, rejectBusy, errors.New("too many transfers at once, try later")
 		}
@@ -255,22 +255,23 @@ func (e *Engine) claimIn(p *peerConn, k inKey) (*inTransfer, rejectCode, error) 
 	return t, 0, nil
 }
 
-// slotFreeLocked applies the per-peer and global caps, first freeing the
-// slots of transfers idle for longer than InboundIdle.
-func (e *Engine) slotFreeLocked(peer mesh.PeerID) bool {
+// slotFreeLocked applies the per-peer and global caps, first freeing p's
+// own transfers idle for longer than InboundIdle (other receivers free
+// theirs on their own tick: only an owner may close its files).
+func (e *Engine) slotFreeLocked(p *peerConn) bool {
 	cutoff := time.Now().Add(-e.cfg.InboundIdle)
 	perPeer, total := 0, 0
 	for k, t := range e.in {
 		if t.owner == nil {
 			continue
 		}
-		if t.last.Before(cutoff) && t.owner.ctx.Err() == nil {
+		if t.owner == p && t.last.Before(cutoff) {
 			t.closeFile()
 			t.owner = nil
 			continue
 		}
 		total++
-		if k.peer == peer {
+		if k.peer == p.id {
 			perPeer++
 		}
 	}

@@ -77,7 +77,7 @@ func (e *Engine) fillOffers(p *peerConn, flights map[transferID]*flight) bool {
 			delete(flights, f.rec.ID)
 			return p.ctx.Err() == nil
 		}
-		e.log.Debug("offer sent", "peer", p.id, "path", f.rec.Rel, "id", f.rec.ID.String(), "conn", fmt.Sprintf("%p", p))
+		e.log.Debug("offer sent", "peer", p.id, "path", f.rec.Rel, "id", f.rec.ID.String())
 	}
 	return true
 }
@@ -166,7 +166,7 @@ func (e *Engine) handleMail(p *peerConn, flights map[transferID]*flight) {
 func (e *Engine) onAccept(p *peerConn, flights map[transferID]*flight, m *acceptMsg) {
 	f := flights[m.ID]
 	if f == nil {
-		e.log.Debug("accept for unknown transfer", "peer", p.id, "id", m.ID.String(), "conn", fmt.Sprintf("%p", p))
+		e.log.Debug("accept for unknown transfer", "peer", p.id, "id", m.ID.String())
 		return
 	}
 	f.last = time.Now()
