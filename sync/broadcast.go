@@ -1,0 +1,166 @@
+package sync
+
+import (
+	"sync"
+	"time"
+
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// catchUpWait is how long a newly connected peer's live chat waits for its
+// CHAT_HAVE before we fall back to resending what it missed while we knew
+// it was connected.
+const catchUpWait = 10 * time.Second
+
+// chatItem is work for the broadcaster: an own message for everyone, a
+// catch-up for one peer, or a CHAT_HAVE request to one peer.
+type chatItem struct {
+	chat    mesh.Chat
+	all     bool        // broadcast chat
+	peer    mesh.PeerID // catch-up / ask target
+	after   uint64      // catch-up: send own messages after this seq
+	catchUp bool
+	ask     bool
+}
+
+// chatQueue is the broadcaster's ordered queue. It never blocks: Say runs
+// in a FUSE callback. Past its bound the oldest broadcast is dropped (the
+// peer recovers it by catch-up on its next connection).
+type chatQueue struct {
+	mu     sync.Mutex
+	items  []chatItem
+	limit  int
+	signal chan struct{}
+}
+
+func (q *chatQueue) init(limit int) {
+	q.limit = limit + 64
+	q.signal = make(chan struct{}, 1)
+}
+
+func (q *chatQueue) push(it chatItem) {
+	q.mu.Lock()
+	if len(q.items) >= q.limit {
+		q.items = q.items[1:]
+	}
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *chatQueue) take() []chatItem {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// catchUp queues the resend of own messages after seq to peer.
+func (q *chatQueue) catchUp(peer mesh.PeerID, seq uint64) {
+	q.push(chatItem{peer: peer, after: seq, catchUp: true})
+}
+
+// askHave queues a CHAT_HAVE to a newly connected peer.
+func (q *chatQueue) askHave(peer mesh.PeerID) { q.push(chatItem{peer: peer, ask: true}) }
+
+// pendingPeer is a newly connected peer whose catch-up has not run yet: live
+// messages to it are held back so that it sees our lines in order.
+type pendingPeer struct {
+	since   time.Time
+	fromSeq uint64 // our last seq when it connected
+}
+
+// broadcastLoop sends own messages and catch-ups in order, one goroutine,
+// so a peer never sees our lines out of order.
+func (e *Engine) broadcastLoop() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+			e.expireCatchUps()
+		case <-e.broadcast.signal:
+		}
+		for _, it := range e.broadcast.take() {
+			if e.ctx.Err() != nil {
+				return
+			}
+			e.broadcastOne(it)
+		}
+	}
+}
+
+func (e *Engine) broadcastOne(it chatItem) {
+	t := e.transport()
+	switch {
+	case it.all:
+		e.sendLive(t, it.chat)
+	case it.ask:
+		have := e.chat.haveFrom(it.peer)
+		if err := t.SendBytes(e.ctx, it.peer, (&chatHaveMsg{Seq: have}).encode()); err != nil {
+			e.log.Debug("chat have not sent", "peer", it.peer, "err", err)
+		}
+	case it.catchUp:
+		e.mu.Lock()
+		delete(e.chatPending, it.peer)
+		e.mu.Unlock()
+		e.resendOwn(t, it.peer, it.after)
+	}
+}
+
+// sendLive sends one own message to every peer the engine knows as
+// connected and not waiting for its catch-up (that catch-up will include
+// it). Sending per peer rather than with BroadcastChat matters: a peer the
+// transport already has but the engine has not yet seen connect would get
+// this line before the older ones of its catch-up.
+func (e *Engine) sendLive(t Transport, m mesh.Chat) {
+	e.mu.Lock()
+	ids := make([]mesh.PeerID, 0, len(e.peers))
+	for id := range e.peers {
+		if _, wait := e.chatPending[id]; !wait {
+			ids = append(ids, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if err := t.SendChat(e.ctx, id, m); err != nil {
+			e.log.Debug("chat not sent", "peer", id, "seq", m.Seq, "err", err)
+		}
+	}
+}
+
+// resendOwn sends own messages after seq to one peer, in order.
+func (e *Engine) resendOwn(t Transport, peer mesh.PeerID, after uint64) {
+	for _, m := range e.chat.ownAfter(after) {
+		if err := t.SendChat(e.ctx, peer, m); err != nil {
+			e.log.Debug("chat catch-up stopped", "peer", peer, "err", err)
+			return
+		}
+	}
+}
+
+// expireCatchUps stops waiting for CHAT_HAVE from peers that never sent
+// one: they get what we said since they connected.
+func (e *Engine) expireCatchUps() {
+	t := e.transport()
+	e.mu.Lock()
+	due := map[mesh.PeerID]uint64{}
+	for id, p := range e.chatPending {
+		if time.Since(p.since) > catchUpWait {
+			delete(e.chatPending, id)
+			if e.peers[id] != nil {
+				due[id] = p.fromSeq
+			}
+		}
+	}
+	e.mu.Unlock()
+	for id, seq := range due {
+		e.resendOwn(t, id, seq)
+	}
+}

@@ -1,0 +1,373 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// fakeNet connects engines in memory, like memberlist's mock transport:
+// one goroutine per directed link delivers control messages before bulk
+// ones, and a link can be cut and restored.
+type fakeNet struct {
+	t   *testing.T
+	dir string
+	mu  sync.Mutex
+	// guarded by mu
+	nodes     map[mesh.PeerID]*fakeNode
+	links     map[[2]mesh.PeerID]*fakeLink
+	mutate    func(from, to mesh.PeerID, data []byte) []byte // may change or drop (nil) a BYTES payload
+	wg        sync.WaitGroup
+	chunks    atomic.Int64 // CHUNK messages sent
+	delivered atomic.Int64 // CHUNK messages delivered
+}
+
+type fakeNode struct {
+	net  *fakeNet
+	id   mesh.PeerID
+	name string
+	root string
+	st   string
+	cfg  Config
+	mu   sync.Mutex
+	eng  *Engine
+	recv func(from mesh.PeerID, data []byte) // for engine-less nodes
+}
+
+type fakeMsg struct {
+	data []byte
+	chat *mesh.Chat
+}
+
+type fakeLink struct {
+	from, to   *fakeNode
+	ctrl, bulk chan fakeMsg
+	ctx        context.Context
+	cancel     context.CancelFunc
+}
+
+func newFakeNet(t *testing.T) *fakeNet {
+	n := &fakeNet{t: t, dir: t.TempDir(), nodes: map[mesh.PeerID]*fakeNode{}, links: map[[2]mesh.PeerID]*fakeLink{}}
+	t.Cleanup(n.shutdown) // runs before the TempDir is removed
+	return n
+}
+
+// addNode registers a member with its own temp dirs and engine (not started).
+func (n *fakeNet) addNode(name string, edit func(*Config)) *fakeNode {
+	n.t.Helper()
+	id := mesh.PeerIDFromKey([]byte(name))
+	dir, err := os.MkdirTemp(n.dir, "node")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	fn := &fakeNode{net: n, id: id, name: name, root: filepath.Join(dir, "tree"), st: filepath.Join(dir, "sync")}
+	fn.cfg = DefaultConfig()
+	fn.cfg.Root, fn.cfg.StateDir = fn.root, fn.st
+	fn.cfg.Logger = testutil.Logger(n.t).With("node", name)
+	fn.cfg.BlockSize = minBlockSize
+	fn.cfg.RetryInterval = 50 * time.Millisecond
+	if edit != nil {
+		edit(&fn.cfg)
+	}
+	n.mu.Lock()
+	n.nodes[id] = fn
+	n.mu.Unlock()
+	fn.open()
+	return fn
+}
+
+// open creates the node's engine on its dirs (again, for a restart).
+func (fn *fakeNode) open() {
+	fn.net.t.Helper()
+	e, err := New(fn.cfg)
+	if err != nil {
+		fn.net.t.Fatalf("New(%s) = %v", fn.name, err)
+	}
+	fn.mu.Lock()
+	fn.eng = e
+	fn.mu.Unlock()
+}
+
+func (fn *fakeNode) engine() *Engine {
+	fn.mu.Lock()
+	defer fn.mu.Unlock()
+	return fn.eng
+}
+
+func (fn *fakeNode) start() {
+	fn.net.t.Helper()
+	if err := fn.engine().Start(fn); err != nil {
+		fn.net.t.Fatalf("Start(%s) = %v", fn.name, err)
+	}
+}
+
+// closeEngine closes the engine (links stay as they are).
+func (fn *fakeNode) closeEngine() {
+	if e := fn.engine(); e != nil {
+		e.Close()
+	}
+}
+
+// Transport implementation.
+
+func (fn *fakeNode) ID() mesh.PeerID { return fn.id }
+func (fn *fakeNode) Name() string    { return fn.name }
+
+func (fn *fakeNode) Peers() []mesh.PeerInfo {
+	n := fn.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []mesh.PeerInfo
+	for id, o := range n.nodes {
+		if id == fn.id {
+			continue
+		}
+		p := mesh.PeerInfo{ID: id, Name: o.name, State: mesh.Offline}
+		if _, ok := n.links[[2]mesh.PeerID{fn.id, id}]; ok {
+			p.State, p.Addr, p.RTT, p.LastSeen = mesh.Connected, "mem:"+o.name, 300*time.Microsecond, time.Now()
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (fn *fakeNode) send(ctx context.Context, to mesh.PeerID, m fakeMsg, bulk bool) error {
+	n := fn.net
+	n.mu.Lock()
+	l := n.links[[2]mesh.PeerID{fn.id, to}]
+	mutate := n.mutate
+	n.mu.Unlock()
+	if l == nil {
+		return mesh.ErrBadPeerID // stands in for mesh.ErrUnknownPeer
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.data != nil {
+		m.data = slices.Clone(m.data)
+		if m.data[0] == byte(kindChunk) {
+			n.chunks.Add(1)
+		}
+		if mutate != nil {
+			if m.data = mutate(fn.id, to, m.data); m.data == nil {
+				return nil
+			}
+		}
+	}
+	q := l.ctrl
+	if bulk {
+		q = l.bulk
+	}
+	select {
+	case q <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.ctx.Done():
+		return fmt.Errorf("link closed: %w", l.ctx.Err())
+	}
+}
+
+func (fn *fakeNode) SendBytes(ctx context.Context, to mesh.PeerID, data []byte) error {
+	return fn.send(ctx, to, fakeMsg{data: data}, false)
+}
+
+func (fn *fakeNode) SendBulk(ctx context.Context, to mesh.PeerID, data []byte) error {
+	return fn.send(ctx, to, fakeMsg{data: data}, true)
+}
+
+func (fn *fakeNode) SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) error {
+	return fn.send(ctx, to, fakeMsg{chat: &c}, false)
+}
+
+func (fn *fakeNode) BroadcastChat(ctx context.Context, c mesh.Chat) error {
+	for _, p := range fn.Peers() {
+		if p.State == mesh.Connected {
+			if err := fn.SendChat(ctx, p.ID, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// connect brings up both directions between a and b and tells both.
+func (n *fakeNet) connect(a, b *fakeNode) {
+	n.mu.Lock()
+	la, lb := n.newLink(a, b), n.newLink(b, a)
+	n.mu.Unlock()
+	a.deliver(mesh.PeerConnected{Peer: mesh.PeerInfo{ID: b.id, Name: b.name, State: mesh.Connected}})
+	b.deliver(mesh.PeerConnected{Peer: mesh.PeerInfo{ID: a.id, Name: a.name, State: mesh.Connected}})
+	n.run(la)
+	n.run(lb)
+}
+
+func (n *fakeNet) newLink(from, to *fakeNode) *fakeLink {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &fakeLink{from: from, to: to, ctrl: make(chan fakeMsg, 64), bulk: make(chan fakeMsg, 8), ctx: ctx, cancel: cancel}
+	n.links[[2]mesh.PeerID{from.id, to.id}] = l
+	return l
+}
+
+// run delivers a link's messages, control first, until it is cut.
+func (n *fakeNet) run(l *fakeLink) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			var m fakeMsg
+			select {
+			case <-l.ctx.Done():
+				return
+			case m = <-l.ctrl:
+			default:
+				select {
+				case <-l.ctx.Done():
+					return
+				case m = <-l.ctrl:
+				case m = <-l.bulk:
+				}
+			}
+			if m.data != nil && m.data[0] == byte(kindChunk) {
+				n.delivered.Add(1)
+			}
+			l.to.receive(l.from, m)
+		}
+	}()
+}
+
+func (fn *fakeNode) receive(from *fakeNode, m fakeMsg) {
+	if fn.recv != nil {
+		if m.data != nil {
+			fn.recv(from.id, m.data)
+		}
+		return
+	}
+	if m.chat != nil {
+		fn.deliver(mesh.ChatReceived{From: mesh.PeerInfo{ID: from.id, Name: from.name, State: mesh.Connected}, Chat: *m.chat})
+		return
+	}
+	fn.deliver(mesh.BytesReceived{From: from.id, Data: m.data})
+}
+
+func (fn *fakeNode) deliver(ev mesh.Event) {
+	if e := fn.engine(); e != nil {
+		e.HandleEvent(ev)
+	}
+}
+
+// cut drops both directions between a and b and tells both.
+func (n *fakeNet) cut(a, b *fakeNode) {
+	n.mu.Lock()
+	for _, k := range [][2]mesh.PeerID{{a.id, b.id}, {b.id, a.id}} {
+		if l := n.links[k]; l != nil {
+			l.cancel()
+			delete(n.links, k)
+		}
+	}
+	n.mu.Unlock()
+	a.deliver(mesh.PeerDisconnected{Peer: mesh.PeerInfo{ID: b.id, Name: b.name}})
+	b.deliver(mesh.PeerDisconnected{Peer: mesh.PeerInfo{ID: a.id, Name: a.name}})
+}
+
+func (n *fakeNet) shutdown() {
+	n.mu.Lock()
+	for k, l := range n.links {
+		l.cancel()
+		delete(n.links, k)
+	}
+	nodes := make([]*fakeNode, 0, len(n.nodes))
+	for _, fn := range n.nodes {
+		nodes = append(nodes, fn)
+	}
+	n.mu.Unlock()
+	for _, fn := range nodes {
+		fn.closeEngine()
+	}
+	n.wg.Wait()
+}
+
+// Helpers for the tests.
+
+// put writes a file into the node's outbox and reports it closed.
+func (fn *fakeNode) put(rel string, data []byte) {
+	fn.net.t.Helper()
+	p := filepath.Join(fn.root, "outbox", filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		fn.net.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		fn.net.t.Fatal(err)
+	}
+	fn.engine().OutboxClosed(rel)
+}
+
+// waitFile polls until rel (under the node's tree) has exactly want.
+func (fn *fakeNode) waitFile(rel string, want []byte) {
+	fn.net.t.Helper()
+	p := filepath.Join(fn.root, filepath.FromSlash(rel))
+	err := testutil.WaitFor(10*time.Second, func() error {
+		got, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if sha256.Sum256(got) != sha256.Sum256(want) {
+			return fmt.Errorf("%s: %d bytes, content differs from want (%d bytes)", rel, len(got), len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		fn.net.t.Fatalf("%s: %v", fn.name, err)
+	}
+}
+
+// waitGone polls until rel does not exist.
+func (fn *fakeNode) waitGone(rel string) {
+	fn.net.t.Helper()
+	p := filepath.Join(fn.root, filepath.FromSlash(rel))
+	err := testutil.WaitFor(10*time.Second, func() error {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%s still exists", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		fn.net.t.Fatalf("%s: %v", fn.name, err)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func isChecksum(err error) bool { return errorsIs(err, ErrChecksum) }
+
+var errorsIs = errors.Is
+
+func splitLines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,450 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// partialsName is the hidden folder of partial files inside inbox/.
+const partialsName = ".meshfs-partials"
+
+// inKey identifies an inbound transfer: a peer can only feed its own.
+type inKey struct {
+	peer mesh.PeerID
+	id   transferID
+}
+
+// partialMeta is the sidecar of a partial file: its manifest, so that a
+// restarted node can resume.
+type partialMeta struct {
+	Peer      string     `json:"peer"`
+	ID        transferID `json:"id"`
+	Path      string     `json:"path"` // validated, NFC
+	Size      uint64     `json:"size"`
+	BlockSize uint32     `json:"block_size"`
+	Mode      uint32     `json:"mode"`
+	MTime     int64      `json:"mtime"`
+	FileHash  hash32     `json:"file_hash"`
+	Blocks    []hash32   `json:"blocks"`
+	Started   time.Time  `json:"started"`
+}
+
+// inTransfer is one inbound transfer: a partial file being filled.
+type inTransfer struct {
+	key  inKey
+	meta partialMeta
+
+	// Guarded by Engine.mu; f is used only by its owner's receiver.
+	owner     *peerConn // receiver that has it open; nil when idle
+	f         *os.File
+	have      bitmap
+	haveKnown bool // false after a restart until the partial is re-hashed
+	rounds    int
+	last      time.Time
+}
+
+// closeFile closes the partial's descriptor (Engine.mu held or owner).
+func (t *inTransfer) closeFile() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+}
+
+// sameManifest reports whether a re-OFFER matches what we stored.
+func (t *inTransfer) sameManifest(m *offerMsg) bool {
+	return t.meta.Size == m.Size && t.meta.BlockSize == m.BlockSize && t.meta.FileHash == m.FileHash
+}
+
+// partBase is the file name stem of a partial: full peer ID (a short one
+// could be ground to collide) and transfer ID.
+func partBase(k inKey) string { return k.peer.String() + "-" + k.id.String() }
+
+func (e *Engine) partPath(k inKey) string { return filepath.Join(e.partsDir, partBase(k)+".part") }
+func (e *Engine) metaPath(k inKey) string { return filepath.Join(e.partsDir, partBase(k)+".json") }
+
+// runReceiver handles one peer's OFFER, CHUNK and DONE messages in order.
+func (e *Engine) runReceiver(p *peerConn) {
+	defer e.closePeerFiles(p)
+	tick := time.NewTicker(max(e.cfg.InboundIdle/2, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case data := <-p.inbound:
+			e.receive(p, data)
+		case <-tick.C:
+			e.closeIdle(p, time.Now().Add(-e.cfg.InboundIdle))
+		}
+	}
+}
+
+// receive decodes and handles one message.
+func (e *Engine) receive(p *peerConn, data []byte) {
+	msg, err := decodeMessage(data)
+	if err != nil {
+		e.log.Debug("bad message", "peer", p.id, "err", err)
+		return
+	}
+	switch m := msg.(type) {
+	case *offerMsg:
+		e.onOffer(p, m)
+	case *chunkMsg:
+		e.onChunk(p, m)
+	case *doneMsg:
+		e.onDone(p, m)
+	default:
+		e.log.Debug("unexpected message", "peer", p.id, "type", fmt.Sprintf("%T", m))
+	}
+}
+
+// reply sends a control message to p; failures mean the peer is gone.
+func (e *Engine) reply(p *peerConn, data []byte) {
+	if err := e.transport().SendBytes(p.ctx, p.id, data); err != nil {
+		e.log.Debug("reply not sent", "peer", p.id, "err", err)
+	}
+}
+
+func (e *Engine) reject(p *peerConn, id transferID, code rejectCode, reason string) {
+	e.reply(p, (&rejectMsg{ID: id, Code: code, Reason: reason}).encode())
+}
+
+// onOffer validates an OFFER before touching the disk, then answers ACK
+// (already done), ACCEPT with the blocks held, or REJECT.
+func (e *Engine) onOffer(p *peerConn, m *offerMsg) {
+	k := inKey{p.id, m.ID}
+	e.mu.Lock()
+	_, done := e.completed[k]
+	_, known := e.in[k]
+	e.mu.Unlock()
+	if done {
+		e.reply(p, (&ackMsg{ID: m.ID}).encode())
+		return
+	}
+	if !known {
+		if code, reason := e.admit(p, m); code != 0 {
+			e.log.Info("offer refused", "peer", p.id, "path", m.Path, "code", code.String(), "reason", reason)
+			e.reject(p, m.ID, code, reason)
+			return
+		}
+	}
+	t, code, err := e.claimIn(p, k)
+	if err != nil {
+		e.reject(p, m.ID, code, err.Error())
+		return
+	}
+	if !t.sameManifest(m) {
+		e.reject(p, m.ID, rejectIO, "transfer id reused with a different manifest")
+		return
+	}
+	e.mu.Lock()
+	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	e.mu.Unlock()
+	e.reply(p, (&acceptMsg{ID: m.ID, Have: have}).encode())
+}
+
+// admit checks a new OFFER and creates its partial. It returns a reject
+// code and reason, or 0.
+func (e *Engine) admit(p *peerConn, m *offerMsg) (rejectCode, string) {
+	clean, err := validatePath(m.Path)
+	if err != nil {
+		return rejectName, err.Error()
+	}
+	if m.Size > uint64(e.cfg.MaxFileSize) {
+		return rejectTooBig, fmt.Sprintf("%s is over the %s limit", humanIEC(m.Size), humanIEC(uint64(e.cfg.MaxFileSize)))
+	}
+	if code, reason := e.checkQuota(p.id, m.Size); code != 0 {
+		return code, reason
+	}
+	if code, reason := e.checkSpace(m.Size); code != 0 {
+		return code, reason
+	}
+	meta := partialMeta{
+		Peer: p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
+		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(),
+	}
+	if err := e.createPartial(inKey{p.id, m.ID}, meta); err != nil {
+		return ioCode(err), err.Error()
+	}
+	return 0, ""
+}
+
+// createPartial makes the empty partial file and its sidecar.
+func (e *Engine) createPartial(k inKey, meta partialMeta) error {
+	f, err := os.OpenFile(e.partPath(k), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create partial: %w", err)
+	}
+	f.Close()
+	if err := writeJSONAtomic(e.metaPath(k), &meta); err != nil {
+		os.Remove(e.partPath(k))
+		return err
+	}
+	t := &inTransfer{key: k, meta: meta, have: newBitmap(len(meta.Blocks)), haveKnown: true, last: time.Now()}
+	e.mu.Lock()
+	e.in[k] = t
+	e.mu.Unlock()
+	return nil
+}
+
+// checkQuota refuses when this peer's partials would exceed 2*MaxFileSize.
+func (e *Engine) checkQuota(peer mesh.PeerID, size uint64) (rejectCode, string) {
+	e.mu.Lock()
+	var used uint64
+	for k, t := range e.in {
+		if k.peer == peer {
+			used += t.meta.Size
+		}
+	}
+	e.mu.Unlock()
+	if limit := 2 * uint64(e.cfg.MaxFileSize); used+size > limit {
+		return rejectQuota, fmt.Sprintf("%s of partial transfers already held, limit %s: %v",
+			humanIEC(used), humanIEC(limit), ErrQuota)
+	}
+	return 0, ""
+}
+
+// checkSpace refuses when the file would eat into the MinFreePercent reserve.
+func (e *Engine) checkSpace(need uint64) (rejectCode, string) {
+	free, total, err := e.freeSpace(e.inboxDir)
+	if err != nil {
+		return rejectIO, err.Error()
+	}
+	reserve := uint64(float64(total) * e.cfg.MinFreePercent / 100)
+	if free < reserve || free-reserve < need {
+		return rejectNoSpace, fmt.Sprintf("no space left on %s's disk: needs %s, %s free",
+			e.selfName(), humanIEC(need), humanIEC(free))
+	}
+	return 0, ""
+}
+
+// claimIn makes p the owner of transfer k with its partial open, within the
+// concurrency caps, and re-hashes the partial if its blocks are unknown.
+func (e *Engine) claimIn(p *peerConn, k inKey) (*inTransfer, rejectCode, error) {
+	e.mu.Lock()
+	t := e.in[k]
+	switch {
+	case t == nil:
+		e.mu.Unlock()
+		return nil, rejectIO, errors.New("partial vanished")
+	case t.owner != nil && t.owner != p:
+		e.mu.Unlock()
+		return nil, rejectBusy, errors.New("transfer busy on another connection")
+	case t.owner == nil:
+		if !e.slotFreeLocked(p) {
+			e.mu.Unlock()
+			return nil, rejectBusy, errors.New("too many transfers at once, try later")
+		}
+		t.owner = p
+	}
+	t.last = time.Now()
+	e.mu.Unlock()
+	if err := e.openPartial(t); err != nil {
+		e.dropPartial(t)
+		return nil, ioCode(err), err
+	}
+	return t, 0, nil
+}
+
+// slotFreeLocked applies the per-peer and global caps, first freeing p's
+// own transfers idle for longer than InboundIdle (other receivers free
+// theirs on their own tick: only an owner may close its files).
+func (e *Engine) slotFreeLocked(p *peerConn) bool {
+	cutoff := time.Now().Add(-e.cfg.InboundIdle)
+	perPeer, total := 0, 0
+	for k, t := range e.in {
+		if t.owner == nil {
+			continue
+		}
+		if t.owner == p && t.last.Before(cutoff) {
+			t.closeFile()
+			t.owner = nil
+			continue
+		}
+		total++
+		if k.peer == p.id {
+			perPeer++
+		}
+	}
+	return perPeer < e.cfg.MaxInboundPerPeer && total < e.cfg.MaxInboundTotal
+}
+
+// openPartial opens the partial for writing and learns which blocks it
+// holds when that is not known (after a restart).
+func (e *Engine) openPartial(t *inTransfer) error {
+	if t.f == nil {
+		f, err := os.OpenFile(e.partPath(t.key), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open partial: %w", err)
+		}
+		t.f = f
+	}
+	if !t.haveKnown {
+		have, err := haveBlocks(t.f, &t.meta)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		t.have, t.haveKnown = have, true
+		e.mu.Unlock()
+		e.log.Info("partial resumed", "peer", t.key.peer, "path", t.meta.Path, "have", have.count(), "of", have.n)
+	}
+	return nil
+}
+
+// ownedIn returns transfer k if p owns it, claiming an idle one (its fd was
+// closed for idleness) again.
+func (e *Engine) ownedIn(p *peerConn, k inKey) *inTransfer {
+	e.mu.Lock()
+	t := e.in[k]
+	owned := t != nil && t.owner == p
+	idle := t != nil && t.owner == nil
+	e.mu.Unlock()
+	if owned {
+		return t
+	}
+	if idle {
+		if t, _, err := e.claimIn(p, k); err == nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// onChunk verifies and writes one block. Bad chunks are dropped: the
+// receiver asks for them again after DONE.
+func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
+	t := e.ownedIn(p, inKey{p.id, m.ID})
+	if t == nil {
+		e.log.Debug("chunk for unknown transfer", "peer", p.id, "id", m.ID.String())
+		return
+	}
+	n := len(t.meta.Blocks)
+	if int(m.Index) >= n || len(m.Data) != blockLen(t.meta.Size, t.meta.BlockSize, m.Index) {
+		e.log.Debug("chunk out of range", "peer", p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
+		return
+	}
+	if sumOf(m.Data) != t.meta.Blocks[m.Index] {
+		err := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: "verify block",
+			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
+		e.log.Warn("block dropped", "peer", p.id, "err", err)
+		e.noteError(err)
+		return
+	}
+	if _, err := e.writeAt(t.f, m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
+		e.failIn(p, t, "write block", err)
+		return
+	}
+	failpoint("after-write")
+	e.mu.Lock()
+	t.have.set(int(m.Index))
+	t.last = time.Now()
+	e.mu.Unlock()
+}
+
+// onDone finishes a transfer whose blocks are all present, or asks again
+// for the missing ones (at most maxResendRounds times).
+func (e *Engine) onDone(p *peerConn, m *doneMsg) {
+	k := inKey{p.id, m.ID}
+	t := e.ownedIn(p, k)
+	if t == nil {
+		e.mu.Lock()
+		_, done := e.completed[k]
+		e.mu.Unlock()
+		if done {
+			e.reply(p, (&ackMsg{ID: m.ID}).encode())
+		}
+		return
+	}
+	e.mu.Lock()
+	complete := t.have.count() == t.have.n
+	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	t.rounds++
+	rounds := t.rounds
+	e.mu.Unlock()
+	switch {
+	case complete:
+		e.finishIn(p, t)
+	case rounds > maxResendRounds:
+		e.failIn(p, t, "receive", fmt.Errorf("blocks still missing after %d rounds: %w", maxResendRounds, ErrChecksum))
+	default:
+		e.reply(p, (&acceptMsg{ID: m.ID, Have: have}).encode())
+	}
+}
+
+// failIn aborts an inbound transfer: REJECT with the reason, delete the
+// partial. The node keeps working.
+func (e *Engine) failIn(p *peerConn, t *inTransfer, op string, err error) {
+	terr := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: op, Err: err}
+	e.log.Warn("transfer aborted", "peer", p.id, "err", terr)
+	e.noteError(terr)
+	e.dropPartial(t)
+	reason := err.Error()
+	if errors.Is(err, unix.ENOSPC) {
+		reason = fmt.Sprintf("no space left on %s's disk", e.selfName())
+	}
+	e.reject(p, t.key.id, ioCode(err), reason)
+}
+
+// ioCode maps a local error to a REJECT code.
+func ioCode(err error) rejectCode {
+	switch {
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT), errors.Is(err, ErrNoSpace):
+		return rejectNoSpace
+	case errors.Is(err, ErrInvalidName):
+		return rejectName
+	}
+	return rejectIO
+}
+
+// dropPartial forgets a transfer and deletes its files.
+func (e *Engine) dropPartial(t *inTransfer) {
+	e.mu.Lock()
+	t.closeFile()
+	t.owner = nil
+	if e.in[t.key] == t {
+		delete(e.in, t.key)
+	}
+	e.mu.Unlock()
+	os.Remove(e.partPath(t.key))
+	os.Remove(e.metaPath(t.key))
+}
+
+// closePeerFiles releases every transfer a stopping receiver owns: no fd
+// stays open on a partial after its peer disconnects.
+func (e *Engine) closePeerFiles(p *peerConn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.in {
+		if t.owner == p {
+			t.closeFile()
+			t.owner = nil
+		}
+	}
+}
+
+// closeIdle releases p's transfers untouched since cutoff.
+func (e *Engine) closeIdle(p *peerConn, cutoff time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.in {
+		if t.owner == p && t.last.Before(cutoff) {
+			t.closeFile()
+			t.owner = nil
+		}
+	}
+}
+
+// inboxRel is the path shown in the chat line for a received file.
+func inboxRel(folder string, parts ...string) string {
+	return path.Join(append([]string{"inbox", folder}, parts...)...)
+}

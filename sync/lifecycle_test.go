@@ -1,0 +1,208 @@
+package sync
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// TestPeerRemovedFinishes: a revoked member is dropped from the delivery
+// record, so the file moves to sent/ once the others have it.
+func TestPeerRemovedFinishes(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, c := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil)
+	a.start()
+	b.start()
+	c.start()
+	n.connect(a, b)
+	data := randBytes(30, 500)
+	a.put("r.txt", data)
+	b.waitFile("inbox/alice/r.txt", data)
+	if !exists(filepath.Join(a.root, "outbox", "r.txt")) {
+		t.Fatalf("moved to sent before carol had it")
+	}
+	a.engine().HandleEvent(mesh.PeerRemoved{Peer: mesh.PeerInfo{ID: c.id, Name: c.name}})
+	a.waitFile("sent/r.txt", data)
+}
+
+// TestSenderRestart: delivery records survive a restart of the sender, and
+// a file closed while the node was down is found by the rescan.
+func TestSenderRestart(t *testing.T) {
+	n := newFakeNet(t)
+	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
+	a.start()
+	b.start()
+	queued := randBytes(31, 2*minBlockSize)
+	a.put("queued.bin", queued)
+	waitFor(t, func() bool { return len(a.engine().Status().Transfers) == 1 })
+	a.closeEngine()
+	// Written while down: no OutboxClosed ever comes for it.
+	offline := randBytes(32, 100)
+	os.WriteFile(filepath.Join(a.root, "outbox", "offline.txt"), offline, 0o644)
+	a.open()
+	a.start()
+	n.connect(a, b)
+	b.waitFile("inbox/alice/queued.bin", queued)
+	b.waitFile("inbox/alice/offline.txt", offline)
+	a.waitFile("sent/queued.bin", queued)
+	a.waitFile("sent/offline.txt", offline)
+	waitFor(t, func() bool { // records are deleted once delivered
+		ents, _ := os.ReadDir(filepath.Join(a.st, "outgoing"))
+		return len(ents) == 0
+	})
+}
+
+// TestOutboxRewritten: a file rewritten before delivery is sent in its new
+// version only.
+func TestOutboxRewritten(t *testing.T) {
+	n := newFakeNet(t)
+	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
+	a.start()
+	b.start()
+	a.put("v.txt", []byte("version one"))
+	waitFor(t, func() bool { return len(a.engine().Status().Transfers) == 1 })
+	v2 := randBytes(33, minBlockSize+1)
+	a.put("v.txt", v2)
+	waitFor(t, func() bool {
+		tr := a.engine().Status().Transfers
+		return len(tr) == 1 && tr[0].Size == int64(len(v2))
+	})
+	n.connect(a, b)
+	b.waitFile("inbox/alice/v.txt", v2)
+	if exists(filepath.Join(b.root, "inbox", "alice", "v (1).txt")) {
+		t.Errorf("old version delivered too")
+	}
+}
+
+// TestIgnoredOutboxEntries: temporary names, dot-files and symlinks are
+// not sent.
+func TestIgnoredOutboxEntries(t *testing.T) {
+	n := newFakeNet(t)
+	a, _ := n.addNode("alice", nil), n.addNode("bob", nil)
+	a.start()
+	for _, rel := range []string{"x.part", "y.tmp", "z~", ".hidden"} {
+		a.put(rel, []byte("x"))
+	}
+	os.Symlink("/etc/passwd", filepath.Join(a.root, "outbox", "link"))
+	a.engine().OutboxClosed("link")
+	a.put("real.txt", []byte("x"))
+	waitFor(t, func() bool { return len(a.engine().Status().Transfers) == 1 })
+	if got := a.engine().Status().Transfers[0].Path; got != "real.txt" {
+		t.Errorf("queued %q, want only real.txt", got)
+	}
+}
+
+// TestCrashAfterRename: a sidecar whose partial is gone means the rename
+// happened before a crash; a replayed OFFER gets ACK, not a second copy.
+func TestCrashAfterRename(t *testing.T) {
+	n := newFakeNet(t)
+	b := n.addNode("bob", nil)
+	b.closeEngine()
+	peer := mesh.PeerIDFromKey([]byte("mallory"))
+	k := inKey{peer, transferID{5}}
+	meta := partialMeta{Peer: peer.String(), ID: k.id, Path: "f", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
+	if err := writeJSONAtomic(filepath.Join(b.root, "inbox", partialsName, partBase(k)+".json"), &meta); err != nil {
+		t.Fatal(err)
+	}
+	b.open()
+	e := b.engine()
+	e.mu.Lock()
+	_, done := e.completed[k]
+	e.mu.Unlock()
+	if !done {
+		t.Errorf("transfer not recorded as completed")
+	}
+}
+
+// TestJanitorRemovesStale: partials idle for PartialTTL are deleted.
+func TestJanitorRemovesStale(t *testing.T) {
+	n := newFakeNet(t)
+	b := n.addNode("bob", func(c *Config) { c.PartialTTL = time.Millisecond; c.JanitorInterval = 5 * time.Millisecond })
+	b.start()
+	ev := newEvil(t, n, "mallory", b)
+	ev.sendTo(b, offerOf(transferID{1}, "s.bin", randBytes(34, 100)))
+	ev.next()
+	n.cut(ev.fakeNode, b)
+	err := testutil.WaitFor(5*time.Second, func() error {
+		ents, _ := os.ReadDir(filepath.Join(b.root, "inbox", partialsName))
+		if len(ents) != 0 {
+			return os.ErrExist
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("stale partial kept: %v", err)
+	}
+}
+
+// TestPeersTable checks the header and one line per member.
+func TestPeersTable(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, _ := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol\x1b[2J", nil)
+	a.start()
+	b.start()
+	n.connect(a, b)
+	lines := splitLines(string(a.engine().PeersTable()))
+	if len(lines) != 3 {
+		t.Fatalf("PeersTable() = %q, want header + 2 lines", lines)
+	}
+	for _, want := range []string{"NAME", "ID", "STATE", "ADDRESS", "RTT", "LAST SEEN", "TRANSFERS"} {
+		if !contains(lines[0], want) {
+			t.Errorf("header %q lacks %q", lines[0], want)
+		}
+	}
+	if !contains(lines[1], "bob") || !contains(lines[1], "connected") || !contains(lines[1], "0.3ms") || !contains(lines[1], "now") {
+		t.Errorf("bob line = %q", lines[1])
+	}
+	if !contains(lines[2], "offline") || contains(lines[2], "\x1b") {
+		t.Errorf("carol line = %q", lines[2])
+	}
+}
+
+func TestFormats(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{formatRTT(300 * time.Microsecond), "0.3ms"},
+		{formatRTT(12 * time.Millisecond), "12ms"},
+		{formatRTT(0), "-"},
+		{formatSeen(time.Now(), time.Now()), "now"},
+		{formatSeen(time.Now().Add(-5*time.Second), time.Now()), "5s ago"},
+		{formatSeen(time.Time{}, time.Now()), "-"},
+		{humanSI(2_100_000), "2.1 MB"},
+		{humanIEC(64 << 20), "64.0 MiB"},
+		{humanIEC(100), "100 B"},
+		{formatTransfers(PeerStatus{Queued: 2, InFlight: 1}), "2 queued, 1 sending"},
+		{formatTransfers(PeerStatus{Problem: "refused: no space left"}), "refused: no space left"},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	if err := testutil.WaitFor(5*time.Second, func() error {
+		if !cond() {
+			return os.ErrNotExist
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEventsBeforeStart: events that arrive between New and Start are kept
+// and handled once the engine starts.
+func TestEventsBeforeStart(t *testing.T) {
+	n := newFakeNet(t)
+	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
+	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: a.id, Name: "alice"}, Chat: mesh.Chat{Seq: 1, Text: "early"}})
+	a.start()
+	b.start()
+	waitChat(t, b, []string{"alice: early"})
+}

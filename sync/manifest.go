@@ -1,0 +1,114 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+)
+
+// manifest describes one file: its block hashes and whole-file hash, read in
+// a single pass.
+type manifest struct {
+	Size      int64    `json:"size"`
+	BlockSize int      `json:"block_size"`
+	FileHash  hash32   `json:"file_hash"`
+	Blocks    []hash32 `json:"blocks"`
+}
+
+// identity is what tells whether an outbox file changed since it was hashed.
+type identity struct {
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime"` // unix nanoseconds
+	Inode uint64 `json:"inode"`
+	Mode  uint32 `json:"mode"` // permission bits
+}
+
+// identityOf extracts the identity from a FileInfo.
+func identityOf(fi os.FileInfo) identity {
+	id := identity{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode().Perm())}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.Inode = st.Ino
+	}
+	return id
+}
+
+// sameFile reports whether two identities describe the same content version.
+func (a identity) sameFile(b identity) bool {
+	return a.Size == b.Size && a.MTime == b.MTime && a.Inode == b.Inode
+}
+
+// errChanged: the file changed while it was read.
+var errChanged = errors.New("file changed while reading")
+
+// hashFile reads f once from the start and returns its manifest. blockSize
+// is the block size to use; buf is reused (len >= blockSize). It fails with
+// errChanged if f's identity moved during the read.
+func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manifest, identity, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
+	}
+	before := identityOf(fi)
+	m := manifest{Size: before.Size, BlockSize: blockSize}
+	whole := sha256.New()
+	buf = buf[:blockSize]
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return manifest{}, identity{}, err
+		}
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			whole.Write(buf[:n])
+			m.Blocks = append(m.Blocks, hash32(sha256.Sum256(buf[:n])))
+			total += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return manifest{}, identity{}, fmt.Errorf("read: %w", err)
+		}
+	}
+	copy(m.FileHash[:], whole.Sum(nil))
+	fi, err = f.Stat()
+	if err != nil {
+		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
+	}
+	if after := identityOf(fi); !after.sameFile(before) || total != before.Size {
+		return manifest{}, identity{}, errChanged
+	}
+	return m, before, nil
+}
+
+// chooseBlockSize keeps a manifest within the protocol's block count: a
+// huge file gets bigger blocks than configured.
+func chooseBlockSize(size int64, configured int) int {
+	bs := configured
+	for size > 0 && blockCount(uint64(size), uint32(bs)) > maxBlocks/4 && bs < maxBlockSize {
+		bs *= 2
+	}
+	return min(bs, maxBlockSize)
+}
+
+// fileTime converts unix nanoseconds to a time.
+func fileTime(ns int64) time.Time { return time.Unix(0, ns) }
+
+// ctxReader stops a long read (hashing a 4 GiB file) when ctx ends, so
+// Close does not wait for it.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,419 @@
+package sync
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"unicode/utf8"
+)
+
+// kind is the first byte of every sync message carried in a BYTES frame.
+type kind uint8
+
+const (
+	kindOffer    kind = 1 // sender -> receiver: manifest of one file
+	kindAccept   kind = 2 // receiver -> sender: send what I lack
+	kindReject   kind = 3 // receiver -> sender: will not take it
+	kindChunk    kind = 4 // sender -> receiver: one block (bulk queue)
+	kindDone     kind = 5 // sender -> receiver: every wanted block sent
+	kindAck      kind = 6 // receiver -> sender: verified and in place
+	kindChatHave kind = 7 // either way: highest seq of your messages I hold
+)
+
+// Protocol limits, checked by the decoder before anything is allocated.
+const (
+	minBlockSize  = 64 << 10 // smallest block size accepted
+	maxBlockSize  = 4 << 20  // largest block size accepted
+	maxBlocks     = 1 << 16  // most blocks in one manifest (2 MiB of hashes)
+	maxPathLen    = 4096     // longest relative path, bytes
+	maxReasonLen  = 1024     // longest REJECT reason, bytes
+	transferIDLen = 16
+)
+
+// hash32 is a SHA-256 sum; it is stored in JSON as hex.
+type hash32 [32]byte
+
+// MarshalText encodes the hash as hex.
+func (h hash32) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, h[:]), nil }
+
+// UnmarshalText decodes a hex hash.
+func (h *hash32) UnmarshalText(b []byte) error { return decodeHexInto(h[:], b) }
+
+// MarshalText encodes the ID as hex.
+func (id transferID) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, id[:]), nil }
+
+// UnmarshalText decodes a hex ID.
+func (id *transferID) UnmarshalText(b []byte) error { return decodeHexInto(id[:], b) }
+
+// decodeHexInto decodes exactly len(dst) bytes of hex.
+func decodeHexInto(dst, src []byte) error {
+	if hex.DecodedLen(len(src)) != len(dst) {
+		return fmt.Errorf("hex of %d chars, want %d", len(src), 2*len(dst))
+	}
+	_, err := hex.Decode(dst, src)
+	return err
+}
+
+// transferID identifies one outgoing transfer (one file, all its receivers).
+type transferID [transferIDLen]byte
+
+// String returns the ID in hex.
+func (id transferID) String() string { return hex.EncodeToString(id[:]) }
+
+// rejectCode says why a receiver refused a transfer.
+type rejectCode uint8
+
+const (
+	rejectName    rejectCode = 1 // unsafe or unportable path: permanent
+	rejectQuota   rejectCode = 2 // partial-bytes quota: permanent
+	rejectNoSpace rejectCode = 3 // disk full: retried
+	rejectBusy    rejectCode = 4 // too many concurrent transfers: retried
+	rejectTooBig  rejectCode = 5 // over MaxFileSize: permanent
+	rejectIO      rejectCode = 6 // read/write/verify failure: retried
+)
+
+// permanent reports whether a sender should stop offering after this code.
+func (c rejectCode) permanent() bool {
+	return c == rejectName || c == rejectQuota || c == rejectTooBig
+}
+
+// String names the code.
+func (c rejectCode) String() string {
+	switch c {
+	case rejectName:
+		return "name"
+	case rejectQuota:
+		return "quota"
+	case rejectNoSpace:
+		return "nospace"
+	case rejectBusy:
+		return "busy"
+	case rejectTooBig:
+		return "toobig"
+	case rejectIO:
+		return "io"
+	}
+	return fmt.Sprintf("code%d", uint8(c))
+}
+
+// offerMsg is the manifest of one file.
+type offerMsg struct {
+	ID        transferID
+	Path      string // relative, '/'-separated
+	Size      uint64
+	BlockSize uint32
+	Mode      uint32 // permission bits only
+	MTime     int64  // unix nanoseconds
+	FileHash  hash32
+	Blocks    []hash32 // SHA-256 of each block; len == ceil(Size/BlockSize)
+}
+
+// acceptMsg asks for every block whose bit in Have is clear.
+type acceptMsg struct {
+	ID   transferID
+	Have bitmap
+}
+
+// rejectMsg refuses a transfer.
+type rejectMsg struct {
+	ID     transferID
+	Code   rejectCode
+	Reason string
+}
+
+// chunkMsg carries one block.
+type chunkMsg struct {
+	ID    transferID
+	Index uint32
+	Data  []byte
+}
+
+// doneMsg says every requested block was sent.
+type doneMsg struct{ ID transferID }
+
+// ackMsg says the file was verified, made durable and put in place.
+type ackMsg struct{ ID transferID }
+
+// chatHaveMsg asks for the receiver's own chat messages after Seq.
+type chatHaveMsg struct{ Seq uint64 }
+
+// blockCount is ceil(size/blockSize).
+func blockCount(size uint64, blockSize uint32) uint64 {
+	if blockSize == 0 {
+		return 0
+	}
+	return (size + uint64(blockSize) - 1) / uint64(blockSize)
+}
+
+// blockLen is the length of block i of a file of the given size.
+func blockLen(size uint64, blockSize uint32, i uint32) int {
+	start := uint64(i) * uint64(blockSize)
+	return int(min(uint64(blockSize), size-start))
+}
+
+// encode functions: one per message, each returning a fresh slice.
+
+func (m *offerMsg) encode() []byte {
+	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+32+4+32*len(m.Blocks))
+	b = append(b, byte(kindOffer))
+	b = append(b, m.ID[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Path)))
+	b = append(b, m.Path...)
+	b = binary.BigEndian.AppendUint64(b, m.Size)
+	b = binary.BigEndian.AppendUint32(b, m.BlockSize)
+	b = binary.BigEndian.AppendUint32(b, m.Mode)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.MTime))
+	b = append(b, m.FileHash[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
+	for _, h := range m.Blocks {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func (m *acceptMsg) encode() []byte {
+	b := make([]byte, 0, 1+16+4+len(m.Have.bits))
+	b = append(b, byte(kindAccept))
+	b = append(b, m.ID[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(m.Have.n))
+	return append(b, m.Have.bits...)
+}
+
+func (m *rejectMsg) encode() []byte {
+	reason := truncateUTF8(m.Reason, maxReasonLen)
+	b := make([]byte, 0, 1+16+1+2+len(reason))
+	b = append(b, byte(kindReject))
+	b = append(b, m.ID[:]...)
+	b = append(b, byte(m.Code))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(reason)))
+	return append(b, reason...)
+}
+
+// chunkHeaderLen is the size of a CHUNK message before its data.
+const chunkHeaderLen = 1 + 16 + 4
+
+func (m *chunkMsg) encode() []byte {
+	b := make([]byte, 0, chunkHeaderLen+len(m.Data))
+	b = append(b, byte(kindChunk))
+	b = append(b, m.ID[:]...)
+	b = binary.BigEndian.AppendUint32(b, m.Index)
+	return append(b, m.Data...)
+}
+
+func (m *doneMsg) encode() []byte { return append([]byte{byte(kindDone)}, m.ID[:]...) }
+
+func (m *ackMsg) encode() []byte { return append([]byte{byte(kindAck)}, m.ID[:]...) }
+
+func (m *chatHaveMsg) encode() []byte {
+	return binary.BigEndian.AppendUint64([]byte{byte(kindChatHave)}, m.Seq)
+}
+
+// reader consumes a message strictly: every read is length-checked and
+// the first failure sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.err = fmt.Errorf("truncated message: %w", errProto)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	if v := r.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if v := r.take(2); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if v := r.take(4); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if v := r.take(8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (r *reader) id() (id transferID) {
+	copy(id[:], r.take(transferIDLen))
+	return id
+}
+
+// end fails if bytes are left over: every message has an exact length.
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes: %w", len(r.b), errProto)
+	}
+	return r.err
+}
+
+// decodeMessage parses one sync message. It never panics and allocates at
+// most what the length-checked message itself holds.
+func decodeMessage(b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("empty message: %w", errProto)
+	}
+	r := &reader{b: b[1:]}
+	switch kind(b[0]) {
+	case kindOffer:
+		return decodeOffer(r)
+	case kindAccept:
+		return decodeAccept(r)
+	case kindReject:
+		return decodeReject(r)
+	case kindChunk:
+		m := &chunkMsg{ID: r.id(), Index: r.u32()}
+		if r.err == nil && len(r.b) > maxBlockSize {
+			return nil, fmt.Errorf("chunk of %d bytes: %w", len(r.b), errProto)
+		}
+		m.Data = r.take(len(r.b))
+		return m, r.end()
+	case kindDone:
+		m := &doneMsg{ID: r.id()}
+		return m, r.end()
+	case kindAck:
+		m := &ackMsg{ID: r.id()}
+		return m, r.end()
+	case kindChatHave:
+		m := &chatHaveMsg{Seq: r.u64()}
+		return m, r.end()
+	}
+	return nil, fmt.Errorf("unknown message kind %d: %w", b[0], errProto)
+}
+
+func decodeOffer(r *reader) (*offerMsg, error) {
+	m := &offerMsg{ID: r.id()}
+	pathLen := int(r.u16())
+	if pathLen > maxPathLen {
+		return nil, fmt.Errorf("path of %d bytes: %w", pathLen, errProto)
+	}
+	m.Path = string(r.take(pathLen))
+	m.Size = r.u64()
+	m.BlockSize = r.u32()
+	m.Mode = r.u32()
+	m.MTime = int64(r.u64())
+	copy(m.FileHash[:], r.take(32))
+	n := r.u32()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if m.BlockSize < minBlockSize || m.BlockSize > maxBlockSize {
+		return nil, fmt.Errorf("block size %d: %w", m.BlockSize, errProto)
+	}
+	if m.Mode&^0o777 != 0 {
+		return nil, fmt.Errorf("mode %o: %w", m.Mode, errProto)
+	}
+	if uint64(n) != blockCount(m.Size, m.BlockSize) || n > maxBlocks {
+		return nil, fmt.Errorf("%d block hashes for %d bytes: %w", n, m.Size, errProto)
+	}
+	if len(r.b) != int(n)*32 {
+		return nil, fmt.Errorf("block hashes length %d: %w", len(r.b), errProto)
+	}
+	m.Blocks = make([]hash32, n)
+	for i := range m.Blocks {
+		copy(m.Blocks[i][:], r.take(32))
+	}
+	return m, r.end()
+}
+
+func decodeAccept(r *reader) (*acceptMsg, error) {
+	m := &acceptMsg{ID: r.id()}
+	n := r.u32()
+	if r.err == nil && n > maxBlocks {
+		return nil, fmt.Errorf("bitmap of %d bits: %w", n, errProto)
+	}
+	bits := r.take(int((n + 7) / 8))
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	m.Have = newBitmap(int(n))
+	copy(m.Have.bits, bits)
+	if !m.Have.clean() {
+		return nil, fmt.Errorf("bitmap padding set: %w", errProto)
+	}
+	return m, nil
+}
+
+func decodeReject(r *reader) (*rejectMsg, error) {
+	m := &rejectMsg{ID: r.id(), Code: rejectCode(r.u8())}
+	n := int(r.u16())
+	if n > maxReasonLen {
+		return nil, fmt.Errorf("reason of %d bytes: %w", n, errProto)
+	}
+	reason := r.take(n)
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	if m.Code < rejectName || m.Code > rejectIO {
+		return nil, fmt.Errorf("reject code %d: %w", m.Code, errProto)
+	}
+	if !utf8.Valid(reason) {
+		return nil, fmt.Errorf("reason not utf-8: %w", errProto)
+	}
+	m.Reason = string(reason)
+	return m, nil
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// bitmap is a fixed-size set of block indexes.
+type bitmap struct {
+	n    int
+	bits []byte
+}
+
+func newBitmap(n int) bitmap { return bitmap{n: n, bits: make([]byte, (n+7)/8)} }
+
+func (b bitmap) has(i int) bool { return i >= 0 && i < b.n && b.bits[i/8]&(1<<(i%8)) != 0 }
+
+func (b bitmap) set(i int) { b.bits[i/8] |= 1 << (i % 8) }
+
+// count returns how many bits are set.
+func (b bitmap) count() int {
+	c := 0
+	for i := range b.n {
+		if b.has(i) {
+			c++
+		}
+	}
+	return c
+}
+
+// clean reports whether the padding bits after n are all clear.
+func (b bitmap) clean() bool {
+	if b.n%8 == 0 || len(b.bits) == 0 {
+		return true
+	}
+	return b.bits[len(b.bits)-1]>>(b.n%8) == 0
+}

@@ -1,0 +1,32 @@
+package sync
+
+import (
+	"context"
+
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// Transport is what the engine needs from the network. *mesh.Node satisfies
+// it; tests use an in-memory fake.
+//
+// Send* may block for back-pressure until ctx is done. The engine never
+// reuses a slice after passing it to SendBytes or SendBulk, so an
+// implementation may queue data without copying it.
+type Transport interface {
+	// ID is this node's own ID.
+	ID() mesh.PeerID
+	// Name is this node's display name.
+	Name() string
+	// Peers lists every known member but self, connected or offline.
+	Peers() []mesh.PeerInfo
+	// SendBytes queues a control message (priority queue) to one member.
+	SendBytes(ctx context.Context, to mesh.PeerID, data []byte) error
+	// SendBulk queues a bulk message (file chunks) to one member.
+	SendBulk(ctx context.Context, to mesh.PeerID, data []byte) error
+	// SendChat sends one chat message to one member.
+	SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) error
+	// BroadcastChat sends one chat message to every connected member. The
+	// engine itself sends per peer (SendChat) to keep catch-up ordering;
+	// BroadcastChat is kept so the contract matches *mesh.Node.
+	BroadcastChat(ctx context.Context, c mesh.Chat) error
+}
