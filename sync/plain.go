@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -75,7 +75,7 @@ type Folder struct {
 	peers   string
 	chatLog string
 
-	runMu   gosync.Mutex // held by Run: a Folder runs once at a time
+	runMu   sync.Mutex // held by Run: a Folder runs once at a time
 	started bool         // guarded by runMu
 }
 
@@ -201,7 +201,7 @@ func (f *Folder) plainRunLoops(ctx context.Context, w *fsnotify.Watcher) {
 	outboxOut := make(chan watchEvent)
 	chatIn := make(chan watchEvent)
 	chatOut := make(chan watchEvent)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Go(func() { watchDebounce(outboxIn, outboxOut, f.cfg.Debounce, watchRealClock{}) })
 	wg.Go(func() { watchDebounce(chatIn, chatOut, f.cfg.Debounce, watchRealClock{}) })
 	wg.Go(func() { f.plainRead(w, outboxIn, chatIn) })

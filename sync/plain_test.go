@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +23,7 @@ import (
 type plainFakeSyncer struct {
 	logPath string
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	closed  []string
 	removed []string
 	said    []string
@@ -86,7 +86,7 @@ func (s *plainFakeSyncer) snapshot() (closed, removed, said []string) {
 // the driver to have looked at something instead of sleeping.
 type plainLogCounter struct {
 	slog.Handler
-	mu     *gosync.Mutex
+	mu     *sync.Mutex
 	counts map[string]int
 }
 
@@ -139,7 +139,7 @@ func plainStart(t *testing.T, prepare func(dir, logPath string)) *plainHarness {
 	if prepare != nil {
 		prepare(dir, h.syncer.logPath)
 	}
-	h.logs = plainLogCounter{Handler: testutil.Logger(t).Handler(), mu: new(gosync.Mutex), counts: map[string]int{}}
+	h.logs = plainLogCounter{Handler: testutil.Logger(t).Handler(), mu: new(sync.Mutex), counts: map[string]int{}}
 	f, err := NewFolder(FolderConfig{
 		Dir: dir, Syncer: h.syncer, Logger: slog.New(h.logs),
 		Debounce: 30 * time.Millisecond, PeersRefresh: 100 * time.Millisecond,
