@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -222,6 +223,7 @@ func (n *Node) learn(pe peerEntry) bool {
 		}
 		m = &member{ID: pe.ID}
 		n.roster[pe.ID] = m
+		n.yieldDial(pe.ID)
 	}
 	name := sanitizeName(pe.Name)
 	if slices.Equal(m.Addrs, pe.Addrs) && (m.Name == name || name == "") {
@@ -237,6 +239,16 @@ func (n *Node) learn(pe peerEntry) bool {
 		}
 	}
 	return true
+}
+
+// yieldDial delays our first dial to a newly learned member with a lower
+// ID (mu held). Both ends learn of each other at the same moment; the tie-
+// break keeps the lower ID's connection anyway, so letting it dial first
+// saves a connection that would be replaced at once.
+func (n *Node) yieldDial(id PeerID) {
+	if bytes.Compare(id[:], n.self[:]) < 0 {
+		n.dials[idKey(id)] = &dialState{next: time.Now().Add(max(n.cfg.RedialMin, 200*time.Millisecond))}
+	}
 }
 
 // dialState is the redial schedule of one target (a member ID or a join hint).
@@ -328,12 +340,25 @@ func (n *Node) dueTargets() []dialTarget {
 		}
 	}
 	for _, a := range n.cfg.Join {
+		if n.knownAddr(a) {
+			continue // a member's address: dialed (with its ID) above
+		}
 		if t, ok := n.due(hintKey(a), now); ok {
 			t.addrs = []string{a}
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// knownAddr reports whether a roster member has address a (mu held).
+func (n *Node) knownAddr(a string) bool {
+	for _, m := range n.roster {
+		if slices.Contains(m.Addrs, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // due returns the state of key if it should be dialed now, marking it busy.

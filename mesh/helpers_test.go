@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -127,3 +128,5 @@ func fullMesh(t *testing.T, nodes ...*Node) {
 		t.Fatal(err)
 	}
 }
+
+func mkdir(dir string) error { return os.MkdirAll(dir, 0o700) }

@@ -299,6 +299,7 @@ func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []
 		if pe.ID != n.self && !pe.ID.IsZero() && !revs.has(pe.ID) {
 			pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
 			n.learn(pe)
+			delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
 		}
 	}
 	n.mu.Unlock()
