@@ -223,7 +223,7 @@ func (n *Node) initiator(p *peer) PeerID {
 // loop, then cleanup. Cleanup only removes the table entry it owns.
 func (n *Node) servePeer(p, old *peer) {
 	if old != nil {
-		old.bye(reasonReplaced)
+		old.bye(reasonReplaced, nil)
 		n.emit(PeerDisconnected{Peer: old.info(), Err: errReplaced})
 	}
 	p.log.Info("peer connected", "outbound", p.outbound)
@@ -233,13 +233,15 @@ func (n *Node) servePeer(p, old *peer) {
 	n.saveRoster()
 	n.emit(PeerConnected{Peer: p.info()})
 	err := p.readLoop()
-	p.close(err)
+	if errors.Is(err, ErrProtocol) {
+		p.log.Warn("protocol error", "reason", err)
+		p.bye(reasonProtocol, err) // tell the peer why, then close
+	} else {
+		p.close(err)
+	}
 	<-p.writerDone
 	if k := p.dropped(); k > 0 {
 		p.log.Debug("queued frames dropped", "frames", k)
-	}
-	if errors.Is(err, ErrProtocol) {
-		p.log.Warn("protocol error", "reason", err)
 	}
 	if !n.unregister(p) {
 		return

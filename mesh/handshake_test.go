@@ -27,8 +27,6 @@ func newOffline(t *testing.T, cfg Config) *Node {
 func issueFor(t *testing.T, admin *Node, name string) *Node {
 	t.Helper()
 	cfg := testConfig(t, name)
-	cfg.Join = []string{"127.0.0.1:1"}
-	cfg.Invite = "unused"
 	ident, err := loadIdentity(mustMeshDir(t, cfg.StateDir))
 	if err != nil {
 		t.Fatal(err)

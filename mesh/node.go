@@ -295,7 +295,7 @@ func (n *Node) Close() error {
 		n.ln.Close()
 	}
 	for _, p := range peers {
-		p.bye(reasonShutdown)
+		p.bye(reasonShutdown, nil)
 	}
 	n.wg.Wait()
 	n.saveRoster()

@@ -47,6 +47,7 @@ type peer struct {
 	closeOnce  sync.Once
 	err        error // why it closed; written once before closed is closed
 	byeTimer   atomic.Pointer[time.Timer]
+	byeCause   atomic.Pointer[error] // the close error once BYE is written
 
 	sent, recv atomic.Uint64
 	rtt        atomic.Int64 // nanoseconds
@@ -85,12 +86,18 @@ func (p *peer) close(err error) {
 
 // bye asks the writer to send BYE and close; if the writer does not get to
 // it within byeGrace (or the queue is full), the connection closes anyway.
-func (p *peer) bye(code reasonCode) {
+// cause, if not nil, is the error the connection ends with.
+func (p *peer) bye(code reasonCode, cause error) {
+	if cause == nil {
+		cause = fmt.Errorf("%w: %s", errByeSent, code)
+	}
+	p.byeCause.CompareAndSwap(nil, &cause)
+	cause = *p.byeCause.Load()
 	if !p.trySend(encodeFrame(frameBye, encodeReason(code))) {
-		p.close(fmt.Errorf("%w: %s", errByeSent, code))
+		p.close(cause)
 		return
 	}
-	t := time.AfterFunc(byeGrace, func() { p.close(fmt.Errorf("%w: %s", errByeSent, code)) })
+	t := time.AfterFunc(byeGrace, func() { p.close(cause) })
 	p.byeTimer.Store(t)
 	select {
 	case <-p.closed: // closed meanwhile: close did not see the timer
@@ -156,7 +163,11 @@ func (p *peer) writeLoop() {
 			return
 		}
 		if frameType(f[0]) == frameBye {
-			p.close(fmt.Errorf("%w: %s", errByeSent, decodeReasonText(f[frameHeaderLen:])))
+			cause := fmt.Errorf("%w: %s", errByeSent, decodeReasonText(f[frameHeaderLen:]))
+			if c := p.byeCause.Load(); c != nil {
+				cause = *c
+			}
+			p.close(cause)
 			return
 		}
 	}

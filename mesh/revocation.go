@@ -160,7 +160,7 @@ func (n *Node) enforce(l *revocationList, payload []byte) ([]PeerInfo, bool) {
 	}
 	n.log.Info("revocation list adopted", "version", l.Version, "revoked", len(l.Revoked))
 	for _, p := range closing {
-		p.bye(reasonRevoked)
+		p.bye(reasonRevoked, nil)
 	}
 	n.forward(encodeFrame(frameRevocations, payload))
 	n.saveRoster()
