@@ -262,6 +262,8 @@ func (n *Node) unregister(p *peer) bool {
 	delete(n.peers, p.id)
 	if m := n.roster[p.id]; m != nil {
 		m.LastSeen = time.Unix(0, p.lastSeen.Load())
+		m.sent += p.sent.Load()
+		m.recv += p.recv.Load()
 	}
 	return true
 }

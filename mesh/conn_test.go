@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -310,5 +311,52 @@ func TestProtocolErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdlePeerDropped: a member that sends nothing (not even PING) is
+// closed after DeadAfter.
+func TestIdlePeerDropped(t *testing.T) {
+	cfg := testConfig(t, "alice")
+	cfg.DeadAfter = 300 * time.Millisecond
+	a := startNode(t, cfg)
+	z := issueFor(t, a, "quiet")
+	hs := fakeMember(t, z, a)
+	hs.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	for {
+		if _, err := readFrame(hs.br, 4<<20, nil); err != nil {
+			break // alice closed it
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("idle peer closed after %v, want about 300ms", d)
+	}
+}
+
+// TestChatBeforeHello: a member that sends CHAT instead of HELLO is refused.
+func TestChatBeforeHello(t *testing.T) {
+	a := startNode(t, testConfig(t, "alice"))
+	z := issueFor(t, a, "eager")
+	raw, err := net.Dial("tcp", a.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := tls.Client(raw, z.clientTLS(a.ID()))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := readFrame(tc, 0, nil); err != nil || f.Type != frameHello {
+		t.Fatalf("first frame = %v, %v; want HELLO", f.Type, err)
+	}
+	chat, _ := encodeChat(Chat{Text: "PEERS:1.2.3.4:22"})
+	tc.Write(encodeFrame(frameChat, chat))
+	if _, err := readFrame(tc, 0, nil); err == nil {
+		t.Fatal("connection still open after CHAT before HELLO")
+	}
+	if connectedTo(a, z.ID()) == nil {
+		t.Fatal("eager member registered")
 	}
 }

@@ -26,10 +26,13 @@ type member struct {
 	Name     string    `json:"name"`
 	Addrs    []string  `json:"addrs,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
+
+	// Bytes moved on closed connections since start (not persisted).
+	sent, recv uint64
 }
 
 func (m *member) info() PeerInfo {
-	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen}
+	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv}
 	if len(m.Addrs) > 0 {
 		info.Addr = m.Addrs[0]
 	}

@@ -355,11 +355,14 @@ func (n *Node) Peers() []PeerInfo {
 		if id == n.self || n.revs.has(id) {
 			continue
 		}
+		info := m.info()
 		if p := n.peers[id]; p != nil {
-			out = append(out, p.info())
-			continue
+			sent, recv := info.Sent, info.Received
+			info = p.info()
+			info.Sent += sent
+			info.Received += recv
 		}
-		out = append(out, m.info())
+		out = append(out, info)
 	}
 	n.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerInfo) int {
