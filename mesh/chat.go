@@ -148,3 +148,40 @@ func decodeChat(p []byte) (Chat, error) {
 	}
 	return c, nil
 }
+
+// rateLimiter is a token bucket used by one reader goroutine (no lock). It
+// never drops: wait blocks, which stops reading from a flooding peer
+// (back-pressure) while every other connection carries on.
+type rateLimiter struct {
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimiter(perSecond, burst int) *rateLimiter {
+	return &rateLimiter{rate: float64(perSecond), burst: float64(burst), tokens: float64(burst), last: time.Now()}
+}
+
+// wait takes one token, blocking until one is available or done is closed;
+// it reports false if done closed first.
+func (l *rateLimiter) wait(done <-chan struct{}) bool {
+	now := time.Now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return true
+	}
+	delay := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		l.tokens = 0
+		l.last = time.Now()
+		return true
+	case <-done:
+		return false
+	}
+}

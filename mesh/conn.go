@@ -291,6 +291,9 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 		if err != nil {
 			return err
 		}
+		if !p.chatRate.wait(p.closed) {
+			return ErrClosed
+		}
 		n.emit(ChatReceived{From: p.info(), Chat: c})
 	case frameBytes:
 		n.emit(BytesReceived{From: p.id, Data: f.Payload})

@@ -360,3 +360,36 @@ func TestChatBeforeHello(t *testing.T) {
 		t.Fatal("eager member registered")
 	}
 }
+
+// TestChatFloodSlowedNotDropped: chat beyond ChatRate is delayed (the
+// reader stops reading) but every message arrives, in order.
+func TestChatFloodSlowedNotDropped(t *testing.T) {
+	acfg := testConfig(t, "alice")
+	a := startNode(t, acfg)
+	bcfg := joinConfig(t, a, "bob")
+	bcfg.ChatRate, bcfg.ChatBurst = 50, 50
+	b := startNode(t, bcfg)
+	fullMesh(t, a, b)
+	start := time.Now()
+	for i := range 100 {
+		if err := a.SendChat(t.Context(), b.ID(), Chat{Seq: uint64(i), Text: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testutil.WaitFor(10*time.Second, func() error {
+		if n := len(rec(b).chats()); n != 100 {
+			return fmt.Errorf("%d of 100 chats", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Fatalf("100 chats at 50/s took %v, want about 1s", d)
+	}
+	for i, s := range rec(b).chats() {
+		if s != fmt.Sprint(i) {
+			t.Fatalf("chat %d = %q: out of order", i, s)
+		}
+	}
+}

@@ -55,6 +55,10 @@ type Config struct {
 	MaxDials int
 	// JoinFailLimit caps failed invite attempts per source IP per minute (default 10).
 	JoinFailLimit int
+	// ChatRate caps chat messages read per second from one peer (default
+	// 20) after a burst of ChatBurst (default 1000, a whole history replay);
+	// a faster sender is slowed (its connection is not read), never dropped.
+	ChatRate, ChatBurst int
 
 	// HandshakeTimeout bounds TLS plus HELLO, and a joiner's JOIN (10 s).
 	HandshakeTimeout time.Duration
@@ -84,6 +88,8 @@ func DefaultConfig() Config {
 		BulkQueue:         8,
 		MaxDials:          8,
 		JoinFailLimit:     10,
+		ChatRate:          20,
+		ChatBurst:         1000,
 		HandshakeTimeout:  10 * time.Second,
 		FrameTimeout:      60 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -104,7 +110,7 @@ func (c Config) withDefaults() Config {
 	}{{&c.MaxBytes, d.MaxBytes}, {&c.MaxPeers, d.MaxPeers},
 		{&c.MaxPending, d.MaxPending}, {&c.MaxPendingPerIP, d.MaxPendingPerIP},
 		{&c.ControlQueue, d.ControlQueue}, {&c.BulkQueue, d.BulkQueue}, {&c.MaxDials, d.MaxDials},
-		{&c.JoinFailLimit, d.JoinFailLimit}} {
+		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst}} {
 		setDefault(f.v, f.d)
 	}
 	for _, f := range []struct {

@@ -54,6 +54,7 @@ type peer struct {
 	lastSeen   atomic.Int64 // unix nanoseconds
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
 	lastPeers  atomic.Int64
+	chatRate   *rateLimiter // reader goroutine only
 }
 
 func newPeer(n *Node, hs *handshakeResult) *peer {
@@ -66,6 +67,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
+		chatRate:   newRateLimiter(n.cfg.ChatRate, n.cfg.ChatBurst),
 	}
 	p.log = n.log.With("peer", p.id, "name", p.name, "addr", p.remote)
 	p.lastSeen.Store(now.UnixNano())
