@@ -98,7 +98,7 @@ func (n *Node) serveInbound(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	p, old, err := n.attach(hs)
+	p, old, err := n.attach(hs, false)
 	n.release(raw)
 	if err != nil {
 		n.log.Debug("inbound connection refused", "peer", hs.id, "err", err)
@@ -133,9 +133,8 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 	hs, err := n.handshake(ctx, raw, true, expect)
 	if err == nil {
 		var p, old *peer
-		if p, old, err = n.attach(hs); err == nil {
-			n.wg.Add(1)
-			go func() {
+		if p, old, err = n.attach(hs, true); err == nil {
+			go func() { // counted in n.wg by register
 				defer n.wg.Done()
 				n.servePeer(p, old)
 			}()
@@ -154,9 +153,14 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 
 // attach registers a handshaken member connection and starts its writer.
 // old is a connection it replaced. A refused connection is told why.
-func (n *Node) attach(hs *handshakeResult) (p, old *peer, err error) {
+// ownGoroutine says the caller will start a goroutine for servePeer.
+func (n *Node) attach(hs *handshakeResult, ownGoroutine bool) (p, old *peer, err error) {
 	p = newPeer(n, hs)
-	old, err = n.register(p)
+	extra := 0
+	if ownGoroutine {
+		extra = 1
+	}
+	old, err = n.register(p, extra)
 	if err != nil {
 		code := reasonDuplicate
 		switch {
@@ -172,8 +176,7 @@ func (n *Node) attach(hs *handshakeResult) (p, old *peer, err error) {
 		hs.conn.Close()
 		return nil, nil, err
 	}
-	n.wg.Add(1)
-	go func() {
+	go func() { // counted in n.wg by register
 		defer n.wg.Done()
 		p.writeLoop()
 	}()
@@ -183,8 +186,10 @@ func (n *Node) attach(hs *handshakeResult) (p, old *peer, err error) {
 // register puts p in the peer table: one connection per member. When the
 // member already has one, a different HELLO session means the remote
 // restarted (p replaces it); otherwise both ends keep the connection that
-// the lower node ID initiated, so they agree without talking.
-func (n *Node) register(p *peer) (old *peer, err error) {
+// the lower node ID initiated, so they agree without talking. On success it
+// adds 1+extra goroutines to n.wg under the same lock that checks closed,
+// so Close never waits on a count that can still grow.
+func (n *Node) register(p *peer, extra int) (old *peer, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch cur := n.peers[p.id]; {
@@ -199,6 +204,7 @@ func (n *Node) register(p *peer) (old *peer, err error) {
 	default:
 		n.peers[p.id] = p
 		n.noteConnected(p)
+		n.wg.Add(1 + extra)
 		return cur, nil
 	}
 }
