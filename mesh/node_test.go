@@ -78,3 +78,33 @@ func TestMeshConvergesAndDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargerMeshOneConnectionPerPair: members that only know the admin
+// converge to a full mesh with the same single connection on both ends.
+func TestLargerMeshOneConnectionPerPair(t *testing.T) {
+	a := startNode(t, testConfig(t, "n0"))
+	nodes := []*Node{a}
+	for i := 1; i < 6; i++ {
+		nodes = append(nodes, startNode(t, joinConfig(t, a, fmt.Sprint("n", i))))
+	}
+	start := time.Now()
+	fullMesh(t, nodes...)
+	t.Logf("full mesh of %d in %v", len(nodes), time.Since(start))
+	err := testutil.WaitFor(5*time.Second, func() error {
+		for _, x := range nodes {
+			for _, y := range nodes {
+				if x == y {
+					continue
+				}
+				px, py := livePeer(x, y.ID()), livePeer(y, x.ID())
+				if px == nil || py == nil || px.tiebreak != py.tiebreak {
+					return fmt.Errorf("%s and %s disagree on their connection", x.Name(), y.Name())
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
