@@ -1,0 +1,406 @@
+package mesh
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Discovery limits.
+const (
+	maxPeersEntries = 256  // entries in one PEERS frame
+	maxRoster       = 1024 // known members kept; bounds what PEERS can add
+)
+
+// member is one known member in the roster (persisted in peers.json).
+type member struct {
+	ID       PeerID    `json:"-"`
+	IDText   string    `json:"id"`
+	Name     string    `json:"name"`
+	Addrs    []string  `json:"addrs,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+
+	// Bytes moved on closed connections since start (not persisted).
+	sent, recv uint64
+}
+
+func (m *member) info() PeerInfo {
+	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv}
+	if len(m.Addrs) > 0 {
+		info.Addr = m.Addrs[0]
+	}
+	return info
+}
+
+// loadRoster reads peers.json; a missing file is an empty roster. Entries
+// are validated as if a peer had sent them: the file is ours, but cheap to
+// check.
+func loadRoster(dir string) (map[PeerID]*member, error) {
+	roster := map[PeerID]*member{}
+	data, err := os.ReadFile(filepath.Join(dir, filePeers))
+	if errors.Is(err, os.ErrNotExist) {
+		return roster, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load roster: %w", err)
+	}
+	var list []*member
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("load roster: %s: %w", filePeers, err)
+	}
+	for _, m := range list {
+		id, err := ParsePeerID(m.IDText)
+		if err != nil {
+			continue
+		}
+		m.ID, m.Name = id, sanitizeName(m.Name)
+		m.Addrs = slices.DeleteFunc(m.Addrs, func(a string) bool { return validateAddr(a) != nil })
+		roster[id] = m
+	}
+	return roster, nil
+}
+
+// saveRoster writes peers.json atomically. saveMu orders concurrent saves
+// so that the last snapshot taken is the last one written.
+func (n *Node) saveRoster() {
+	n.saveMu.Lock()
+	defer n.saveMu.Unlock()
+	n.mu.Lock()
+	list := make([]*member, 0, len(n.roster))
+	for id, m := range n.roster {
+		if p := n.peers[id]; p != nil {
+			m.LastSeen = time.Unix(0, p.lastSeen.Load())
+		}
+		c := *m
+		c.IDText = id.String()
+		list = append(list, &c)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(list, func(a, b *member) int { return strings.Compare(a.IDText, b.IDText) })
+	data, err := json.MarshalIndent(list, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(n.dir, filePeers), data, 0o600)
+	}
+	if err != nil {
+		n.log.Warn("save roster failed", "err", err)
+	}
+}
+
+// noteConnected records a live member in the roster (mu held).
+func (n *Node) noteConnected(p *peer) {
+	m := n.roster[p.id]
+	if m == nil {
+		m = &member{ID: p.id}
+		n.roster[p.id] = m
+	}
+	m.Name = p.name
+	if len(p.addrs) > 0 {
+		m.Addrs = p.addrs
+	}
+	m.LastSeen = time.Now()
+	delete(n.dials, idKey(p.id))
+}
+
+// peerEntry is one PEERS entry.
+type peerEntry struct {
+	ID    PeerID
+	Name  string
+	Addrs []string
+}
+
+func encodePeers(entries []peerEntry) []byte {
+	var e encoder
+	e.u16(0) // count, patched below
+	count := 0
+	for _, pe := range entries {
+		var one encoder
+		one.raw(pe.ID[:])
+		one.str(pe.Name)
+		one.u8(uint8(len(pe.Addrs)))
+		for _, a := range pe.Addrs {
+			one.str(a)
+		}
+		if count == maxPeersEntries || len(e.b)+len(one.b) > capPeers {
+			break // the rest is learned on a later exchange
+		}
+		e.raw(one.b)
+		count++
+	}
+	e.b[0], e.b[1] = byte(count>>8), byte(count)
+	return e.b
+}
+
+func decodePeers(p []byte) ([]peerEntry, error) {
+	d := decoder{b: p}
+	n := int(d.u16())
+	if n > maxPeersEntries {
+		return nil, protocolError("peers list of %d entries", n)
+	}
+	var out []peerEntry
+	for i := 0; i < n && d.err == nil; i++ {
+		pe := peerEntry{ID: d.peerID()}
+		pe.Name = d.str(maxNameBytes)
+		pe.Addrs = decodeAddrs(&d)
+		out = append(out, pe)
+	}
+	if err := d.finish(); err != nil {
+		return nil, fmt.Errorf("decode peers: %w", err)
+	}
+	return out, nil
+}
+
+// peersPayload lists known members: connected ones with the listen
+// addresses they advertised, offline ones with their last known addresses.
+func (n *Node) peersPayload() []byte { return n.peersPayloadWith() }
+
+// peersPayloadWith lists extra entries first, then the roster.
+func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
+	n.mu.Lock()
+	entries := append(make([]peerEntry, 0, len(n.roster)+len(extra)), extra...)
+	for id, m := range n.roster {
+		if n.revs.has(id) {
+			continue
+		}
+		pe := peerEntry{ID: id, Name: m.Name, Addrs: m.Addrs}
+		if p := n.peers[id]; p != nil {
+			pe.Name, pe.Addrs = p.name, p.addrs
+		}
+		pe.Addrs = pe.Addrs[:min(len(pe.Addrs), maxAddrs)]
+		entries = append(entries, pe)
+	}
+	n.mu.Unlock()
+	return encodePeers(entries)
+}
+
+// pushPeers sends PEERS to every connected member but p at once, so a new
+// member is known (and dialed) everywhere without waiting for a timer.
+func (n *Node) pushPeers(except *peer) {
+	f := encodeFrame(framePeers, n.peersPayload())
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, q := range n.peers {
+		if q != except {
+			q.trySend(f)
+		}
+	}
+}
+
+// handlePeers merges a member's PEERS into the roster and dials new ones.
+// Entries are only hints: a dial succeeds only if the ID proves itself in
+// TLS with a member certificate.
+func (n *Node) handlePeers(from *peer, payload []byte) error {
+	entries, err := decodePeers(payload)
+	if err != nil {
+		return err
+	}
+	changed := false
+	n.mu.Lock()
+	for _, pe := range entries {
+		if pe.ID == n.self || pe.ID.IsZero() || n.revs.has(pe.ID) || n.peers[pe.ID] != nil {
+			continue
+		}
+		changed = n.learn(pe) || changed
+	}
+	n.mu.Unlock()
+	if changed {
+		from.log.Debug("members learned")
+		n.saveRoster()
+		n.wake()
+	}
+	return nil
+}
+
+// learn adds or updates an offline member (mu held); it reports a change.
+func (n *Node) learn(pe peerEntry) bool {
+	m := n.roster[pe.ID]
+	if m == nil {
+		if len(n.roster) >= maxRoster {
+			return false
+		}
+		m = &member{ID: pe.ID}
+		n.roster[pe.ID] = m
+		n.yieldDial(pe.ID)
+	}
+	name := sanitizeName(pe.Name)
+	if slices.Equal(m.Addrs, pe.Addrs) && (m.Name == name || name == "") {
+		return false
+	}
+	if name != "" {
+		m.Name = name
+	}
+	if len(pe.Addrs) > 0 {
+		m.Addrs = pe.Addrs
+		if ds := n.dials[idKey(pe.ID)]; ds != nil && !ds.busy {
+			ds.next = time.Time{} // new addresses: try them now
+		}
+	}
+	return true
+}
+
+// yieldDial delays our first dial to a newly learned member with a lower
+// ID (mu held). Both ends learn of each other at the same moment; the tie-
+// break keeps the lower ID's connection anyway, so letting it dial first
+// saves a connection that would be replaced at once.
+func (n *Node) yieldDial(id PeerID) {
+	if bytes.Compare(id[:], n.self[:]) < 0 {
+		n.dials[idKey(id)] = &dialState{next: time.Now().Add(max(n.cfg.RedialMin, 200*time.Millisecond))}
+	}
+}
+
+// dialState is the redial schedule of one target (a member ID or a join hint).
+type dialState struct {
+	next    time.Time
+	backoff time.Duration
+	busy    bool
+	done    bool // join hint that reached a member: not dialed again
+}
+
+func idKey(id PeerID) string     { return "id:" + id.String() }
+func hintKey(addr string) string { return "addr:" + addr }
+
+// dialTarget is one dial to start.
+type dialTarget struct {
+	key    string
+	id     PeerID // zero for a join hint
+	addrs  []string
+	status *dialState
+}
+
+// wake makes the dial loop look for work now.
+func (n *Node) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dialLoop owns redialing and periodic discovery until Close.
+func (n *Node) dialLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(max(n.cfg.RedialMin/4, 20*time.Millisecond))
+	defer tick.Stop()
+	discover := time.NewTicker(n.cfg.DiscoveryInterval)
+	defer discover.Stop()
+	for {
+		n.startDials()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.kick:
+		case <-tick.C:
+		case <-discover.C:
+			n.requestPeers()
+		}
+	}
+}
+
+// requestPeers sends PEERS_REQ to every connected member.
+func (n *Node) requestPeers() {
+	f := encodeFrame(framePeersReq, nil)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		p.trySend(f)
+	}
+}
+
+// startDials starts every due dial that a free slot allows.
+func (n *Node) startDials() {
+	for _, t := range n.dueTargets() {
+		select {
+		case n.sem <- struct{}{}:
+		default:
+			n.mu.Lock()
+			t.status.busy = false // no slot: next round
+			n.mu.Unlock()
+			continue
+		}
+		n.wg.Add(1)
+		go n.dial(t)
+	}
+}
+
+// dueTargets collects (and marks busy) members and join hints to dial now.
+func (n *Node) dueTargets() []dialTarget {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []dialTarget
+	for id, m := range n.roster {
+		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(m.Addrs) == 0 {
+			continue
+		}
+		if t, ok := n.due(idKey(id), now); ok {
+			t.id, t.addrs = id, slices.Clone(m.Addrs)
+			out = append(out, t)
+		}
+	}
+	for _, a := range n.cfg.Join {
+		if n.knownAddr(a) {
+			continue // a member's address: dialed (with its ID) above
+		}
+		if t, ok := n.due(hintKey(a), now); ok {
+			t.addrs = []string{a}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// knownAddr reports whether a roster member has address a (mu held).
+func (n *Node) knownAddr(a string) bool {
+	for _, m := range n.roster {
+		if slices.Contains(m.Addrs, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// due returns the state of key if it should be dialed now, marking it busy.
+func (n *Node) due(key string, now time.Time) (dialTarget, bool) {
+	ds := n.dials[key]
+	if ds == nil {
+		ds = &dialState{}
+		n.dials[key] = ds
+	}
+	if ds.busy || ds.done || now.Before(ds.next) {
+		return dialTarget{}, false
+	}
+	ds.busy = true
+	return dialTarget{key: key, status: ds}, true
+}
+
+// dial tries a target's addresses in order and reschedules it.
+func (n *Node) dial(t dialTarget) {
+	defer n.wg.Done()
+	defer func() { <-n.sem }()
+	var err error
+	for _, a := range t.addrs {
+		if err = n.connect(n.ctx, a, t.id); err == nil {
+			break
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ds := t.status
+	ds.busy = false
+	if err == nil || errors.Is(err, errSelf) {
+		ds.done = t.id.IsZero() // a hint is done; a member is redialed if it drops
+		ds.backoff, ds.next = 0, time.Time{}
+		return
+	}
+	ds.backoff = min(max(2*ds.backoff, n.cfg.RedialMin), n.cfg.RedialMax)
+	// Jitter in [backoff/2, backoff) spreads redials of many nodes.
+	ds.next = time.Now().Add(ds.backoff/2 + rand.N(ds.backoff/2+1))
+	if n.ctx.Err() == nil {
+		n.log.Debug("dial failed", "target", t.key, "err", err, "retry", ds.backoff)
+	}
+}

@@ -1,0 +1,44 @@
+// Package mesh connects the members of a small full mesh over mutually
+// authenticated TLS 1.3 and carries chat messages and application bytes
+// between them. It is the network layer of meshfs and also a library: a
+// Node has typed events (Handler), per-peer and broadcast sends of chat and
+// bytes, Connect, and a snapshot of its peers.
+//
+// # What it owns
+//
+// Everything under STATE/mesh: the node key (node.key, 0600), the member and
+// CA certificates (node.crt, ca.crt), on the admin the CA key (ca.key, 0600)
+// and outstanding invites (invites.json, 0600), the signed revocation list
+// (revocations) and the known members (peers.json).
+//
+// # Security model
+//
+// A node's ID is the SHA-256 of its public key. The first node creates a
+// mesh CA and is the admin; every member certificate is signed by it and
+// every connection is checked against it and the CA-signed revocation list.
+// Invites (Node.Invite) are single-use, expiring tokens that pin the CA and
+// prove knowledge of a secret bound to the TLS session. Node.Remove publishes
+// a new revocation list that every member enforces at once.
+//
+// # Wire protocol
+//
+// A frame is type u8 | length u32 big-endian | payload, with a per-type
+// cap checked before allocation. Payloads are fixed binary layouts. Each
+// connection is pre-member (joiner, JOIN only) or goes hello -> ready; CHAT,
+// BYTES and PEERS are accepted only when ready. Anything else closes the
+// connection.
+//
+// # Goroutines
+//
+// Start starts an accept loop and a dial loop (redials with backoff and
+// periodic discovery). Each connection has one reader goroutine (which
+// also runs its handshake and delivers its events) and one writer
+// goroutine, the only one that writes to it. Dials run in short-lived
+// goroutines, at most Config.MaxDials at once. Close stops and waits for
+// all of them.
+//
+// # Imports
+//
+// mesh imports only the standard library: never meshfs/sync, meshfs/fs,
+// go-fuse or fsnotify (deps_test.go enforces it).
+package mesh

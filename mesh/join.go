@@ -1,0 +1,319 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+const maxCertLen = 16 << 10
+
+// joinRequest is the JOIN payload: tokenID, proof, display name.
+type joinRequest struct {
+	TokenID []byte // 4 bytes
+	Proof   []byte // 32 bytes
+	Name    string
+}
+
+func encodeJoin(r joinRequest) []byte {
+	var e encoder
+	e.raw(r.TokenID)
+	e.raw(r.Proof)
+	e.str(r.Name)
+	return e.b
+}
+
+func decodeJoin(p []byte) (joinRequest, error) {
+	d := decoder{b: p}
+	r := joinRequest{TokenID: d.fixed(4), Proof: d.fixed(32), Name: d.str(maxNameBytes)}
+	if err := d.finish(); err != nil {
+		return joinRequest{}, fmt.Errorf("decode join: %w", err)
+	}
+	return r, nil
+}
+
+// joinOK is the JOIN_OK payload: everything a new member needs to start.
+type joinOK struct {
+	Cert, CA    []byte // DER
+	Revocations []byte // signed list, empty for version 0
+	Peers       []byte // a PEERS payload
+}
+
+func encodeJoinOK(j joinOK) []byte {
+	var e encoder
+	e.blob(j.Cert)
+	e.blob(j.CA)
+	e.blob(j.Revocations)
+	e.blob(j.Peers)
+	return e.b
+}
+
+func decodeJoinOK(p []byte) (joinOK, error) {
+	d := decoder{b: p}
+	j := joinOK{Cert: d.blob(maxCertLen), CA: d.blob(maxCertLen),
+		Revocations: d.blob(capRevocations), Peers: d.blob(capPeers)}
+	if err := d.finish(); err != nil {
+		return joinOK{}, fmt.Errorf("decode join ok: %w", err)
+	}
+	return j, nil
+}
+
+// exporterFor is the TLS keying material the JOIN proof is bound to.
+func exporterFor(tc *tls.Conn) ([]byte, error) {
+	cs := tc.ConnectionState()
+	return cs.ExportKeyingMaterial(joinLabel, nil, 32)
+}
+
+// serveJoin is the admin's side of a pre-member connection: one JOIN frame
+// under the handshake deadline, then JOIN_OK or JOIN_ERR, then close.
+func (n *Node) serveJoin(hs *handshakeResult) {
+	hs.conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	ip, _, _ := net.SplitHostPort(hs.conn.RemoteAddr().String())
+	log := n.log.With("addr", hs.conn.RemoteAddr(), "joiner", hs.id)
+	reply, code, err := n.admitJoiner(hs, ip)
+	if err != nil {
+		log.Warn("join failed", "err", err)
+		return
+	}
+	if code != 0 {
+		log.Warn("invite refused", "reason", code)
+		writeFlush(hs.bw, frameJoinErr, encodeReason(code))
+		return
+	}
+	if err := writeFlush(hs.bw, frameJoinOK, reply); err != nil {
+		log.Warn("join failed", "err", err)
+		return
+	}
+	log.Info("member admitted", "name", sanitizeName(hs.leaf.Subject.CommonName))
+}
+
+// admitJoiner reads and checks the JOIN; on success it issues the member
+// certificate, adds the member to the roster and returns the JOIN_OK payload.
+func (n *Node) admitJoiner(hs *handshakeResult, ip string) ([]byte, reasonCode, error) {
+	f, err := readFrame(hs.br, 0, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read join: %w", err)
+	}
+	if f.Type != frameJoin {
+		return nil, 0, protocolError("%v from a pre-member", f.Type)
+	}
+	req, err := decodeJoin(f.Payload)
+	if err != nil {
+		return nil, 0, err
+	}
+	pub, ok := hs.leaf.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, reasonJoinFailed, nil
+	}
+	exp, err := exporterFor(hs.conn)
+	if err != nil {
+		return nil, 0, fmt.Errorf("export keying material: %w", err)
+	}
+	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exp, hs.leaf.Raw, time.Now()); code != 0 {
+		return nil, code, nil
+	}
+	name := sanitizeName(req.Name)
+	if name == "" {
+		name = defaultName(hs.id)
+	}
+	return n.issueMember(pub, hs.id, name)
+}
+
+// issueMember signs the joiner's certificate and builds JOIN_OK.
+func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byte, reasonCode, error) {
+	n.mu.Lock()
+	ca, caKey := n.ident.ca, n.ident.caKey
+	n.mu.Unlock()
+	cert, err := issueCert(ca, caKey, pub, name)
+	if err != nil {
+		return nil, reasonJoinFailed, nil
+	}
+	n.mu.Lock()
+	n.learn(peerEntry{ID: id, Name: name})
+	n.mu.Unlock()
+	n.saveRoster()
+	// The admin lists itself too: the joiner then knows its ID and name.
+	payload := n.peersPayloadWith(peerEntry{ID: n.self, Name: n.Name(), Addrs: n.advertised()})
+	return encodeJoinOK(joinOK{Cert: cert.Raw, CA: ca.Raw, Revocations: n.revocationBlob(), Peers: payload}), 0, nil
+}
+
+// redeem is the joiner's side, run by Start when this node is not a member:
+// it tries each Join address until one admits it. A refusal by the admin
+// ends the attempt at once.
+func (n *Node) redeem(ctx context.Context) error {
+	var errs []error
+	for _, addr := range n.cfg.Join {
+		err := n.joinVia(ctx, addr)
+		if err == nil {
+			return nil
+		}
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("join mesh: no join address: %w", ErrNeedInvite)
+	}
+	return fmt.Errorf("join mesh: %w", errors.Join(errs...))
+}
+
+// refusedError is a JOIN_ERR from the admin.
+type refusedError struct {
+	addr   string
+	reason reasonCode
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("join mesh via %s: %v: %s", e.addr, ErrInviteRefused, e.reason)
+}
+
+func (e *refusedError) Unwrap() error { return ErrInviteRefused }
+
+// joinVia runs the whole JOIN exchange with one address.
+func (n *Node) joinVia(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: n.cfg.HandshakeTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("join via %s: %w", addr, err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(2 * n.cfg.HandshakeTimeout))
+	cert, err := selfSignedCert(n.ident.key, n.ownName())
+	if err != nil {
+		return err
+	}
+	cfg := baseTLS(cert)
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return checkJoinServer(cs, n.joinTok) }
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("join via %s: tls handshake: %w", addr, err)
+	}
+	return n.exchangeJoin(tc, addr, cert.Leaf.Raw)
+}
+
+// exchangeJoin sends JOIN and handles the answer.
+func (n *Node) exchangeJoin(tc *tls.Conn, addr string, certDER []byte) error {
+	exp, err := exporterFor(tc)
+	if err != nil {
+		return fmt.Errorf("join via %s: %w", addr, err)
+	}
+	proof := joinProof(joinKey(n.joinTok.secret[:]), exp, certDER)
+	hs := newHandshakeResult(tc, tc.ConnectionState(), roleMember, true)
+	req := joinRequest{TokenID: n.joinTok.id[:], Proof: proof, Name: n.ownName()}
+	if err := writeFlush(hs.bw, frameJoin, encodeJoin(req)); err != nil {
+		return fmt.Errorf("join via %s: %w", addr, err)
+	}
+	f, err := readFrame(hs.br, 0, nil)
+	if err != nil {
+		// TLS 1.3 clients finish before the server checks their certificate:
+		// a member that is not the admin refuses us here, on the first read.
+		return fmt.Errorf("the node at %s did not accept the invite; only the mesh admin can admit new members: %w (%v)",
+			addr, ErrInviteRefused, err)
+	}
+	switch f.Type {
+	case frameJoinErr:
+		code, _ := decodeReason(f.Payload)
+		return &refusedError{addr: addr, reason: code}
+	case frameJoinOK:
+		return n.acceptJoin(f.Payload, hs)
+	}
+	return fmt.Errorf("join via %s: %w", addr, protocolError("%v in answer to join", f.Type))
+}
+
+// checkJoinServer pins the mesh CA from the token: the server must present
+// a CA certificate with the token's fingerprint, and a leaf it signed.
+func checkJoinServer(cs tls.ConnectionState, tok *token) error {
+	if cs.Version != tls.VersionTLS13 || cs.NegotiatedProtocol != alpn {
+		return errors.New("server does not speak meshfs/1 over tls 1.3")
+	}
+	certs := cs.PeerCertificates
+	if len(certs) < 2 {
+		return errors.New("server sent no mesh ca certificate")
+	}
+	for _, ca := range certs[1:] {
+		if !ca.IsCA || !bytes.Equal(caFingerprint(ca), tok.caFP[:]) {
+			continue
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err
+	}
+	return errors.New("server is not in the mesh the invite is for (ca fingerprint mismatch)")
+}
+
+// acceptJoin stores what the admin sent and makes this node a member.
+// node.crt is written last: its presence is what "member" means on disk.
+func (n *Node) acceptJoin(payload []byte, hs *handshakeResult) error {
+	j, err := decodeJoinOK(payload)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	cert, err1 := x509.ParseCertificate(j.Cert)
+	ca, err2 := x509.ParseCertificate(j.CA)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("join: bad certificate from admin: %w", err)
+	}
+	if !bytes.Equal(caFingerprint(ca), n.joinTok.caFP[:]) {
+		return errors.New("join: admin sent a ca that is not the invite's")
+	}
+	ident := *n.ident
+	if err := ident.setMembership(cert, ca); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	revs := &revocationList{}
+	if len(j.Revocations) > 0 {
+		if revs, err = decodeRevocations(j.Revocations); err == nil {
+			err = revs.verify(ca.PublicKey.(ed25519.PublicKey))
+		}
+		if err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
+	entries, err := decodePeers(j.Peers)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	return n.storeMembership(&ident, revs, entries, hs)
+}
+
+func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []peerEntry, hs *handshakeResult) error {
+	if revs.Version > 0 {
+		if err := writeFileAtomic(filepath.Join(n.dir, fileRevocations), revs.encode(), 0o600); err != nil {
+			return err
+		}
+	}
+	n.mu.Lock()
+	n.revs = revs
+	for _, pe := range entries {
+		if pe.ID != n.self && !pe.ID.IsZero() && !revs.has(pe.ID) {
+			pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
+			n.learn(pe)
+			delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
+		}
+	}
+	n.mu.Unlock()
+	n.saveRoster()
+	if err := writeCert(filepath.Join(n.dir, fileCACert), ident.ca); err != nil {
+		return err
+	}
+	if err := writeCert(filepath.Join(n.dir, fileNodeCert), ident.cert); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.ident = ident
+	n.mu.Unlock()
+	n.joinTok = nil
+	n.log.Info("joined mesh", "mesh", meshID(ident.ca), "name", n.Name())
+	return nil
+}

@@ -1,0 +1,505 @@
+package mesh
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a Node. Zero values are replaced by DefaultConfig's.
+type Config struct {
+	// StateDir is the node's private folder; mesh keeps its files in StateDir/mesh.
+	StateDir string
+	// Name is the display name put in this node's member certificate when
+	// the certificate is issued (mesh creation or join); later runs keep the
+	// certificate's name. Default "node-" + short ID.
+	Name string
+	// Listen is the TCP address to listen on: "host:port", ":port" or "port".
+	Listen string
+	// Advertise lists the addresses announced to peers; default the actual
+	// listen address (an unspecified host is replaced by each receiver).
+	Advertise []string
+	// Join lists bootstrap addresses (hints, dialed without an expected ID).
+	Join []string
+	// Invite is the token used once to join a mesh (only read when not a member).
+	Invite string
+	// Handler receives events; nil drops them.
+	Handler Handler
+	// Logger; nil discards.
+	Logger *slog.Logger
+
+	// MaxBytes caps a BYTES payload (default 2 MiB).
+	MaxBytes int
+	// MaxPeers caps live member connections (default 128).
+	MaxPeers int
+	// MaxPending caps connections still in the handshake (default 64) and
+	// MaxPendingPerIP those from one source IP (default 4).
+	MaxPending, MaxPendingPerIP int
+	// ControlQueue and BulkQueue are the per-connection queue lengths in frames (256, 8).
+	ControlQueue, BulkQueue int
+	// MaxDials caps concurrent outgoing dials (default 8).
+	MaxDials int
+	// JoinFailLimit caps failed invite attempts per source IP per minute (default 10).
+	JoinFailLimit int
+	// ChatRate caps chat messages read per second from one peer (default
+	// 20) after a burst of ChatBurst (default 1000, a whole history replay);
+	// a faster sender is slowed (its connection is not read), never dropped.
+	ChatRate, ChatBurst int
+
+	// HandshakeTimeout bounds TLS plus HELLO, and a joiner's JOIN (10 s).
+	HandshakeTimeout time.Duration
+	// FrameTimeout bounds reading one frame once its header arrived (60 s).
+	FrameTimeout time.Duration
+	// WriteTimeout bounds every write; a peer that does not read is dropped (30 s).
+	WriteTimeout time.Duration
+	// PingInterval is how often each connection sends PING (10 s).
+	PingInterval time.Duration
+	// DeadAfter closes a connection that sent nothing for this long (3 × PingInterval).
+	DeadAfter time.Duration
+	// DiscoveryInterval is how often PEERS_REQ goes to every peer (30 s).
+	DiscoveryInterval time.Duration
+	// RedialMin and RedialMax bound the per-member redial backoff (1 s, 60 s).
+	RedialMin, RedialMax time.Duration
+}
+
+// DefaultConfig returns the defaults of every limit and timeout.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            ":0",
+		MaxBytes:          2 << 20,
+		MaxPeers:          128,
+		MaxPending:        64,
+		MaxPendingPerIP:   4,
+		ControlQueue:      256,
+		BulkQueue:         8,
+		MaxDials:          8,
+		JoinFailLimit:     10,
+		ChatRate:          20,
+		ChatBurst:         1000,
+		HandshakeTimeout:  10 * time.Second,
+		FrameTimeout:      60 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		PingInterval:      10 * time.Second,
+		DiscoveryInterval: 30 * time.Second,
+		RedialMin:         time.Second,
+		RedialMax:         60 * time.Second,
+	}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDefault(&c.Listen, d.Listen)
+	for _, f := range []struct {
+		v *int
+		d int
+	}{{&c.MaxBytes, d.MaxBytes}, {&c.MaxPeers, d.MaxPeers},
+		{&c.MaxPending, d.MaxPending}, {&c.MaxPendingPerIP, d.MaxPendingPerIP},
+		{&c.ControlQueue, d.ControlQueue}, {&c.BulkQueue, d.BulkQueue}, {&c.MaxDials, d.MaxDials},
+		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst}} {
+		setDefault(f.v, f.d)
+	}
+	for _, f := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&c.HandshakeTimeout, d.HandshakeTimeout},
+		{&c.FrameTimeout, d.FrameTimeout}, {&c.WriteTimeout, d.WriteTimeout}, {&c.PingInterval, d.PingInterval},
+		{&c.DiscoveryInterval, d.DiscoveryInterval}, {&c.RedialMin, d.RedialMin}, {&c.RedialMax, d.RedialMax}} {
+		setDefault(f.v, f.d)
+	}
+	setDefault(&c.DeadAfter, 3*c.PingInterval)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !strings.Contains(c.Listen, ":") {
+		c.Listen = ":" + c.Listen // a bare port
+	}
+	return c
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// Node is one member of a mesh: it listens, dials other members, keeps one
+// authenticated connection per member and delivers events to its Handler.
+type Node struct {
+	// Immutable after New.
+	cfg     Config
+	log     *slog.Logger
+	dir     string // StateDir/mesh
+	self    PeerID
+	session uint64
+	epoch   time.Time // base of the monotonic clock carried in PING
+	created bool
+	invites *inviteStore // admin only (nil otherwise); has its own lock
+	joinTok *token       // parsed Config.Invite when not a member
+
+	// Set by Start, then immutable.
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // wakes the dial loop
+	sem    chan struct{} // concurrent dials
+
+	mu      sync.Mutex
+	ident   *identity // membership set once (New or Start)
+	revs    *revocationList
+	peers   map[PeerID]*peer      // live connections, one per member
+	roster  map[PeerID]*member    // known members
+	dials   map[string]*dialState // redial state by target key
+	pending map[net.Conn]string   // connections in the handshake → source IP
+	perIP   map[string]int
+	started bool
+	closed  bool
+	saveMu  sync.Mutex // serialises roster writes (taken before mu)
+	revMu   sync.Mutex // serialises revocation updates (taken before mu)
+}
+
+// New loads or creates the node's identity. It creates a new mesh (and
+// makes this node its admin) when the node is not a member and Join is
+// empty. It does no network I/O.
+func New(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if cfg.StateDir == "" {
+		return nil, errors.New("new mesh node: no state dir")
+	}
+	dir := filepath.Join(cfg.StateDir, "mesh")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("new mesh node: %w", err)
+	}
+	os.Chmod(dir, 0o700)
+	ident, err := loadIdentity(dir)
+	if err != nil {
+		return nil, fmt.Errorf("new mesh node: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(),
+		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
+		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
+		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
+	if err := n.initMembership(); err != nil {
+		return nil, fmt.Errorf("new mesh node: %w", err)
+	}
+	return n, nil
+}
+
+// initMembership creates a mesh, loads member state, or checks the invite.
+func (n *Node) initMembership() error {
+	if !n.ident.member() && len(n.cfg.Join) == 0 {
+		if err := n.ident.createMesh(n.dir, n.ownName()); err != nil {
+			return fmt.Errorf("create mesh: %w", err)
+		}
+		n.created = true
+		n.log.Info("mesh created", "mesh", meshID(n.ident.ca), "id", n.self)
+	}
+	if !n.ident.member() {
+		if n.cfg.Invite == "" {
+			return ErrNeedInvite
+		}
+		tok, err := parseToken(n.cfg.Invite)
+		if err != nil {
+			return err
+		}
+		n.joinTok = tok
+		return nil
+	}
+	return n.loadMemberState()
+}
+
+// loadMemberState reads the revocation list, roster and (admin) invites.
+func (n *Node) loadMemberState() error {
+	revs, err := loadRevocations(n.dir, n.ident.ca.PublicKey.(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	n.revs = revs
+	if n.roster, err = loadRoster(n.dir); err != nil {
+		return err
+	}
+	delete(n.roster, n.self)
+	if n.ident.admin() {
+		n.invites, err = loadInvites(filepath.Join(n.dir, fileInvites), n.cfg.JoinFailLimit)
+	}
+	return err
+}
+
+// ownName is the sanitised configured name, or the default.
+func (n *Node) ownName() string {
+	if name := sanitizeName(n.cfg.Name); name != "" {
+		return name
+	}
+	return defaultName(n.self)
+}
+
+// Start listens, redeems the invite if this node is not a member yet, and
+// starts the accept, dial and discovery loops. ctx bounds the start only;
+// Close stops the loops.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.started || n.closed {
+		n.mu.Unlock()
+		return fmt.Errorf("start mesh node: %w", ErrClosed)
+	}
+	n.started = true
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.mu.Unlock()
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("start mesh node: %w", err)
+	}
+	n.ln = ln
+	if n.joinTok != nil {
+		if err := n.redeem(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr(), "mesh", n.MeshID())
+	n.wg.Add(2)
+	go n.acceptLoop()
+	go n.dialLoop()
+	return nil
+}
+
+// Close stops everything and waits for every goroutine. It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	started := n.started
+	peers := slices.Collect(maps.Values(n.peers))
+	for c := range n.pending {
+		c.Close()
+	}
+	n.mu.Unlock()
+	if !started {
+		return nil
+	}
+	n.cancel()
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	for _, p := range peers {
+		p.bye(reasonShutdown, nil)
+	}
+	n.wg.Wait()
+	n.saveRoster()
+	return nil
+}
+
+// ID returns this node's ID.
+func (n *Node) ID() PeerID { return n.self }
+
+// Name returns the display name from this node's member certificate (or
+// the configured name before it has one).
+func (n *Node) Name() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ident.cert != nil {
+		if name := sanitizeName(n.ident.cert.Subject.CommonName); name != "" {
+			return name
+		}
+	}
+	return n.ownName()
+}
+
+// Addr returns the actual listen address (nil before Start).
+func (n *Node) Addr() net.Addr {
+	if n.ln == nil {
+		return nil
+	}
+	return n.ln.Addr()
+}
+
+// MeshID returns the short fingerprint of the mesh CA ("" before joining).
+func (n *Node) MeshID() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ident.ca == nil {
+		return ""
+	}
+	return meshID(n.ident.ca)
+}
+
+// IsAdmin reports whether this node holds the mesh CA key.
+func (n *Node) IsAdmin() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ident.admin()
+}
+
+// Created reports whether New created a new mesh in this run.
+func (n *Node) Created() bool { return n.created }
+
+// Peers returns every known, non-revoked member but this node, sorted by
+// name then ID, with live details for connected ones.
+func (n *Node) Peers() []PeerInfo {
+	n.mu.Lock()
+	out := make([]PeerInfo, 0, len(n.roster))
+	for id, m := range n.roster {
+		if id == n.self || n.revs.has(id) {
+			continue
+		}
+		info := m.info()
+		if p := n.peers[id]; p != nil {
+			sent, recv := info.Sent, info.Received
+			info = p.info()
+			info.Sent += sent
+			info.Received += recv
+		}
+		out = append(out, info)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b PeerInfo) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID.String(), b.ID.String()))
+	})
+	return out
+}
+
+// SendChat queues a chat message to one connected member.
+func (n *Node) SendChat(ctx context.Context, to PeerID, c Chat) error {
+	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: SanitizeText(c.Text)})
+	if err != nil {
+		return err
+	}
+	return n.sendTo(ctx, to, false, encodeFrame(frameChat, payload))
+}
+
+// BroadcastChat queues a chat message to every connected member.
+func (n *Node) BroadcastChat(ctx context.Context, c Chat) error {
+	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: SanitizeText(c.Text)})
+	if err != nil {
+		return err
+	}
+	return n.broadcast(ctx, encodeFrame(frameChat, payload))
+}
+
+// SendBytes queues application bytes on the control queue (priority).
+func (n *Node) SendBytes(ctx context.Context, to PeerID, data []byte) error {
+	if err := n.checkBytes(data); err != nil {
+		return err
+	}
+	return n.sendTo(ctx, to, false, encodeFrame(frameBytes, data))
+}
+
+// SendBulk queues application bytes on the bulk queue (after control frames).
+func (n *Node) SendBulk(ctx context.Context, to PeerID, data []byte) error {
+	if err := n.checkBytes(data); err != nil {
+		return err
+	}
+	return n.sendTo(ctx, to, true, encodeFrame(frameBytes, data))
+}
+
+// BroadcastBytes queues application bytes to every connected member.
+func (n *Node) BroadcastBytes(ctx context.Context, data []byte) error {
+	if err := n.checkBytes(data); err != nil {
+		return err
+	}
+	return n.broadcast(ctx, encodeFrame(frameBytes, data))
+}
+
+func (n *Node) checkBytes(data []byte) error {
+	if len(data) > n.cfg.MaxBytes {
+		return fmt.Errorf("bytes of %d (max %d): %w", len(data), n.cfg.MaxBytes, ErrTooLarge)
+	}
+	return nil
+}
+
+// sendTo queues one encoded frame to one connected member. The frame is
+// shared, never modified after encoding, so broadcasts reuse it.
+func (n *Node) sendTo(ctx context.Context, to PeerID, bulk bool, f []byte) error {
+	n.mu.Lock()
+	p, closed := n.peers[to], n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if p == nil {
+		return fmt.Errorf("send to %s: %w", to.Short(), ErrUnknownPeer)
+	}
+	q := p.ctrl
+	if bulk {
+		q = p.bulk
+	}
+	return p.send(ctx, q, f)
+}
+
+// broadcast queues f to every connected member; a member whose connection
+// closes meanwhile is skipped (it resumes on reconnect).
+func (n *Node) broadcast(ctx context.Context, f []byte) error {
+	n.mu.Lock()
+	peers, closed := slices.Collect(maps.Values(n.peers)), n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	for _, p := range peers {
+		if err := p.send(ctx, p.ctrl, f); err != nil && !errors.Is(err, ErrUnknownPeer) {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit delivers an event; callers hold no lock.
+func (n *Node) emit(e Event) {
+	if n.cfg.Handler != nil {
+		n.cfg.Handler.HandleEvent(e)
+	}
+}
+
+// mono is the monotonic clock carried in PING (nanoseconds since New, > 0).
+func (n *Node) mono() int64 { return int64(time.Since(n.epoch)) + 1 }
+
+// tlsCert is our member certificate chain.
+func (n *Node) tlsCert() tls.Certificate {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ident.tlsCert()
+}
+
+// hello is the HELLO this node sends.
+func (n *Node) hello() hello {
+	n.mu.Lock()
+	v := n.revs.Version
+	n.mu.Unlock()
+	return hello{Version: protoVersion, Name: n.Name(), Addrs: n.advertised(), RevVersion: v, Session: n.session}
+}
+
+// advertised returns the listen addresses announced in HELLO.
+func (n *Node) advertised() []string {
+	if len(n.cfg.Advertise) > 0 {
+		return n.cfg.Advertise[:min(len(n.cfg.Advertise), maxAddrs)]
+	}
+	if n.ln == nil {
+		return nil
+	}
+	return []string{n.ln.Addr().String()}
+}
+
+func randomU64() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
+}

@@ -1,0 +1,286 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// byeGrace is how long a connection that said BYE waits for its writer to
+// flush before it is closed regardless.
+const byeGrace = time.Second
+
+// errByeSent ends a connection after we sent BYE.
+var errByeSent = errors.New("closed by this node")
+
+// peer is one authenticated member connection. Its reader goroutine (the one
+// that ran the handshake, see Node.runConn) reads and dispatches frames; its
+// writer goroutine is the only one that writes to conn. Others hand frames
+// to the writer through the two bounded queues.
+type peer struct {
+	// Immutable after the handshake.
+	n        *Node
+	conn     net.Conn // the TLS connection
+	br       *bufio.Reader
+	bw       *bufio.Writer // used by the writer goroutine only
+	id       PeerID
+	name     string
+	outbound bool     // we dialed it
+	session  uint64   // the remote process's session from HELLO
+	tiebreak uint64   // same on both ends: TLS exporter value
+	addrs    []string // the remote's advertised listen addresses (hosts resolved)
+	remote   string   // remote address of the connection
+	since    time.Time
+	log      *slog.Logger
+
+	ctrl       chan []byte // control frames: drained first
+	bulk       chan []byte // bulk frames (SendBulk)
+	closed     chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	err        error // why it closed; written once before closed is closed
+	byeTimer   atomic.Pointer[time.Timer]
+	byeCause   atomic.Pointer[error] // the close error once BYE is written
+
+	sent, recv atomic.Uint64
+	rtt        atomic.Int64 // nanoseconds
+	lastSeen   atomic.Int64 // unix nanoseconds
+	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
+	lastPeers  atomic.Int64
+	chatRate   *rateLimiter // reader goroutine only
+}
+
+func newPeer(n *Node, hs *handshakeResult) *peer {
+	now := time.Now()
+	p := &peer{
+		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, id: hs.id, name: hs.name,
+		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
+		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), since: now,
+		ctrl:       make(chan []byte, n.cfg.ControlQueue),
+		bulk:       make(chan []byte, n.cfg.BulkQueue),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		chatRate:   newRateLimiter(n.cfg.ChatRate, n.cfg.ChatBurst),
+	}
+	p.log = n.log.With("peer", p.id, "name", p.name, "addr", p.remote)
+	p.lastSeen.Store(now.UnixNano())
+	return p
+}
+
+// close ends the connection once; later calls do nothing.
+func (p *peer) close(err error) {
+	p.closeOnce.Do(func() {
+		p.err = err
+		close(p.closed)
+		p.conn.Close()
+		if t := p.byeTimer.Load(); t != nil {
+			t.Stop()
+		}
+	})
+}
+
+// bye asks the writer to send BYE and close; if the writer does not get to
+// it within byeGrace (or the queue is full), the connection closes anyway.
+// cause, if not nil, is the error the connection ends with.
+func (p *peer) bye(code reasonCode, cause error) {
+	if cause == nil {
+		cause = fmt.Errorf("%w: %s", errByeSent, code)
+	}
+	p.byeCause.CompareAndSwap(nil, &cause)
+	cause = *p.byeCause.Load()
+	if !p.trySend(encodeFrame(frameBye, encodeReason(code))) {
+		p.close(cause)
+		return
+	}
+	t := time.AfterFunc(byeGrace, func() { p.close(cause) })
+	p.byeTimer.Store(t)
+	select {
+	case <-p.closed: // closed meanwhile: close did not see the timer
+		t.Stop()
+	default:
+	}
+}
+
+// isClosed reports whether close has run.
+func (p *peer) isClosed() bool {
+	select {
+	case <-p.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// send queues f on q, blocking while q is full (back-pressure) until ctx is
+// done or the connection closes.
+func (p *peer) send(ctx context.Context, q chan []byte, f []byte) error {
+	if p.isClosed() {
+		return fmt.Errorf("send to %v: connection closed: %w", p.id.Short(), ErrUnknownPeer)
+	}
+	select {
+	case q <- f:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("send to %v: %w", p.id.Short(), ctx.Err())
+	case <-p.closed:
+		return fmt.Errorf("send to %v: connection closed: %w", p.id.Short(), ErrUnknownPeer)
+	}
+}
+
+// trySend queues a control frame without blocking; used by the reader for
+// answers (PONG, PEERS), which are safe to coalesce or drop.
+func (p *peer) trySend(f []byte) bool {
+	select {
+	case p.ctrl <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop is the writer goroutine: control frames first, then bulk, a
+// PING every PingInterval, a flush whenever both queues are empty.
+func (p *peer) writeLoop() {
+	defer close(p.writerDone)
+	ping := time.NewTicker(p.n.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		f, ok := p.next(ping.C)
+		if !ok {
+			return
+		}
+		err := p.write(f)
+		if err == nil && (frameType(f[0]) == frameBye || len(p.ctrl)+len(p.bulk) == 0) {
+			err = p.flush()
+		}
+		if err != nil {
+			p.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		if frameType(f[0]) == frameBye {
+			cause := fmt.Errorf("%w: %s", errByeSent, decodeReasonText(f[frameHeaderLen:]))
+			if c := p.byeCause.Load(); c != nil {
+				cause = *c
+			}
+			p.close(cause)
+			return
+		}
+	}
+}
+
+// next returns the next frame to write, or false once the connection closed.
+func (p *peer) next(tick <-chan time.Time) ([]byte, bool) {
+	select {
+	case f := <-p.ctrl:
+		return f, true
+	case <-p.closed:
+		return nil, false
+	default:
+	}
+	select {
+	case f := <-p.ctrl:
+		return f, true
+	case f := <-p.bulk:
+		return f, true
+	case <-tick:
+		return p.pingFrame(), true
+	case <-p.closed:
+		return nil, false
+	}
+}
+
+// write buffers one frame under the write deadline: a peer that stops
+// reading makes this fail after WriteTimeout, and only this peer is dropped.
+func (p *peer) write(f []byte) error {
+	p.conn.SetWriteDeadline(time.Now().Add(p.n.cfg.WriteTimeout))
+	_, err := p.bw.Write(f)
+	p.sent.Add(uint64(len(f)))
+	return err
+}
+
+func (p *peer) flush() error {
+	p.conn.SetWriteDeadline(time.Now().Add(p.n.cfg.WriteTimeout))
+	return p.bw.Flush()
+}
+
+// pingFrame carries our monotonic clock; the PONG echoes it back.
+func (p *peer) pingFrame() []byte {
+	return encodeFrame(framePing, binary.BigEndian.AppendUint64(nil, uint64(p.n.mono())))
+}
+
+// readLoop reads frames until an error: the idle deadline (DeadAfter) while
+// waiting for a header, then FrameTimeout to finish the frame.
+func (p *peer) readLoop() error {
+	cfg := &p.n.cfg
+	for {
+		p.conn.SetReadDeadline(time.Now().Add(cfg.DeadAfter))
+		f, err := readFrame(p.br, cfg.MaxBytes, func() {
+			p.conn.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
+		})
+		if err != nil {
+			return err
+		}
+		p.recv.Add(uint64(frameHeaderLen + len(f.Payload)))
+		p.lastSeen.Store(time.Now().UnixNano())
+		if err := p.n.handleFrame(p, f); err != nil {
+			return err
+		}
+	}
+}
+
+// handlePong records the round-trip time measured from our PING.
+func (p *peer) handlePong(payload []byte) error {
+	if len(payload) != capPing {
+		return protocolError("pong of %d bytes", len(payload))
+	}
+	sent := int64(binary.BigEndian.Uint64(payload))
+	if rtt := p.n.mono() - sent; sent > 0 && rtt >= 0 {
+		p.rtt.Store(rtt)
+	}
+	return nil
+}
+
+// allow is a per-peer rate limit: at most one answer per interval, so a
+// flood of PING or PEERS_REQ is coalesced instead of answered one by one.
+func allow(last *atomic.Int64, interval time.Duration) bool {
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	return now-prev >= int64(interval) && last.CompareAndSwap(prev, now)
+}
+
+// info is a snapshot of this connection as a PeerInfo.
+func (p *peer) info() PeerInfo {
+	return PeerInfo{
+		ID: p.id, Name: p.name, State: Connected, Addr: p.remote,
+		RTT:      time.Duration(p.rtt.Load()),
+		LastSeen: time.Unix(0, p.lastSeen.Load()),
+		Since:    p.since,
+		Sent:     p.sent.Load(),
+		Received: p.recv.Load(),
+	}
+}
+
+// dropped counts frames still queued after the writer stopped.
+func (p *peer) dropped() int { return len(p.ctrl) + len(p.bulk) }
+
+// encodeReason is the payload of BYE and JOIN_ERR: one reason code.
+func encodeReason(c reasonCode) []byte { return []byte{byte(c)} }
+
+// decodeReason parses a reason payload.
+func decodeReason(p []byte) (reasonCode, error) {
+	d := decoder{b: p}
+	c := reasonCode(d.u8())
+	return c, d.finish()
+}
+
+func decodeReasonText(p []byte) string {
+	c, _ := decodeReason(p)
+	return c.String()
+}
