@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	meshfs "github.com/meshfs/meshfs/fs"
+	"github.com/meshfs/meshfs/mesh"
+	meshsync "github.com/meshfs/meshfs/sync"
+)
+
+// The wiring: *mesh.Node is sync's transport, and *meshsync.Engine is both
+// the node's event handler and the syncer behind the FUSE tree.
+var (
+	_ meshsync.Transport    = (*mesh.Node)(nil)
+	_ mesh.Handler          = (*meshsync.Engine)(nil)
+	_ meshfs.Syncer         = (*meshsync.Engine)(nil)
+	_ meshsync.FolderSyncer = (*meshsync.Engine)(nil)
+)
+
+// daemon is one running node: mesh, sync engine, the tree (FUSE or plain
+// folder) and the control socket.
+type daemon struct {
+	opts    mountOptions
+	log     *slog.Logger
+	lock    *os.File
+	node    *mesh.Node
+	engine  *meshsync.Engine
+	fuse    *meshfs.Server     // nil in plain-folder mode
+	folder  context.CancelFunc // stops the plain-folder watcher; nil with FUSE
+	control *controlServer
+	done    chan error    // the tree stopped by itself (external unmount, watcher error)
+	stop    chan struct{} // 'meshfs unmount' asked us to stop
+	wg      sync.WaitGroup
+	closing sync.Once
+}
+
+// startDaemon brings a node up step by step; on any error it tears down what
+// it started, so a failed mount leaves nothing behind.
+func startDaemon(ctx context.Context, opts mountOptions, log *slog.Logger) (*daemon, error) {
+	d := &daemon{opts: opts, log: log, done: make(chan error, 1), stop: make(chan struct{})}
+	steps := []func(context.Context) error{
+		d.checkEnvironment, d.openState, d.startMesh, d.startTree, d.startControl,
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			d.shutdown()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *daemon) checkEnvironment(context.Context) error {
+	if !d.opts.noFUSE {
+		if err := meshfs.Available(); err != nil {
+			return fmt.Errorf("%w; run with --no-fuse to keep the tree as a plain folder", err)
+		}
+	}
+	clear := meshfs.ClearStale
+	if d.opts.noFUSE {
+		clear = func(string) error { return nil }
+	}
+	return checkMountpoint(d.opts.mountpoint, clear)
+}
+
+func (d *daemon) openState(context.Context) error {
+	if err := makePrivateDir(d.opts.stateDir); err != nil {
+		return fmt.Errorf("state folder %s: %w", d.opts.stateDir, err)
+	}
+	lock, err := lockState(d.opts.stateDir)
+	d.lock = lock
+	return err
+}
+
+// treeRoot is the folder sync reads and writes: a private backing folder
+// behind the FUSE mount, or the mount point itself in plain-folder mode.
+func (d *daemon) treeRoot() string {
+	if d.opts.noFUSE {
+		return d.opts.mountpoint
+	}
+	return filepath.Join(d.opts.stateDir, "tree")
+}
+
+func (d *daemon) startMesh(ctx context.Context) error {
+	scfg := meshsync.DefaultConfig()
+	scfg.Root = d.treeRoot()
+	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
+	scfg.Logger = d.log.With("pkg", "sync")
+	engine, err := meshsync.New(scfg)
+	if err != nil {
+		return err
+	}
+	d.engine = engine
+	mcfg := mesh.DefaultConfig()
+	mcfg.StateDir = filepath.Join(d.opts.stateDir, "mesh")
+	mcfg.Name = d.opts.name
+	mcfg.Listen = d.opts.listen
+	mcfg.Join = d.opts.join
+	mcfg.Invite = d.opts.invite
+	mcfg.Handler = engine
+	mcfg.Logger = d.log.With("pkg", "mesh")
+	node, err := mesh.New(mcfg)
+	if err != nil {
+		return err
+	}
+	d.node = node
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	return engine.Start(node)
+}
+
+func (d *daemon) startTree(context.Context) error {
+	if d.opts.noFUSE {
+		return d.startFolder()
+	}
+	srv, err := meshfs.Mount(meshfs.Config{
+		Mountpoint: d.opts.mountpoint,
+		Root:       d.treeRoot(),
+		ChatLog:    d.engine.ChatLogPath(),
+		Syncer:     d.engine,
+		Logger:     d.log.With("pkg", "fs"),
+		Debug:      d.opts.debug,
+	})
+	if err != nil {
+		return err
+	}
+	d.fuse = srv
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		srv.Wait()
+		d.done <- nil
+	}()
+	return nil
+}
+
+func (d *daemon) startFolder() error {
+	folder, err := meshsync.NewFolder(meshsync.FolderConfig{
+		Dir:    d.opts.mountpoint,
+		Syncer: d.engine,
+		Logger: d.log.With("pkg", "plain"),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.folder = cancel
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.done <- folder.Run(ctx)
+	}()
+	return nil
+}
+
+func (d *daemon) startControl(context.Context) error {
+	path, err := controlSocket(d.opts.mountpoint)
+	if err != nil {
+		return err
+	}
+	d.control, err = listenControl(path, d.handleControl, d.log)
+	return err
+}
+
+// run serves until a signal, 'meshfs unmount', or an unmount from outside,
+// then shuts down in order.
+func (d *daemon) run(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		d.log.Info("signal received, unmounting")
+	case <-d.stop:
+		d.log.Info("unmount requested")
+	case err = <-d.done:
+		d.log.Info("the tree was unmounted from outside")
+	}
+	d.shutdown()
+	return err
+}
+
+// shutdown unmounts, stops sync, closes the mesh and waits; it runs once
+// and tolerates a partly started daemon.
+func (d *daemon) shutdown() {
+	d.closing.Do(func() {
+		if d.fuse != nil {
+			if err := d.fuse.Unmount(); err != nil {
+				d.log.Warn("unmount failed", "mountpoint", d.opts.mountpoint, "err", err)
+			}
+		}
+		if d.folder != nil {
+			d.folder()
+		}
+		d.wg.Wait()
+		if d.engine != nil {
+			d.engine.Close()
+		}
+		if d.node != nil {
+			d.node.Close()
+		}
+		// The socket goes last: 'meshfs unmount' waits for it to disappear.
+		if d.control != nil {
+			d.control.Close()
+		}
+		if d.lock != nil {
+			d.lock.Close()
+		}
+	})
+}
+
+// handleControl answers requests from 'meshfs invite/remove/status/unmount'.
+func (d *daemon) handleControl(ctx context.Context, req controlRequest) (any, error) {
+	switch req.Op {
+	case "invite":
+		return d.invite(req)
+	case "remove":
+		p, err := d.node.Remove(req.Peer)
+		if err != nil {
+			return nil, err
+		}
+		return removeResult{ID: p.ID.String(), Name: p.Name}, nil
+	case "status":
+		return d.engine.Status(), nil
+	case "shutdown":
+		select {
+		case <-d.stop:
+		default:
+			close(d.stop)
+		}
+		return struct{}{}, nil
+	}
+	return nil, fmt.Errorf("unknown request %q", req.Op)
+}
+
+// inviteResult is what 'meshfs invite' prints.
+type inviteResult struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	Uses    int       `json:"uses"`
+	Join    string    `json:"join"`
+	MeshID  string    `json:"mesh_id"`
+}
+
+type removeResult struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (d *daemon) invite(req controlRequest) (any, error) {
+	inv, err := d.node.Invite(req.TTL, req.Uses)
+	if errors.Is(err, mesh.ErrNotAdmin) {
+		return nil, errors.New("only the mesh's admin can invite; run 'meshfs invite' on the node that created the mesh")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return inviteResult{Token: inv.Token, Expires: inv.Expires, Uses: inv.Uses,
+		Join: joinHint(d.node.Addr().String()), MeshID: d.node.MeshID()}, nil
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var update = flag.Bool("update", false, "rewrite the scripts' expected output on cmp failure")
+
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(m, map[string]func() int{
+		"meshfs": func() int { return run(os.Args, os.Stdin, os.Stdout, os.Stderr) },
+	}))
+}
+
+// TestScripts runs the CLI scripts in testdata/script: real meshfs
+// processes (the test binary re-executed), real mounts where [fuse] holds.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/xdg")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "fuse" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if err := testutil.FUSEError(); err != nil {
+				if os.Getenv("MESHFS_REQUIRE_FUSE") == "1" {
+					return false, fmt.Errorf("FUSE required but unavailable: %w", err)
+				}
+				return false, nil
+			}
+			return true, nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitmount": cmdWaitMount,
+			"waitfile":  cmdWaitFile,
+			"freeport":  cmdFreePort,
+			"invite":    cmdInvite,
+		},
+	})
+}
+
+// waitmount DIR: polls until DIR is a FUSE mount (statfs magic).
+func cmdWaitMount(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitmount DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	err := testutil.WaitFor(30*time.Second, func() error {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			return err
+		}
+		if st.Type != 0x65735546 {
+			return errors.New("not mounted")
+		}
+		return nil
+	})
+	ts.Check(err)
+}
+
+// waitfile PATH [TEXT]: polls until PATH exists (and contains TEXT).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfile PATH [TEXT]")
+	}
+	path := ts.MkAbs(args[0])
+	err := testutil.WaitFor(30*time.Second, func() error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if len(args) == 2 && !strings.Contains(string(data), args[1]) {
+			return fmt.Errorf("%s lacks %q", path, args[1])
+		}
+		return nil
+	})
+	if neg {
+		if err == nil {
+			ts.Fatalf("%s appeared", path)
+		}
+		return
+	}
+	ts.Check(err)
+}
+
+// freeport VAR: sets VAR to a free TCP port on 127.0.0.1.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// invite MOUNTPOINT VAR: asks the node serving MOUNTPOINT for a token.
+func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: invite MOUNTPOINT VAR")
+	}
+	os.Setenv("XDG_STATE_HOME", ts.Getenv("XDG_STATE_HOME"))
+	var inv inviteResult
+	err := callControl(context.Background(), ts.MkAbs(args[0]), controlRequest{Op: "invite", TTL: time.Hour, Uses: 1}, &inv)
+	ts.Check(err)
+	ts.Setenv(args[1], inv.Token)
+}
