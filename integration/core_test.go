@@ -1,0 +1,163 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+)
+
+// TestCoreMesh is the whole user story on three real processes: create a
+// mesh, invite two members, let discovery complete the full mesh, send a file
+// with cp semantics, talk in chat, and unmount on SIGTERM.
+func TestCoreMesh(t *testing.T) {
+	testutil.RequireFUSE(t)
+	c := newCluster(t)
+	alice := c.start("alice")
+	bob := c.join("bob", alice)
+	carol := c.join("carol", alice)
+	alice.waitConnected(bob, carol)
+	bob.waitConnected(carol) // bob only ever heard of carol through alice
+	carol.waitConnected(bob)
+
+	t.Run("file reaches every member", func(t *testing.T) {
+		data := randomBytes(t, 3<<20+12345)
+		if err := os.WriteFile(alice.path("outbox", "blob.bin"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*node{bob, carol} {
+			waitFileContent(t, n.path("inbox", "alice", "blob.bin"), data)
+		}
+		waitGone(t, alice.path("outbox", "blob.bin"))
+		waitFileContent(t, alice.path("sent", "blob.bin"), data)
+	})
+
+	t.Run("chat reaches every member", func(t *testing.T) {
+		msg := fmt.Sprintf("hello from bob %d", time.Now().UnixNano())
+		if err := os.WriteFile(bob.path("chat"), []byte(msg+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*node{alice, bob, carol} {
+			waitContains(t, n.path("chat"), "bob: "+msg)
+		}
+	})
+
+	t.Run("inbox refuses new files", func(t *testing.T) {
+		err := os.WriteFile(bob.path("inbox", "alice", "forged.txt"), []byte("x"), 0o644)
+		if !errors.Is(err, syscall.EPERM) {
+			t.Errorf("create in inbox: err = %v, want EPERM", err)
+		}
+	})
+
+	for _, n := range []*node{alice, bob, carol} {
+		if err := n.stop(syscall.SIGTERM); err != nil {
+			t.Errorf("%s: exit after SIGTERM: %v", n.name, err)
+		}
+		if mounted(n.mnt) {
+			t.Errorf("%s: %s still mounted after exit", n.name, n.mnt)
+		}
+	}
+}
+
+// TestUsedInviteIsRefused: a token admits one node; a second use ends the
+// command with a non-zero exit and one clear line.
+func TestUsedInviteIsRefused(t *testing.T) {
+	testutil.RequireFUSE(t)
+	c := newCluster(t)
+	alice := c.start("alice")
+	tok := alice.invite()
+	c.start("bob", "--join", alice.addr, "--invite", tok)
+	out, err := c.meshfsMount("mallory", "--join", alice.addr, "--invite", tok)
+	if err == nil {
+		t.Fatalf("mount with a used invite succeeded: %s", out)
+	}
+	if !strings.Contains(out, "used") {
+		t.Errorf("error output %q does not say the invite was used", out)
+	}
+	if strings.Contains(out, "goroutine") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
+		t.Errorf("error output is not one clear line: %q", out)
+	}
+}
+
+// meshfsMount runs a mount command expected to fail and returns its stderr.
+func (c *cluster) meshfsMount(name string, flags ...string) (string, error) {
+	mnt, state := c.dir+"/"+name+"/mnt", c.dir+"/"+name+"/state"
+	os.MkdirAll(mnt, 0o700)
+	args := append([]string{"mount", mnt, "--listen", "127.0.0.1:0", "--state", state, "--name", name}, flags...)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() {
+		defer close(done)
+		_, err = c.meshfs(args...)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		return "", errors.New("mount with a bad invite did not exit within 60s")
+	}
+	if err != nil {
+		out = []byte(err.Error())
+	}
+	return string(out), err
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func waitFileContent(t *testing.T, path string, want []byte) {
+	t.Helper()
+	err := testutil.WaitFor(60*time.Second, func() error {
+		got, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s: %d bytes, want %d identical bytes", path, len(got), len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitContains(t *testing.T, path, want string) {
+	t.Helper()
+	err := testutil.WaitFor(20*time.Second, func() error {
+		got, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(got), want) {
+			return fmt.Errorf("%s does not contain %q", path, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	err := testutil.WaitFor(30*time.Second, func() error {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s still exists", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
