@@ -1,0 +1,59 @@
+# meshfs — run `make help` for the targets.
+GO        ?= go
+BIN       := bin/meshfs
+PKGS      := ./...
+FUZZTIME  ?= 30s
+
+.PHONY: help build test unit race integration acceptance lint fmt tidy-check check demo bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/meshfs
+	$(GO) build -o $(BIN) ./cmd/meshfs
+
+test: build ## the whole suite: vet, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	GOMAXPROCS=1 $(GO) test -count=1 -timeout 10m ./fs/
+
+unit: ## fast unit tests only (skips the long multi-process cases)
+	$(GO) test -short -count=1 $(PKGS)
+
+race: ## unit tests under the race detector
+	$(GO) test -race -short -count=1 $(PKGS)
+
+integration: build ## multi-process tests with real mounts, one package at a time
+	$(GO) test -race -count=1 -timeout 15m -p 1 ./integration/ ./cmd/...
+
+acceptance: build ## the acceptance scripts in ../shared/acceptance (root needed)
+	@for s in core chat plain security transfer; do bash ../shared/acceptance/$$s.sh || exit 1; done
+
+lint: ## go vet and staticcheck
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+fmt: ## list files gofmt would change
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
+
+tidy-check: ## go.mod and go.sum are tidy
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+check: fmt tidy-check lint test ## everything CI could ask for
+
+demo: build ## a three-node mesh on 127.0.0.1: cp, echo, cat, then tear down (root)
+	bash integration/demo.sh $(BIN)
+
+bench: build ## throughput, chat latency and memory, printed as one table
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./integration/
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in ./mesh/ ./sync/; do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean: ## remove build output
+	rm -rf bin
