@@ -76,7 +76,7 @@ type Folder struct {
 	chatLog string
 
 	runMu   sync.Mutex // held by Run: a Folder runs once at a time
-	started bool         // guarded by runMu
+	started bool       // guarded by runMu
 }
 
 // errFolderRunning is returned when Run is called twice.
