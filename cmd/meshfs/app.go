@@ -86,10 +86,12 @@ func removeCommand() *cli.Command {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show peers and transfers in flight",
+		Usage:     "show members and transfers in flight, with progress, rate and ETA",
 		ArgsUsage: "MOUNTPOINT",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"},
+				Usage: "follow transfers with live progress bars until interrupted"},
 		},
 		Action: statusAction,
 	}

@@ -80,9 +80,12 @@ func removeAction(c *cli.Context) error {
 }
 
 func statusAction(c *cli.Context) error {
-	mnt, err := oneMountpoint(c, 1, "MOUNTPOINT [--json]")
+	mnt, err := oneMountpoint(c, 1, "MOUNTPOINT [--json] [--watch]")
 	if err != nil {
 		return err
+	}
+	if c.Bool("watch") {
+		return watchStatus(c.Context, c.App.Writer, mnt)
 	}
 	var raw json.RawMessage
 	if err := callControl(c.Context, mnt, controlRequest{Op: "status"}, &raw); err != nil {
@@ -95,7 +98,11 @@ func statusAction(c *cli.Context) error {
 		_, err := c.App.Writer.Write(buf.Bytes())
 		return err
 	}
-	return printStatus(c.App.Writer, raw)
+	st, err := decodeStatus(raw)
+	if err != nil {
+		return err
+	}
+	return printStatus(c.App.Writer, st, time.Now())
 }
 
 func unmountAction(c *cli.Context) error {

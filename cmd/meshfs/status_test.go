@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+
+	meshsync "github.com/meshfs/meshfs/sync"
+)
+
+func TestPrintStatus(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	st := meshsync.Status{
+		Self: meshsync.SelfStatus{ID: "abcdefghijkl", Name: "alice"},
+		Peers: []meshsync.PeerStatus{
+			{ID: "bobbobbobbob", Name: "bob", State: "connected", Addr: "127.0.0.1:8001", RTT: 310 * time.Microsecond, InFlight: 1},
+			{ID: "carolcarolca", Name: "carol", State: "offline", Queued: 2, Problem: "no space left on carol's disk"},
+		},
+		Transfers: []meshsync.TransferStatus{{
+			Path: "big.bin", Peer: "bob", Direction: "send", Size: 100 << 20, Done: 25 << 20,
+			State: "sending", StartedAt: now.Add(-5 * time.Second),
+		}},
+	}
+	var buf bytes.Buffer
+	if err := printStatus(&buf, st, now); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"alice (abcdefgh)", "bob", "connected", "310µs", "carol", "offline", "no space left",
+		"big.bin", "-> bob", "[#####...............]", "25%", "100.0 MiB", "5.0 MiB/s", "15s", "sending",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printStatus output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestUpdateBars: a new transfer gets a bar, and a finished one (gone from
+// the status) has its bar completed and forgotten.
+func TestUpdateBars(t *testing.T) {
+	p := mpb.New(mpb.WithOutput(io.Discard))
+	bars := make(map[string]*watchedBar)
+	now := time.Now()
+	tr := meshsync.TransferStatus{Path: "a", Peer: "bob", Direction: "send", Size: 1000, Done: 100}
+	updateBars(p, bars, []meshsync.TransferStatus{tr}, now)
+	if len(bars) != 1 {
+		t.Fatalf("after one transfer: %d bars, want 1", len(bars))
+	}
+	var b *mpb.Bar
+	for _, wb := range bars {
+		b = wb.bar
+	}
+	tr.Done = 600
+	updateBars(p, bars, []meshsync.TransferStatus{tr}, now.Add(time.Second))
+	if got := b.Current(); got != 600 {
+		t.Errorf("bar at %d, want 600", got)
+	}
+	updateBars(p, bars, nil, now.Add(2*time.Second))
+	if len(bars) != 0 || !b.Completed() {
+		t.Errorf("after the transfer ended: %d bars, completed=%v; want 0, true", len(bars), b.Completed())
+	}
+	p.Wait()
+}
