@@ -31,7 +31,7 @@ acceptance: build ## the acceptance scripts in ../shared/acceptance (root needed
 
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 fmt: ## list files gofmt would change
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi

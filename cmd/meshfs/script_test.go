@@ -20,9 +20,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the scripts' expected output on cmp failure")
 
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, map[string]func() int{
-		"meshfs": func() int { return run(os.Args, os.Stdin, os.Stdout, os.Stderr) },
-	}))
+	testscript.Main(m, map[string]func(){
+		"meshfs": func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+	})
 }
 
 // TestScripts runs the CLI scripts in testdata/script: real meshfs
