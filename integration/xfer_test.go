@@ -193,6 +193,7 @@ func TestXferManySmallFiles(t *testing.T) {
 		t.Skip("10,000 files through three processes")
 	}
 	const count = 10000
+	manyRel := func(i int) string { return fmt.Sprintf("many/d%02d/f%05d.txt", i/perFolder, i) }
 	c := newCluster(t)
 	alice := c.start("alice")
 	bob := c.join("bob", alice)
@@ -222,9 +223,9 @@ func TestXferManySmallFiles(t *testing.T) {
 
 	start := time.Now()
 	content := func(i int) []byte { return fmt.Appendf(nil, "small file %05d\n", i) }
-	for i := range count {
-		p := alice.path("outbox", "many", fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%05d.txt", i))
-		if i < 50 {
+	for i := range count { // folder by folder, as cp -r writes a tree
+		p := alice.path("outbox", manyRel(i))
+		if i%perFolder == 0 {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +243,7 @@ func TestXferManySmallFiles(t *testing.T) {
 	t.Logf("10,000 files: written through the mount in %s, at both peers after %s", wrote, time.Since(start))
 
 	for _, i := range []int{0, 4999, count - 1} {
-		rel := filepath.Join("many", fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%05d.txt", i))
+		rel := manyRel(i)
 		for _, n := range []*node{bob, carol} {
 			if got, err := os.ReadFile(n.path("inbox", "alice", rel)); err != nil || !bytes.Equal(got, content(i)) {
 				t.Errorf("%s at %s: %q, %v", rel, n.name, got, err)
@@ -264,6 +265,9 @@ func TestXferManySmallFiles(t *testing.T) {
 		}
 	}
 }
+
+// perFolder is how many of the 10,000 files share a folder.
+const perFolder = 500
 
 // countFDs counts the open file descriptors of process pid.
 func countFDs(pid int) int {
