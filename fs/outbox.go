@@ -150,17 +150,21 @@ type outboxNode struct {
 }
 
 var (
-	_ fusefs.NodeWrapChilder = (*outboxNode)(nil)
-	_ fusefs.NodeLookuper    = (*outboxNode)(nil)
-	_ fusefs.NodeGetattrer   = (*outboxNode)(nil)
-	_ fusefs.NodeSetattrer   = (*outboxNode)(nil)
-	_ fusefs.NodeCreater     = (*outboxNode)(nil)
-	_ fusefs.NodeOpener      = (*outboxNode)(nil)
-	_ fusefs.NodeReleaser    = (*outboxNode)(nil)
-	_ fusefs.NodeUnlinker    = (*outboxNode)(nil)
-	_ fusefs.NodeRmdirer     = (*outboxNode)(nil)
-	_ fusefs.NodeRenamer     = (*outboxNode)(nil)
-	_ fusefs.NodeLinker      = (*outboxNode)(nil)
+	_ fusefs.NodeWrapChilder   = (*outboxNode)(nil)
+	_ fusefs.NodeLookuper      = (*outboxNode)(nil)
+	_ fusefs.NodeGetattrer     = (*outboxNode)(nil)
+	_ fusefs.NodeSetattrer     = (*outboxNode)(nil)
+	_ fusefs.NodeCreater       = (*outboxNode)(nil)
+	_ fusefs.NodeOpener        = (*outboxNode)(nil)
+	_ fusefs.NodeReleaser      = (*outboxNode)(nil)
+	_ fusefs.NodeUnlinker      = (*outboxNode)(nil)
+	_ fusefs.NodeRmdirer       = (*outboxNode)(nil)
+	_ fusefs.NodeRenamer       = (*outboxNode)(nil)
+	_ fusefs.NodeLinker        = (*outboxNode)(nil)
+	_ fusefs.NodeGetxattrer    = (*outboxNode)(nil)
+	_ fusefs.NodeListxattrer   = (*outboxNode)(nil)
+	_ fusefs.NodeSetxattrer    = (*outboxNode)(nil)
+	_ fusefs.NodeRemovexattrer = (*outboxNode)(nil)
 )
 
 // WrapChild gives every node of the subtree the outbox behaviour.
@@ -210,6 +214,9 @@ func (n *outboxNode) Create(ctx context.Context, name string, flags, mode uint32
 		return nil, nil, 0, errno
 	}
 	n.box.opened(ch.StableAttr().Ino, fh)
+	if rel, ok := n.childRel(name); ok {
+		n.box.markIncomplete(rel)
+	}
 	setBlksize(&out.Attr)
 	return ch, fh, fuseFlags, 0
 }
@@ -223,13 +230,17 @@ func (n *outboxNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle,
 	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno == 0 && writes(flags) {
 		n.box.opened(n.StableAttr().Ino, fh)
+		if rel, ok := subtreeRel(n.LoopbackNode); ok {
+			n.box.markIncomplete(rel)
+		}
 	}
 	return fh, fuseFlags, errno
 }
 
 // Release closes the backing file first, so the Syncer reads a closed,
 // complete file; then, if this was the file's last writable handle, it
-// reports the file. The kernel ignores Release's result.
+// clears the unfinished-writer mark and reports the file. The kernel
+// ignores Release's result.
 func (n *outboxNode) Release(ctx context.Context, f fusefs.FileHandle) syscall.Errno {
 	if r, ok := f.(fusefs.FileReleaser); ok {
 		r.Release(ctx)
@@ -241,6 +252,7 @@ func (n *outboxNode) Release(ctx context.Context, f fusefs.FileHandle) syscall.E
 	if !ok {
 		return 0 // unlinked while open: nothing left to send
 	}
+	n.box.clearIncomplete(rel)
 	n.box.syncer.OutboxClosed(rel)
 	return 0
 }

@@ -19,4 +19,16 @@ type Syncer interface {
 	Say(text string) error
 	// PeersTable renders the current contents of the peers file.
 	PeersTable() []byte
+	// Delivery returns the delivery state of outbox file rel for each
+	// member, keyed by a distinct member name (never "state" or
+	// "incomplete"), and whether rel is queued at all. A state is
+	// DeliveryQueued, "offered", "sending 43%", "verifying",
+	// DeliveryVerified or "refused: <reason>". It reads memory only.
+	Delivery(rel string) (members map[string]string, queued bool)
 }
+
+// Delivery states with a fixed text (see Syncer.Delivery).
+const (
+	DeliveryQueued   = "queued"
+	DeliveryVerified = "verified"
+)

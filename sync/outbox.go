@@ -65,10 +65,11 @@ const (
 )
 
 type job struct {
-	kind jobKind
-	rel  string
-	peer mesh.PeerID
-	id   transferID
+	kind   jobKind
+	rel    string
+	peer   mesh.PeerID
+	id     transferID
+	rescan bool // jobClosed from the startup rescan, not from a writer
 }
 
 // jobQueue never blocks the caller (FUSE callbacks push here); repeated
@@ -138,7 +139,7 @@ func (e *Engine) outboxLoop() {
 func (e *Engine) runJob(j job) {
 	switch j.kind {
 	case jobClosed:
-		e.outboxClosed(j.rel)
+		e.outboxClosed(j.rel, j.rescan)
 	case jobRemoved:
 		if rel, ok := cleanRel(j.rel); ok {
 			e.cancelRel(rel, true)
@@ -160,7 +161,8 @@ func cleanRel(rel string) (string, bool) {
 }
 
 // outboxClosed handles one closed path: a file, or a folder to walk.
-func (e *Engine) outboxClosed(rel string) {
+// rescan says it comes from the startup rescan.
+func (e *Engine) outboxClosed(rel string, rescan bool) {
 	rel, ok := cleanRel(rel)
 	if !ok {
 		e.log.Warn("outbox path outside outbox", "path", rel)
@@ -174,27 +176,28 @@ func (e *Engine) outboxClosed(rel string) {
 	case err != nil:
 		e.log.Warn("outbox file unreadable", "path", rel, "err", err)
 	case fi.IsDir():
-		e.walkOutbox(abs)
+		e.walkOutbox(abs, rescan)
 	default:
-		e.outboxFile(rel, abs, fi)
+		e.outboxFile(rel, abs, fi, rescan)
 	}
 }
 
-// walkOutbox queues every file under dir (a folder renamed into outbox/).
-func (e *Engine) walkOutbox(dir string) {
+// walkOutbox queues every file under dir (a folder renamed into outbox/,
+// or the whole outbox/ when rescan).
+func (e *Engine) walkOutbox(dir string, rescan bool) {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
 		if rel, err := filepath.Rel(e.outboxDir, p); err == nil {
-			e.jobs.push(job{kind: jobClosed, rel: filepath.ToSlash(rel)})
+			e.jobs.push(job{kind: jobClosed, rel: filepath.ToSlash(rel), rescan: rescan})
 		}
 		return nil
 	})
 }
 
 // outboxFile turns one closed outbox file into a transfer.
-func (e *Engine) outboxFile(rel, abs string, fi os.FileInfo) {
+func (e *Engine) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
 	if ignoredOutboxName(rel) {
 		e.log.Debug("outbox name ignored", "path", rel)
 		return
@@ -203,7 +206,12 @@ func (e *Engine) outboxFile(rel, abs string, fi os.FileInfo) {
 		e.log.Warn("outbox entry is not a regular file", "path", rel, "mode", fi.Mode().String())
 		return
 	}
-	if old := e.recordFor(rel); old != nil && old.Ident.sameFile(identityOf(fi)) {
+	old := e.recordFor(rel)
+	if incomplete(abs) {
+		e.skipIncomplete(rel, old, fi, rescan)
+		return
+	}
+	if old != nil && old.Ident.sameFile(identityOf(fi)) {
 		return
 	}
 	if _, err := validatePath(rel); err != nil {
@@ -275,6 +283,11 @@ func (e *Engine) addRecord(rec *outRecord) {
 func (e *Engine) recordFor(rel string) *outRecord {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.recordForLocked(rel)
+}
+
+// recordForLocked is recordFor with e.mu held.
+func (e *Engine) recordForLocked(rel string) *outRecord {
 	for _, r := range e.out {
 		if r.Rel == rel {
 			return r
@@ -445,11 +458,11 @@ func (e *Engine) loadRecords() error {
 func (e *Engine) rescanOutbox() {
 	e.mu.Lock()
 	for _, r := range e.outOrder {
-		e.jobs.push(job{kind: jobClosed, rel: r.Rel})
+		e.jobs.push(job{kind: jobClosed, rel: r.Rel, rescan: true})
 		e.jobs.push(job{kind: jobFinish, id: r.ID})
 	}
 	e.mu.Unlock()
-	e.walkOutbox(e.outboxDir)
+	e.walkOutbox(e.outboxDir, true)
 }
 
 // requeueRefusedLocked makes a reconnecting peer's refused deliveries

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -237,4 +238,56 @@ func human(n uint64, unit float64, names []string) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f %s", v, names[i])
+}
+
+// Delivery returns the delivery state of outbox file rel for each member,
+// keyed by display name, and whether rel has a transfer at all. A state is
+// "queued", "offered", "sending 43%", "verifying", "verified" or
+// "refused: <reason>". Names are made distinct (and never "state" or
+// "incomplete", the fs package's own attributes) with a short ID suffix.
+// It reads memory only, so FUSE can call it.
+func (e *Engine) Delivery(rel string) (map[string]string, bool) {
+	rel, ok := cleanRel(rel)
+	if !ok {
+		return nil, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rec := e.recordForLocked(rel)
+	if rec == nil {
+		return nil, false
+	}
+	keys := slices.Sorted(maps.Keys(rec.Peers))
+	out := make(map[string]string, len(keys))
+	for _, key := range keys {
+		d := rec.Peers[key]
+		name := e.nameForKeyLocked(key, d.Name)
+		if _, taken := out[name]; taken || name == "state" || name == "incomplete" {
+			name += "-" + shortID(key)
+		}
+		out[name] = deliveryText(d, rec.Manifest.Size)
+	}
+	return out, true
+}
+
+// deliveryText renders one member's delivery state for users.
+func deliveryText(d *delivery, size int64) string {
+	switch {
+	case d.State == stateVerified:
+		return stateVerified
+	case d.owner != nil && d.phase == "sending":
+		pct := int64(100)
+		if size > 0 {
+			pct = min(d.sent*100/size, 99) // 100% only once verified
+		}
+		return fmt.Sprintf("sending %d%%", pct)
+	case d.owner != nil && d.phase != "":
+		return d.phase
+	case d.State == stateRefused || d.State == stateRejected:
+		if d.Reason == "" {
+			return "refused"
+		}
+		return "refused: " + sanitizeText(d.Reason)
+	}
+	return stateQueued
 }

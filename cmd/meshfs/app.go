@@ -39,7 +39,7 @@ func mountCommand() *cli.Command {
 		ArgsUsage: "MOUNTPOINT",
 		Description: "With no saved state and no --join, creates a new mesh whose admin is this node.\n" +
 			"To join an existing mesh the first time, give --join and the --invite token printed\n" +
-			"by 'meshfs invite' on the admin; afterwards 'meshfs mount MOUNTPOINT' is enough.",
+			"by 'meshfs invite' on the admin; afterwards 'meshfs mount MOUNTPOINT' is enough." + limitsHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "0", EnvVars: []string{"MESHFS_LISTEN"},
 				Usage: "`ADDR` to accept peers on: PORT, :PORT or HOST:PORT (0 picks a free port)"},

@@ -93,6 +93,9 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	scfg.Root = d.treeRoot()
 	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
 	scfg.Logger = d.log.With("pkg", "sync")
+	if err := applyLimits(&scfg, os.Getenv); err != nil {
+		return err
+	}
 	engine, err := meshsync.New(scfg)
 	if err != nil {
 		return err
