@@ -42,11 +42,12 @@ type daemon struct {
 }
 
 // startDaemon brings a node up step by step; on any error it tears down what
-// it started, so a failed mount leaves nothing behind.
+// it started, so a failed mount leaves nothing behind. The control socket
+// comes before the tree: once the mount is visible, 'meshfs invite' works.
 func startDaemon(ctx context.Context, opts mountOptions, log *slog.Logger) (*daemon, error) {
 	d := &daemon{opts: opts, log: log, done: make(chan error, 1), stop: make(chan struct{})}
 	steps := []func(context.Context) error{
-		d.checkEnvironment, d.openState, d.startMesh, d.startTree, d.startControl,
+		d.checkEnvironment, d.openState, d.startMesh, d.startControl, d.startTree,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
