@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // MESHFS_PPROF: profiling for `make bench` investigations
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -40,6 +42,9 @@ func mountAction(c *cli.Context) error {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if addr := os.Getenv("MESHFS_PPROF"); addr != "" { // hidden: pprof on a loopback address
+		go http.ListenAndServe(addr, nil)
 	}
 	log := newLogger(c.App.ErrWriter, opts.debug)
 	slog.SetDefault(log)
