@@ -33,7 +33,7 @@ type mountOptions struct {
 // defaultMemoryLimit keeps the heap small while large files move: transfers
 // stream block by block, so a tight soft limit costs little CPU. GOMEMLIMIT
 // in the environment overrides it.
-const defaultMemoryLimit = 192 << 20
+const defaultMemoryLimit = 96 << 20
 
 func mountAction(c *cli.Context) error {
 	opts, err := parseMountOptions(c)
