@@ -62,13 +62,14 @@ func (ev *evilPeer) next() any {
 
 // offerOf builds a valid OFFER for data.
 func offerOf(id transferID, path string, data []byte) *offerMsg {
-	m := &offerMsg{ID: id, Path: path, Size: uint64(len(data)), BlockSize: minBlockSize, Mode: 0o644, FileHash: sumOf(data)}
+	m := &offerMsg{ID: id, Path: path, Size: uint64(len(data)), BlockSize: minBlockSize, Mode: 0o644}
 	for i := 0; i < len(data); i += minBlockSize {
 		m.Blocks = append(m.Blocks, hash32(sha256.Sum256(data[i:min(i+minBlockSize, len(data))])))
 	}
 	if m.Blocks == nil {
 		m.Blocks = []hash32{}
 	}
+	m.FileHash = fileHashOf(m.Size, m.BlockSize, m.Blocks)
 	return m
 }
 

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,8 @@ import (
 	"time"
 )
 
-// manifest describes one file: its block hashes and whole-file hash, read in
-// a single pass.
+// manifest describes one file: its block hashes and the file hash that
+// binds them (see fileHashOf), read in a single pass.
 type manifest struct {
 	Size      int64    `json:"size"`
 	BlockSize int      `json:"block_size"`
@@ -55,7 +56,6 @@ func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manif
 	}
 	before := identityOf(fi)
 	m := manifest{Size: before.Size, BlockSize: blockSize}
-	whole := sha256.New()
 	buf = buf[:blockSize]
 	var total int64
 	for {
@@ -64,7 +64,6 @@ func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manif
 		}
 		n, err := io.ReadFull(f, buf)
 		if n > 0 {
-			whole.Write(buf[:n])
 			m.Blocks = append(m.Blocks, hash32(sha256.Sum256(buf[:n])))
 			total += int64(n)
 		}
@@ -75,7 +74,7 @@ func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manif
 			return manifest{}, identity{}, fmt.Errorf("read: %w", err)
 		}
 	}
-	copy(m.FileHash[:], whole.Sum(nil))
+	m.FileHash = fileHashOf(uint64(m.Size), uint32(blockSize), m.Blocks)
 	fi, err = f.Stat()
 	if err != nil {
 		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
@@ -84,6 +83,26 @@ func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manif
 		return manifest{}, identity{}, errChanged
 	}
 	return m, before, nil
+}
+
+// fileHashDomain separates file hashes from every other SHA-256 use.
+const fileHashDomain = "meshfs file hash v1\x00"
+
+// fileHashOf is the file hash of a manifest: SHA-256 over the size, the
+// block size and the block hashes in order. SHA-256 is collision resistant,
+// so a file whose every block matches its block hash and whose block list
+// matches this hash is the file: one hashing pass per side is enough, where
+// a hash of the raw bytes would need a second pass over 1 GiB (0.6 s of CPU
+// here) on the sender and a re-read of the partial on the receiver.
+func fileHashOf(size uint64, blockSize uint32, blocks []hash32) hash32 {
+	buf := make([]byte, 0, len(fileHashDomain)+12+32*len(blocks))
+	buf = append(buf, fileHashDomain...)
+	buf = binary.BigEndian.AppendUint64(buf, size)
+	buf = binary.BigEndian.AppendUint32(buf, blockSize)
+	for i := range blocks {
+		buf = append(buf, blocks[i][:]...)
+	}
+	return sha256.Sum256(buf)
 }
 
 // chooseBlockSize keeps a manifest within the protocol's block count: a
@@ -98,17 +117,3 @@ func chooseBlockSize(size int64, configured int) int {
 
 // fileTime converts unix nanoseconds to a time.
 func fileTime(ns int64) time.Time { return time.Unix(0, ns) }
-
-// ctxReader stops a long read (hashing a 4 GiB file) when ctx ends, so
-// Close does not wait for it.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // MESHFS_PPROF: profiling for `make bench` investigations
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -31,7 +33,7 @@ type mountOptions struct {
 // defaultMemoryLimit keeps the heap small while large files move: transfers
 // stream block by block, so a tight soft limit costs little CPU. GOMEMLIMIT
 // in the environment overrides it.
-const defaultMemoryLimit = 192 << 20
+const defaultMemoryLimit = 96 << 20
 
 func mountAction(c *cli.Context) error {
 	opts, err := parseMountOptions(c)
@@ -40,6 +42,9 @@ func mountAction(c *cli.Context) error {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if addr := os.Getenv("MESHFS_PPROF"); addr != "" { // hidden: pprof on a loopback address
+		go http.ListenAndServe(addr, nil)
 	}
 	log := newLogger(c.App.ErrWriter, opts.debug)
 	slog.SetDefault(log)
