@@ -4,7 +4,7 @@ BIN       := bin/meshfs
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: help build test unit race integration acceptance lint fmt tidy-check check demo bench fuzz clean
+.PHONY: help build test unit race integration acceptance lint fmt tidy-check check demo bench fuzz soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+SOAK_NODES ?= 50
+
+soak: ## an in-process mesh of SOAK_NODES nodes on 127.0.0.1: time to full mesh, heap per peer
+	MESHFS_SOAK=1 MESHFS_SOAK_NODES=$(SOAK_NODES) $(GO) test -count=1 -run '^TestSoakFullMesh$$' -v -timeout 30m ./mesh/
 
 clean: ## remove build output
 	rm -rf bin

@@ -2,10 +2,13 @@ package mesh
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +22,9 @@ const (
 	maxRoster       = 1024 // known members kept; bounds what PEERS can add
 )
 
+// errBadEntry is a PEERS entry whose certificate does not prove membership.
+var errBadEntry = errors.New("peers entry without a valid member certificate")
+
 // member is one known member in the roster (persisted in peers.json).
 type member struct {
 	ID       PeerID    `json:"-"`
@@ -26,6 +32,11 @@ type member struct {
 	Name     string    `json:"name"`
 	Addrs    []string  `json:"addrs,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Cert is the member certificate (DER) that proved this ID: chains to
+	// the mesh CA and its key hashes to ID. Only members with one are
+	// listed by Peers and sent in PEERS; an entry without one (an old
+	// peers.json) is a dial hint until the member connects.
+	Cert []byte `json:"cert,omitempty"`
 
 	// Bytes moved on closed connections since start (not persisted).
 	sent, recv uint64
@@ -41,8 +52,9 @@ func (m *member) info() PeerInfo {
 
 // loadRoster reads peers.json; a missing file is an empty roster. Entries
 // are validated as if a peer had sent them: the file is ours, but cheap to
-// check.
-func loadRoster(dir string) (map[PeerID]*member, error) {
+// check. A certificate that no longer verifies (revoked, expired, another
+// mesh) is dropped, leaving the entry a dial hint.
+func loadRoster(dir string, pool *x509.CertPool, revs *revocationList) (map[PeerID]*member, error) {
 	roster := map[PeerID]*member{}
 	data, err := os.ReadFile(filepath.Join(dir, filePeers))
 	if errors.Is(err, os.ErrNotExist) {
@@ -62,6 +74,11 @@ func loadRoster(dir string) (map[PeerID]*member, error) {
 		}
 		m.ID, m.Name = id, sanitizeName(m.Name)
 		m.Addrs = slices.DeleteFunc(m.Addrs, func(a string) bool { return validateAddr(a) != nil })
+		if name, err := verifyEntry(id, m.Cert, pool, revs); err == nil {
+			m.Name = name
+		} else {
+			m.Cert = nil
+		}
 		roster[id] = m
 	}
 	return roster, nil
@@ -93,7 +110,9 @@ func (n *Node) saveRoster() {
 	}
 }
 
-// noteConnected records a live member in the roster (mu held).
+// noteConnected records a live member in the roster (mu held). The TLS
+// handshake verified its certificate, which the roster keeps so that PEERS
+// can pass the proof on.
 func (n *Node) noteConnected(p *peer) {
 	m := n.roster[p.id]
 	if m == nil {
@@ -104,14 +123,30 @@ func (n *Node) noteConnected(p *peer) {
 	if len(p.addrs) > 0 {
 		m.Addrs = p.addrs
 	}
+	if der := peerCertDER(p.conn); der != nil {
+		m.Cert = der
+	}
 	m.LastSeen = time.Now()
 	delete(n.dials, idKey(p.id))
 }
 
-// peerEntry is one PEERS entry.
+// peerCertDER returns the verified leaf certificate of a member connection.
+func peerCertDER(c net.Conn) []byte {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0].Raw
+	}
+	return nil
+}
+
+// peerEntry is one PEERS entry: a member ID, the member certificate that
+// proves it, and address hints. The display name is the certificate's.
 type peerEntry struct {
 	ID    PeerID
-	Name  string
+	Cert  []byte // DER
 	Addrs []string
 }
 
@@ -122,7 +157,7 @@ func encodePeers(entries []peerEntry) []byte {
 	for _, pe := range entries {
 		var one encoder
 		one.raw(pe.ID[:])
-		one.str(pe.Name)
+		one.blob(pe.Cert)
 		one.u8(uint8(len(pe.Addrs)))
 		for _, a := range pe.Addrs {
 			one.str(a)
@@ -146,7 +181,7 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 	var out []peerEntry
 	for i := 0; i < n && d.err == nil; i++ {
 		pe := peerEntry{ID: d.peerID()}
-		pe.Name = d.str(maxNameBytes)
+		pe.Cert = d.blob(maxCertLen)
 		pe.Addrs = decodeAddrs(&d)
 		out = append(out, pe)
 	}
@@ -156,21 +191,45 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 	return out, nil
 }
 
+// verifyEntry checks that der is a member certificate of the mesh whose CA
+// is in pool, not revoked, and for the key that hashes to id. It returns
+// the display name the certificate carries.
+func verifyEntry(id PeerID, der []byte, pool *x509.CertPool, revs *revocationList) (string, error) {
+	if len(der) == 0 || pool == nil {
+		return "", errBadEntry
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errBadEntry, err)
+	}
+	if peerIDOf(leaf) != id {
+		return "", fmt.Errorf("%w: key does not hash to %s", errBadEntry, id.Short())
+	}
+	if err := verifyMemberCert(leaf, pool, revs); err != nil {
+		return "", err
+	}
+	name := sanitizeName(leaf.Subject.CommonName)
+	if name == "" {
+		name = defaultName(id)
+	}
+	return name, nil
+}
+
 // peersPayload lists known members: connected ones with the listen
 // addresses they advertised, offline ones with their last known addresses.
 func (n *Node) peersPayload() []byte { return n.peersPayloadWith() }
 
-// peersPayloadWith lists extra entries first, then the roster.
+// peersPayloadWith lists extra entries first, then the verified roster.
 func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 	n.mu.Lock()
 	entries := append(make([]peerEntry, 0, len(n.roster)+len(extra)), extra...)
 	for id, m := range n.roster {
-		if n.revs.has(id) {
+		if n.revs.has(id) || m.Cert == nil {
 			continue
 		}
-		pe := peerEntry{ID: id, Name: m.Name, Addrs: m.Addrs}
+		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs}
 		if p := n.peers[id]; p != nil {
-			pe.Name, pe.Addrs = p.name, p.addrs
+			pe.Addrs = p.addrs
 		}
 		pe.Addrs = pe.Addrs[:min(len(pe.Addrs), maxAddrs)]
 		entries = append(entries, pe)
@@ -193,22 +252,37 @@ func (n *Node) pushPeers(except *peer) {
 }
 
 // handlePeers merges a member's PEERS into the roster and dials new ones.
-// Entries are only hints: a dial succeeds only if the ID proves itself in
-// TLS with a member certificate.
+// An entry is added only with a member certificate for its ID (so a member
+// cannot invent members); addresses stay hints, since a dial succeeds only
+// if the ID proves itself in TLS. A certificate that fails to verify is a
+// protocol error: an honest member only sends verified ones, and closing
+// bounds the verification work one connection can cause.
 func (n *Node) handlePeers(from *peer, payload []byte) error {
 	entries, err := decodePeers(payload)
 	if err != nil {
 		return err
 	}
-	changed := false
 	n.mu.Lock()
+	pool, revs := n.ident.caPool, n.revs
+	n.mu.Unlock()
+	changed := false
 	for _, pe := range entries {
-		if pe.ID == n.self || pe.ID.IsZero() || n.revs.has(pe.ID) || n.peers[pe.ID] != nil {
+		if pe.ID == n.self || pe.ID.IsZero() || revs.has(pe.ID) {
 			continue
 		}
-		changed = n.learn(pe) || changed
+		name, err := n.checkEntry(pe, pool, revs)
+		if errors.Is(err, errRevoked) {
+			continue // revoked on our list; the sender may learn it later
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		n.mu.Lock()
+		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
+			changed = n.learn(pe, name) || changed
+		}
+		n.mu.Unlock()
 	}
-	n.mu.Unlock()
 	if changed {
 		from.log.Debug("members learned")
 		n.saveRoster()
@@ -217,8 +291,26 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	return nil
 }
 
-// learn adds or updates an offline member (mu held); it reports a change.
-func (n *Node) learn(pe peerEntry) bool {
+// checkEntry verifies an entry's certificate, skipping the work when the
+// roster already holds the same verified bytes.
+func (n *Node) checkEntry(pe peerEntry, pool *x509.CertPool, revs *revocationList) (string, error) {
+	n.mu.Lock()
+	m := n.roster[pe.ID]
+	known := m != nil && m.Cert != nil && bytes.Equal(m.Cert, pe.Cert)
+	var name string
+	if known {
+		name = m.Name
+	}
+	n.mu.Unlock()
+	if known {
+		return name, nil
+	}
+	return verifyEntry(pe.ID, pe.Cert, pool, revs)
+}
+
+// learn adds or updates an offline member whose certificate was verified
+// and carries name (mu held); it reports a change.
+func (n *Node) learn(pe peerEntry, name string) bool {
 	m := n.roster[pe.ID]
 	if m == nil {
 		if len(n.roster) >= maxRoster {
@@ -228,13 +320,10 @@ func (n *Node) learn(pe peerEntry) bool {
 		n.roster[pe.ID] = m
 		n.yieldDial(pe.ID)
 	}
-	name := sanitizeName(pe.Name)
-	if slices.Equal(m.Addrs, pe.Addrs) && (m.Name == name || name == "") {
+	if slices.Equal(m.Addrs, pe.Addrs) && m.Name == name && bytes.Equal(m.Cert, pe.Cert) {
 		return false
 	}
-	if name != "" {
-		m.Name = name
-	}
+	m.Name, m.Cert = name, pe.Cert
 	if len(pe.Addrs) > 0 {
 		m.Addrs = pe.Addrs
 		if ds := n.dials[idKey(pe.ID)]; ds != nil && !ds.busy {

@@ -44,11 +44,11 @@ const (
 	capPing        = 8
 	capChatText    = 4 << 10
 	capChat        = capChatText + 16
-	capPeers       = 64 << 10
+	capPeers       = 256 << 10 // 256 entries with a member certificate each
 	capHello       = 4 << 10
 	capRevocations = 256 << 10
 	capJoin        = 4 << 10
-	capJoinOK      = 256 << 10
+	capJoinOK      = 1 << 20 // certificates, revocations and a PEERS payload
 	capOther       = 4 << 10
 )
 

@@ -182,7 +182,7 @@ func payloadSeeds() [][]byte {
 	revs := &revocationList{Version: 2, IssuedAt: time.Unix(5, 0), Revoked: []PeerID{{1}, {2}}, Sig: make([]byte, 64)}
 	return [][]byte{
 		append([]byte{0}, encodeHello(hello{Version: 1, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9})...),
-		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Name: "bob", Addrs: []string{"h:1"}}})...),
+		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}}})...),
 		append([]byte{2}, chat...),
 		append([]byte{3}, revs.encode()...),
 		append([]byte{4}, encodeJoin(joinRequest{TokenID: []byte{1, 2, 3, 4}, Proof: make([]byte, 32), Name: "c"})...),

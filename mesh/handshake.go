@@ -16,7 +16,7 @@ import (
 // alpn is the only application protocol spoken; protoVersion goes in HELLO.
 const (
 	alpn         = "meshfs/1"
-	protoVersion = 1
+	protoVersion = 2 // 2: PEERS entries carry member certificates
 	maxAddrs     = 8
 	maxAddrLen   = 300
 	maxNameBytes = maxNameRunes * 4
@@ -197,6 +197,11 @@ func (n *Node) verifyMember(leaf *x509.Certificate) error {
 	n.mu.Lock()
 	pool, revs := n.ident.caPool, n.revs
 	n.mu.Unlock()
+	return verifyMemberCert(leaf, pool, revs)
+}
+
+// verifyMemberCert checks leaf against the mesh CA pool and revocation list.
+func verifyMemberCert(leaf *x509.Certificate, pool *x509.CertPool, revs *revocationList) error {
 	if pool == nil {
 		return errors.New("this node is not a member")
 	}

@@ -136,11 +136,13 @@ func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byt
 		return nil, reasonJoinFailed, nil
 	}
 	n.mu.Lock()
-	n.learn(peerEntry{ID: id, Name: name})
+	n.learn(peerEntry{ID: id, Cert: cert.Raw}, name)
+	self := peerEntry{ID: n.self, Cert: n.ident.cert.Raw}
 	n.mu.Unlock()
 	n.saveRoster()
 	// The admin lists itself too: the joiner then knows its ID and name.
-	payload := n.peersPayloadWith(peerEntry{ID: n.self, Name: n.Name(), Addrs: n.advertised()})
+	self.Addrs = n.advertised()
+	payload := n.peersPayloadWith(self)
 	return encodeJoinOK(joinOK{Cert: cert.Raw, CA: ca.Raw, Revocations: n.revocationBlob(), Peers: payload}), 0, nil
 }
 
@@ -296,11 +298,19 @@ func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []
 	n.mu.Lock()
 	n.revs = revs
 	for _, pe := range entries {
-		if pe.ID != n.self && !pe.ID.IsZero() && !revs.has(pe.ID) {
-			pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
-			n.learn(pe)
-			delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
+		if pe.ID == n.self || pe.ID.IsZero() || revs.has(pe.ID) {
+			continue
 		}
+		// The admin is trusted, but each entry still has to prove itself
+		// like in any PEERS frame; one that does not is skipped.
+		name, err := verifyEntry(pe.ID, pe.Cert, ident.caPool, revs)
+		if err != nil {
+			n.log.Warn("join: bad member entry skipped", "peer", pe.ID, "err", err)
+			continue
+		}
+		pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
+		n.learn(pe, name)
+		delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
 	}
 	n.mu.Unlock()
 	n.saveRoster()

@@ -231,7 +231,7 @@ func (n *Node) loadMemberState() error {
 		return err
 	}
 	n.revs = revs
-	if n.roster, err = loadRoster(n.dir); err != nil {
+	if n.roster, err = loadRoster(n.dir, n.ident.caPool, revs); err != nil {
 		return err
 	}
 	delete(n.roster, n.self)
@@ -358,8 +358,8 @@ func (n *Node) Peers() []PeerInfo {
 	n.mu.Lock()
 	out := make([]PeerInfo, 0, len(n.roster))
 	for id, m := range n.roster {
-		if id == n.self || n.revs.has(id) {
-			continue
+		if id == n.self || n.revs.has(id) || m.Cert == nil && n.peers[id] == nil {
+			continue // only members whose certificate this node verified
 		}
 		info := m.info()
 		if p := n.peers[id]; p != nil {
