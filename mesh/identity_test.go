@@ -59,11 +59,10 @@ func TestParseToken(t *testing.T) {
 	if len(s) != len(tokenPrefix)+60 {
 		t.Fatalf("token length %d, want %d", len(s), len(tokenPrefix)+60)
 	}
-	back, err := parseToken(strings.ToUpper(s[:5]) + s[5:])
-	if err == nil {
+	if _, err := parseToken(strings.ToUpper(s[:5]) + s[5:]); err == nil {
 		t.Fatalf("parseToken accepted an upper-case prefix")
 	}
-	if back, err = parseToken(" " + s + "\n"); err != nil || *back != *tok {
+	if back, err := parseToken(" " + s + "\n"); err != nil || *back != *tok {
 		t.Fatalf("parseToken(String()) = %v, %v", back, err)
 	}
 	for _, bad := range []string{"", "msh1-", "msh2-" + s[5:], s[:len(s)-1], s + "aa", "msh1-!!!!"} {

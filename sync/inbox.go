@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"time"
 
@@ -464,9 +463,4 @@ func (e *Engine) closeIdle(p *peerConn, cutoff time.Time) {
 			t.owner = nil
 		}
 	}
-}
-
-// inboxRel is the path shown in the chat line for a received file.
-func inboxRel(folder string, parts ...string) string {
-	return path.Join(append([]string{"inbox", folder}, parts...)...)
 }
