@@ -12,8 +12,9 @@ help: ## list the targets
 build: ## build bin/meshfs
 	$(GO) build -o $(BIN) ./cmd/meshfs
 
-test: build ## the whole suite: vet, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
+test: build ## the whole suite: vet, staticcheck, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	GOMAXPROCS=1 $(GO) test -count=1 -timeout 10m ./fs/
 
