@@ -20,12 +20,8 @@ import (
 func TestCoreMesh(t *testing.T) {
 	testutil.RequireFUSE(t)
 	c := newCluster(t)
-	alice := c.start("alice")
-	bob := c.join("bob", alice)
-	carol := c.join("carol", alice)
-	alice.waitConnected(bob, carol)
-	bob.waitConnected(carol) // bob only ever heard of carol through alice
-	carol.waitConnected(bob)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
 
 	t.Run("file reaches every member", func(t *testing.T) {
 		data := randomBytes(t, 3<<20+12345)

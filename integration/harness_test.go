@@ -225,6 +225,34 @@ func (c *cluster) join(name string, admin *node, flags ...string) *node {
 	return c.start(name, append([]string{"--join", admin.addr, "--invite", tok}, flags...)...)
 }
 
+// fullMesh starts the first name as a new mesh's admin, joins the others
+// through it with invites, and waits until every node shows every other as
+// connected: the later ones can only have found each other by discovery.
+func (c *cluster) fullMesh(names ...string) []*node {
+	c.t.Helper()
+	nodes := []*node{c.start(names[0])}
+	for _, name := range names[1:] {
+		nodes = append(nodes, c.join(name, nodes[0]))
+	}
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if o != n {
+				n.waitConnected(o)
+			}
+		}
+	}
+	return nodes
+}
+
+// longTest skips t under -short, and when FUSE is unavailable outside CI.
+func longTest(t *testing.T) {
+	t.Helper()
+	testutil.RequireFUSE(t)
+	if testing.Short() {
+		t.Skip("starts and restarts several processes")
+	}
+}
+
 // path returns a path inside the node's tree.
 func (n *node) path(elem ...string) string {
 	return filepath.Join(append([]string{n.mnt}, elem...)...)

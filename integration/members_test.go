@@ -15,15 +15,10 @@ import (
 // a line is said gets both when it comes back; until then the file stays in
 // the sender's outbox.
 func TestOfflineMemberCatchesUp(t *testing.T) {
-	testutil.RequireFUSE(t)
-	if testing.Short() {
-		t.Skip("restarts processes")
-	}
+	longTest(t)
 	c := newCluster(t)
-	alice := c.start("alice")
-	bob := c.join("bob", alice)
-	carol := c.join("carol", alice)
-	bob.waitConnected(carol)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
 
 	if err := carol.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -55,15 +50,10 @@ func TestOfflineMemberCatchesUp(t *testing.T) {
 // TestRemovedMemberStaysOut: after 'meshfs remove', every member drops the
 // removed node, and it cannot reconnect after a restart.
 func TestRemovedMemberStaysOut(t *testing.T) {
-	testutil.RequireFUSE(t)
-	if testing.Short() {
-		t.Skip("restarts processes")
-	}
+	longTest(t)
 	c := newCluster(t)
-	alice := c.start("alice")
-	bob := c.join("bob", alice)
-	carol := c.join("carol", alice)
-	bob.waitConnected(carol)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
 
 	if _, err := c.meshfs("remove", alice.mnt, "carol"); err != nil {
 		t.Fatal(err)

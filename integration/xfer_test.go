@@ -46,15 +46,10 @@ func waitXattr(t *testing.T, p, name, want string) {
 // while one member is away; a folder tree arrives as the same tree with
 // the permission bits and mtimes set before the last close.
 func TestXferStateModesAndFolders(t *testing.T) {
-	testutil.RequireFUSE(t)
-	if testing.Short() {
-		t.Skip("restarts processes")
-	}
+	longTest(t)
 	c := newCluster(t)
-	alice := c.start("alice")
-	bob := c.join("bob", alice)
-	carol := c.join("carol", alice)
-	alice.waitConnected(bob, carol)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
 	if err := carol.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +134,7 @@ func writeThroughMount(t *testing.T, p string, data []byte, mode os.FileMode, mt
 // outbox is open for writing; after a restart the cut-short file is not
 // sent, and a complete copy later is.
 func TestXferUnfinishedWriter(t *testing.T) {
-	testutil.RequireFUSE(t)
-	if testing.Short() {
-		t.Skip("restarts processes")
-	}
+	longTest(t)
 	c := newCluster(t)
 	alice := c.start("alice")
 	bob := c.join("bob", alice)
@@ -201,10 +193,8 @@ func TestXferManySmallFiles(t *testing.T) {
 	}
 	manyRel := func(i int) string { return fmt.Sprintf("many/d%02d/f%05d.txt", i/perFolder, i) }
 	c := newCluster(t)
-	alice := c.start("alice")
-	bob := c.join("bob", alice)
-	carol := c.join("carol", alice)
-	alice.waitConnected(bob, carol)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
 	nodes := []*node{alice, bob, carol}
 
 	peakFDs := make([]int, len(nodes))
