@@ -14,63 +14,68 @@ import (
 	"github.com/meshfs/meshfs/internal/testutil"
 )
 
-// netns is a network namespace made by the test, joined to the host by a
-// veth pair: hostIP on the host side, nsIP inside. Taking the host side
-// down cuts every connection of the processes inside without a reset (a
-// stalled link, as when a laptop loses its network); up heals it.
-type netns struct {
+// testNet is a two-host network the test makes for itself: network
+// namespaces "hub" and "far", joined by a veth pair (hubIP in hub, farIP in
+// far). Every address lives inside a namespace the test created, so no
+// traffic touches the machine's own interfaces. Taking the hub end down
+// cuts every connection across the pair without a reset (a stalled link, as
+// when a laptop loses its network); up heals it.
+type testNet struct {
 	t            *testing.T
-	name, veth   string
-	hostIP, nsIP string
+	hub, far     string // namespace names
+	hubDev       string
+	hubIP, farIP string
 }
 
-func newNetns(t *testing.T) *netns {
+func newTestNet(t *testing.T) *testNet {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command")
+		t.Fatal("the ip command (iproute2) is needed for the fault tests")
 	}
 	id := os.Getpid() % 100000
-	n := &netns{t: t, name: fmt.Sprintf("meshfs-fault-%d", id), veth: fmt.Sprintf("mfh%d", id),
-		hostIP: "10.213.7.1", nsIP: "10.213.7.2"}
-	n.ip("netns", "add", n.name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", n.name).Run() })
-	peer := fmt.Sprintf("mfc%d", id)
-	n.ip("link", "add", n.veth, "type", "veth", "peer", "name", peer)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", n.veth).Run() })
-	n.ip("link", "set", peer, "netns", n.name)
-	n.ip("addr", "add", n.hostIP+"/24", "dev", n.veth)
-	n.ip("link", "set", n.veth, "up")
-	n.ip("netns", "exec", n.name, "ip", "addr", "add", n.nsIP+"/24", "dev", peer)
-	n.ip("netns", "exec", n.name, "ip", "link", "set", peer, "up")
-	n.ip("netns", "exec", n.name, "ip", "link", "set", "lo", "up")
+	n := &testNet{t: t, hub: fmt.Sprintf("meshfs-hub-%d", id), far: fmt.Sprintf("meshfs-far-%d", id),
+		hubDev: fmt.Sprintf("mfh%d", id), hubIP: "10.213.7.1", farIP: "10.213.7.2"}
+	farDev := fmt.Sprintf("mff%d", id)
+	for _, ns := range []string{n.hub, n.far} {
+		n.ip("netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		n.ip("-n", ns, "link", "set", "lo", "up")
+	}
+	n.ip("-n", n.hub, "link", "add", n.hubDev, "type", "veth", "peer", "name", farDev, "netns", n.far)
+	n.ip("-n", n.hub, "addr", "add", n.hubIP+"/24", "dev", n.hubDev)
+	n.ip("-n", n.far, "addr", "add", n.farIP+"/24", "dev", farDev)
+	n.ip("-n", n.hub, "link", "set", n.hubDev, "up")
+	n.ip("-n", n.far, "link", "set", farDev, "up")
 	return n
 }
 
-func (n *netns) ip(args ...string) {
+func (n *testNet) ip(args ...string) {
 	n.t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		n.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 
-// link takes the host side of the pair down or up.
-func (n *netns) link(up bool) {
+// link takes the hub end of the pair down or up.
+func (n *testNet) link(up bool) {
 	state := "down"
 	if up {
 		state = "up"
 	}
-	n.ip("link", "set", n.veth, state)
+	n.ip("-n", n.hub, "link", "set", n.hubDev, state)
 }
 
-// startIn is cluster.start for a node whose process runs inside ns.
-func (c *cluster) startIn(ns *netns, name string, flags ...string) *node {
+// startIn is cluster.start for a node whose process runs inside the
+// network namespace ns. 'ip netns exec' also gives the process its own
+// mount namespace, so such nodes run with --no-fuse.
+func (c *cluster) startIn(ns, name string, flags ...string) *node {
 	c.t.Helper()
 	saved := meshfsBin
-	wrapper := filepath.Join(c.dir, "meshfs-in-"+ns.name)
-	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns.name, saved)
+	wrapper := filepath.Join(c.dir, "meshfs-in-"+ns)
+	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, saved)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		c.t.Fatal(err)
 	}
@@ -79,8 +84,8 @@ func (c *cluster) startIn(ns *netns, name string, flags ...string) *node {
 	return c.start(name, flags...)
 }
 
-// TestFaultCutOffMemberHeals: carol runs in her own network namespace.
-// Her link stalls (no reset, no FIN) long enough for alice and bob to
+// TestFaultCutOffMemberHeals: alice and bob run in one network namespace,
+// carol in another, joined by a veth pair the test made. The link stalls (no reset, no FIN) long enough for alice and bob to
 // declare her dead; a file alice shares meanwhile reaches bob and waits
 // for carol. When the link comes back the mesh is full again and carol
 // gets the queued file; alice moves it to sent/ only then.
@@ -88,19 +93,19 @@ func TestFaultCutOffMemberHeals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the dead-peer timeout")
 	}
-	ns := newNetns(t)
+	net := newTestNet(t)
 	c := newCluster(t)
-	listen := []string{"--no-fuse", "--listen", ns.hostIP + ":0"}
-	alice := c.start("alice", listen...)
-	bob := c.join("bob", alice, listen...)
-	tok := alice.invite()
-	carol := c.startIn(ns, "carol", "--no-fuse", "--listen", ns.nsIP+":0", "--join", alice.addr, "--invite", tok)
+	hub := []string{"--no-fuse", "--listen", net.hubIP + ":0"}
+	alice := c.startIn(net.hub, "alice", hub...)
+	bob := c.startIn(net.hub, "bob", append(hub, "--join", alice.addr, "--invite", alice.invite())...)
+	carol := c.startIn(net.far, "carol", "--no-fuse", "--listen", net.farIP+":0", "--join", alice.addr,
+		"--invite", alice.invite())
 	alice.waitConnected(bob, carol)
 	bob.waitConnected(carol)
 	carol.waitConnected(alice, bob)
 
 	start := time.Now()
-	ns.link(false)
+	net.link(false)
 	data := randomBytes(t, 3<<20+11)
 	if err := os.WriteFile(alice.path("outbox", "queued.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
@@ -114,7 +119,7 @@ func TestFaultCutOffMemberHeals(t *testing.T) {
 	}
 
 	healed := time.Now()
-	ns.link(true)
+	net.link(true)
 	alice.waitConnected(carol)
 	bob.waitConnected(carol)
 	carol.waitConnected(alice, bob)
