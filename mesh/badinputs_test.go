@@ -895,7 +895,7 @@ func row21PeersRedirect(t *testing.T, v *victim) {
 
 func row22ForgedListen(t *testing.T, v *victim) {
 	z := v.issue(t, "forger")
-	z.cfg.Advertise = []string{"10.0.0.1:22"}
+	z.cfg.Advertise = []string{"127.0.0.77:22"}
 	evilMember(t, v, z)
 	v.a.mu.Lock()
 	m := v.a.roster[z.ID()]
@@ -906,7 +906,7 @@ func row22ForgedListen(t *testing.T, v *victim) {
 	v.a.mu.Unlock()
 	t.Logf("stored as a hint for %s only: %v", z.ID().Short(), addrs)
 	for _, p := range v.a.Peers() {
-		if p.ID != z.ID() && p.Addr == "10.0.0.1:22" {
+		if p.ID != z.ID() && p.Addr == "127.0.0.77:22" {
 			t.Errorf("forged address attached to %s", p.Name)
 		}
 	}
