@@ -368,8 +368,8 @@ func (b *bench) chatLatency(from, to *node, n int) (p50, p99 time.Duration) {
 func (b *bench) writeThroughput(n *node) (mesh, disk time.Duration) {
 	plainDir := b.t.TempDir()
 	for i := range 2 { // interleaved; the faster of two runs each
-		d := timeIt(func() error { return copyFile(b.src, filepath.Join(plainDir, fmt.Sprintf("w%d.bin", i)), 1<<20) })
-		m := timeIt(func() error { return copyFile(b.src, n.path("outbox", fmt.Sprintf("w%d.bin", i)), 1<<20) })
+		d := b.timeIt(func() error { return copyFile(b.src, filepath.Join(plainDir, fmt.Sprintf("w%d.bin", i)), 1<<20) })
+		m := b.timeIt(func() error { return copyFile(b.src, n.path("outbox", fmt.Sprintf("w%d.bin", i)), 1<<20) })
 		if i == 0 || d < disk {
 			disk = d
 		}
@@ -398,7 +398,7 @@ func (b *bench) readThroughput(inboxFile string) (mesh, disk time.Duration) {
 	// kernel writes them back measure the writeback, not meshfs.
 	syscall.Sync()
 	for i := range 3 { // the first pass warms both caches
-		d, m := timeIt(read(b.src)), timeIt(read(inboxFile))
+		d, m := b.timeIt(read(b.src)), b.timeIt(read(inboxFile))
 		if i == 1 || i > 1 && d < disk {
 			disk = d
 		}
@@ -409,10 +409,12 @@ func (b *bench) readThroughput(inboxFile string) (mesh, disk time.Duration) {
 	return mesh, disk
 }
 
-func timeIt(f func() error) time.Duration {
+// timeIt times f, ending the benchmark if it fails.
+func (b *bench) timeIt(f func() error) time.Duration {
+	b.t.Helper()
 	start := time.Now()
 	if err := f(); err != nil {
-		panic(err)
+		b.t.Fatal(err)
 	}
 	return time.Since(start)
 }
