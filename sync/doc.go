@@ -40,12 +40,20 @@
 //     broadcaster (sends own messages in order, answers catch-up requests);
 //   - the janitor (removes stale partials hourly).
 //
+// In plain-folder mode (no FUSE) a Folder (plain.go) keeps the same tree as an
+// ordinary folder: Folder.Run starts the fsnotify reader, a debouncer each for
+// outbox paths and for chat, the outbox loop (reports a file once no process
+// holds it open for writing, found by a /proc scan), the chat loop (sole owner
+// of the chat file: sends the user's new lines, rewrites it as the log) and
+// the peers loop; all of them stop before Run returns.
+//
 // HandleEvent never does disk or network I/O: it routes each event to one of
 // those goroutines through bounded channels, blocking when one is full, which
 // is back-pressure on that peer's connection.
 //
 // # Imports
 //
-// The standard library, mesh (types only), golang.org/x/sys/unix and
-// golang.org/x/text. Never the fs package or go-fuse (deps_test.go).
+// The standard library, mesh (types only), golang.org/x/sys/unix,
+// golang.org/x/text and fsnotify (plain-folder mode). Never the fs package or
+// go-fuse (deps_test.go).
 package sync
