@@ -397,12 +397,17 @@ func (b *bench) readThroughput(inboxFile string) (mesh, disk time.Duration) {
 	// Flush the gigabytes the transfers just wrote: reads timed while the
 	// kernel writes them back measure the writeback, not meshfs.
 	syscall.Sync()
-	for i := range 3 { // the first pass warms both caches
+	// The first pass warms both caches; the best of the next six is the
+	// figure, because on a shared virtual machine noise only ever slows a
+	// pass down.
+	b.timeIt(read(b.src))
+	b.timeIt(read(inboxFile))
+	for i := range 6 {
 		d, m := b.timeIt(read(b.src)), b.timeIt(read(inboxFile))
-		if i == 1 || i > 1 && d < disk {
+		if i == 0 || d < disk {
 			disk = d
 		}
-		if i == 1 || i > 1 && m < mesh {
+		if i == 0 || m < mesh {
 			mesh = m
 		}
 	}
