@@ -2,8 +2,10 @@ package fs
 
 import (
 	"context"
+	"errors"
 	iofs "io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -208,8 +210,36 @@ func (n *outboxNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.
 	return 0
 }
 
+// revive recreates n's backing folder when it vanished under a cached
+// folder: sync removes an outbox folder once everything in it has been
+// delivered, and a writer that still holds the folder's dentry would
+// otherwise get ENOENT for a folder it can see. It reports whether the
+// caller should retry.
+func (n *outboxNode) revive(errno syscall.Errno) bool {
+	rel, ok := subtreeRel(n.LoopbackNode)
+	if errno != syscall.ENOENT || !ok || rel == "" {
+		return false
+	}
+	dir := filepath.Join(n.RootData.Path, filepath.FromSlash(rel))
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	return os.MkdirAll(dir, 0o755) == nil
+}
+
+func (n *outboxNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	if n.revive(errno) {
+		ch, errno = n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	}
+	return ch, errno
+}
+
 func (n *outboxNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	ch, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	if n.revive(errno) {
+		ch, fh, fuseFlags, errno = n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	}
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}

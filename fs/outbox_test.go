@@ -278,3 +278,32 @@ func TestSentMovedFileIsDistinct(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOutboxFolderRemovedBehindTheKernel: sync removes an outbox folder once
+// everything in it was delivered, while the kernel still knows the folder;
+// creating a file or folder in it then recreates it instead of failing.
+func TestOutboxFolderRemovedBehindTheKernel(t *testing.T) {
+	m := mountTest(t)
+	if err := os.MkdirAll(m.path("outbox/proj/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.path("outbox/proj/sub")); err != nil { // the kernel caches both dentries
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(m.backing("outbox/proj")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("outbox/proj/sub/late.txt"), []byte("late\n"), 0o644); err != nil {
+		t.Fatalf("create in a folder removed behind the kernel: %v", err)
+	}
+	m.fake.waitCalls(t, "closed", closed("proj/sub/late.txt"))
+	if got, err := os.ReadFile(m.backing("outbox/proj/sub/late.txt")); err != nil || string(got) != "late\n" {
+		t.Fatalf("backing file = %q, %v", got, err)
+	}
+	if err := os.RemoveAll(m.backing("outbox/proj")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.path("outbox/proj/again"), 0o755); err != nil {
+		t.Fatalf("mkdir in a folder removed behind the kernel: %v", err)
+	}
+}
