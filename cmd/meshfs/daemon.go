@@ -61,7 +61,7 @@ func startDaemon(ctx context.Context, opts mountOptions, log *slog.Logger) (*dae
 func (d *daemon) checkEnvironment(context.Context) error {
 	if !d.opts.noFUSE {
 		if err := meshfs.Available(); err != nil {
-			return fmt.Errorf("%w; run with --no-fuse to keep the tree as a plain folder", err)
+			return err // it says why, and suggests --no-fuse
 		}
 	}
 	clear := meshfs.ClearStale
