@@ -24,7 +24,7 @@ var ErrUnavailable = errors.New("FUSE is unavailable")
 func Available() error {
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("%w: open /dev/fuse: %w; use --no-fuse for a plain folder", ErrUnavailable, err)
+		return fmt.Errorf("%w (%w); use --no-fuse for a plain folder", ErrUnavailable, err)
 	}
 	f.Close()
 	if os.Geteuid() == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,5 +156,31 @@ func waitGone(t *testing.T, path string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNoFUSEIsExplained: where /dev/fuse is missing (here hidden in a private
+// mount namespace), 'meshfs mount' says so in one line and suggests
+// --no-fuse (TestPlainFolderMixesWithFUSE shows that mode at work).
+func TestNoFUSEIsExplained(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("hiding /dev/fuse in a mount namespace needs root")
+	}
+	c := newCluster(t)
+	mnt, state := c.dir+"/nofuse/mnt", c.dir+"/nofuse/state"
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	script := `mount -t tmpfs none /dev && exec "$0" "$@"`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, meshfsBin,
+		"mount", mnt, "--state", state, "--listen", "127.0.0.1:0")
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("mount without /dev/fuse succeeded: %s", out)
+	}
+	msg := strings.TrimSpace(string(out))
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "FUSE is unavailable") || !strings.Contains(msg, "--no-fuse") {
+		t.Errorf("output = %q, want one line saying FUSE is unavailable and suggesting --no-fuse", msg)
 	}
 }
