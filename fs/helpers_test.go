@@ -103,6 +103,31 @@ func (f *fakeSyncer) waitCalls(t *testing.T, op string, want ...call) {
 	}
 }
 
+// waitCallSet is waitCalls for calls whose order the kernel does not fix:
+// each file's Release is asynchronous, so two files closed one after the
+// other may be reported in either order.
+func (f *fakeSyncer) waitCallSet(t *testing.T, op string, want ...call) {
+	t.Helper()
+	key := func(c call) string { return fmt.Sprint(c) }
+	sorted := func(cs []call) []string {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = key(c)
+		}
+		slices.Sort(out)
+		return out
+	}
+	err := testutil.WaitFor(5*time.Second, func() error {
+		if got := f.snapshot(op); !slices.Equal(sorted(got), sorted(want)) {
+			return fmt.Errorf("%s calls = %v, want %v in any order", op, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // mounted is one test mount.
 type mounted struct {
 	mnt     string // the mount point

@@ -83,7 +83,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 	if err := unix.Setxattr(a, "user.comment", []byte("mine"), 0); err != nil {
 		t.Fatalf("set own xattr: %v", err)
 	}
-	m.fake.waitCalls(t, "closed", closed("dir/a.txt"), closed("b.txt"))
+	m.fake.waitCallSet(t, "closed", closed("dir/a.txt"), closed("b.txt"))
 
 	want := []string{"user.comment", "user.meshfs.bob", "user.meshfs.carol", "user.meshfs.dave", "user.meshfs.state"}
 	if got := listXattr(t, a); !slices.Equal(got, want) {
