@@ -27,7 +27,7 @@ import (
 	"github.com/meshfs/meshfs/internal/testutil"
 )
 
-// TestBench is `make bench`: the numbers of issue 7 measured on real
+// TestBench is `make bench`: throughput, chat latency and memory measured on real
 // processes, each next to a baseline measured in the same run, printed as
 // one table on stdout. It runs only with MESHFS_BENCH=1 (it moves several
 // GiB and takes about a minute); MESHFS_BENCH_MB sets the file size.
