@@ -582,12 +582,20 @@ func row40ManyOffers(t *testing.T, v *syncVictim) {
 	v.check(t)
 }
 
-func row41Abandon(t *testing.T, v *syncVictim) {
-	data := randBytes(41, 3*minBlockSize)
-	m := offerOf(v.id(), "abandoned.bin", data)
+// startTransfer offers data as name from mallory and sends only its first
+// block: a transfer left half done.
+func (v *syncVictim) startTransfer(t *testing.T, name string, data []byte) *offerMsg {
+	t.Helper()
+	m := offerOf(v.id(), name, data)
 	v.ev.sendTo(v.b, m)
 	v.replyFor(t, m.ID)
 	v.ev.sendTo(v.b, &chunkMsg{ID: m.ID, Index: 0, Data: data[:minBlockSize]})
+	return m
+}
+
+func row41Abandon(t *testing.T, v *syncVictim) {
+	data := randBytes(41, 3*minBlockSize)
+	v.startTransfer(t, "abandoned.bin", data)
 	v.n.cut(v.ev.fakeNode, v.b)
 	if err := testutil.WaitFor(5*time.Second, func() error {
 		if fds := openFDs(t); fds > v.fds+2 {
@@ -630,10 +638,7 @@ func row42DiskFull(t *testing.T, v *syncVictim) {
 // and restarts: the final file is absent or complete, never partial.
 func row43Crash(t *testing.T, v *syncVictim) {
 	data := randBytes(43, 3*minBlockSize)
-	m := offerOf(v.id(), "crash.bin", data)
-	v.ev.sendTo(v.b, m)
-	v.replyFor(t, m.ID)
-	v.ev.sendTo(v.b, &chunkMsg{ID: m.ID, Index: 0, Data: data[:minBlockSize]})
+	m := v.startTransfer(t, "crash.bin", data)
 	v.n.cut(v.ev.fakeNode, v.b)
 	v.b.closeEngine()
 	final := filepath.Join(v.b.root, "inbox", "mallory", "crash.bin")
