@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"lukechampine.com/blake3"
+
 	"github.com/meshfs/meshfs/internal/testutil"
 )
 
@@ -218,7 +220,7 @@ func fileSum(t *testing.T, p string) [32]byte {
 }
 
 // plainPipeline is the baseline of (a), without FUSE or meshfs: read the
-// file, SHA-256 each 1 MiB block, send block and hash over TLS 1.3 on
+// file, hash each 1 MiB block with meshfs's block hash (BLAKE3), send block and hash over TLS 1.3 on
 // loopback, verify the hash, write the block, fsync and rename. Sender and
 // receiver are goroutines of this process, so they share the same two
 // cores as the meshfs nodes do.
@@ -265,7 +267,7 @@ func plainSend(conn net.Conn, src string) error {
 		n, err := io.ReadFull(f, buf)
 		if n > 0 {
 			binary.BigEndian.PutUint32(hdr[:4], uint32(n))
-			sum := sha256.Sum256(buf[:n])
+			sum := blake3.Sum256(buf[:n])
 			copy(hdr[4:], sum[:])
 			bw.Write(hdr[:])
 			if _, werr := bw.Write(buf[:n]); werr != nil {
@@ -310,7 +312,7 @@ func plainReceive(ln net.Listener, dst string) error {
 		if _, err := io.ReadFull(br, buf[:n]); err != nil {
 			return err
 		}
-		if sha256.Sum256(buf[:n]) != [32]byte(hdr[4:]) {
+		if blake3.Sum256(buf[:n]) != [32]byte(hdr[4:]) {
 			return errors.New("block hash mismatch")
 		}
 		if _, err := f.WriteAt(buf[:n], off); err != nil {

@@ -16,7 +16,7 @@ import (
 // alpn is the only application protocol spoken; protoVersion goes in HELLO.
 const (
 	alpn         = "meshfs/1"
-	protoVersion = 2 // 2: PEERS entries carry member certificates
+	protoVersion = 3 // 2: PEERS entries carry member certificates; 3: sync payloads hash blocks with BLAKE3
 	maxAddrs     = 8
 	maxAddrLen   = 300
 	maxNameBytes = maxNameRunes * 4

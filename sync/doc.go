@@ -19,8 +19,8 @@
 // # Protocol
 //
 // Transfers ride on the mesh's BYTES frames; the first byte of each payload
-// is the message kind (proto.go). A sender OFFERs a manifest (SHA-256 per
-// block and of the whole file), the receiver ACCEPTs with a bitmap of the
+// is the message kind (proto.go). A sender OFFERs a manifest (BLAKE3 per
+// block, and over the block list for the whole file), the receiver ACCEPTs with a bitmap of the
 // blocks it already holds (resume) or REJECTs with a reason, the sender sends
 // the missing CHUNKs and then DONE on the bulk queue (DONE must not overtake
 // the chunks), and the receiver verifies, fsyncs, renames the file into

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -64,7 +63,7 @@ func (ev *evilPeer) next() any {
 func offerOf(id transferID, path string, data []byte) *offerMsg {
 	m := &offerMsg{ID: id, Path: path, Size: uint64(len(data)), BlockSize: minBlockSize, Mode: 0o644}
 	for i := 0; i < len(data); i += minBlockSize {
-		m.Blocks = append(m.Blocks, hash32(sha256.Sum256(data[i:min(i+minBlockSize, len(data))])))
+		m.Blocks = append(m.Blocks, blockSum(data[i:min(i+minBlockSize, len(data))]))
 	}
 	if m.Blocks == nil {
 		m.Blocks = []hash32{}

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,9 +202,6 @@ func (e *Engine) loadCompleted() error {
 	}
 	return nil
 }
-
-// sumOf is the SHA-256 of data.
-func sumOf(data []byte) hash32 { return hash32(sha256.Sum256(data)) }
 
 // partialFiles lists the sidecars in the partials folder.
 func (e *Engine) partialFiles() ([]string, error) {

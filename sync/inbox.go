@@ -24,6 +24,7 @@ type inKey struct {
 // partialMeta is the sidecar of a partial file: its manifest, so that a
 // restarted node can resume.
 type partialMeta struct {
+	Hash      string     `json:"hash"` // blockHashName
 	Peer      string     `json:"peer"`
 	ID        transferID `json:"id"`
 	Path      string     `json:"path"` // validated, NFC
@@ -168,7 +169,7 @@ func (e *Engine) admit(p *peerConn, m *offerMsg) (rejectCode, string) {
 		return code, reason
 	}
 	meta := partialMeta{
-		Peer: p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
+		Hash: blockHashName, Peer: p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(),
 	}
 	if err := e.createPartial(inKey{p.id, m.ID}, meta); err != nil {
@@ -354,7 +355,7 @@ func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
 		e.log.Debug("chunk out of range", "peer", p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
 		return
 	}
-	if sumOf(m.Data) != t.meta.Blocks[m.Index] {
+	if blockSum(m.Data) != t.meta.Blocks[m.Index] {
 		err := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: "verify block",
 			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
 		e.log.Warn("block dropped", "peer", p.id, "err", err)

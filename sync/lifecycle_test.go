@@ -104,7 +104,7 @@ func TestCrashAfterRename(t *testing.T) {
 	b.closeEngine()
 	peer := mesh.PeerIDFromKey([]byte("mallory"))
 	k := inKey{peer, transferID{5}}
-	meta := partialMeta{Peer: peer.String(), ID: k.id, Path: "f", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
+	meta := partialMeta{Hash: blockHashName, Peer: peer.String(), ID: k.id, Path: "f", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
 	if err := writeJSONAtomic(filepath.Join(b.root, "inbox", partialsName, partBase(k)+".json"), &meta); err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +205,57 @@ func TestEventsBeforeStart(t *testing.T) {
 	a.start()
 	b.start()
 	waitChat(t, b, []string{"alice: early"})
+}
+
+// TestOlderVersionState: state written with another block hash is not
+// trusted. A delivery record is hashed again under a new transfer ID, and
+// members that had verified it are not sent it twice; a partial is dropped.
+func TestOlderVersionState(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, c := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil)
+	a.start()
+	data := randBytes(35, 2*minBlockSize+7)
+	a.put("old.bin", data)
+	waitFor(t, func() bool { return len(a.engine().Status().Transfers) > 0 })
+	a.closeEngine()
+	ents, err := os.ReadDir(filepath.Join(a.st, "outgoing"))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("want one record, got %v (%v)", ents, err)
+	}
+	recPath := filepath.Join(a.st, "outgoing", ents[0].Name())
+	var rec outRecord
+	if err := readJSON(recPath, &rec); err != nil {
+		t.Fatal(err)
+	}
+	oldID := rec.ID
+	rec.Manifest.Hash = "" // as written before the hash had a name
+	rec.Peers = map[string]*delivery{
+		b.id.String(): {State: stateVerified, Name: "bob"},
+		c.id.String(): {State: stateQueued, Name: "carol"},
+	}
+	if err := writeJSONAtomic(recPath, &rec); err != nil {
+		t.Fatal(err)
+	}
+	stalePart := inKey{c.id, transferID{9}}
+	meta := partialMeta{Peer: c.id.String(), ID: stalePart.id, Path: "p", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
+	if err := writeJSONAtomic(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".json"), &meta); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".part"), []byte("x"), 0o600)
+
+	a.open()
+	a.start()
+	c.start()
+	n.connect(a, c)
+	c.waitFile("inbox/alice/old.bin", data)
+	a.waitFile("sent/old.bin", data) // bob's verified state was kept
+	if got := a.engine().Status().Transfers; len(got) != 0 {
+		t.Errorf("transfers left: %+v", got)
+	}
+	if exists(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".part")) {
+		t.Errorf("partial of an older version kept")
+	}
+	if _, err := os.Stat(filepath.Join(a.st, "outgoing", oldID.String()+".json")); err == nil {
+		t.Errorf("old record kept")
+	}
 }

@@ -38,6 +38,7 @@ type outRecord struct {
 
 	// Guarded by Engine.mu.
 	cancelled bool // removed or rewritten; senders stop at the next block
+	stale     bool // stored with another block hash: hash the file again
 }
 
 // delivery is the state of one record for one member.
@@ -211,7 +212,7 @@ func (e *Engine) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
 		e.skipIncomplete(rel, old, fi, rescan)
 		return
 	}
-	if old != nil && old.Ident.sameFile(identityOf(fi)) {
+	if old != nil && !old.stale && old.Ident.sameFile(identityOf(fi)) {
 		return
 	}
 	if _, err := validatePath(rel); err != nil {
@@ -231,8 +232,22 @@ func (e *Engine) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
 		e.log.Warn("outbox file unreadable", "path", rel, "err", err)
 		return
 	}
+	if old != nil && old.stale {
+		keepVerified(rec, old)
+	}
 	e.cancelRel(rel, false)
 	e.addRecord(rec)
+}
+
+// keepVerified carries the members who already verified an older
+// record of the same file over to its new record: they are not sent it
+// again.
+func keepVerified(rec, old *outRecord) {
+	for id, d := range old.Peers {
+		if d.State == stateVerified {
+			rec.Peers[id] = &delivery{State: stateVerified, Name: d.Name}
+		}
+	}
 }
 
 // hashOutbox reads the file once and builds a record with a delivery for
@@ -443,6 +458,10 @@ func (e *Engine) loadRecords() error {
 		if err := readJSON(filepath.Join(e.outgoingDir, ent.Name()), rec); err != nil || rec.Peers == nil {
 			e.log.Warn("delivery record unreadable", "file", ent.Name(), "err", err)
 			continue
+		}
+		if rec.Manifest.Hash != blockHashName {
+			e.log.Info("delivery record from an older version: the file is hashed again", "path", rec.Rel)
+			rec.stale = true
 		}
 		e.out[rec.ID] = rec
 		e.outOrder = append(e.outOrder, rec)

@@ -30,7 +30,8 @@ const (
 	transferIDLen = 16
 )
 
-// hash32 is a SHA-256 sum; it is stored in JSON as hex.
+// hash32 is a 32-byte block or file hash (blockSum, fileHashOf); it is
+// stored in JSON as hex.
 type hash32 [32]byte
 
 // MarshalText encodes the hash as hex.
@@ -105,7 +106,7 @@ type offerMsg struct {
 	Mode      uint32 // permission bits only
 	MTime     int64  // unix nanoseconds
 	FileHash  hash32
-	Blocks    []hash32 // SHA-256 of each block; len == ceil(Size/BlockSize)
+	Blocks    []hash32 // blockSum of each block; len == ceil(Size/BlockSize)
 }
 
 // acceptMsg asks for every block whose bit in Have is clear.

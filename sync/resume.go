@@ -26,7 +26,7 @@ func haveBlocks(f *os.File, meta *partialMeta) (bitmap, error) {
 		if err != nil {
 			return have, err
 		}
-		if sumOf(buf[:n]) == meta.Blocks[i] {
+		if blockSum(buf[:n]) == meta.Blocks[i] {
 			have.set(i)
 		}
 	}
@@ -64,6 +64,13 @@ func (e *Engine) loadPartial(metaPath string) {
 		return
 	}
 	k := inKey{peer, meta.ID}
+	if meta.Hash != blockHashName {
+		// Its sender hashes the file again and offers it under a new ID.
+		e.log.Info("partial from an older version dropped", "path", meta.Path)
+		os.Remove(e.partPath(k))
+		os.Remove(metaPath)
+		return
+	}
 	fi, err := os.Stat(e.partPath(k))
 	if errors.Is(err, fs.ErrNotExist) {
 		e.completed[k] = time.Now()
