@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"lukechampine.com/blake3"
+	"github.com/zeebo/blake3"
 
 	"github.com/meshfs/meshfs/internal/testutil"
 )

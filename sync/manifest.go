@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	gosync "sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"lukechampine.com/blake3"
+	"github.com/zeebo/blake3"
 )
 
 // manifest describes one file: its block hashes and the file hash that
@@ -48,50 +51,85 @@ func (a identity) sameFile(b identity) bool {
 // errChanged: the file changed while it was read.
 var errChanged = errors.New("file changed while reading")
 
-// hashFile reads f once from the start and returns its manifest. blockSize
-// is the block size to use; buf is reused (len >= blockSize). It fails with
-// errChanged if f's identity moved during the read.
-func hashFile(ctx context.Context, f *os.File, blockSize int, buf []byte) (manifest, identity, error) {
+// hashFile reads f once and returns its manifest, with blocks of
+// blockSize. It fails with errChanged if f's identity moved during the
+// read, or if it does not hold exactly the size it had at the start.
+func hashFile(ctx context.Context, f *os.File, blockSize int) (manifest, identity, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
 	}
 	before := identityOf(fi)
 	m := manifest{Hash: blockHashName, Size: before.Size, BlockSize: blockSize}
-	buf = buf[:blockSize]
-	var total int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return manifest{}, identity{}, err
-		}
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			m.Blocks = append(m.Blocks, blockSum(buf[:n]))
-			total += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return manifest{}, identity{}, fmt.Errorf("read: %w", err)
-		}
+	m.Blocks = make([]hash32, blockCount(uint64(m.Size), uint32(blockSize)))
+	if err := hashBlocks(ctx, f, &m); err != nil {
+		return manifest{}, identity{}, err
 	}
 	m.FileHash = fileHashOf(uint64(m.Size), uint32(blockSize), m.Blocks)
 	fi, err = f.Stat()
 	if err != nil {
 		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
 	}
-	if after := identityOf(fi); !after.sameFile(before) || total != before.Size {
+	if !identityOf(fi).sameFile(before) {
 		return manifest{}, identity{}, errChanged
 	}
 	return m, before, nil
 }
 
-// blockSum is the hash of one block: BLAKE3-256. It is collision
-// resistant like SHA-256 and, with AVX2 or AVX-512, runs at 4.0-4.3 GB/s on one core
-// of the reference machine against SHA-256's 1.8 GB/s with SHA-NI
-// (BenchmarkBlockHash). Every byte is hashed once by the sender and once by
-// each receiver, so this is most of the CPU a transfer costs besides TLS.
+// hashBlocks fills m.Blocks, hashing blocks on every core: a file is hashed
+// before anything of it is sent, so the other core would otherwise wait
+// (1 GiB: 0.35 s on one core of the reference machine, 0.2 s on two).
+func hashBlocks(ctx context.Context, f *os.File, m *manifest) error {
+	var (
+		next    atomic.Int64
+		wg      gosync.WaitGroup
+		errOnce gosync.Once
+		first   error
+	)
+	workers := min(runtime.GOMAXPROCS(0), len(m.Blocks))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hashSome(ctx, f, m, &next); err != nil {
+				errOnce.Do(func() { first = err })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// hashSome hashes the blocks it claims from next until none are left.
+func hashSome(ctx context.Context, f *os.File, m *manifest, next *atomic.Int64) error {
+	buf := make([]byte, m.BlockSize)
+	for {
+		i := next.Add(1) - 1
+		if i >= int64(len(m.Blocks)) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := blockLen(uint64(m.Size), uint32(m.BlockSize), uint32(i))
+		_, err := f.ReadAt(buf[:n], i*int64(m.BlockSize))
+		if errors.Is(err, io.EOF) {
+			return errChanged // shrank while read
+		}
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		m.Blocks[i] = blockSum(buf[:n])
+	}
+}
+
+// blockSum is the hash of one block: BLAKE3-256, collision resistant like
+// SHA-256. Per core on the reference machine (BenchmarkBlockHash with
+// -cpu 1) github.com/zeebo/blake3 hashes 4.1 GB/s against 1.8 GB/s for
+// SHA-256 with SHA-NI; lukechampine.com/blake3 reaches 2.7 GB/s because it
+// fans each block out to 64 goroutines, which on two cores already busy
+// with TLS only adds scheduling. Every byte is hashed once by the sender
+// and once by each receiver: after TLS, the largest CPU cost of a transfer.
 func blockSum(data []byte) hash32 { return blake3.Sum256(data) }
 
 // blockHashName names blockSum in stored manifests and sidecars. State

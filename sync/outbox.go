@@ -263,7 +263,7 @@ func (e *Engine) hashOutbox(rel, abs string) (*outRecord, error) {
 		return nil, err
 	}
 	bs := chooseBlockSize(fi.Size(), e.cfg.BlockSize)
-	m, ident, err := hashFile(e.ctx, f, bs, make([]byte, bs))
+	m, ident, err := hashFile(e.ctx, f, bs)
 	if err != nil {
 		return nil, err
 	}
