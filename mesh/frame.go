@@ -100,6 +100,16 @@ func encodeFrame(t frameType, payload []byte) []byte {
 // header is read and validated, before the payload is read: the connection
 // uses it to switch from the idle deadline to the per-frame deadline.
 func readFrame(r io.Reader, maxBytes int, afterHeader func()) (frame, error) {
+	return readFrameInto(r, maxBytes, afterHeader, nil)
+}
+
+// readFrameInto is readFrame that reads a BYTES payload into *scratch,
+// growing it when needed, instead of a new slice: a transfer's reader gets
+// a 1 MiB frame per block, and allocating each anew cost more than the
+// copy (fresh memory is slow to fault in on virtual machines, and the
+// garbage made the collector run every few frames). The payload is then
+// only valid until the next read.
+func readFrameInto(r io.Reader, maxBytes int, afterHeader func(), scratch *[]byte) (frame, error) {
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return frame{}, err
@@ -116,7 +126,15 @@ func readFrame(r io.Reader, maxBytes int, afterHeader func()) (frame, error) {
 	if afterHeader != nil {
 		afterHeader()
 	}
-	payload := make([]byte, n)
+	var payload []byte
+	if t == frameBytes && scratch != nil {
+		if cap(*scratch) < int(n) {
+			*scratch = make([]byte, n)
+		}
+		payload = (*scratch)[:n]
+	} else {
+		payload = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, payload); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

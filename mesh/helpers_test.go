@@ -21,6 +21,10 @@ type recorder struct {
 }
 
 func (r *recorder) HandleEvent(e Event) {
+	if b, ok := e.(BytesReceived); ok { // valid only during the call
+		b.Data = slices.Clone(b.Data)
+		e = b
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)

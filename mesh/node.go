@@ -151,6 +151,7 @@ type Node struct {
 	created bool
 	invites *inviteStore // admin only (nil otherwise); has its own lock
 	joinTok *token       // parsed Config.Invite when not a member
+	frames  framePool    // SendBulk's frames; safe for concurrent use
 
 	// Set by Start, then immutable.
 	ln     net.Listener
@@ -191,7 +192,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(),
+	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(),
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
@@ -403,12 +404,19 @@ func (n *Node) SendBytes(ctx context.Context, to PeerID, data []byte) error {
 	return n.sendTo(ctx, to, false, encodeFrame(frameBytes, data))
 }
 
-// SendBulk queues application bytes on the bulk queue (after control frames).
+// SendBulk queues application bytes on the bulk queue (after control
+// frames). data is copied: the caller may reuse it as soon as SendBulk
+// returns.
 func (n *Node) SendBulk(ctx context.Context, to PeerID, data []byte) error {
 	if err := n.checkBytes(data); err != nil {
 		return err
 	}
-	return n.sendTo(ctx, to, true, encodeFrame(frameBytes, data))
+	f := appendFrame(n.frames.get(frameHeaderLen+len(data)), frameBytes, data)
+	err := n.sendTo(ctx, to, true, f)
+	if err != nil {
+		n.frames.put(f)
+	}
+	return err
 }
 
 // BroadcastBytes queues application bytes to every connected member.

@@ -41,7 +41,7 @@ type peer struct {
 	log      *slog.Logger
 
 	ctrl       chan []byte // control frames: drained first
-	bulk       chan []byte // bulk frames (SendBulk)
+	bulk       chan []byte // bulk frames (SendBulk), from and back to Node.frames
 	closed     chan struct{}
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -55,6 +55,7 @@ type peer struct {
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
 	lastPeers  atomic.Int64
 	chatRate   *rateLimiter // reader goroutine only
+	readBuf    []byte       // reader goroutine only: BYTES payloads (readFrameInto)
 }
 
 func newPeer(n *Node, hs *handshakeResult) *peer {
@@ -152,19 +153,23 @@ func (p *peer) writeLoop() {
 	ping := time.NewTicker(p.n.cfg.PingInterval)
 	defer ping.Stop()
 	for {
-		f, ok := p.next(ping.C)
+		f, bulk, ok := p.next(ping.C)
 		if !ok {
 			return
 		}
 		err := p.write(f)
-		if err == nil && (frameType(f[0]) == frameBye || len(p.ctrl)+len(p.bulk) == 0) {
+		bye := frameType(f[0]) == frameBye
+		if bulk { // written, or copied into bw: the pool may hand it out again
+			p.n.frames.put(f)
+		}
+		if err == nil && (bye || len(p.ctrl)+len(p.bulk) == 0) {
 			err = p.flush()
 		}
 		if err != nil {
 			p.close(fmt.Errorf("write: %w", err))
 			return
 		}
-		if frameType(f[0]) == frameBye {
+		if bye {
 			cause := fmt.Errorf("%w: %s", errByeSent, decodeReasonText(f[frameHeaderLen:]))
 			if c := p.byeCause.Load(); c != nil {
 				cause = *c
@@ -175,24 +180,26 @@ func (p *peer) writeLoop() {
 	}
 }
 
-// next returns the next frame to write, or false once the connection closed.
-func (p *peer) next(tick <-chan time.Time) ([]byte, bool) {
+// next returns the next frame to write and whether it came from the bulk
+// queue (its buffer then goes back to the node's frame pool once written),
+// or false once the connection closed.
+func (p *peer) next(tick <-chan time.Time) (f []byte, bulk, ok bool) {
 	select {
 	case f := <-p.ctrl:
-		return f, true
+		return f, false, true
 	case <-p.closed:
-		return nil, false
+		return nil, false, false
 	default:
 	}
 	select {
 	case f := <-p.ctrl:
-		return f, true
+		return f, false, true
 	case f := <-p.bulk:
-		return f, true
+		return f, true, true
 	case <-tick:
-		return p.pingFrame(), true
+		return p.pingFrame(), false, true
 	case <-p.closed:
-		return nil, false
+		return nil, false, false
 	}
 }
 
@@ -221,9 +228,9 @@ func (p *peer) readLoop() error {
 	cfg := &p.n.cfg
 	for {
 		p.conn.SetReadDeadline(time.Now().Add(cfg.DeadAfter))
-		f, err := readFrame(p.br, cfg.MaxBytes, func() {
+		f, err := readFrameInto(p.br, cfg.MaxBytes, func() {
 			p.conn.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
-		})
+		}, &p.readBuf)
 		if err != nil {
 			return err
 		}

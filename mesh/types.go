@@ -111,7 +111,8 @@ type ChatReceived struct {
 }
 
 // BytesReceived: a member sent application bytes (a BYTES frame). Data is
-// owned by the handler.
+// only valid until HandleEvent returns: the connection reads its next frame
+// into the same buffer. Copy what you keep.
 type BytesReceived struct {
 	From PeerID
 	Data []byte
