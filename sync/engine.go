@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -393,6 +394,11 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		e.log.Debug("empty message", "peer", from)
 		return
 	}
+	if kind(data[0]) != kindChunk {
+		// data is only valid during the call, and decoded messages may
+		// keep slices of it. Chunks are copied into block buffers instead.
+		data = bytes.Clone(data)
+	}
 	switch kind(data[0]) {
 	case kindAccept, kindReject, kindAck:
 		msg, err := decodeMessage(data)
@@ -415,8 +421,13 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		if p == nil {
 			return
 		}
+		in, err := newInMsg(p, data)
+		if err != nil {
+			e.log.Debug("bad message", "peer", from, "err", err)
+			return
+		}
 		select {
-		case p.inbound <- data:
+		case p.inbound <- in:
 		case <-p.ctx.Done():
 		}
 	}

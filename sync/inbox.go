@@ -45,6 +45,7 @@ type inTransfer struct {
 	// Guarded by Engine.mu; f is used only by its owner's receiver.
 	owner     *peerConn // receiver that has it open; nil when idle
 	f         *os.File
+	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
 	have      bitmap
 	haveKnown bool // false after a restart until the partial is re-hashed
 	rounds    int
@@ -56,6 +57,10 @@ func (t *inTransfer) closeFile() {
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
+	}
+	if t.direct != nil {
+		t.direct.Close()
+		t.direct = nil
 	}
 }
 
@@ -80,26 +85,54 @@ func (e *Engine) runReceiver(p *peerConn) {
 		select {
 		case <-p.ctx.Done():
 			return
-		case data := <-p.inbound:
-			e.receive(p, data)
+		case in := <-p.inbound:
+			e.receive(p, in)
+			if in.buf != nil {
+				p.bufs.put(in.buf)
+			}
 		case <-tick.C:
 			e.closeIdle(p, time.Now().Add(-e.cfg.InboundIdle))
 		}
 	}
 }
 
-// receive decodes and handles one message.
-func (e *Engine) receive(p *peerConn, data []byte) {
+// inMsg is a decoded OFFER, CHUNK or DONE on its way to the receiver. A
+// CHUNK's block is hashed before it is queued, on the mesh reader's
+// goroutine: the receiver then writes one block while the next is hashed,
+// where doing both in turn left one of the two cores idle.
+type inMsg struct {
+	msg any
+	sum hash32 // blockSum of a CHUNK's data
+	buf []byte // a CHUNK's block buffer, from and back to p.bufs
+}
+
+// newInMsg decodes data into a message for p's receiver. data is only
+// valid during the call (the mesh reuses it), so a CHUNK's block is hashed
+// and copied into one of p's block buffers, waiting for one to be free; it
+// fails with p's context error when p stops first.
+func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 	msg, err := decodeMessage(data)
 	if err != nil {
-		e.log.Debug("bad message", "peer", p.id, "err", err)
-		return
+		return inMsg{}, err
 	}
-	switch m := msg.(type) {
+	in := inMsg{msg: msg}
+	if c, ok := msg.(*chunkMsg); ok {
+		in.sum = blockSum(c.Data)
+		if in.buf = p.bufs.get(p.ctx, len(c.Data)); in.buf == nil {
+			return inMsg{}, p.ctx.Err()
+		}
+		c.Data = in.buf[:copy(in.buf, c.Data)]
+	}
+	return in, nil
+}
+
+// receive handles one message.
+func (e *Engine) receive(p *peerConn, in inMsg) {
+	switch m := in.msg.(type) {
 	case *offerMsg:
 		e.onOffer(p, m)
 	case *chunkMsg:
-		e.onChunk(p, m)
+		e.onChunk(p, m, in.sum)
 	case *doneMsg:
 		e.onDone(p, m)
 	default:
@@ -300,8 +333,9 @@ func (e *Engine) slotFreeLocked(p *peerConn) bool {
 	return perPeer < e.cfg.MaxInboundPerPeer && total < e.cfg.MaxInboundTotal
 }
 
-// openPartial opens the partial for writing and learns which blocks it
-// holds when that is not known (after a restart).
+// openPartial opens the partial for writing (large files also with
+// O_DIRECT) and learns which blocks it holds when that is not known (after
+// a restart).
 func (e *Engine) openPartial(t *inTransfer) error {
 	if t.f == nil {
 		f, err := os.OpenFile(e.partPath(t.key), os.O_RDWR, 0)
@@ -309,6 +343,9 @@ func (e *Engine) openPartial(t *inTransfer) error {
 			return fmt.Errorf("open partial: %w", err)
 		}
 		t.f = f
+		if t.meta.Size >= directMinSize {
+			t.direct = openDirect(e.partPath(t.key), int(t.meta.BlockSize))
+		}
 	}
 	if !t.haveKnown {
 		have, err := haveBlocks(t.f, &t.meta)
@@ -342,9 +379,9 @@ func (e *Engine) ownedIn(p *peerConn, k inKey) *inTransfer {
 	return nil
 }
 
-// onChunk verifies and writes one block. Bad chunks are dropped: the
-// receiver asks for them again after DONE.
-func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
+// onChunk verifies (sum is the block's hash) and writes one block. Bad
+// chunks are dropped: the receiver asks for them again after DONE.
+func (e *Engine) onChunk(p *peerConn, m *chunkMsg, sum hash32) {
 	t := e.ownedIn(p, inKey{p.id, m.ID})
 	if t == nil {
 		e.log.Debug("chunk for unknown transfer", "peer", p.id, "id", m.ID.String())
@@ -355,14 +392,14 @@ func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
 		e.log.Debug("chunk out of range", "peer", p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
 		return
 	}
-	if blockSum(m.Data) != t.meta.Blocks[m.Index] {
+	if sum != t.meta.Blocks[m.Index] {
 		err := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: "verify block",
 			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
 		e.log.Warn("block dropped", "peer", p.id, "err", err)
 		e.noteError(err)
 		return
 	}
-	if _, err := e.writeAt(t.f, m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
+	if err := e.writeBlock(t, m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
 		e.failIn(p, t, "write block", err)
 		return
 	}

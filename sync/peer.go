@@ -15,7 +15,8 @@ type peerConn struct {
 	id      mesh.PeerID
 	ctx     context.Context
 	cancel  context.CancelFunc
-	inbound chan []byte   // OFFER, CHUNK, DONE for the receiver (bounded)
+	inbound chan inMsg    // OFFER, CHUNK, DONE for the receiver (bounded)
+	bufs    blockBufs     // the receiver's block buffers (blockbuf.go)
 	mail    mailbox       // ACCEPT, REJECT, ACK for the sender
 	wake    chan struct{} // new work for the sender (capacity 1)
 
@@ -99,7 +100,8 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 		id:       info.ID,
 		ctx:      ctx,
 		cancel:   cancel,
-		inbound:  make(chan []byte, e.cfg.QueueLen),
+		inbound:  make(chan inMsg, e.cfg.QueueLen),
+		bufs:     newBlockBufs(),
 		mail:     mailbox{signal: make(chan struct{}, 1)},
 		wake:     make(chan struct{}, 1),
 		sendDone: make(chan struct{}),

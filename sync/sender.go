@@ -223,6 +223,7 @@ func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) error {
 	defer file.Close()
 	e.setPhase(p, f, "sending")
 	bs := rec.Manifest.BlockSize
+	buf := make([]byte, chunkHeaderLen+bs) // SendBulk copies: one buffer serves every block
 	for i := range rec.Manifest.Blocks {
 		if have.has(i) {
 			continue
@@ -233,7 +234,7 @@ func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) error {
 		if e.isCancelled(rec) {
 			return fmt.Errorf("cancelled: %w", errChanged)
 		}
-		data, err := readBlock(file, rec, i)
+		data, err := readBlock(file, rec, i, buf)
 		if err != nil {
 			return err
 		}
@@ -246,12 +247,12 @@ func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) error {
 	return nil
 }
 
-// readBlock reads block i into a fresh CHUNK message (the transport may
-// keep it queued), after checking the file is unchanged. It does not hash
+// readBlock reads block i into a CHUNK message in buf, after checking the
+// file is unchanged. It does not hash
 // the block again: the identity check catches a rewrite, and the receiver
 // verifies every block anyway (a changed block is dropped and asked for
 // again, and the resend then fails the identity check here).
-func readBlock(file *os.File, rec *outRecord, i int) ([]byte, error) {
+func readBlock(file *os.File, rec *outRecord, i int, buf []byte) ([]byte, error) {
 	fi, err := file.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
@@ -260,7 +261,7 @@ func readBlock(file *os.File, rec *outRecord, i int) ([]byte, error) {
 		return nil, errChanged
 	}
 	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
-	buf := make([]byte, chunkHeaderLen+n)
+	buf = buf[:chunkHeaderLen+n]
 	buf[0] = byte(kindChunk)
 	copy(buf[1:], rec.ID[:])
 	binary.BigEndian.PutUint32(buf[17:], uint32(i))

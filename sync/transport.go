@@ -10,8 +10,10 @@ import (
 // it; tests use an in-memory fake.
 //
 // Send* may block for back-pressure until ctx is done. The engine never
-// reuses a slice after passing it to SendBytes or SendBulk, so an
-// implementation may queue data without copying it.
+// reuses a slice after passing it to SendBytes, so an implementation may
+// queue it without copying; SendBulk must copy (as *mesh.Node does): the
+// engine reads the next block into the same buffer as soon as it returns.
+// Likewise the engine copies what it keeps of a BytesReceived event.
 type Transport interface {
 	// ID is this node's own ID.
 	ID() mesh.PeerID
