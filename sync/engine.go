@@ -56,6 +56,9 @@ type Config struct {
 	// QueueLen is the length of each bounded hand-off channel; a full one
 	// applies back-pressure to that peer's connection.
 	QueueLen int
+	// StreamMinSize: files at least this large are offered at once and
+	// hashed while they are sent (stream.go); smaller ones are hashed first.
+	StreamMinSize int64
 }
 
 // DefaultConfig returns the default limits (Root and StateDir empty).
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		InboundIdle:       2 * time.Minute,
 		JanitorInterval:   time.Hour,
 		QueueLen:          64,
+		StreamMinSize:     4 << 20,
 	}
 }
 
@@ -96,6 +100,9 @@ func (c Config) withDefaults() (Config, error) {
 	fill(&c.MaxOffersInFlight, d.MaxOffersInFlight)
 	fill(&c.ChatHistory, d.ChatHistory)
 	fill(&c.QueueLen, d.QueueLen)
+	if c.StreamMinSize <= 0 {
+		c.StreamMinSize = d.StreamMinSize
+	}
 	fillDur(&c.PartialTTL, d.PartialTTL)
 	fillDur(&c.RetryInterval, d.RetryInterval)
 	fillDur(&c.CompletedTTL, d.CompletedTTL)

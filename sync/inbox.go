@@ -37,6 +37,12 @@ type partialMeta struct {
 	Started   time.Time  `json:"started"`
 }
 
+// blocks is the number of blocks of the file.
+func (m *partialMeta) blocks() int { return int(blockCount(m.Size, m.BlockSize)) }
+
+// streamed reports whether the manifest has not arrived yet (stream.go).
+func (m *partialMeta) streamed() bool { return len(m.Blocks) == 0 && m.Size > 0 }
+
 // inTransfer is one inbound transfer: a partial file being filled.
 type inTransfer struct {
 	key  inKey
@@ -47,7 +53,8 @@ type inTransfer struct {
 	f         *os.File
 	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
 	have      bitmap
-	haveKnown bool // false after a restart until the partial is re-hashed
+	got       []hash32 // streamed: the hash of each block written, checked at DONE
+	haveKnown bool     // false after a restart until the partial is re-hashed
 	rounds    int
 	last      time.Time
 }
@@ -64,9 +71,13 @@ func (t *inTransfer) closeFile() {
 	}
 }
 
-// sameManifest reports whether a re-OFFER matches what we stored.
+// sameManifest reports whether a re-OFFER matches what we stored. Either
+// side may still be without the block hashes (stream.go); DONE then checks.
 func (t *inTransfer) sameManifest(m *offerMsg) bool {
-	return t.meta.Size == m.Size && t.meta.BlockSize == m.BlockSize && t.meta.FileHash == m.FileHash
+	if t.meta.Size != m.Size || t.meta.BlockSize != m.BlockSize {
+		return false
+	}
+	return m.streamed() || t.meta.streamed() || t.meta.FileHash == m.FileHash
 }
 
 // partBase is the file name stem of a partial: full peer ID (a short one
@@ -96,20 +107,18 @@ func (e *Engine) runReceiver(p *peerConn) {
 	}
 }
 
-// inMsg is a decoded OFFER, CHUNK or DONE on its way to the receiver. A
-// CHUNK's block is hashed before it is queued, on the mesh reader's
-// goroutine: the receiver then writes one block while the next is hashed,
-// where doing both in turn left one of the two cores idle.
+// inMsg is a decoded OFFER, CHUNK or DONE on its way to the receiver.
 type inMsg struct {
 	msg any
-	sum hash32 // blockSum of a CHUNK's data
 	buf []byte // a CHUNK's block buffer, from and back to p.bufs
 }
 
 // newInMsg decodes data into a message for p's receiver. data is only
-// valid during the call (the mesh reuses it), so a CHUNK's block is hashed
-// and copied into one of p's block buffers, waiting for one to be free; it
-// fails with p's context error when p stops first.
+// valid during the call (the mesh reuses it), so a CHUNK's block is copied
+// into one of p's block buffers, waiting for one to be free; it fails with
+// p's context error when p stops first. The block is hashed by the
+// receiver, not here: the mesh reader already decrypts every byte, and the
+// receiver's O_DIRECT writes leave its core free while they wait.
 func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 	msg, err := decodeMessage(data)
 	if err != nil {
@@ -117,7 +126,6 @@ func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 	}
 	in := inMsg{msg: msg}
 	if c, ok := msg.(*chunkMsg); ok {
-		in.sum = blockSum(c.Data)
 		if in.buf = p.bufs.get(p.ctx, len(c.Data)); in.buf == nil {
 			return inMsg{}, p.ctx.Err()
 		}
@@ -132,7 +140,7 @@ func (e *Engine) receive(p *peerConn, in inMsg) {
 	case *offerMsg:
 		e.onOffer(p, m)
 	case *chunkMsg:
-		e.onChunk(p, m, in.sum)
+		e.onChunk(p, m)
 	case *doneMsg:
 		e.onDone(p, m)
 	default:
@@ -178,6 +186,12 @@ func (e *Engine) onOffer(p *peerConn, m *offerMsg) {
 	if !t.sameManifest(m) {
 		e.reject(p, m.ID, rejectIO, "transfer id reused with a different manifest")
 		return
+	}
+	if !m.streamed() {
+		if err := e.adoptManifest(p, t, m.FileHash, m.Blocks); err != nil {
+			e.failIn(p, t, "verify manifest", err)
+			return
+		}
 	}
 	e.mu.Lock()
 	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
@@ -227,7 +241,10 @@ func (e *Engine) createPartial(k inKey, meta partialMeta) error {
 		os.Remove(e.partPath(k))
 		return err
 	}
-	t := &inTransfer{key: k, meta: meta, have: newBitmap(len(meta.Blocks)), haveKnown: true, last: time.Now()}
+	t := &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), haveKnown: true, last: time.Now()}
+	if meta.streamed() {
+		t.got = make([]hash32, meta.blocks())
+	}
 	e.mu.Lock()
 	e.in[k] = t
 	e.mu.Unlock()
@@ -354,6 +371,9 @@ func (e *Engine) openPartial(t *inTransfer) error {
 		}
 		e.mu.Lock()
 		t.have, t.haveKnown = have, true
+		if t.meta.streamed() {
+			t.got = make([]hash32, t.meta.blocks())
+		}
 		e.mu.Unlock()
 		e.log.Info("partial resumed", "peer", t.key.peer, "path", t.meta.Path, "have", have.count(), "of", have.n)
 	}
@@ -379,20 +399,23 @@ func (e *Engine) ownedIn(p *peerConn, k inKey) *inTransfer {
 	return nil
 }
 
-// onChunk verifies (sum is the block's hash) and writes one block. Bad
-// chunks are dropped: the receiver asks for them again after DONE.
-func (e *Engine) onChunk(p *peerConn, m *chunkMsg, sum hash32) {
+// onChunk verifies and writes one block. Bad chunks are dropped: the
+// receiver asks for them again after DONE.
+func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
 	t := e.ownedIn(p, inKey{p.id, m.ID})
 	if t == nil {
 		e.log.Debug("chunk for unknown transfer", "peer", p.id, "id", m.ID.String())
 		return
 	}
-	n := len(t.meta.Blocks)
+	n := t.meta.blocks()
 	if int(m.Index) >= n || len(m.Data) != blockLen(t.meta.Size, t.meta.BlockSize, m.Index) {
 		e.log.Debug("chunk out of range", "peer", p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
 		return
 	}
-	if sum != t.meta.Blocks[m.Index] {
+	sum := blockSum(m.Data)
+	if t.meta.streamed() {
+		t.got[m.Index] = sum // checked when the manifest comes with DONE
+	} else if sum != t.meta.Blocks[m.Index] {
 		err := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: "verify block",
 			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
 		e.log.Warn("block dropped", "peer", p.id, "err", err)
@@ -422,6 +445,10 @@ func (e *Engine) onDone(p *peerConn, m *doneMsg) {
 		if done {
 			e.reply(p, (&ackMsg{ID: m.ID}).encode())
 		}
+		return
+	}
+	if err := e.doneManifest(p, t, m); err != nil {
+		e.failIn(p, t, "verify manifest", err)
 		return
 	}
 	e.mu.Lock()

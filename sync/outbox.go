@@ -37,8 +37,9 @@ type outRecord struct {
 	Peers    map[string]*delivery `json:"peers"` // key: full peer ID
 
 	// Guarded by Engine.mu.
-	cancelled bool // removed or rewritten; senders stop at the next block
-	stale     bool // stored with another block hash: hash the file again
+	cancelled bool          // removed or rewritten; senders stop at the next block
+	stale     bool          // stored with another block hash: hash the file again
+	stream    *streamHashes // block hashes so far, while Manifest has none (stream.go)
 }
 
 // delivery is the state of one record for one member.
@@ -263,9 +264,11 @@ func (e *Engine) hashOutbox(rel, abs string) (*outRecord, error) {
 		return nil, err
 	}
 	bs := chooseBlockSize(fi.Size(), e.cfg.BlockSize)
-	m, ident, err := hashFile(e.ctx, f, bs)
-	if err != nil {
-		return nil, err
+	m, ident := manifest{Hash: blockHashName, Size: fi.Size(), BlockSize: bs}, identityOf(fi)
+	if fi.Size() < e.cfg.StreamMinSize { // larger files are hashed as they are sent
+		if m, ident, err = hashFile(e.ctx, f, bs); err != nil {
+			return nil, err
+		}
 	}
 	rec := &outRecord{Rel: rel, Ident: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
 	rand.Read(rec.ID[:])

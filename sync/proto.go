@@ -97,7 +97,9 @@ func (c rejectCode) String() string {
 	return fmt.Sprintf("code%d", uint8(c))
 }
 
-// offerMsg is the manifest of one file.
+// offerMsg is the manifest of one file. A streamed OFFER has no block
+// hashes and a zero file hash: the sender hashes a large file while it
+// sends it, and the manifest follows in DONE.
 type offerMsg struct {
 	ID        transferID
 	Path      string // relative, '/'-separated
@@ -106,8 +108,11 @@ type offerMsg struct {
 	Mode      uint32 // permission bits only
 	MTime     int64  // unix nanoseconds
 	FileHash  hash32
-	Blocks    []hash32 // blockSum of each block; len == ceil(Size/BlockSize)
+	Blocks    []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
 }
+
+// streamed reports whether the manifest comes with DONE instead.
+func (m *offerMsg) streamed() bool { return len(m.Blocks) == 0 && m.Size > 0 }
 
 // acceptMsg asks for every block whose bit in Have is clear.
 type acceptMsg struct {
@@ -129,8 +134,14 @@ type chunkMsg struct {
 	Data  []byte
 }
 
-// doneMsg says every requested block was sent.
-type doneMsg struct{ ID transferID }
+// doneMsg says every requested block was sent. After a streamed OFFER it
+// carries the manifest (file hash and block hashes), which the receiver
+// checks the blocks it holds against; otherwise Blocks is empty.
+type doneMsg struct {
+	ID       transferID
+	FileHash hash32
+	Blocks   []hash32
+}
 
 // ackMsg says the file was verified, made durable and put in place.
 type ackMsg struct{ ID transferID }
@@ -201,7 +212,18 @@ func (m *chunkMsg) encode() []byte {
 	return append(b, m.Data...)
 }
 
-func (m *doneMsg) encode() []byte { return append([]byte{byte(kindDone)}, m.ID[:]...) }
+func (m *doneMsg) encode() []byte {
+	b := append([]byte{byte(kindDone)}, m.ID[:]...)
+	if len(m.Blocks) == 0 {
+		return b
+	}
+	b = append(b, m.FileHash[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
+	for _, h := range m.Blocks {
+		b = append(b, h[:]...)
+	}
+	return b
+}
 
 func (m *ackMsg) encode() []byte { return append([]byte{byte(kindAck)}, m.ID[:]...) }
 
@@ -292,8 +314,7 @@ func decodeMessage(b []byte) (any, error) {
 		m.Data = r.take(len(r.b))
 		return m, r.end()
 	case kindDone:
-		m := &doneMsg{ID: r.id()}
-		return m, r.end()
+		return decodeDone(r)
 	case kindAck:
 		m := &ackMsg{ID: r.id()}
 		return m, r.end()
@@ -326,17 +347,42 @@ func decodeOffer(r *reader) (*offerMsg, error) {
 	if m.Mode&^0o777 != 0 {
 		return nil, fmt.Errorf("mode %o: %w", m.Mode, errProto)
 	}
-	if uint64(n) != blockCount(m.Size, m.BlockSize) || n > maxBlocks {
+	want := blockCount(m.Size, m.BlockSize)
+	if want > maxBlocks || (uint64(n) != want && !(n == 0 && m.FileHash == hash32{})) {
 		return nil, fmt.Errorf("%d block hashes for %d bytes: %w", n, m.Size, errProto)
 	}
-	if len(r.b) != int(n)*32 {
-		return nil, fmt.Errorf("block hashes length %d: %w", len(r.b), errProto)
-	}
-	m.Blocks = make([]hash32, n)
-	for i := range m.Blocks {
-		copy(m.Blocks[i][:], r.take(32))
-	}
+	m.Blocks = r.hashes(n)
 	return m, r.end()
+}
+
+// decodeDone reads a DONE, with or without a manifest.
+func decodeDone(r *reader) (*doneMsg, error) {
+	m := &doneMsg{ID: r.id()}
+	if r.err != nil || len(r.b) == 0 {
+		return m, r.end()
+	}
+	copy(m.FileHash[:], r.take(32))
+	n := r.u32()
+	if r.err == nil && (n == 0 || n > maxBlocks) {
+		return nil, fmt.Errorf("DONE with %d block hashes: %w", n, errProto)
+	}
+	m.Blocks = r.hashes(n)
+	return m, r.end()
+}
+
+// hashes reads n block hashes, which must be all that is left.
+func (r *reader) hashes(n uint32) []hash32 {
+	if r.err == nil && len(r.b) != int(n)*32 {
+		r.err = fmt.Errorf("block hashes length %d, want %d: %w", len(r.b), int(n)*32, errProto)
+	}
+	if r.err != nil {
+		return nil
+	}
+	hs := make([]hash32, n)
+	for i := range hs {
+		copy(hs[i][:], r.take(32))
+	}
+	return hs
 }
 
 func decodeAccept(r *reader) (*acceptMsg, error) {
@@ -399,6 +445,8 @@ func newBitmap(n int) bitmap { return bitmap{n: n, bits: make([]byte, (n+7)/8)} 
 func (b bitmap) has(i int) bool { return i >= 0 && i < b.n && b.bits[i/8]&(1<<(i%8)) != 0 }
 
 func (b bitmap) set(i int) { b.bits[i/8] |= 1 << (i % 8) }
+
+func (b bitmap) clear(i int) { b.bits[i/8] &^= 1 << (i % 8) }
 
 // count returns how many bits are set.
 func (b bitmap) count() int {

@@ -15,7 +15,7 @@ import (
 // haveBlocks re-hashes a partial and returns the blocks whose content
 // matches the manifest: only those count as held.
 func haveBlocks(f *os.File, meta *partialMeta) (bitmap, error) {
-	have := newBitmap(len(meta.Blocks))
+	have := newBitmap(meta.blocks()) // none held if streamed: nothing to check against
 	buf := make([]byte, meta.BlockSize)
 	for i := range meta.Blocks {
 		n := blockLen(meta.Size, meta.BlockSize, uint32(i))
@@ -58,7 +58,7 @@ func (e *Engine) loadPartial(metaPath string) {
 	var meta partialMeta
 	err := readJSON(metaPath, &meta)
 	peer, perr := mesh.ParsePeerID(meta.Peer)
-	if err != nil || perr != nil || uint64(len(meta.Blocks)) != blockCount(meta.Size, meta.BlockSize) {
+	if err != nil || perr != nil || (len(meta.Blocks) != meta.blocks() && !meta.streamed()) {
 		e.log.Warn("partial sidecar unreadable", "file", filepath.Base(metaPath), "err", err)
 		os.Remove(metaPath)
 		return
@@ -81,7 +81,7 @@ func (e *Engine) loadPartial(metaPath string) {
 	if err == nil {
 		last = fi.ModTime()
 	}
-	e.in[k] = &inTransfer{key: k, meta: meta, have: newBitmap(len(meta.Blocks)), last: last}
+	e.in[k] = &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), last: last}
 }
 
 // janitorLoop removes partials untouched for PartialTTL, at Start and every

@@ -17,6 +17,7 @@ const maxResendRounds = 3
 type flight struct {
 	rec      *outRecord
 	d        *delivery
+	streamed bool // offered without block hashes: DONE carries them
 	doneSent bool
 	rounds   int
 	last     time.Time // last reply; a silent receiver times out
@@ -70,7 +71,9 @@ func (e *Engine) fillOffers(p *peerConn, flights map[transferID]*flight) bool {
 			return true
 		}
 		flights[f.rec.ID] = f
-		if err := e.transport().SendBytes(p.ctx, p.id, offerFor(f.rec).encode()); err != nil {
+		offer := e.offerFor(f.rec)
+		f.streamed = offer.streamed()
+		if err := e.transport().SendBytes(p.ctx, p.id, offer.encode()); err != nil {
 			e.log.Debug("offer not sent", "peer", p.id, "path", f.rec.Rel, "err", err)
 			e.release(p, f)
 			delete(flights, f.rec.ID)
@@ -81,11 +84,13 @@ func (e *Engine) fillOffers(p *peerConn, flights map[transferID]*flight) bool {
 	return true
 }
 
-// offerFor builds the OFFER of a record.
-func offerFor(rec *outRecord) *offerMsg {
+// offerFor builds the OFFER of a record: streamed while its manifest is
+// not complete yet.
+func (e *Engine) offerFor(rec *outRecord) *offerMsg {
+	m := e.manifestOf(rec)
 	return &offerMsg{
-		ID: rec.ID, Path: rec.Rel, Size: uint64(rec.Manifest.Size), BlockSize: uint32(rec.Manifest.BlockSize),
-		Mode: rec.Ident.Mode & 0o777, MTime: rec.Ident.MTime, FileHash: rec.Manifest.FileHash, Blocks: rec.Manifest.Blocks,
+		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize),
+		Mode: rec.Ident.Mode & 0o777, MTime: rec.Ident.MTime, FileHash: m.FileHash, Blocks: m.Blocks,
 	}
 }
 
@@ -169,7 +174,7 @@ func (e *Engine) onAccept(p *peerConn, flights map[transferID]*flight, m *accept
 		return
 	}
 	f.last = time.Now()
-	if m.Have.n != len(f.rec.Manifest.Blocks) {
+	if uint64(m.Have.n) != blockCount(uint64(f.rec.Manifest.Size), uint32(f.rec.Manifest.BlockSize)) {
 		e.log.Warn("accept with wrong bitmap size", "peer", p.id, "path", f.rec.Rel)
 		e.release(p, f)
 		delete(flights, m.ID)
@@ -183,11 +188,11 @@ func (e *Engine) onAccept(p *peerConn, flights map[transferID]*flight, m *accept
 			return
 		}
 	}
-	err := e.sendBlocks(p, f, m.Have)
+	done, err := e.sendBlocks(p, f, m.Have)
 	if err == nil {
 		// DONE rides the bulk queue behind the chunks: on the control
 		// queue it could overtake them and trigger a needless resend round.
-		err = e.transport().SendBulk(p.ctx, p.id, (&doneMsg{ID: m.ID}).encode())
+		err = e.transport().SendBulk(p.ctx, p.id, done.encode())
 	}
 	if err != nil {
 		e.sendFailed(p, flights, f, err)
@@ -213,37 +218,64 @@ func (e *Engine) sendFailed(p *peerConn, flights map[transferID]*flight, f *flig
 }
 
 // sendBlocks sends every block not in have, reading the outbox file itself
-// and checking before each block that it is still the version hashed.
-func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) error {
+// and checking before each block that it is still the version offered, and
+// returns the DONE to send next. While the record has no manifest it reads
+// the blocks the receiver holds too, and hashes them all (stream.go).
+func (e *Engine) sendBlocks(p *peerConn, f *flight, have bitmap) (*doneMsg, error) {
 	rec := f.rec
 	file, err := os.Open(filepath.Join(e.outboxDir, filepath.FromSlash(rec.Rel)))
 	if err != nil {
-		return fmt.Errorf("open: %w", errChanged)
+		return nil, fmt.Errorf("open: %w", errChanged)
 	}
 	defer file.Close()
 	e.setPhase(p, f, "sending")
+	hashing := e.streamed(rec)
 	bs := rec.Manifest.BlockSize
 	buf := make([]byte, chunkHeaderLen+bs) // SendBulk copies: one buffer serves every block
-	for i := range rec.Manifest.Blocks {
-		if have.has(i) {
+	for i := range have.n {
+		if have.has(i) && !hashing {
 			continue
 		}
-		if err := p.ctx.Err(); err != nil {
-			return err
+		if err := e.sendBlock(p, f, file, i, buf, hashing, !have.has(i)); err != nil {
+			return nil, err
 		}
-		if e.isCancelled(rec) {
-			return fmt.Errorf("cancelled: %w", errChanged)
-		}
-		data, err := readBlock(file, rec, i, buf)
-		if err != nil {
-			return err
-		}
-		if err := e.transport().SendBulk(p.ctx, p.id, data); err != nil {
-			return fmt.Errorf("send chunk %d of %s: %w", i, rec.Rel, err)
-		}
-		e.addSent(p, f, int64(len(data)-chunkHeaderLen))
-		e.log.Debug("chunk sent", "peer", p.id, "path", rec.Rel, "index", i, "of", len(rec.Manifest.Blocks), "bs", bs)
 	}
+	done := &doneMsg{ID: rec.ID}
+	if f.streamed {
+		m, err := e.finishStream(rec, file)
+		if err != nil {
+			return nil, err
+		}
+		done.FileHash, done.Blocks = m.FileHash, m.Blocks
+	}
+	return done, nil
+}
+
+// sendBlock reads block i into buf, hashes it for the manifest if hashing,
+// and sends it if send.
+func (e *Engine) sendBlock(p *peerConn, f *flight, file *os.File, i int, buf []byte, hashing, send bool) error {
+	rec := f.rec
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	if e.isCancelled(rec) {
+		return fmt.Errorf("cancelled: %w", errChanged)
+	}
+	data, err := readBlock(file, rec, i, buf)
+	if err != nil {
+		return err
+	}
+	if hashing {
+		e.streamSum(rec, i, data[chunkHeaderLen:])
+	}
+	if !send {
+		return nil
+	}
+	if err := e.transport().SendBulk(p.ctx, p.id, data); err != nil {
+		return fmt.Errorf("send chunk %d of %s: %w", i, rec.Rel, err)
+	}
+	e.addSent(p, f, int64(len(data)-chunkHeaderLen))
+	e.log.Debug("chunk sent", "peer", p.id, "path", rec.Rel, "index", i)
 	return nil
 }
 

@@ -27,6 +27,16 @@ func randBytes(seed uint64, n int) []byte {
 }
 
 // pair returns two started, connected nodes.
+// hashModes are the two ways a file is offered: hashed first (small files)
+// and streamed, hashed while it is sent (stream.go).
+var hashModes = []struct {
+	name string
+	edit func(*Config)
+}{
+	{"hashed first", nil},
+	{"streamed", func(c *Config) { c.StreamMinSize = 1 }},
+}
+
 func pair(t *testing.T, edit func(*Config)) (*fakeNet, *fakeNode, *fakeNode) {
 	n := newFakeNet(t)
 	a, b := n.addNode("alice", edit), n.addNode("bob", edit)
@@ -92,7 +102,13 @@ func TestTransferNameClash(t *testing.T) {
 // TestTransferResumeAfterCut cuts the link after a few chunks and checks
 // that the second attempt sends only the missing blocks.
 func TestTransferResumeAfterCut(t *testing.T) {
-	n, a, b := pair(t, nil)
+	for _, mode := range hashModes {
+		t.Run(mode.name, func(t *testing.T) { testResumeAfterCut(t, mode.edit) })
+	}
+}
+
+func testResumeAfterCut(t *testing.T, edit func(*Config)) {
+	n, a, b := pair(t, edit)
 	const blocks = 12
 	data := randBytes(7, blocks*minBlockSize)
 	cut := make(chan struct{})
@@ -170,9 +186,21 @@ func heldBlocks(fn *fakeNode, want int) error {
 }
 
 // TestTransferReceiverRestart restarts the receiving engine mid-transfer:
-// it resumes from the partial on disk.
+// it resumes from the partial on disk. A streamed partial has nothing to
+// check its blocks against after a restart, so it starts again.
 func TestTransferReceiverRestart(t *testing.T) {
-	n, a, b := pair(t, nil)
+	const blocks = 10
+	for _, mode := range hashModes {
+		resent := int64(blocks + 1 - 5)
+		if mode.edit != nil {
+			resent = blocks + 1
+		}
+		t.Run(mode.name, func(t *testing.T) { testReceiverRestart(t, mode.edit, resent) })
+	}
+}
+
+func testReceiverRestart(t *testing.T, edit func(*Config), wantResent int64) {
+	n, a, b := pair(t, edit)
 	const blocks = 10
 	data := randBytes(8, blocks*minBlockSize+77)
 	cut := make(chan struct{})
@@ -203,15 +231,22 @@ func TestTransferReceiverRestart(t *testing.T) {
 	before := n.delivered.Load()
 	n.connect(a, b)
 	b.waitFile("inbox/alice/r.bin", data)
-	if resent := n.delivered.Load() - before; resent != blocks+1-5 {
-		t.Errorf("chunks after restart = %d, want %d", resent, blocks+1-5)
+	if resent := n.delivered.Load() - before; resent != wantResent {
+		t.Errorf("chunks after restart = %d, want %d", resent, wantResent)
 	}
 }
 
 // TestTransferCorruptChunk flips a bit in one chunk: the block is dropped
-// with ErrChecksum, asked for again, and the file arrives intact.
+// with ErrChecksum (on arrival, or when a streamed file's manifest comes
+// with DONE), asked for again, and the file arrives intact.
 func TestTransferCorruptChunk(t *testing.T) {
-	n, a, b := pair(t, nil)
+	for _, mode := range hashModes {
+		t.Run(mode.name, func(t *testing.T) { testCorruptChunk(t, mode.edit) })
+	}
+}
+
+func testCorruptChunk(t *testing.T, edit func(*Config)) {
+	n, a, b := pair(t, edit)
 	errs := make(chan error, 16)
 	b.engine().errHook = func(err error) { errs <- err }
 	data := randBytes(9, 4*minBlockSize)
