@@ -223,6 +223,7 @@ type handshakeResult struct {
 	conn     *tls.Conn
 	br       *bufio.Reader
 	bw       *bufio.Writer
+	batch    *batchConn // under tc; nil for a join's own connection
 	role     peerRole
 	id       PeerID
 	name     string
@@ -238,11 +239,12 @@ type handshakeResult struct {
 // role roleJoiner; the caller serves its JOIN.
 func (n *Node) handshake(ctx context.Context, raw net.Conn, outbound bool, expect PeerID) (*handshakeResult, error) {
 	raw.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	batch := newBatchConn(raw)
 	var tc *tls.Conn
 	if outbound {
-		tc = tls.Client(raw, n.clientTLS(expect))
+		tc = tls.Client(batch, n.clientTLS(expect))
 	} else {
-		tc = tls.Server(raw, n.serverTLS())
+		tc = tls.Server(batch, n.serverTLS())
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
@@ -253,6 +255,7 @@ func (n *Node) handshake(ctx context.Context, raw net.Conn, outbound bool, expec
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	hs := newHandshakeResult(tc, cs, role, outbound)
+	hs.batch = batch
 	if role == roleJoiner {
 		return hs, nil
 	}

@@ -30,6 +30,7 @@ type peer struct {
 	conn     net.Conn // the TLS connection
 	br       *bufio.Reader
 	bw       *bufio.Writer // used by the writer goroutine only
+	batch    *batchConn    // under conn: flushed after bw
 	id       PeerID
 	name     string
 	outbound bool     // we dialed it
@@ -61,7 +62,7 @@ type peer struct {
 func newPeer(n *Node, hs *handshakeResult) *peer {
 	now := time.Now()
 	p := &peer{
-		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, id: hs.id, name: hs.name,
+		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
 		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), since: now,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
@@ -150,6 +151,7 @@ func (p *peer) trySend(f []byte) bool {
 // PING every PingInterval, a flush whenever both queues are empty.
 func (p *peer) writeLoop() {
 	defer close(p.writerDone)
+	p.batch.startHolding() // this goroutine is the only writer from now on
 	ping := time.NewTicker(p.n.cfg.PingInterval)
 	defer ping.Stop()
 	for {
@@ -214,7 +216,10 @@ func (p *peer) write(f []byte) error {
 
 func (p *peer) flush() error {
 	p.conn.SetWriteDeadline(time.Now().Add(p.n.cfg.WriteTimeout))
-	return p.bw.Flush()
+	if err := p.bw.Flush(); err != nil {
+		return err
+	}
+	return p.batch.flush()
 }
 
 // pingFrame carries our monotonic clock; the PONG echoes it back.
