@@ -90,6 +90,8 @@ func (e *Engine) metaPath(k inKey) string { return filepath.Join(e.partsDir, par
 // runReceiver handles one peer's OFFER, CHUNK and DONE messages in order.
 func (e *Engine) runReceiver(p *peerConn) {
 	defer e.closePeerFiles(p)
+	wb := e.newWriteBehind()
+	defer wb.stop(e, p)
 	tick := time.NewTicker(max(e.cfg.InboundIdle/2, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -97,11 +99,16 @@ func (e *Engine) runReceiver(p *peerConn) {
 		case <-p.ctx.Done():
 			return
 		case in := <-p.inbound:
-			e.receive(p, in)
-			if in.buf != nil {
-				p.bufs.put(in.buf)
+			if c, ok := in.msg.(*chunkMsg); ok {
+				e.onChunk(p, wb, c, in.buf)
+				continue
 			}
+			wb.settle(e, p) // OFFER and DONE see every block written
+			e.receive(p, in)
+		case err := <-wb.finished():
+			wb.applied(e, p, err)
 		case <-tick.C:
+			wb.settle(e, p)
 			e.closeIdle(p, time.Now().Add(-e.cfg.InboundIdle))
 		}
 	}
@@ -134,13 +141,11 @@ func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 	return in, nil
 }
 
-// receive handles one message.
+// receive handles an OFFER or a DONE (CHUNKs go to onChunk).
 func (e *Engine) receive(p *peerConn, in inMsg) {
 	switch m := in.msg.(type) {
 	case *offerMsg:
 		e.onOffer(p, m)
-	case *chunkMsg:
-		e.onChunk(p, m)
 	case *doneMsg:
 		e.onDone(p, m)
 	default:
@@ -399,38 +404,48 @@ func (e *Engine) ownedIn(p *peerConn, k inKey) *inTransfer {
 	return nil
 }
 
-// onChunk verifies and writes one block. Bad chunks are dropped: the
-// receiver asks for them again after DONE.
-func (e *Engine) onChunk(p *peerConn, m *chunkMsg) {
+// onChunk verifies one block, in buf, and hands it to the write-behind.
+// Bad chunks are dropped: the receiver asks for them again after DONE.
+func (e *Engine) onChunk(p *peerConn, wb *writeBehind, m *chunkMsg, buf []byte) {
+	if !e.checkChunk(p, m) {
+		p.bufs.put(buf)
+		return
+	}
+	wb.settle(e, p) // may abort the transfer: look it up after
+	t := e.ownedIn(p, inKey{p.id, m.ID})
+	if t == nil {
+		p.bufs.put(buf)
+		return
+	}
+	wb.start(blockWrite{t: t, index: m.Index, data: m.Data, buf: buf})
+}
+
+// checkChunk reports whether m is a block of a transfer p owns whose hash
+// is right (or, streamed, recorded for DONE).
+func (e *Engine) checkChunk(p *peerConn, m *chunkMsg) bool {
 	t := e.ownedIn(p, inKey{p.id, m.ID})
 	if t == nil {
 		e.log.Debug("chunk for unknown transfer", "peer", p.id, "id", m.ID.String())
-		return
+		return false
 	}
 	n := t.meta.blocks()
 	if int(m.Index) >= n || len(m.Data) != blockLen(t.meta.Size, t.meta.BlockSize, m.Index) {
 		e.log.Debug("chunk out of range", "peer", p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
-		return
+		return false
 	}
 	sum := blockSum(m.Data)
 	if t.meta.streamed() {
 		t.got[m.Index] = sum // checked when the manifest comes with DONE
-	} else if sum != t.meta.Blocks[m.Index] {
+		return true
+	}
+	if sum != t.meta.Blocks[m.Index] {
 		err := &TransferError{Peer: p.id.Short(), Path: t.meta.Path, Op: "verify block",
 			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
 		e.log.Warn("block dropped", "peer", p.id, "err", err)
 		e.noteError(err)
-		return
+		return false
 	}
-	if err := e.writeBlock(t, m.Data, int64(m.Index)*int64(t.meta.BlockSize)); err != nil {
-		e.failIn(p, t, "write block", err)
-		return
-	}
-	failpoint("after-write")
-	e.mu.Lock()
-	t.have.set(int(m.Index))
-	t.last = time.Now()
-	e.mu.Unlock()
+	return true
 }
 
 // onDone finishes a transfer whose blocks are all present, or asks again
