@@ -12,7 +12,11 @@ type framePool struct{ free chan []byte }
 // frame of a connection, plus the one being written.
 const framePoolSize = 9
 
-func newFramePool() framePool { return framePool{free: make(chan []byte, framePoolSize)} }
+// ioBufPoolSize is how many idle batchConn buffers a node keeps.
+const ioBufPoolSize = 16
+
+// newFramePool returns a pool keeping at most size idle buffers.
+func newFramePool(size int) framePool { return framePool{free: make(chan []byte, size)} }
 
 // get returns an empty frame buffer with room for n bytes.
 func (p framePool) get(n int) []byte {

@@ -239,7 +239,7 @@ type handshakeResult struct {
 // role roleJoiner; the caller serves its JOIN.
 func (n *Node) handshake(ctx context.Context, raw net.Conn, outbound bool, expect PeerID) (*handshakeResult, error) {
 	raw.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
-	batch := newBatchConn(raw)
+	batch := newBatchConn(raw, n.ioBufs)
 	var tc *tls.Conn
 	if outbound {
 		tc = tls.Client(batch, n.clientTLS(expect))

@@ -152,6 +152,7 @@ type Node struct {
 	invites *inviteStore // admin only (nil otherwise); has its own lock
 	joinTok *token       // parsed Config.Invite when not a member
 	frames  framePool    // SendBulk's frames; safe for concurrent use
+	ioBufs  framePool    // batchConn buffers; safe for concurrent use
 
 	// Set by Start, then immutable.
 	ln     net.Listener
@@ -192,7 +193,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(),
+	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(framePoolSize), ioBufs: newFramePool(ioBufPoolSize),
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
