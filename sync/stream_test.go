@@ -3,8 +3,6 @@ package sync
 import (
 	"path/filepath"
 	"testing"
-
-	"github.com/meshfs/meshfs/mesh"
 )
 
 // sendChunks sends every block of data without DONE.
@@ -88,22 +86,7 @@ func TestStreamSenderRestart(t *testing.T) {
 	n, a, b := pair(t, func(c *Config) { c.StreamMinSize = 1 })
 	const blocks = 8
 	data := randBytes(42, blocks*minBlockSize+3)
-	cut := make(chan struct{})
-	var sent int
-	n.mu.Lock()
-	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
-		if d[0] != byte(kindChunk) {
-			return d
-		}
-		if sent++; sent == 4 {
-			heldBlocks(b, 3)
-			n.cut(a, b)
-			close(cut)
-			return nil
-		}
-		return d
-	}
-	n.mu.Unlock()
+	cut := cutAtChunk(n, a, b, 4)
 	a.put("s.bin", data)
 	<-cut
 	a.closeEngine()

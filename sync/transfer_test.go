@@ -111,22 +111,7 @@ func testResumeAfterCut(t *testing.T, edit func(*Config)) {
 	n, a, b := pair(t, edit)
 	const blocks = 12
 	data := randBytes(7, blocks*minBlockSize)
-	cut := make(chan struct{})
-	var sent int
-	n.mu.Lock()
-	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
-		if d[0] != byte(kindChunk) {
-			return d
-		}
-		if sent++; sent == 5 {
-			heldBlocks(b, 4) // let the first four land
-			n.cut(a, b)      // the connection drops with this chunk in flight
-			close(cut)
-			return nil
-		}
-		return d
-	}
-	n.mu.Unlock()
+	cut := cutAtChunk(n, a, b, 5)
 	a.put("big.bin", data)
 	<-cut
 	n.mu.Lock()
@@ -143,6 +128,29 @@ func testResumeAfterCut(t *testing.T, edit func(*Config)) {
 		t.Errorf("chunks after reconnect = %d, want %d", resent, blocks-held)
 	}
 	a.waitFile("sent/big.bin", data)
+}
+
+// cutAtChunk cuts the link between a and b when chunk number at (from 1)
+// is on its way, after letting the ones before it land: the connection
+// drops with that chunk in flight. The channel closes once it is cut.
+func cutAtChunk(n *fakeNet, a, b *fakeNode, at int) <-chan struct{} {
+	cut := make(chan struct{})
+	var sent int
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
+		if d[0] != byte(kindChunk) {
+			return d
+		}
+		if sent++; sent == at {
+			heldBlocks(b, at-1)
+			n.cut(a, b)
+			close(cut)
+			return nil
+		}
+		return d
+	}
+	return cut
 }
 
 // pausedBlocks waits until the receiver's partial is no longer being
@@ -203,22 +211,7 @@ func testReceiverRestart(t *testing.T, edit func(*Config), wantResent int64) {
 	n, a, b := pair(t, edit)
 	const blocks = 10
 	data := randBytes(8, blocks*minBlockSize+77)
-	cut := make(chan struct{})
-	var sent int
-	n.mu.Lock()
-	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
-		if d[0] != byte(kindChunk) {
-			return d
-		}
-		if sent++; sent == 6 {
-			heldBlocks(b, 5)
-			n.cut(a, b)
-			close(cut)
-			return nil
-		}
-		return d
-	}
-	n.mu.Unlock()
+	cut := cutAtChunk(n, a, b, 6)
 	a.put("r.bin", data)
 	<-cut
 	waitPartialBlocks(t, b, 5)
