@@ -694,7 +694,19 @@ func row16Duplicate(t *testing.T, v *victim) {
 		}()
 	}
 	wg.Wait()
-	if err := testutil.WaitFor(5*time.Second, func() error { return connectedTo(v.a, z.ID()) }); err != nil {
+	// The victim attaches (or refuses) each connection after its own end
+	// of the handshake: only once none is pending is the winner final.
+	if err := testutil.WaitFor(5*time.Second, func() error {
+		if err := connectedTo(v.a, z.ID()); err != nil {
+			return err
+		}
+		v.a.mu.Lock()
+		defer v.a.mu.Unlock()
+		if len(v.a.pending) > 0 {
+			return errors.New("handshakes still pending")
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	v.a.mu.Lock()
