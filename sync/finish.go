@@ -42,7 +42,8 @@ func (e *Engine) finishIn(p *peerConn, t *inTransfer) {
 }
 
 // verifyWhole checks the file hash against the block list. Every block
-// held was hashed before it was written (onChunk) or re-hashed from the
+// held was hashed before it was written (checkChunk; for a streamed file,
+// checked against the list when DONE brought it) or re-hashed from the
 // partial (haveBlocks on resume), so the blocks matching a list that
 // matches the file hash is the whole-file check, without re-reading 1 GiB.
 func verifyWhole(meta *partialMeta) error {
