@@ -293,6 +293,16 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// The previous row's connection must be gone, or alice
+			// refuses this one as a duplicate before reading the frame.
+			if err := testutil.WaitFor(5*time.Second, func() error {
+				if connectedTo(a, z.ID()) == nil {
+					return errors.New("alice still holds the previous connection")
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
 			hs := fakeMember(t, z, a)
 			hs.conn.SetDeadline(time.Now().Add(5 * time.Second))
 			if _, err := hs.conn.Write(tc.frame); err != nil {

@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/internal/safetext"
 )
 
 // Discovery limits.
@@ -72,7 +75,7 @@ func loadRoster(dir string, pool *x509.CertPool, revs *revocationList) (map[Peer
 		if err != nil {
 			continue
 		}
-		m.ID, m.Name = id, sanitizeName(m.Name)
+		m.ID, m.Name = id, safetext.Name(m.Name)
 		m.Addrs = slices.DeleteFunc(m.Addrs, func(a string) bool { return validateAddr(a) != nil })
 		if name, err := verifyEntry(id, m.Cert, pool, revs); err == nil {
 			m.Name = name
@@ -103,7 +106,7 @@ func (n *Node) saveRoster() {
 	slices.SortFunc(list, func(a, b *member) int { return strings.Compare(a.IDText, b.IDText) })
 	data, err := json.MarshalIndent(list, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(n.dir, filePeers), data, 0o600)
+		err = atomicfile.Write(filepath.Join(n.dir, filePeers), data, 0o600)
 	}
 	if err != nil {
 		n.log.Warn("save roster failed", "err", err)
@@ -208,7 +211,7 @@ func verifyEntry(id PeerID, der []byte, pool *x509.CertPool, revs *revocationLis
 	if err := verifyMemberCert(leaf, pool, revs); err != nil {
 		return "", err
 	}
-	name := sanitizeName(leaf.Subject.CommonName)
+	name := safetext.Name(leaf.Subject.CommonName)
 	if name == "" {
 		name = defaultName(id)
 	}

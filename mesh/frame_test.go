@@ -131,50 +131,6 @@ func TestWireDecoder(t *testing.T) {
 	}
 }
 
-func TestSanitizeText(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"hello", "hello"},
-		{"a\nb\tc\x00d", "abcd"},
-		{"red \x1b[31mtext\x1b[0m", "red text"},
-		{"title \x1b]0;pwned\x07done", "title done"},
-		{"osc st \x1b]8;;http://x\x1b\\link", "osc st link"},
-		{"bidi \u202eevil\u202c", "bidi evil"},
-		{"c1 \u009b31m", "c1 31m"},
-		{"bad \xff utf8", "bad \uFFFD utf8"},
-		{"PING", "PING"},
-		{"lone esc \x1b", "lone esc "},
-	}
-	for _, tc := range tests {
-		got := SanitizeText(tc.in)
-		if got != tc.want {
-			t.Errorf("SanitizeText(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-		if again := SanitizeText(got); again != got {
-			t.Errorf("SanitizeText not idempotent on %q: %q", got, again)
-		}
-	}
-}
-
-func TestSanitizeName(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"alice", "alice"},
-		{"../x", ".._x"},
-		{"/", "_"},
-		{".", ""},
-		{"..", ""},
-		{"", ""},
-		{"  bob  ", "bob"},
-		{"a\x00b\nc", "abc"},
-		{"zero\u200bwidth", "zerowidth"},
-		{string(bytes.Repeat([]byte("x"), 1000)), string(bytes.Repeat([]byte("x"), 32))},
-	}
-	for _, tc := range tests {
-		if got := sanitizeName(tc.in); got != tc.want {
-			t.Errorf("sanitizeName(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 // payloadSeeds are valid payloads of every decoded type, prefixed by a
 // selector byte for FuzzPayloads.
 func payloadSeeds() [][]byte {

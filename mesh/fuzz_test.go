@@ -3,39 +3,11 @@ package mesh
 import (
 	"crypto/ed25519"
 	"crypto/x509"
-	"strings"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
-)
 
-// FuzzDisplayName: a peer-chosen display name (certificate CN, HELLO, JOIN)
-// becomes one printable component of at most maxNameRunes runes, and
-// sanitising is idempotent.
-func FuzzDisplayName(f *testing.F) {
-	for _, s := range []string{"", "alice", "../x", "/", ".", "..", " .. ", "a\x00b", "\x1b[31mred", "\u202eevil",
-		strings.Repeat("é", 1000), "\xff\xfe", "a\nb", `a\b`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got := sanitizeName(s)
-		if again := sanitizeName(got); again != got {
-			t.Fatalf("not idempotent: %q -> %q -> %q", s, got, again)
-		}
-		if !utf8.ValidString(got) || utf8.RuneCountInString(got) > maxNameRunes || len(got) > maxNameBytes {
-			t.Fatalf("sanitizeName(%q) = %q: bad length or encoding", s, got)
-		}
-		if got == "." || got == ".." || strings.ContainsAny(got, `/\`) {
-			t.Fatalf("sanitizeName(%q) = %q is not a single component", s, got)
-		}
-		for _, r := range got {
-			if !unicode.IsPrint(r) {
-				t.Fatalf("sanitizeName(%q) = %q keeps %U", s, got, r)
-			}
-		}
-	})
-}
+	"github.com/meshfs/meshfs/internal/safetext"
+)
 
 // FuzzValidateAddr: an accepted address splits into host and port and
 // carries no control characters.
@@ -47,7 +19,7 @@ func FuzzValidateAddr(f *testing.F) {
 		if validateAddr(a) != nil {
 			return
 		}
-		if SanitizeText(a) != a {
+		if safetext.Text(a) != a {
 			t.Fatalf("validateAddr accepted %q with control characters", a)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/safetext"
 )
 
 // alpn is the only application protocol spoken; protoVersion goes in HELLO.
@@ -19,7 +21,7 @@ const (
 	protoVersion = 3 // 2: PEERS entries carry member certificates; 3: sync payloads hash blocks with BLAKE3
 	maxAddrs     = 8
 	maxAddrLen   = 300
-	maxNameBytes = maxNameRunes * 4
+	maxNameBytes = safetext.MaxNameRunes * 4
 	bufSize      = 64 << 10
 )
 
@@ -103,7 +105,7 @@ func validateAddr(a string) error {
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return protocolError("bad port in address")
 	}
-	if SanitizeText(host) != host {
+	if safetext.Text(host) != host {
 		return protocolError("control characters in address")
 	}
 	return nil
@@ -271,7 +273,7 @@ func newHandshakeResult(tc *tls.Conn, cs tls.ConnectionState, role peerRole, out
 	hs := &handshakeResult{
 		conn: tc, br: bufio.NewReaderSize(tc, bufSize), bw: bufio.NewWriterSize(tc, bufSize),
 		role: role, id: peerIDOf(leaf), leaf: leaf, outbound: outbound,
-		name: sanitizeName(leaf.Subject.CommonName),
+		name: safetext.Name(leaf.Subject.CommonName),
 	}
 	if hs.name == "" {
 		hs.name = defaultName(hs.id)

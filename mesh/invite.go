@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
 // Invite is a token that admits new members, as made by Node.Invite.
@@ -191,7 +193,7 @@ func (s *inviteStore) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("save invites: %w", err)
 	}
-	return writeFileAtomic(s.path, data, 0o600)
+	return atomicfile.Write(s.path, data, 0o600)
 }
 
 // Invite makes a token that admits up to uses new members within ttl

@@ -11,6 +11,9 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/internal/safetext"
 )
 
 const maxCertLen = 16 << 10
@@ -91,7 +94,7 @@ func (n *Node) serveJoin(hs *handshakeResult) {
 		log.Warn("join failed", "err", err)
 		return
 	}
-	log.Info("member admitted", "name", sanitizeName(hs.leaf.Subject.CommonName))
+	log.Info("member admitted", "name", safetext.Name(hs.leaf.Subject.CommonName))
 }
 
 // admitJoiner reads and checks the JOIN; on success it issues the member
@@ -119,7 +122,7 @@ func (n *Node) admitJoiner(hs *handshakeResult, ip string) ([]byte, reasonCode, 
 	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exp, hs.leaf.Raw, time.Now()); code != 0 {
 		return nil, code, nil
 	}
-	name := sanitizeName(req.Name)
+	name := safetext.Name(req.Name)
 	if name == "" {
 		name = defaultName(hs.id)
 	}
@@ -291,7 +294,7 @@ func (n *Node) acceptJoin(payload []byte, hs *handshakeResult) error {
 
 func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []peerEntry, hs *handshakeResult) error {
 	if revs.Version > 0 {
-		if err := writeFileAtomic(filepath.Join(n.dir, fileRevocations), revs.encode(), 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(n.dir, fileRevocations), revs.encode(), 0o600); err != nil {
 			return err
 		}
 	}

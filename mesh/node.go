@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/safetext"
 )
 
 // Config configures a Node. Zero values are replaced by DefaultConfig's.
@@ -245,7 +247,7 @@ func (n *Node) loadMemberState() error {
 
 // ownName is the sanitised configured name, or the default.
 func (n *Node) ownName() string {
-	if name := sanitizeName(n.cfg.Name); name != "" {
+	if name := safetext.Name(n.cfg.Name); name != "" {
 		return name
 	}
 	return defaultName(n.self)
@@ -319,7 +321,7 @@ func (n *Node) Name() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ident.cert != nil {
-		if name := sanitizeName(n.ident.cert.Subject.CommonName); name != "" {
+		if name := safetext.Name(n.ident.cert.Subject.CommonName); name != "" {
 			return name
 		}
 	}
@@ -381,7 +383,7 @@ func (n *Node) Peers() []PeerInfo {
 
 // SendChat queues a chat message to one connected member.
 func (n *Node) SendChat(ctx context.Context, to PeerID, c Chat) error {
-	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: SanitizeText(c.Text)})
+	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: safetext.Text(c.Text)})
 	if err != nil {
 		return err
 	}
@@ -390,7 +392,7 @@ func (n *Node) SendChat(ctx context.Context, to PeerID, c Chat) error {
 
 // BroadcastChat queues a chat message to every connected member.
 func (n *Node) BroadcastChat(ctx context.Context, c Chat) error {
-	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: SanitizeText(c.Text)})
+	payload, err := encodeChat(Chat{Seq: c.Seq, Time: c.Time, Text: safetext.Text(c.Text)})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
 // maxRevoked bounds the list: its signed form (128 KiB) fits a REVOCATIONS
@@ -155,7 +157,7 @@ func (n *Node) enforce(l *revocationList, payload []byte) ([]PeerInfo, bool) {
 	if !ok {
 		return nil, false
 	}
-	if err := writeFileAtomic(filepath.Join(n.dir, fileRevocations), payload, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(n.dir, fileRevocations), payload, 0o600); err != nil {
 		n.log.Warn("save revocations failed", "err", err)
 	}
 	n.log.Info("revocation list adopted", "version", l.Version, "revoked", len(l.Revoked))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshfs/meshfs/chat"
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -140,11 +141,11 @@ func TestChatSanitises(t *testing.T) {
 	n, a, b := pair(t, nil)
 	say(t, a, "\x1b[31mred\x1b[0m \u202eevil\n")
 	say(t, a, "\x1b[0m") // empty after stripping: ignored
-	if err := a.engine().Say(strings.Repeat("x", maxChatBytes+1)); !errors.Is(err, ErrTooLong) {
-		t.Errorf("Say(4 KiB+1) = %v, want ErrTooLong", err)
+	if err := a.engine().Say(strings.Repeat("x", chat.MaxBytes+1)); !errors.Is(err, chat.ErrTooLong) {
+		t.Errorf("Say(4 KiB+1) = %v, want chat.ErrTooLong", err)
 	}
-	if err := a.engine().Say("bad \xff"); !errors.Is(err, ErrBadUTF8) {
-		t.Errorf("Say(invalid utf-8) = %v, want ErrBadUTF8", err)
+	if err := a.engine().Say("bad \xff"); !errors.Is(err, chat.ErrBadUTF8) {
+		t.Errorf("Say(invalid utf-8) = %v, want chat.ErrBadUTF8", err)
 	}
 	waitChat(t, b, []string{"alice: red evil"})
 	// A raw peer sending escapes and a seq-0 message twice.
@@ -156,23 +157,4 @@ func TestChatSanitises(t *testing.T) {
 	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 5, Text: "five"}})
 	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 5, Text: "five again"}})
 	waitChat(t, b, []string{"alice: red evil", "mallory: hi", "mallory: hi", "mallory: five"})
-}
-
-func TestSeenSeqs(t *testing.T) {
-	s := &seenSeqs{holes: map[uint64]bool{}}
-	steps := []struct {
-		seq  uint64
-		want bool
-		cont uint64
-	}{
-		{1, true, 1}, {1, false, 1}, {3, true, 1}, {2, true, 3}, {2, false, 3}, {0, true, 3}, {0, true, 3}, {10, true, 3},
-	}
-	for _, st := range steps {
-		if got := s.add(st.seq, 100); got != st.want {
-			t.Errorf("add(%d) = %v, want %v", st.seq, got, st.want)
-		}
-		if got := s.contiguous(); got != st.cont {
-			t.Errorf("after add(%d): contiguous() = %d, want %d", st.seq, got, st.cont)
-		}
-	}
 }

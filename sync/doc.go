@@ -12,9 +12,8 @@
 // outgoing transfer), completed.json and its journal completed.jsonl
 // (recently completed inbound transfer ids, so a replayed OFFER is answered
 // with ACK and not a second copy),
-// folders.json (peer ID to inbox folder name, stable forever), chat.jsonl (the
-// chat message store) and chat.log (the rendered chat log the FUSE chat file
-// serves).
+// folders.json (peer ID to inbox folder name, stable forever), and the chat
+// store and log kept by package chat (chat.jsonl, chat.log).
 //
 // # Protocol
 //
@@ -40,20 +39,13 @@
 //     broadcaster (sends own messages in order, answers catch-up requests);
 //   - the janitor (removes stale partials hourly).
 //
-// In plain-folder mode (no FUSE) a Folder (plain.go) keeps the same tree as an
-// ordinary folder: Folder.Run starts the fsnotify reader, a debouncer each for
-// outbox paths and for chat, the outbox loop (reports a file once no process
-// holds it open for writing, found by a /proc scan), the chat loop (sole owner
-// of the chat file: sends the user's new lines, rewrites it as the log) and
-// the peers loop; all of them stop before Run returns.
-//
 // HandleEvent never does disk or network I/O: it routes each event to one of
 // those goroutines through bounded channels, blocking when one is full, which
 // is back-pressure on that peer's connection.
 //
 // # Imports
 //
-// The standard library, mesh (types only), golang.org/x/sys/unix,
-// golang.org/x/text and fsnotify (plain-folder mode). Never the fs package or
-// go-fuse (deps_test.go).
+// The standard library, mesh (types only), chat, internal/atomicfile and
+// internal/safetext, golang.org/x/sys/unix, golang.org/x/text and BLAKE3.
+// Never fs, folder, go-fuse or fsnotify (internal/layers checks it).
 package sync

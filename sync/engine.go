@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshfs/meshfs/chat"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -134,7 +135,7 @@ type Engine struct {
 	log                                     *slog.Logger
 	outboxDir, sentDir, inboxDir, partsDir  string
 	outgoingDir, completedPath, foldersPath string
-	chat                                    *chatStore
+	chat                                    *chat.Store
 	ctx                                     context.Context
 	cancel                                  context.CancelFunc
 	wg                                      sync.WaitGroup
@@ -208,7 +209,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.open(); err != nil {
 		e.cancel()
 		if e.chat != nil {
-			e.chat.close()
+			e.chat.Close()
 		}
 		return nil, err
 	}
@@ -225,11 +226,11 @@ func (e *Engine) open() error {
 	if err := os.MkdirAll(e.outgoingDir, 0o700); err != nil {
 		return fmt.Errorf("create state: %w", err)
 	}
-	chat, err := openChatStore(e.cfg.StateDir, e.cfg.ChatHistory)
+	room, err := chat.Open(e.cfg.StateDir, e.cfg.ChatHistory)
 	if err != nil {
 		return err
 	}
-	e.chat = chat
+	e.chat = room
 	if err := e.loadFolders(); err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func (e *Engine) Start(t Transport) error {
 	e.t = t
 	e.mu.Unlock()
 
-	e.chat.setSelf(t.ID(), t.Name())
+	e.chat.SetSelf(t.ID(), t.Name())
 	e.goLoop(e.outboxLoop)
 	e.goLoop(e.chatLoop)
 	e.goLoop(e.broadcastLoop)
@@ -321,7 +322,7 @@ func (e *Engine) Close() error {
 		tr.closeFile()
 	}
 	e.mu.Unlock()
-	return e.chat.close()
+	return e.chat.Close()
 }
 
 // HandleEvent implements mesh.Handler. It routes the event to the engine's
@@ -374,7 +375,7 @@ func (e *Engine) notePeer(p mesh.PeerInfo) {
 		return
 	}
 	e.mu.Lock()
-	e.names[p.ID] = sanitizeName(p.Name)
+	e.names[p.ID] = safeName(p.Name)
 	e.mu.Unlock()
 }
 

@@ -16,10 +16,6 @@ var (
 	ErrQuota = errors.New("partial quota exceeded")
 	// ErrClosed: the engine is closed.
 	ErrClosed = errors.New("engine closed")
-	// ErrTooLong: a chat message is longer than the limit.
-	ErrTooLong = errors.New("message too long")
-	// ErrBadUTF8: a chat message is not valid UTF-8.
-	ErrBadUTF8 = errors.New("invalid utf-8")
 	// errProto: a peer sent a malformed message.
 	errProto = errors.New("protocol error")
 )

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -169,7 +170,7 @@ func (e *Engine) saveCompleted() error {
 		list = append(list, completedEntry{Peer: k.peer.String(), ID: k.id, At: at})
 	}
 	e.mu.Unlock()
-	if err := writeJSONAtomic(e.completedPath, list); err != nil {
+	if err := atomicfile.WriteJSON(e.completedPath, list); err != nil {
 		return err
 	}
 	if err := os.Remove(e.completedPath + "l"); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -181,7 +182,7 @@ func (e *Engine) saveCompleted() error {
 // loadCompleted reads completed.json and its journal at New.
 func (e *Engine) loadCompleted() error {
 	var list []completedEntry
-	if err := readJSON(e.completedPath, &list); err != nil {
+	if err := atomicfile.ReadJSON(e.completedPath, &list); err != nil {
 		e.log.Warn("completed transfers unreadable", "err", err)
 		return nil
 	}

@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -16,10 +17,10 @@ func (e *Engine) folderFor(peer mesh.PeerID) (string, error) {
 		e.mu.Unlock()
 		return f, nil
 	}
-	folder := sanitizeName(name)
+	folder := safeName(name)
 	for id, f := range e.folders {
 		if id != peer && foldKey(f) == foldKey(folder) {
-			folder = sanitizeName(folder + "-" + peer.Short())
+			folder = safeName(folder + "-" + peer.Short())
 			if foldKey(folder) == foldKey(f) || len(folder) < len(peer.Short()) {
 				folder = peer.Short()
 			}
@@ -32,7 +33,7 @@ func (e *Engine) folderFor(peer mesh.PeerID) (string, error) {
 		snap[id.String()] = f
 	}
 	e.mu.Unlock()
-	if err := writeJSONAtomic(e.foldersPath, snap); err != nil {
+	if err := atomicfile.WriteJSON(e.foldersPath, snap); err != nil {
 		return "", fmt.Errorf("save folder names: %w", err)
 	}
 	return folder, nil
@@ -52,7 +53,7 @@ func (e *Engine) peerName(peer mesh.PeerID) string {
 		for _, p := range t.Peers() {
 			if p.ID == peer && p.Name != "" {
 				e.notePeer(p)
-				return sanitizeName(p.Name)
+				return safeName(p.Name)
 			}
 		}
 	}
@@ -62,7 +63,7 @@ func (e *Engine) peerName(peer mesh.PeerID) string {
 // loadFolders reads folders.json at New.
 func (e *Engine) loadFolders() error {
 	snap := map[string]string{}
-	if err := readJSON(e.foldersPath, &snap); err != nil {
+	if err := atomicfile.ReadJSON(e.foldersPath, &snap); err != nil {
 		return err
 	}
 	for s, f := range snap {
@@ -78,7 +79,7 @@ func (e *Engine) loadFolders() error {
 // selfName is our own display name, for reasons sent to peers.
 func (e *Engine) selfName() string {
 	if t := e.transport(); t != nil {
-		return sanitizeName(t.Name())
+		return safeName(t.Name())
 	}
 	return "this node"
 }

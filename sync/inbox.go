@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -242,7 +243,7 @@ func (e *Engine) createPartial(k inKey, meta partialMeta) error {
 		os.Remove(e.partPath(k))
 		return err
 	}
-	if err := writeJSONAtomic(e.metaPath(k), &meta); err != nil {
+	if err := atomicfile.WriteJSON(e.metaPath(k), &meta); err != nil {
 		os.Remove(e.partPath(k))
 		return err
 	}

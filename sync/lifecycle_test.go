@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -105,7 +106,7 @@ func TestCrashAfterRename(t *testing.T) {
 	peer := mesh.PeerIDFromKey([]byte("mallory"))
 	k := inKey{peer, transferID{5}}
 	meta := partialMeta{Hash: blockHashName, Peer: peer.String(), ID: k.id, Path: "f", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
-	if err := writeJSONAtomic(filepath.Join(b.root, "inbox", partialsName, partBase(k)+".json"), &meta); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(b.root, "inbox", partialsName, partBase(k)+".json"), &meta); err != nil {
 		t.Fatal(err)
 	}
 	b.open()
@@ -224,7 +225,7 @@ func TestOlderVersionState(t *testing.T) {
 	}
 	recPath := filepath.Join(a.st, "outgoing", ents[0].Name())
 	var rec outRecord
-	if err := readJSON(recPath, &rec); err != nil {
+	if err := atomicfile.ReadJSON(recPath, &rec); err != nil {
 		t.Fatal(err)
 	}
 	oldID := rec.ID
@@ -233,12 +234,12 @@ func TestOlderVersionState(t *testing.T) {
 		b.id.String(): {State: stateVerified, Name: "bob"},
 		c.id.String(): {State: stateQueued, Name: "carol"},
 	}
-	if err := writeJSONAtomic(recPath, &rec); err != nil {
+	if err := atomicfile.WriteJSON(recPath, &rec); err != nil {
 		t.Fatal(err)
 	}
 	stalePart := inKey{c.id, transferID{9}}
 	meta := partialMeta{Peer: c.id.String(), ID: stalePart.id, Path: "p", Size: 1, BlockSize: minBlockSize, Blocks: []hash32{{}}}
-	if err := writeJSONAtomic(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".json"), &meta); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".json"), &meta); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(a.root, "inbox", partialsName, partBase(stalePart)+".part"), []byte("x"), 0o600)

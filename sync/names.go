@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/meshfs/meshfs/internal/safetext"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
@@ -15,7 +15,6 @@ import (
 const (
 	maxComponentLen = 255 // bytes of one path component
 	maxComponents   = 32  // components in one relative path
-	maxDisplayRunes = 32  // runes of a sanitised display name / folder name
 	hiddenPrefix    = ".meshfs"
 )
 
@@ -54,145 +53,15 @@ func validateComponent(c string) error {
 		return fmt.Errorf("component %q ends in dot or space: %w", c, ErrInvalidName)
 	case strings.HasPrefix(strings.ToLower(c), hiddenPrefix):
 		return fmt.Errorf("component %q is reserved: %w", c, ErrInvalidName)
-	case isDeviceName(c):
+	case safetext.DeviceName(c):
 		return fmt.Errorf("component %q is a device name: %w", c, ErrInvalidName)
 	}
 	for _, r := range c {
-		if r == '/' || r == '\\' || r == ':' || badRune(r) {
+		if r == '/' || r == '\\' || r == ':' || safetext.Hidden(r) {
 			return fmt.Errorf("component %q has character %U: %w", c, r, ErrInvalidName)
 		}
 	}
 	return nil
-}
-
-// badRune reports control characters (C0, DEL, C1), zero-width and bidi
-// formatting characters: they hide or reorder text on a terminal.
-func badRune(r rune) bool {
-	switch {
-	case unicode.IsControl(r):
-		return true
-	case r >= 0x200B && r <= 0x200F, r >= 0x202A && r <= 0x202E,
-		r >= 0x2066 && r <= 0x2069, r == 0xFEFF, r == 0x061C:
-		return true
-	}
-	return false
-}
-
-// deviceNames are reserved on Windows with or without an extension.
-var deviceNames = map[string]bool{"CON": true, "PRN": true, "AUX": true, "NUL": true}
-
-// isDeviceName reports names like "NUL", "con.txt", "COM1", "lpt9.log".
-func isDeviceName(c string) bool {
-	base, _, _ := strings.Cut(c, ".")
-	base = strings.ToUpper(strings.TrimRight(base, " "))
-	if deviceNames[base] {
-		return true
-	}
-	if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
-		return base[3] >= '0' && base[3] <= '9'
-	}
-	rs := []rune(base)
-	if len(rs) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
-		return rs[3] == '¹' || rs[3] == '²' || rs[3] == '³'
-	}
-	return false
-}
-
-// sanitizeName turns any string (a peer's display name) into one safe path
-// component of at most maxDisplayRunes runes; "" becomes "peer". It is
-// idempotent: sanitizeName(sanitizeName(s)) == sanitizeName(s).
-func sanitizeName(s string) string {
-	for range 8 {
-		next := sanitizeStep(s)
-		if next == s {
-			break
-		}
-		s = next
-	}
-	if s == "" {
-		return "peer"
-	}
-	return s
-}
-
-// sanitizeStep is one pass of sanitizeName; repeated to a fixed point.
-func sanitizeStep(s string) string {
-	s = norm.NFC.String(strings.ToValidUTF8(s, ""))
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case badRune(r):
-			return -1
-		case r == '/' || r == '\\' || r == ':':
-			return '_'
-		}
-		return r
-	}, s)
-	s = norm.NFC.String(s)
-	for strings.Contains(s, "..") {
-		s = strings.ReplaceAll(s, "..", ".")
-	}
-	s = strings.TrimLeft(s, ". ")
-	if rs := []rune(s); len(rs) > maxDisplayRunes {
-		s = string(rs[:maxDisplayRunes])
-	}
-	s = strings.TrimRight(s, ". ")
-	if isDeviceName(s) {
-		base, ext, dot := strings.Cut(s, ".")
-		s = base + "_"
-		if dot {
-			s += "." + ext
-		}
-	}
-	return s
-}
-
-// sanitizeText strips what must never reach a terminal from one line of
-// text: C0 controls but tab, DEL, C1, ESC sequences, bidi overrides and
-// isolates. Invalid UTF-8 is dropped.
-func sanitizeText(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == 0x1b {
-			i += escapeLen(s[i:])
-			continue
-		}
-		i += n
-		if r == '\t' || !(unicode.IsControl(r) || r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069) {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// escapeLen returns the length of the ESC sequence at the start of s: CSI
-// (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \) or ESC plus one byte.
-func escapeLen(s string) int {
-	if len(s) < 2 {
-		return len(s)
-	}
-	switch s[1] {
-	case '[':
-		for i := 2; i < len(s); i++ {
-			if s[i] >= 0x40 && s[i] <= 0x7e {
-				return i + 1
-			}
-		}
-		return len(s)
-	case ']':
-		for i := 2; i < len(s); i++ {
-			if s[i] == 0x07 {
-				return i + 1
-			}
-			if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\' {
-				return i + 2
-			}
-		}
-		return len(s)
-	}
-	_, n := utf8.DecodeRuneInString(s[1:])
-	return 1 + n
 }
 
 // ignoredOutboxName reports outbox paths that are not sent (yet): hidden
@@ -227,4 +96,14 @@ func numberedName(name string, n int) string {
 	}
 	suffix := fmt.Sprintf(" (%d)%s", n, ext)
 	return truncateUTF8(base, maxComponentLen-len(suffix)) + suffix
+}
+
+// safeName is a display name made safe to show and to use as an inbox
+// folder name: safetext.Name,
+// or "peer" when nothing usable is left.
+func safeName(display string) string {
+	if n := safetext.Name(display); n != "" {
+		return n
+	}
+	return "peer"
 }

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -273,7 +275,7 @@ func (e *Engine) hashOutbox(rel, abs string) (*outRecord, error) {
 	rec := &outRecord{Rel: rel, Ident: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
 	rand.Read(rec.ID[:])
 	for _, p := range e.transport().Peers() {
-		rec.Peers[p.ID.String()] = &delivery{State: stateQueued, Name: sanitizeName(p.Name)}
+		rec.Peers[p.ID.String()] = &delivery{State: stateQueued, Name: safeName(p.Name)}
 	}
 	return rec, nil
 }
@@ -333,7 +335,7 @@ func (e *Engine) saveRecord(rec *outRecord) error {
 	if cancelled {
 		return nil
 	}
-	return writeJSONAtomic(e.recordPath(rec.ID), &snap)
+	return atomicfile.WriteJSON(e.recordPath(rec.ID), &snap)
 }
 
 // cancelRel cancels the record for rel, or with subtree every record at or
@@ -444,7 +446,7 @@ func (e *Engine) moveToSent(rel, abs string) error {
 			break
 		}
 	}
-	return syncDir(dstDir)
+	return atomicfile.SyncDir(dstDir)
 }
 
 // loadRecords reads every stored record at New.
@@ -458,7 +460,7 @@ func (e *Engine) loadRecords() error {
 			continue
 		}
 		rec := &outRecord{}
-		if err := readJSON(filepath.Join(e.outgoingDir, ent.Name()), rec); err != nil || rec.Peers == nil {
+		if err := atomicfile.ReadJSON(filepath.Join(e.outgoingDir, ent.Name()), rec); err != nil || rec.Peers == nil {
 			e.log.Warn("delivery record unreadable", "file", ent.Name(), "err", err)
 			continue
 		}
@@ -470,7 +472,7 @@ func (e *Engine) loadRecords() error {
 		e.outOrder = append(e.outOrder, rec)
 		e.outSeq = max(e.outSeq, rec.Seq)
 	}
-	slices.SortFunc(e.outOrder, func(a, b *outRecord) int { return cmpU64(a.Seq, b.Seq) })
+	slices.SortFunc(e.outOrder, func(a, b *outRecord) int { return cmp.Compare(a.Seq, b.Seq) })
 	return nil
 }
 

@@ -109,7 +109,7 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 	}
 	prev := e.lastConn[info.ID]
 	e.lastConn[info.ID] = p
-	e.chatPending[info.ID] = pendingPeer{since: time.Now(), fromSeq: e.chat.lastOwnSeq()}
+	e.chatPending[info.ID] = pendingPeer{since: time.Now(), fromSeq: e.chat.LastOwnSeq()}
 	e.peers[info.ID] = p
 	e.requeueRefusedLocked(info.ID)
 	e.wg.Add(2)

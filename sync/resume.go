@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -56,7 +57,7 @@ func (e *Engine) loadPartials() error {
 // loadPartial loads one sidecar.
 func (e *Engine) loadPartial(metaPath string) {
 	var meta partialMeta
-	err := readJSON(metaPath, &meta)
+	err := atomicfile.ReadJSON(metaPath, &meta)
 	peer, perr := mesh.ParsePeerID(meta.Peer)
 	if err != nil || perr != nil || (len(meta.Blocks) != meta.blocks() && !meta.streamed()) {
 		e.log.Warn("partial sidecar unreadable", "file", filepath.Base(metaPath), "err", err)

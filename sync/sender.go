@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/safetext"
 )
 
 // maxResendRounds is how often a sender answers ACCEPT-after-DONE (blocks
@@ -311,7 +313,7 @@ func (e *Engine) onReject(p *peerConn, flights map[transferID]*flight, m *reject
 		return
 	}
 	delete(flights, m.ID)
-	reason := sanitizeText(m.Reason)
+	reason := safetext.Text(m.Reason)
 	if reason == "" {
 		reason = m.Code.String()
 	}

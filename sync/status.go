@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/safetext"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -60,7 +61,7 @@ func (e *Engine) Status() Status {
 	var st Status
 	var infos []mesh.PeerInfo
 	if t != nil {
-		st.Self = SelfStatus{ID: t.ID().String(), Name: sanitizeName(t.Name())}
+		st.Self = SelfStatus{ID: t.ID().String(), Name: safeName(t.Name())}
 		infos = t.Peers()
 	}
 	st.ChecksumErrors = e.checksumErrors.Load()
@@ -76,7 +77,7 @@ func (e *Engine) Status() Status {
 // peerStatusLocked fills one PeerStatus.
 func (e *Engine) peerStatusLocked(p mesh.PeerInfo) PeerStatus {
 	ps := PeerStatus{
-		ID: p.ID.String(), Name: sanitizeName(p.Name), State: p.State.String(), Addr: p.Addr,
+		ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
 		RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
 		Folder: e.folders[p.ID],
 	}
@@ -156,7 +157,7 @@ func (e *Engine) PeersTable() []byte {
 		if addr == "" {
 			addr = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, shortID(p.ID), p.State, sanitizeText(addr),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, shortID(p.ID), p.State, safetext.Text(addr),
 			formatRTT(p.RTT), formatSeen(p.LastSeen, now), formatTransfers(p))
 	}
 	w.Flush()
@@ -212,7 +213,7 @@ func formatTransfers(p PeerStatus) string {
 		parts = append(parts, fmt.Sprintf("%d sending", p.InFlight))
 	}
 	if p.Problem != "" {
-		parts = append(parts, sanitizeText(p.Problem))
+		parts = append(parts, safetext.Text(p.Problem))
 	}
 	if len(parts) == 0 {
 		return "-"
@@ -287,7 +288,7 @@ func deliveryText(d *delivery, size int64) string {
 		if d.Reason == "" {
 			return "refused"
 		}
-		return "refused: " + sanitizeText(d.Reason)
+		return "refused: " + safetext.Text(d.Reason)
 	}
 	return stateQueued
 }

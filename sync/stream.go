@@ -3,6 +3,8 @@ package sync
 import (
 	"fmt"
 	"os"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
 // A file of StreamMinSize or more is offered at once, without block
@@ -125,7 +127,7 @@ func (e *Engine) adoptManifest(p *peerConn, t *inTransfer, fileHash hash32, bloc
 	}
 	meta := t.meta
 	meta.FileHash, meta.Blocks = fileHash, blocks
-	if err := writeJSONAtomic(e.metaPath(t.key), &meta); err != nil {
+	if err := atomicfile.WriteJSON(e.metaPath(t.key), &meta); err != nil {
 		return err
 	}
 	e.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshfs/meshfs/folder"
 	meshfs "github.com/meshfs/meshfs/fs"
 	"github.com/meshfs/meshfs/mesh"
 	meshsync "github.com/meshfs/meshfs/sync"
@@ -18,10 +19,10 @@ import (
 // The wiring: *mesh.Node is sync's transport, and *meshsync.Engine is both
 // the node's event handler and the syncer behind the FUSE tree.
 var (
-	_ meshsync.Transport    = (*mesh.Node)(nil)
-	_ mesh.Handler          = (*meshsync.Engine)(nil)
-	_ meshfs.Syncer         = (*meshsync.Engine)(nil)
-	_ meshsync.FolderSyncer = (*meshsync.Engine)(nil)
+	_ meshsync.Transport = (*mesh.Node)(nil)
+	_ mesh.Handler       = (*meshsync.Engine)(nil)
+	_ meshfs.Syncer      = (*meshsync.Engine)(nil)
+	_ folder.Syncer      = (*meshsync.Engine)(nil)
 )
 
 // daemon is one running node: mesh, sync engine, the tree (FUSE or plain
@@ -147,10 +148,10 @@ func (d *daemon) startTree(context.Context) error {
 }
 
 func (d *daemon) startFolder() error {
-	folder, err := meshsync.NewFolder(meshsync.FolderConfig{
+	tree, err := folder.New(folder.Config{
 		Dir:    d.opts.mountpoint,
 		Syncer: d.engine,
-		Logger: d.log.With("pkg", "plain"),
+		Logger: d.log.With("pkg", "folder"),
 	})
 	if err != nil {
 		return err
@@ -160,7 +161,7 @@ func (d *daemon) startFolder() error {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.done <- folder.Run(ctx)
+		d.done <- tree.Run(ctx)
 	}()
 	return nil
 }

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"slices"
@@ -57,9 +57,9 @@ func TestWatchDebounce(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				got := watchRunDebounce(tc.in, delay, time.Second)
+				got := runDebounce(tc.in, delay, time.Second)
 				if !slices.Equal(got, tc.want) {
-					t.Errorf("watchDebounce(%v) = %v, want %v", tc.in, got, tc.want)
+					t.Errorf("debounce(%v) = %v, want %v", tc.in, got, tc.want)
 				}
 			})
 		})
@@ -71,8 +71,8 @@ func TestWatchDebounce(t *testing.T) {
 func TestWatchDebounceCloseDropsPending(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		in := []watchTimed{{0, "a", fsnotify.Write}}
-		if got := watchRunDebounce(in, time.Second, 10*time.Millisecond); len(got) != 0 {
-			t.Errorf("watchDebounce after close = %v, want nothing", got)
+		if got := runDebounce(in, time.Second, 10*time.Millisecond); len(got) != 0 {
+			t.Errorf("debounce after close = %v, want nothing", got)
 		}
 	})
 }
@@ -81,11 +81,11 @@ func TestWatchDebounceCloseDropsPending(t *testing.T) {
 // reads the output, and nothing is lost once the reader comes.
 func TestWatchDebounceSlowReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		in := make(chan watchEvent)
-		out := make(chan watchEvent)
-		go watchDebounce(in, out, 10*time.Millisecond, watchRealClock{})
+		in := make(chan event)
+		out := make(chan event)
+		go debounce(in, out, 10*time.Millisecond, realClock{})
 		for _, p := range []string{"a", "b", "c"} {
-			in <- watchEvent{Path: p, Op: fsnotify.Write}
+			in <- event{Path: p, Op: fsnotify.Write}
 			time.Sleep(50 * time.Millisecond) // each one is due, and nobody reads
 		}
 		var got []string
@@ -97,23 +97,23 @@ func TestWatchDebounceSlowReader(t *testing.T) {
 			t.Error("out still open after in closed")
 		}
 		if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
-			t.Errorf("watchDebounce with a slow reader = %v, want %v", got, want)
+			t.Errorf("debounce with a slow reader = %v, want %v", got, want)
 		}
 	})
 }
 
-// watchRunDebounce feeds in at its offsets (in a synctest bubble, so time
+// runDebounce feeds in at its offsets (in a synctest bubble, so time
 // is fake), closes the input after the last event plus linger, and returns
 // what came out with the offsets it came at.
-func watchRunDebounce(in []watchTimed, delay, linger time.Duration) []watchTimed {
-	inCh := make(chan watchEvent)
-	outCh := make(chan watchEvent)
+func runDebounce(in []watchTimed, delay, linger time.Duration) []watchTimed {
+	inCh := make(chan event)
+	outCh := make(chan event)
 	start := time.Now()
-	go watchDebounce(inCh, outCh, delay, watchRealClock{})
+	go debounce(inCh, outCh, delay, realClock{})
 	go func() {
 		for _, ev := range in {
 			time.Sleep(ev.At - time.Since(start))
-			inCh <- watchEvent{Path: ev.Path, Op: ev.Op}
+			inCh <- event{Path: ev.Path, Op: ev.Op}
 		}
 		time.Sleep(linger)
 		close(inCh)

@@ -1,17 +1,23 @@
-package sync
+// Package atomicfile replaces small files durably: a reader sees the old
+// content or the new, never half, and after a crash the file is one of the
+// two. It is the only place in meshfs that writes a file by renaming over it.
+package atomicfile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data durably: write a temporary file
-// in the same folder, fsync it, rename it over path, fsync the folder.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// Write replaces path with data: it writes a temporary file in the same
+// folder, fsyncs it, renames it over path and fsyncs the folder, so the
+// rename itself survives a crash.
+func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -24,7 +30,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // writeSyncClose writes data, sets perm, fsyncs and closes f.
@@ -36,25 +42,23 @@ func writeSyncClose(f *os.File, data []byte, perm os.FileMode) error {
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return errors.Join(err, f.Close())
 }
 
-// writeJSONAtomic stores v as JSON at path with writeFileAtomic.
-func writeJSONAtomic(path string, v any) error {
+// WriteJSON stores v as JSON at path with Write, readable by its owner only.
+func WriteJSON(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, data, 0o600)
+	return Write(path, data, 0o600)
 }
 
-// readJSON loads path into v; a missing file leaves v unchanged.
-func readJSON(path string, v any) error {
+// ReadJSON loads path into v. A missing file leaves v unchanged and is not
+// an error: state files are created on first write.
+func ReadJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -66,8 +70,8 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// syncDir fsyncs a folder so renames and creations in it are durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a folder so that renames and creations in it are durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// FolderSyncer is what the plain-folder driver needs from the sync engine.
+// Syncer is what the plain-folder driver needs from the sync engine.
 // *Engine satisfies it; tests use a fake.
-type FolderSyncer interface {
+type Syncer interface {
 	// OutboxClosed reports that the file at rel (slash-separated, relative
 	// to outbox/) is complete: no process holds it open for writing.
 	OutboxClosed(rel string)
@@ -30,13 +30,13 @@ type FolderSyncer interface {
 	PeersTable() []byte
 }
 
-// FolderConfig configures a Folder. Zero durations take the defaults.
-type FolderConfig struct {
+// Config configures a Tree. Zero durations take the defaults.
+type Config struct {
 	// Dir is the tree root: Dir/outbox, Dir/sent, Dir/inbox, and the files
 	// Dir/chat and Dir/peers this driver maintains.
 	Dir string
 	// Syncer is the engine that sends and receives; required.
-	Syncer FolderSyncer
+	Syncer Syncer
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger
 	// Debounce is how long a path must stay quiet before it is acted on,
@@ -50,14 +50,14 @@ type FolderConfig struct {
 }
 
 const (
-	plainDefaultDebounce     = 200 * time.Millisecond
-	plainDefaultPeersRefresh = time.Second
-	plainChatName            = "chat"
-	plainPeersName           = "peers"
-	plainOutboxName          = "outbox"
+	defaultDebounce     = 200 * time.Millisecond
+	defaultPeersRefresh = time.Second
+	chatName            = "chat"
+	peersName           = "peers"
+	outboxName          = "outbox"
 )
 
-// Folder keeps a plain folder (no FUSE) in step with the sync engine: it
+// Tree keeps a plain folder (no FUSE) in step with the sync engine: it
 // watches outbox/ and chat with fsnotify and rewrites chat and peers.
 //
 // Run starts these goroutines and stops them all before it returns:
@@ -65,9 +65,9 @@ const (
 // debouncer for outbox paths and one for chat, the outbox loop (writer
 // checks, reports to the engine), the chat loop (sole owner of Dir/chat),
 // and the peers loop (sole owner of Dir/peers).
-type Folder struct {
-	// Immutable after NewFolder.
-	cfg     FolderConfig
+type Tree struct {
+	// Immutable after New.
+	cfg     Config
 	log     *slog.Logger
 	dir     string // cfg.Dir, absolute with symlinks resolved, so /proc links compare equal
 	outbox  string
@@ -75,34 +75,34 @@ type Folder struct {
 	peers   string
 	chatLog string
 
-	runMu   sync.Mutex // held by Run: a Folder runs once at a time
+	runMu   sync.Mutex // held by Run: a Tree runs once at a time
 	started bool       // guarded by runMu
 }
 
 // errFolderRunning is returned when Run is called twice.
 var errFolderRunning = errors.New("folder already running")
 
-// NewFolder checks cfg, creates Dir/outbox if missing, and returns a Folder
+// New checks cfg, creates Dir/outbox if missing, and returns a Tree
 // ready to Run. It starts nothing.
-func NewFolder(cfg FolderConfig) (*Folder, error) {
+func New(cfg Config) (*Tree, error) {
 	if cfg.Syncer == nil {
 		return nil, errors.New("new folder: no syncer")
 	}
 	if cfg.Debounce <= 0 {
-		cfg.Debounce = plainDefaultDebounce
+		cfg.Debounce = defaultDebounce
 	}
 	if cfg.PeersRefresh <= 0 {
-		cfg.PeersRefresh = plainDefaultPeersRefresh
+		cfg.PeersRefresh = defaultPeersRefresh
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir, err := plainResolveDir(cfg.Dir)
+	dir, err := resolveDir(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	outbox := filepath.Join(dir, plainOutboxName)
+	outbox := filepath.Join(dir, outboxName)
 	if err := os.MkdirAll(outbox, 0o755); err != nil {
 		return nil, fmt.Errorf("new folder: %w", err)
 	}
@@ -110,20 +110,20 @@ func NewFolder(cfg FolderConfig) (*Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new folder: chat log: %w", err)
 	}
-	return &Folder{
+	return &Tree{
 		cfg:     cfg,
 		log:     log.With("dir", dir),
 		dir:     dir,
 		outbox:  outbox,
-		chat:    filepath.Join(dir, plainChatName),
-		peers:   filepath.Join(dir, plainPeersName),
+		chat:    filepath.Join(dir, chatName),
+		peers:   filepath.Join(dir, peersName),
 		chatLog: chatLog,
 	}, nil
 }
 
-// plainResolveDir makes dir absolute and resolves symlinks, because the
+// resolveDir makes dir absolute and resolves symlinks, because the
 // kernel reports open files by their real path.
-func plainResolveDir(dir string) (string, error) {
+func resolveDir(dir string) (string, error) {
 	if dir == "" {
 		return "", errors.New("new folder: no dir")
 	}
@@ -147,7 +147,7 @@ func plainResolveDir(dir string) (string, error) {
 
 // Run watches the folder until ctx is done, then stops every goroutine it
 // started and returns nil. It fails early if the watches cannot be set up.
-func (f *Folder) Run(ctx context.Context) error {
+func (f *Tree) Run(ctx context.Context) error {
 	f.runMu.Lock()
 	if f.started {
 		f.runMu.Unlock()
@@ -160,19 +160,19 @@ func (f *Folder) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	if err := f.plainAddWatches(w); err != nil {
+	if err := f.addWatches(w); err != nil {
 		w.Close()
 		return err
 	}
 	f.log.Info("plain folder watching", "chatlog", f.chatLog)
-	f.plainRunLoops(ctx, w)
+	f.runLoops(ctx, w)
 	return nil
 }
 
-// plainAddWatches watches Dir (for chat), the chat log's folder, and outbox
+// addWatches watches Dir (for chat), the chat log's folder, and outbox
 // with every subfolder. Files already in outbox are not reported: the
 // engine rescans outbox itself at Start.
-func (f *Folder) plainAddWatches(w *fsnotify.Watcher) error {
+func (f *Tree) addWatches(w *fsnotify.Watcher) error {
 	for _, d := range []string{f.dir, filepath.Dir(f.chatLog)} {
 		if err := w.Add(d); err != nil {
 			return fmt.Errorf("run folder: watch %s: %w", d, err)
@@ -193,21 +193,21 @@ func (f *Folder) plainAddWatches(w *fsnotify.Watcher) error {
 	return nil
 }
 
-// plainRunLoops starts the pipeline and waits for all of it. Shutdown runs
+// runLoops starts the pipeline and waits for all of it. Shutdown runs
 // downstream: closing the watcher ends the reader, which closes the
 // debouncers' inputs, which close their outputs, which end the loops.
-func (f *Folder) plainRunLoops(ctx context.Context, w *fsnotify.Watcher) {
-	outboxIn := make(chan watchEvent)
-	outboxOut := make(chan watchEvent)
-	chatIn := make(chan watchEvent)
-	chatOut := make(chan watchEvent)
+func (f *Tree) runLoops(ctx context.Context, w *fsnotify.Watcher) {
+	outboxIn := make(chan event)
+	outboxOut := make(chan event)
+	chatIn := make(chan event)
+	chatOut := make(chan event)
 	var wg sync.WaitGroup
-	wg.Go(func() { watchDebounce(outboxIn, outboxOut, f.cfg.Debounce, watchRealClock{}) })
-	wg.Go(func() { watchDebounce(chatIn, chatOut, f.cfg.Debounce, watchRealClock{}) })
-	wg.Go(func() { f.plainRead(w, outboxIn, chatIn) })
-	wg.Go(func() { f.plainOutboxLoop(ctx, outboxOut) })
-	wg.Go(func() { f.plainChatLoop(ctx, chatOut) })
-	wg.Go(func() { f.plainPeersLoop(ctx) })
+	wg.Go(func() { debounce(outboxIn, outboxOut, f.cfg.Debounce, realClock{}) })
+	wg.Go(func() { debounce(chatIn, chatOut, f.cfg.Debounce, realClock{}) })
+	wg.Go(func() { f.readEvents(w, outboxIn, chatIn) })
+	wg.Go(func() { f.outboxLoop(ctx, outboxOut) })
+	wg.Go(func() { f.chatLoop(ctx, chatOut) })
+	wg.Go(func() { f.peersLoop(ctx) })
 	<-ctx.Done()
 	if err := w.Close(); err != nil {
 		f.log.Warn("close watcher", "err", err)

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"slices"
@@ -8,35 +8,35 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watchEvent is one file-system change: the path and what happened to it.
+// event is one file-system change: the path and what happened to it.
 // The debouncer merges the ops of events for the same path.
-type watchEvent struct {
+type event struct {
 	Path string
 	Op   fsnotify.Op
 }
 
-// watchClock is the time source of the debouncer. Production uses
-// watchRealClock; tests run under testing/synctest, where the real clock
+// clock is the time source of the debouncer. Production uses
+// realClock; tests run under testing/synctest, where the real clock
 // is already fake, or pass their own.
-type watchClock interface {
+type clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
 }
 
-// watchRealClock is the time package.
-type watchRealClock struct{}
+// realClock is the time package.
+type realClock struct{}
 
-func (watchRealClock) Now() time.Time                         { return time.Now() }
-func (watchRealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// watchPending is a path waiting for quiet: its merged ops and when it
+// pendingPath is a path waiting for quiet: its merged ops and when it
 // may be emitted.
-type watchPending struct {
+type pendingPath struct {
 	op       fsnotify.Op
 	deadline time.Time
 }
 
-// watchDebounce emits one event per path once delay has passed without
+// debounce emits one event per path once delay has passed without
 // another event for that path; the emitted Op is the union of the ops seen
 // meanwhile. Events emit in deadline order. It always keeps reading in, so
 // a slow reader of out never blocks the producer. When in is closed it
@@ -44,18 +44,18 @@ type watchPending struct {
 //
 // The loop state: pending paths (still quiet-waiting) and ready events
 // (due, not yet taken by the reader of out).
-func watchDebounce(in <-chan watchEvent, out chan<- watchEvent, delay time.Duration, clock watchClock) {
+func debounce(in <-chan event, out chan<- event, delay time.Duration, clock clock) {
 	defer close(out)
-	pending := make(map[string]*watchPending)
-	var ready []watchEvent
+	pending := make(map[string]*pendingPath)
+	var ready []event
 	for {
-		var send chan<- watchEvent
-		var head watchEvent
+		var send chan<- event
+		var head event
 		if len(ready) > 0 {
 			send, head = out, ready[0]
 		}
 		var fire <-chan time.Time
-		if next, ok := watchEarliest(pending); ok {
+		if next, ok := earliest(pending); ok {
 			fire = clock.After(next.Sub(clock.Now()))
 		}
 		select {
@@ -65,21 +65,21 @@ func watchDebounce(in <-chan watchEvent, out chan<- watchEvent, delay time.Durat
 			}
 			p := pending[ev.Path]
 			if p == nil {
-				p = &watchPending{}
+				p = &pendingPath{}
 				pending[ev.Path] = p
 			}
 			p.op |= ev.Op
 			p.deadline = clock.Now().Add(delay)
 		case <-fire:
-			ready = append(ready, watchDue(pending, clock.Now())...)
+			ready = append(ready, due(pending, clock.Now())...)
 		case send <- head:
 			ready = ready[1:]
 		}
 	}
 }
 
-// watchEarliest returns the first deadline among pending paths.
-func watchEarliest(pending map[string]*watchPending) (time.Time, bool) {
+// earliest returns the first deadline among pending paths.
+func earliest(pending map[string]*pendingPath) (time.Time, bool) {
 	var first time.Time
 	for _, p := range pending {
 		if first.IsZero() || p.deadline.Before(first) {
@@ -89,18 +89,18 @@ func watchEarliest(pending map[string]*watchPending) (time.Time, bool) {
 	return first, !first.IsZero()
 }
 
-// watchDue removes the paths whose deadline has passed from pending and
+// due removes the paths whose deadline has passed from pending and
 // returns them as events, in deadline order (then by path, for stable
 // output when deadlines tie).
-func watchDue(pending map[string]*watchPending, now time.Time) []watchEvent {
+func due(pending map[string]*pendingPath, now time.Time) []event {
 	type due struct {
-		ev       watchEvent
+		ev       event
 		deadline time.Time
 	}
 	var ds []due
 	for path, p := range pending {
 		if !p.deadline.After(now) {
-			ds = append(ds, due{watchEvent{Path: path, Op: p.op}, p.deadline})
+			ds = append(ds, due{event{Path: path, Op: p.op}, p.deadline})
 			delete(pending, path)
 		}
 	}
@@ -110,7 +110,7 @@ func watchDue(pending map[string]*watchPending, now time.Time) []watchEvent {
 		}
 		return strings.Compare(a.ev.Path, b.ev.Path)
 	})
-	evs := make([]watchEvent, len(ds))
+	evs := make([]event, len(ds))
 	for i, d := range ds {
 		evs[i] = d.ev
 	}

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"bytes"
@@ -18,9 +18,9 @@ import (
 	"github.com/meshfs/meshfs/internal/testutil"
 )
 
-// plainFakeSyncer records what the driver reports and plays the engine's
+// fakeSyncer records what the driver reports and plays the engine's
 // part for chat: Say appends "me: text" to the log, as the engine does.
-type plainFakeSyncer struct {
+type fakeSyncer struct {
 	logPath string
 
 	mu      sync.Mutex
@@ -30,21 +30,21 @@ type plainFakeSyncer struct {
 	table   []byte
 }
 
-var _ FolderSyncer = (*plainFakeSyncer)(nil)
+var _ Syncer = (*fakeSyncer)(nil)
 
-func (s *plainFakeSyncer) OutboxClosed(rel string) {
+func (s *fakeSyncer) OutboxClosed(rel string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = append(s.closed, rel)
 }
 
-func (s *plainFakeSyncer) OutboxRemoved(rel string) {
+func (s *fakeSyncer) OutboxRemoved(rel string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removed = append(s.removed, rel)
 }
 
-func (s *plainFakeSyncer) Say(text string) error {
+func (s *fakeSyncer) Say(text string) error {
 	s.mu.Lock()
 	s.said = append(s.said, text)
 	s.mu.Unlock()
@@ -52,7 +52,7 @@ func (s *plainFakeSyncer) Say(text string) error {
 }
 
 // appendLog appends to the chat log, as the engine does for every message.
-func (s *plainFakeSyncer) appendLog(line string) error {
+func (s *fakeSyncer) appendLog(line string) error {
 	f, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
@@ -61,69 +61,69 @@ func (s *plainFakeSyncer) appendLog(line string) error {
 	return errors.Join(err, f.Close())
 }
 
-func (s *plainFakeSyncer) ChatLogPath() string { return s.logPath }
+func (s *fakeSyncer) ChatLogPath() string { return s.logPath }
 
-func (s *plainFakeSyncer) PeersTable() []byte {
+func (s *fakeSyncer) PeersTable() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.table)
 }
 
-func (s *plainFakeSyncer) setTable(table string) {
+func (s *fakeSyncer) setTable(table string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.table = []byte(table)
 }
 
 // snapshot returns copies of the recorded calls.
-func (s *plainFakeSyncer) snapshot() (closed, removed, said []string) {
+func (s *fakeSyncer) snapshot() (closed, removed, said []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.closed), slices.Clone(s.removed), slices.Clone(s.said)
 }
 
-// plainLogCounter counts log records by message, so a test can wait for
+// logCounter counts log records by message, so a test can wait for
 // the driver to have looked at something instead of sleeping.
-type plainLogCounter struct {
+type logCounter struct {
 	slog.Handler
 	mu     *sync.Mutex
 	counts map[string]int
 }
 
-func (h plainLogCounter) Handle(ctx context.Context, r slog.Record) error {
+func (h logCounter) Handle(ctx context.Context, r slog.Record) error {
 	h.mu.Lock()
 	h.counts[r.Message]++
 	h.mu.Unlock()
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h plainLogCounter) WithAttrs(as []slog.Attr) slog.Handler {
+func (h logCounter) WithAttrs(as []slog.Attr) slog.Handler {
 	h.Handler = h.Handler.WithAttrs(as)
 	return h
 }
 
-func (h plainLogCounter) WithGroup(name string) slog.Handler {
+func (h logCounter) WithGroup(name string) slog.Handler {
 	h.Handler = h.Handler.WithGroup(name)
 	return h
 }
 
-func (h plainLogCounter) count(msg string) int {
+func (h logCounter) count(msg string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.counts[msg]
 }
 
-// plainHarness is one running Folder on a temp dir with a fake engine.
-type plainHarness struct {
+// harness is one running Tree on a temp dir with a fake engine.
+type harness struct {
 	dir    string
-	syncer *plainFakeSyncer
-	logs   plainLogCounter
+	syncer *fakeSyncer
+	logs   logCounter
 }
 
-// plainStart runs a Folder on a fresh temp dir. prepare runs first, to
-// leave files from "an earlier run". Cleanup stops the Folder, checks that
+// startTree runs a Tree on a fresh temp dir. prepare runs first, to
+// leave files from "an earlier run". Cleanup stops the Tree, checks that
 // Run returned nil, and that no goroutine leaked.
-func plainStart(t *testing.T, prepare func(dir, logPath string)) *plainHarness {
+func startTree(t *testing.T, prepare func(dir, logPath string)) *harness {
 	t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	dir := t.TempDir()
@@ -134,13 +134,13 @@ func plainStart(t *testing.T, prepare func(dir, logPath string)) *plainHarness {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h := &plainHarness{dir: dir, syncer: &plainFakeSyncer{logPath: filepath.Join(state, "chat.log")}}
+	h := &harness{dir: dir, syncer: &fakeSyncer{logPath: filepath.Join(state, "chat.log")}}
 	h.syncer.setTable("NAME STATE\n")
 	if prepare != nil {
 		prepare(dir, h.syncer.logPath)
 	}
-	h.logs = plainLogCounter{Handler: testutil.Logger(t).Handler(), mu: new(sync.Mutex), counts: map[string]int{}}
-	f, err := NewFolder(FolderConfig{
+	h.logs = logCounter{Handler: testutil.Logger(t).Handler(), mu: new(sync.Mutex), counts: map[string]int{}}
+	f, err := New(Config{
 		Dir: dir, Syncer: h.syncer, Logger: slog.New(h.logs),
 		Debounce: 30 * time.Millisecond, PeersRefresh: 100 * time.Millisecond,
 	})
@@ -165,17 +165,17 @@ func plainStart(t *testing.T, prepare func(dir, logPath string)) *plainHarness {
 	return h
 }
 
-func (h *plainHarness) waitFor(t *testing.T, what string, f func() error) {
+func (h *harness) waitFor(t *testing.T, what string, f func() error) {
 	t.Helper()
 	if err := testutil.WaitFor(10*time.Second, f); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
-func (h *plainHarness) path(rel string) string { return filepath.Join(h.dir, filepath.FromSlash(rel)) }
+func (h *harness) path(rel string) string { return filepath.Join(h.dir, filepath.FromSlash(rel)) }
 
 // waitClosed waits until OutboxClosed was called for rel.
-func (h *plainHarness) waitClosed(t *testing.T, rel string) {
+func (h *harness) waitClosed(t *testing.T, rel string) {
 	t.Helper()
 	h.waitFor(t, "OutboxClosed("+rel+")", func() error {
 		if closed, _, _ := h.syncer.snapshot(); !slices.Contains(closed, rel) {
@@ -186,7 +186,7 @@ func (h *plainHarness) waitClosed(t *testing.T, rel string) {
 }
 
 // writeFile writes a file in one go, creating its folder.
-func plainWriteFile(t *testing.T, path, content string) {
+func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func plainWriteFile(t *testing.T, path, content string) {
 	}
 }
 
-func plainCount(list []string, s string) int {
+func countOf(list []string, s string) int {
 	n := 0
 	for _, x := range list {
 		if x == s {

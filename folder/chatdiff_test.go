@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"slices"
@@ -34,9 +34,9 @@ func TestPlainChatTake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			lines, taken := plainChatTake([]byte(tc.seen), []byte(tc.cur), tc.partial)
+			lines, taken := chatTake([]byte(tc.seen), []byte(tc.cur), tc.partial)
 			if !slices.Equal(lines, tc.lines) || string(taken) != tc.taken {
-				t.Errorf("plainChatTake(%q, %q, %v) = %q, %q; want %q, %q",
+				t.Errorf("chatTake(%q, %q, %v) = %q, %q; want %q, %q",
 					tc.seen, tc.cur, tc.partial, lines, taken, tc.lines, tc.taken)
 			}
 		})
@@ -56,8 +56,8 @@ func TestPlainChatStartSeen(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := plainChatStartSeen([]byte(tc.cur), []byte(log)); string(got) != tc.want {
-				t.Errorf("plainChatStartSeen(%q) = %q, want %q", tc.cur, got, tc.want)
+			if got := chatStartSeen([]byte(tc.cur), []byte(log)); string(got) != tc.want {
+				t.Errorf("chatStartSeen(%q) = %q, want %q", tc.cur, got, tc.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"context"
@@ -10,27 +10,27 @@ import (
 	"time"
 )
 
-// plainFileState is what the outbox loop last reported for a file: if the
+// fileState is what the outbox loop last reported for a file: if the
 // file still has it, another event for the path (a late Write, the
 // debouncer and the writer poll both firing) is not reported again.
-type plainFileState struct {
-	id    watchFileID
+type fileState struct {
+	id    fileID
 	size  int64
 	mtime time.Time
 }
 
-// plainOutbox is the outbox loop's state, owned by that goroutine.
-type plainOutbox struct {
-	f        *Folder
-	held     map[string]bool           // complete-looking files a process still holds open for writing
-	reported map[string]plainFileState // files reported closed, until they change or go
+// outboxWatch is the outbox loop's state, owned by that goroutine.
+type outboxWatch struct {
+	f        *Tree
+	held     map[string]bool      // complete-looking files a process still holds open for writing
+	reported map[string]fileState // files reported closed, until they change or go
 }
 
-// plainOutboxLoop reports settled outbox paths to the engine. A file that
+// outboxLoop reports settled outbox paths to the engine. A file that
 // some process still has open for writing is held and checked again every
 // Debounce until its writers are gone, however long they pause.
-func (f *Folder) plainOutboxLoop(ctx context.Context, in <-chan watchEvent) {
-	o := &plainOutbox{f: f, held: make(map[string]bool), reported: make(map[string]plainFileState)}
+func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
+	o := &outboxWatch{f: f, held: make(map[string]bool), reported: make(map[string]fileState)}
 	tick := time.NewTicker(f.cfg.Debounce)
 	defer tick.Stop()
 	for {
@@ -41,14 +41,14 @@ func (f *Folder) plainOutboxLoop(ctx context.Context, in <-chan watchEvent) {
 			}
 			// One /proc scan for all the paths already due (cp -r of
 			// many files), not one scan per path.
-			paths, open := plainDrain(in, ev.Path)
+			paths, open := drain(in, ev.Path)
 			o.settle(paths)
 			if !open {
 				return
 			}
 		case <-tick.C:
 			if len(o.held) > 0 {
-				o.settle(plainKeys(o.held))
+				o.settle(sortedKeys(o.held))
 			}
 		case <-ctx.Done():
 			return
@@ -56,9 +56,9 @@ func (f *Folder) plainOutboxLoop(ctx context.Context, in <-chan watchEvent) {
 	}
 }
 
-// plainDrain returns first and the paths of the events that can be read
+// drain returns first and the paths of the events that can be read
 // from in without waiting, and whether in is still open.
-func plainDrain(in <-chan watchEvent, first string) (paths []string, open bool) {
+func drain(in <-chan event, first string) (paths []string, open bool) {
 	paths = []string{first}
 	for {
 		select {
@@ -75,8 +75,8 @@ func plainDrain(in <-chan watchEvent, first string) (paths []string, open bool) 
 	}
 }
 
-// plainKeys returns the keys of m.
-func plainKeys(m map[string]bool) []string {
+// sortedKeys returns the keys of m.
+func sortedKeys(m map[string]bool) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -88,9 +88,9 @@ func plainKeys(m map[string]bool) []string {
 // gone means removed; a regular file without writers means closed; with
 // writers it stays held. Folders are handled by the reader; other file
 // types are not sent.
-func (o *plainOutbox) settle(paths []string) {
-	var targets []watchTarget
-	states := make(map[string]plainFileState)
+func (o *outboxWatch) settle(paths []string) {
+	var targets []writeTarget
+	states := make(map[string]fileState)
 	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		switch {
@@ -99,16 +99,16 @@ func (o *plainOutbox) settle(paths []string) {
 		case err != nil:
 			o.f.log.Warn("stat outbox file", "path", p, "err", err)
 		case fi.Mode().IsRegular():
-			st, ok := plainStateOf(fi)
+			st, ok := stateOf(fi)
 			if ok {
 				states[p] = st
-				targets = append(targets, watchTarget{Path: p, ID: st.id})
+				targets = append(targets, writeTarget{Path: p, ID: st.id})
 			}
 		default:
 			delete(o.held, p)
 		}
 	}
-	writers := watchWriters(targets)
+	writers := openForWriting(targets)
 	for _, t := range targets {
 		if writers[t.ID] {
 			o.held[t.Path] = true
@@ -119,14 +119,14 @@ func (o *plainOutbox) settle(paths []string) {
 	}
 }
 
-// plainStateOf returns the identity, size and mtime of a file.
-func plainStateOf(fi os.FileInfo) (plainFileState, bool) {
-	id, ok := watchIDOf(fi)
-	return plainFileState{id: id, size: fi.Size(), mtime: fi.ModTime()}, ok
+// stateOf returns the identity, size and mtime of a file.
+func stateOf(fi os.FileInfo) (fileState, bool) {
+	id, ok := idOf(fi)
+	return fileState{id: id, size: fi.Size(), mtime: fi.ModTime()}, ok
 }
 
 // closed reports a finished file once per version of it.
-func (o *plainOutbox) closed(p string, st plainFileState) {
+func (o *outboxWatch) closed(p string, st fileState) {
 	delete(o.held, p)
 	if o.reported[p] == st {
 		return
@@ -140,16 +140,16 @@ func (o *plainOutbox) closed(p string, st plainFileState) {
 // removed reports a path that is gone: deleted or moved away by the user,
 // or moved to sent/ by the engine (which ignores removals of files it has
 // finished).
-func (o *plainOutbox) removed(p string) {
+func (o *outboxWatch) removed(p string) {
 	delete(o.held, p)
 	delete(o.reported, p)
 	for k := range o.reported { // p may have been a folder
-		if plainUnder(p, k) {
+		if under(p, k) {
 			delete(o.reported, k)
 		}
 	}
 	for k := range o.held {
-		if plainUnder(p, k) {
+		if under(p, k) {
 			delete(o.held, k)
 		}
 	}
@@ -159,7 +159,7 @@ func (o *plainOutbox) removed(p string) {
 }
 
 // rel is p relative to outbox/, slash-separated, as the engine names files.
-func (o *plainOutbox) rel(p string) string {
+func (o *outboxWatch) rel(p string) string {
 	r, err := filepath.Rel(o.f.outbox, p)
 	if err != nil {
 		return filepath.ToSlash(p) // cannot happen: the reader routes only paths under outbox

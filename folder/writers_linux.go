@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"bufio"
@@ -12,9 +12,9 @@ import (
 // watchProcDir is where the process table lives.
 const watchProcDir = "/proc"
 
-// watchWriters returns the identities among targets that some process (this
+// openForWriting returns the identities among targets that some process (this
 // one included) holds open for writing. It scans /proc/<pid>/fd: an fd
-// matches when its link is the target's path or, failing that, when it
+// matches when its link is the writeTarget's path or, failing that, when it
 // resolves to the same device and inode (hard links, renamed paths); it
 // counts as a writer when /proc/<pid>/fdinfo shows O_WRONLY or O_RDWR.
 // Processes that vanish or that we may not inspect are skipped.
@@ -22,13 +22,13 @@ const watchProcDir = "/proc"
 // Only inotify's CloseWrite would say "the last writer closed"; fsnotify
 // v1.10 does not export it, so this scan is how the watcher knows a file
 // is finished.
-func watchWriters(targets []watchTarget) map[watchFileID]bool {
-	found := make(map[watchFileID]bool)
+func openForWriting(targets []writeTarget) map[fileID]bool {
+	found := make(map[fileID]bool)
 	if len(targets) == 0 {
 		return found
 	}
-	byPath := make(map[string]watchFileID, len(targets))
-	byID := make(map[watchFileID]bool, len(targets))
+	byPath := make(map[string]fileID, len(targets))
+	byID := make(map[fileID]bool, len(targets))
 	for _, t := range targets {
 		byPath[t.Path] = t.ID
 		byID[t.ID] = true
@@ -41,53 +41,53 @@ func watchWriters(targets []watchTarget) map[watchFileID]bool {
 		if _, err := strconv.Atoi(p.Name()); err != nil {
 			continue
 		}
-		watchScanProc(filepath.Join(watchProcDir, p.Name()), byPath, byID, found)
+		scanProc(filepath.Join(watchProcDir, p.Name()), byPath, byID, found)
 	}
 	return found
 }
 
-// watchScanProc adds to found the targets that one process has open for
+// scanProc adds to found the targets that one process has open for
 // writing.
-func watchScanProc(proc string, byPath map[string]watchFileID, byID, found map[watchFileID]bool) {
+func scanProc(proc string, byPath map[string]fileID, byID, found map[fileID]bool) {
 	fdDir := filepath.Join(proc, "fd")
 	fds, err := os.ReadDir(fdDir)
 	if err != nil {
 		return
 	}
 	for _, fd := range fds {
-		id, ok := watchMatchFD(filepath.Join(fdDir, fd.Name()), byPath, byID)
+		id, ok := matchFD(filepath.Join(fdDir, fd.Name()), byPath, byID)
 		if !ok || found[id] {
 			continue
 		}
-		if watchFDWrites(filepath.Join(proc, "fdinfo", fd.Name())) {
+		if fdWrites(filepath.Join(proc, "fdinfo", fd.Name())) {
 			found[id] = true
 		}
 	}
 }
 
-// watchMatchFD says which target, if any, the fd link refers to.
-func watchMatchFD(link string, byPath map[string]watchFileID, byID map[watchFileID]bool) (watchFileID, bool) {
+// matchFD says which writeTarget, if any, the fd link refers to.
+func matchFD(link string, byPath map[string]fileID, byID map[fileID]bool) (fileID, bool) {
 	dest, err := os.Readlink(link)
 	if err != nil || !strings.HasPrefix(dest, "/") {
-		return watchFileID{}, false // gone, or a socket, pipe or anon inode
+		return fileID{}, false // gone, or a socket, pipe or anon inode
 	}
 	if id, ok := byPath[dest]; ok {
 		return id, true
 	}
 	if strings.HasPrefix(dest, "/dev/") || strings.HasPrefix(dest, "/proc/") {
-		return watchFileID{}, false
+		return fileID{}, false
 	}
 	fi, err := os.Stat(link) // follows the magic link to the open file itself
 	if err != nil {
-		return watchFileID{}, false
+		return fileID{}, false
 	}
-	id, ok := watchIDOf(fi)
+	id, ok := idOf(fi)
 	return id, ok && byID[id]
 }
 
-// watchFDWrites reports whether the fd described by fdinfo was opened for
+// fdWrites reports whether the fd described by fdinfo was opened for
 // writing. The flags line is octal; the access mode is its low two bits.
-func watchFDWrites(fdinfo string) bool {
+func fdWrites(fdinfo string) bool {
 	file, err := os.Open(fdinfo)
 	if err != nil {
 		return false

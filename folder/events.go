@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"os"
@@ -8,11 +8,11 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// plainRead is the fsnotify reader: it routes each event to the outbox or
+// readEvents is the fsnotify reader: it routes each event to the outbox or
 // chat debouncer and watches new outbox subfolders at once, so files that
 // land in them are not missed. It closes both outputs when the watcher
 // closes.
-func (f *Folder) plainRead(w *fsnotify.Watcher, outbox, chat chan<- watchEvent) {
+func (f *Tree) readEvents(w *fsnotify.Watcher, outbox, chat chan<- event) {
 	defer close(outbox)
 	defer close(chat)
 	for {
@@ -21,7 +21,7 @@ func (f *Folder) plainRead(w *fsnotify.Watcher, outbox, chat chan<- watchEvent) 
 			if !ok {
 				return
 			}
-			f.plainRoute(w, ev, outbox, chat)
+			f.route(w, ev, outbox, chat)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -33,38 +33,38 @@ func (f *Folder) plainRead(w *fsnotify.Watcher, outbox, chat chan<- watchEvent) 
 	}
 }
 
-// plainRoute sends one fsnotify event where it belongs. Chmod alone is
+// route sends one fsnotify event where it belongs. Chmod alone is
 // ignored, and so is everything under inbox/ and sent/ (the engine's own
 // writes are not even watched there).
-func (f *Folder) plainRoute(w *fsnotify.Watcher, ev fsnotify.Event, outbox, chat chan<- watchEvent) {
+func (f *Tree) route(w *fsnotify.Watcher, ev fsnotify.Event, outbox, chat chan<- event) {
 	op := ev.Op &^ fsnotify.Chmod
 	if op == 0 {
 		return
 	}
 	switch {
 	case ev.Name == f.chat || ev.Name == f.chatLog:
-		chat <- watchEvent{Path: ev.Name, Op: op}
-	case plainUnder(f.outbox, ev.Name):
+		chat <- event{Path: ev.Name, Op: op}
+	case under(f.outbox, ev.Name):
 		if op.Has(fsnotify.Create) {
 			if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-				f.plainAddTree(w, ev.Name, outbox)
+				f.addTree(w, ev.Name, outbox)
 				return
 			}
 		}
-		outbox <- watchEvent{Path: ev.Name, Op: op}
+		outbox <- event{Path: ev.Name, Op: op}
 	}
 }
 
-// plainUnder reports whether p is strictly inside dir.
-func plainUnder(dir, p string) bool {
+// under reports whether p is strictly inside dir.
+func under(dir, p string) bool {
 	return strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
-// plainAddTree watches a folder that appeared in outbox (made, or moved or
+// addTree watches a folder that appeared in outbox (made, or moved or
 // copied in) and every folder below it, and reports the files already
 // inside: they may have been written before the watch existed. A file seen
 // both here and by an event is merged by the debouncer.
-func (f *Folder) plainAddTree(w *fsnotify.Watcher, root string, outbox chan<- watchEvent) {
+func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return nil // vanished meanwhile: its removal has its own event
@@ -75,7 +75,7 @@ func (f *Folder) plainAddTree(w *fsnotify.Watcher, root string, outbox chan<- wa
 			}
 			return nil
 		}
-		outbox <- watchEvent{Path: p, Op: fsnotify.Create}
+		outbox <- event{Path: p, Op: fsnotify.Create}
 		return nil
 	})
 	if err != nil {

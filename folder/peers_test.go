@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 // TestFolderPeers: the peers file follows the table, and comes back if
 // deleted.
 func TestFolderPeers(t *testing.T) {
-	h := plainStart(t, nil)
+	h := startTree(t, nil)
 	wantPeers := func(want string) {
 		t.Helper()
 		h.waitFor(t, "peers file", func() error {

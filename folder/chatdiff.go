@@ -1,11 +1,11 @@
-package sync
+package folder
 
 import (
 	"bytes"
 	"strings"
 )
 
-// plainChatTake compares the chat file's content now (cur) with what the
+// chatTake compares the chat file's content now (cur) with what the
 // user is known not to have written (seen: the bytes we last wrote, plus
 // lines already taken). If cur starts with seen, the user appended and
 // the new lines are the suffix; otherwise the user wrote over the file and
@@ -14,7 +14,7 @@ import (
 //
 // It returns the new lines (blank ones dropped) and the new seen: the
 // prefix of cur that has been taken.
-func plainChatTake(seen, cur []byte, partial bool) (lines []string, taken []byte) {
+func chatTake(seen, cur []byte, partial bool) (lines []string, taken []byte) {
 	start := 0
 	if bytes.HasPrefix(cur, seen) {
 		start = len(seen)
@@ -23,11 +23,11 @@ func plainChatTake(seen, cur []byte, partial bool) (lines []string, taken []byte
 	if partial {
 		end = start + bytes.LastIndexByte(cur[start:], '\n') + 1
 	}
-	return plainChatLines(cur[start:end]), cur[:end:end]
+	return chatLines(cur[start:end]), cur[:end:end]
 }
 
-// plainChatLines splits text into trimmed, non-blank lines.
-func plainChatLines(text []byte) []string {
+// chatLines splits text into trimmed, non-blank lines.
+func chatLines(text []byte) []string {
 	var lines []string
 	for line := range strings.Lines(string(text)) {
 		line = strings.TrimRight(line, "\r\n")
@@ -38,12 +38,12 @@ func plainChatLines(text []byte) []string {
 	return lines
 }
 
-// plainChatStartSeen decides, when the driver starts, which part of an
+// chatStartSeen decides, when the driver starts, which part of an
 // existing chat file the user wrote while meshfs was not running. The log
 // only grows, so a file that is the log plus more holds the user's lines
 // after the log; any other file (an older log, or the user's own) holds
 // nothing new.
-func plainChatStartSeen(cur, log []byte) []byte {
+func chatStartSeen(cur, log []byte) []byte {
 	if bytes.HasPrefix(cur, log) {
 		return log
 	}

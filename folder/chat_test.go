@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 
 // waitChatIsLog waits until Dir/chat holds exactly the engine's log, and
 // the log holds every one of want.
-func (h *plainHarness) waitChatIsLog(t *testing.T, want ...string) {
+func (h *harness) waitChatIsLog(t *testing.T, want ...string) {
 	t.Helper()
 	h.waitFor(t, "chat file to read as the log", func() error {
-		log, err := plainReadLog(h.syncer.logPath)
+		log, err := readLog(h.syncer.logPath)
 		if err != nil {
 			return err
 		}
@@ -34,15 +34,15 @@ func (h *plainHarness) waitChatIsLog(t *testing.T, want ...string) {
 }
 
 // wantSaid checks that Say was called with exactly these lines, in order.
-func (h *plainHarness) wantSaid(t *testing.T, want ...string) {
+func (h *harness) wantSaid(t *testing.T, want ...string) {
 	t.Helper()
 	if _, _, said := h.syncer.snapshot(); !slices.Equal(said, want) {
 		t.Errorf("Say calls = %q, want %q", said, want)
 	}
 }
 
-// plainAppend appends text to path, as the shell's >> does.
-func plainAppend(t *testing.T, path, text string) {
+// appendText appends text to path, as the shell's >> does.
+func appendText(t *testing.T, path, text string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -59,16 +59,16 @@ func plainAppend(t *testing.T, path, text string) {
 // TestFolderChat: >> and > on chat say the right lines once, incoming
 // messages are written in, and the file always ends up as the log.
 func TestFolderChat(t *testing.T) {
-	h := plainStart(t, func(_, logPath string) {
-		plainWriteFile(t, logPath, "alice: hello\n")
+	h := startTree(t, func(_, logPath string) {
+		writeFile(t, logPath, "alice: hello\n")
 	})
 	h.waitChatIsLog(t, "alice: hello")
 
-	plainAppend(t, h.path("chat"), "first line\n")
+	appendText(t, h.path("chat"), "first line\n")
 	h.waitChatIsLog(t, "me: first line")
 	h.wantSaid(t, "first line")
 
-	plainWriteFile(t, h.path("chat"), "written over\nand two\n")
+	writeFile(t, h.path("chat"), "written over\nand two\n")
 	h.waitChatIsLog(t, "me: written over", "me: and two")
 	h.wantSaid(t, "first line", "written over", "and two")
 
@@ -81,7 +81,7 @@ func TestFolderChat(t *testing.T) {
 	if err := h.syncer.appendLog("carol: at once\n"); err != nil {
 		t.Fatal(err)
 	}
-	plainAppend(t, h.path("chat"), "mine at once\n")
+	appendText(t, h.path("chat"), "mine at once\n")
 	h.waitChatIsLog(t, "carol: at once", "me: mine at once")
 	h.wantSaid(t, "first line", "written over", "and two", "mine at once")
 	log, _ := os.ReadFile(h.syncer.logPath)
@@ -96,7 +96,7 @@ func TestFolderChat(t *testing.T) {
 // complete line said while it writes, including lines it writes into the
 // old file after an incoming message made the driver replace it.
 func TestFolderChatLongWriter(t *testing.T) {
-	h := plainStart(t, nil)
+	h := startTree(t, nil)
 	h.waitChatIsLog(t)
 	w, err := os.OpenFile(h.path("chat"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -119,7 +119,7 @@ func TestFolderChatLongWriter(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	plainAppend(t, h.path("chat"), "after close\n")
+	appendText(t, h.path("chat"), "after close\n")
 	h.waitChatIsLog(t, "me: after close")
 	h.wantSaid(t, "line one", "half done", "line three", "after close")
 }
@@ -137,10 +137,10 @@ func TestFolderChatStart(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := plainStart(t, func(dir, logPath string) {
-				plainWriteFile(t, logPath, tc.log)
+			h := startTree(t, func(dir, logPath string) {
+				writeFile(t, logPath, tc.log)
 				if tc.chat != "" {
-					plainWriteFile(t, dir+"/chat", tc.chat)
+					writeFile(t, dir+"/chat", tc.chat)
 				}
 			})
 			var want []string

@@ -1,4 +1,4 @@
-package sync
+package folder
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // TestFolderOutboxSlowWriter: a file written, paused (still open) and
 // written again is reported once, and only after it is closed.
 func TestFolderOutboxSlowWriter(t *testing.T) {
-	h := plainStart(t, nil)
+	h := startTree(t, nil)
 	file, err := os.Create(h.path("outbox/slow.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,9 +38,9 @@ func TestFolderOutboxSlowWriter(t *testing.T) {
 	h.waitClosed(t, "slow.bin")
 	// A later file is reported after every event of slow.bin was handled,
 	// so by then a second report of slow.bin would have shown.
-	plainWriteFile(t, h.path("outbox/marker"), "m")
+	writeFile(t, h.path("outbox/marker"), "m")
 	h.waitClosed(t, "marker")
-	if closed, _, _ := h.syncer.snapshot(); plainCount(closed, "slow.bin") != 1 {
+	if closed, _, _ := h.syncer.snapshot(); countOf(closed, "slow.bin") != 1 {
 		t.Errorf("OutboxClosed calls = %q, want slow.bin once", closed)
 	}
 }
@@ -48,14 +48,14 @@ func TestFolderOutboxSlowWriter(t *testing.T) {
 // TestFolderOutboxFolders: folders made, copied or moved into outbox are
 // watched, and files already inside when they arrive are reported.
 func TestFolderOutboxFolders(t *testing.T) {
-	h := plainStart(t, nil)
+	h := startTree(t, nil)
 	// Like cp -r: folders made and filled right away.
-	plainWriteFile(t, h.path("outbox/copied/a.txt"), "a")
-	plainWriteFile(t, h.path("outbox/copied/deep/er/b.txt"), "b")
+	writeFile(t, h.path("outbox/copied/a.txt"), "a")
+	writeFile(t, h.path("outbox/copied/deep/er/b.txt"), "b")
 	// Like mv: a filled tree renamed in, before any watch could see inside.
 	outside := filepath.Join(t.TempDir(), "tree")
-	plainWriteFile(t, filepath.Join(outside, "c.txt"), "c")
-	plainWriteFile(t, filepath.Join(outside, "sub", "d.txt"), "d")
+	writeFile(t, filepath.Join(outside, "c.txt"), "c")
+	writeFile(t, filepath.Join(outside, "sub", "d.txt"), "d")
 	if err := os.Rename(outside, h.path("outbox/moved")); err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +64,11 @@ func TestFolderOutboxFolders(t *testing.T) {
 		h.waitClosed(t, rel)
 	}
 	// A file written later in a moved-in subfolder is seen: it is watched.
-	plainWriteFile(t, h.path("outbox/moved/sub/e.txt"), "e")
+	writeFile(t, h.path("outbox/moved/sub/e.txt"), "e")
 	h.waitClosed(t, "moved/sub/e.txt")
 	closed, _, _ := h.syncer.snapshot()
 	for _, rel := range append(want, "moved/sub/e.txt") {
-		if n := plainCount(closed, rel); n != 1 {
+		if n := countOf(closed, rel); n != 1 {
 			t.Errorf("OutboxClosed(%q) called %d times, want 1 (all: %q)", rel, n, closed)
 		}
 	}
@@ -78,16 +78,16 @@ func TestFolderOutboxFolders(t *testing.T) {
 // ever in outbox) is reported; deletions and moves out are reported as
 // removals; files there before the start are left to the engine's rescan.
 func TestFolderOutboxRenameAndRemove(t *testing.T) {
-	h := plainStart(t, func(dir, _ string) {
-		plainWriteFile(t, filepath.Join(dir, "outbox", "old.txt"), "old")
+	h := startTree(t, func(dir, _ string) {
+		writeFile(t, filepath.Join(dir, "outbox", "old.txt"), "old")
 	})
 	staged := filepath.Join(t.TempDir(), "staged.txt")
-	plainWriteFile(t, staged, "s")
+	writeFile(t, staged, "s")
 	if err := os.Rename(staged, h.path("outbox/renamed.txt")); err != nil {
 		t.Fatal(err)
 	}
 	h.waitClosed(t, "renamed.txt")
-	plainWriteFile(t, h.path("outbox/dir/gone.txt"), "g")
+	writeFile(t, h.path("outbox/dir/gone.txt"), "g")
 	h.waitClosed(t, "dir/gone.txt")
 	if err := os.Remove(h.path("outbox/dir/gone.txt")); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestFolderOutboxRenameAndRemove(t *testing.T) {
 	if err := os.Chmod(h.path("outbox/old.txt"), 0o600); err != nil { // Chmod alone is ignored
 		t.Fatal(err)
 	}
-	plainWriteFile(t, h.path("outbox/marker"), "m")
+	writeFile(t, h.path("outbox/marker"), "m")
 	h.waitClosed(t, "marker")
 	if closed, _, _ := h.syncer.snapshot(); slices.Contains(closed, "old.txt") {
 		t.Errorf("OutboxClosed calls = %q, want no old.txt (present before start)", closed)
@@ -119,10 +119,10 @@ func TestFolderOutboxRenameAndRemove(t *testing.T) {
 
 // TestFolderIgnoresInboxAndSent: the engine's own writes are not reported.
 func TestFolderIgnoresInboxAndSent(t *testing.T) {
-	h := plainStart(t, nil)
-	plainWriteFile(t, h.path("inbox/alice/got.txt"), "x")
-	plainWriteFile(t, h.path("sent/done.txt"), "y")
-	plainWriteFile(t, h.path("outbox/marker"), "m")
+	h := startTree(t, nil)
+	writeFile(t, h.path("inbox/alice/got.txt"), "x")
+	writeFile(t, h.path("sent/done.txt"), "y")
+	writeFile(t, h.path("outbox/marker"), "m")
 	h.waitClosed(t, "marker")
 	closed, removed, _ := h.syncer.snapshot()
 	if len(closed) != 1 || len(removed) != 0 {

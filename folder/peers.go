@@ -1,26 +1,26 @@
-package sync
+package folder
 
 import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
-// plainPeersLoop owns Dir/peers: right after start and every PeersRefresh
+// peersLoop owns Dir/peers: right after start and every PeersRefresh
 // it renders the table and rewrites the file if the table changed or the
 // file is gone.
-func (f *Folder) plainPeersLoop(ctx context.Context) {
-	tmp := filepath.Join(f.dir, ".peers.meshfs-tmp")
+func (f *Tree) peersLoop(ctx context.Context) {
 	var last []byte
 	written := false
 	refresh := func() {
 		table := f.cfg.Syncer.PeersTable()
-		if written && bytes.Equal(table, last) && plainExists(f.peers) {
+		if written && bytes.Equal(table, last) && exists(f.peers) {
 			return
 		}
-		if err := plainWriteAtomic(f.peers, tmp, table, 0o644); err != nil {
+		if err := atomicfile.Write(f.peers, table, 0o644); err != nil {
 			f.log.Warn("rewrite peers file", "err", err)
 			return
 		}
@@ -39,8 +39,8 @@ func (f *Folder) plainPeersLoop(ctx context.Context) {
 	}
 }
 
-// plainExists reports whether path names something.
-func plainExists(path string) bool {
+// exists reports whether path names something.
+func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
 }

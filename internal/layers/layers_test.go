@@ -1,0 +1,109 @@
+// Package layers holds the test that keeps meshfs's import arrows pointing
+// one way:
+//
+//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,safetext}
+//
+// fs and folder are the two frontends; they declare the calls they make
+// into sync as interfaces and import no other meshfs package. mesh is a
+// library of its own: the standard library and two small internal helpers.
+package layers
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/meshfs/meshfs"
+
+// allowed lists, for each package, the meshfs packages it may reach
+// (directly or not) and the outside modules it may import directly.
+var allowed = map[string]struct {
+	meshfs  []string
+	outside []string // module path prefixes; the standard library is always allowed
+}{
+	"internal/atomicfile": {},
+	"internal/safetext":   {outside: []string{"golang.org/x/text"}},
+	"mesh":                {meshfs: []string{"internal/atomicfile", "internal/safetext"}},
+	"chat":                {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext"}},
+	"sync": {
+		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/safetext"},
+		outside: []string{"github.com/zeebo/blake3", "golang.org/x/sys", "golang.org/x/text"},
+	},
+	"folder": {
+		meshfs:  []string{"internal/atomicfile"},
+		outside: []string{"github.com/fsnotify/fsnotify", "golang.org/x/sys"},
+	},
+	"fs": {outside: []string{"github.com/hanwen/go-fuse/v2", "golang.org/x/sys"}},
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-mod=readonly", "-json", module+"/...")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// TestArrows fails when a package reaches a meshfs package or imports an
+// outside module that its layer does not allow.
+func TestArrows(t *testing.T) {
+	seen := 0
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		rule, ok := allowed[rel]
+		if !ok {
+			continue
+		}
+		seen++
+		for _, dep := range p.Deps {
+			if d, ok := strings.CutPrefix(dep, module+"/"); ok && !slices.Contains(rule.meshfs, d) {
+				t.Errorf("%s reaches %s", rel, d)
+			}
+			if dep == "testing" {
+				t.Errorf("non-test code of %s imports testing", rel)
+			}
+		}
+		for _, imp := range p.Imports {
+			if isStandard(imp) || strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			if !slices.ContainsFunc(rule.outside, func(m string) bool { return imp == m || strings.HasPrefix(imp, m+"/") }) {
+				t.Errorf("%s imports %s", rel, imp)
+			}
+		}
+	}
+	if seen != len(allowed) {
+		t.Errorf("go list found %d of the %d packages the rules name", seen, len(allowed))
+	}
+}
+
+// isStandard reports whether an import path is in the standard library:
+// its first element has no dot.
+func isStandard(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
