@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // victim is alice (the admin, under attack) with bob, an honest member
@@ -613,11 +614,11 @@ func row14ChatHostile(t *testing.T, v *victim) {
 	z := v.issue(t, "ansi")
 	hs := evilMember(t, v, z)
 	hostile := "a\nb\x00c\x1b[2J\x1b]0;pwned\x07d\u202ee\xff"
-	var e encoder // a raw CHAT frame: the sender's own sanitising is bypassed
-	e.u64(7)
-	e.u64(uint64(time.Now().UnixNano()))
-	e.raw([]byte(hostile))
-	send(t, hs, encodeFrame(frameChat, e.b))
+	var e wire.Encoder // a raw CHAT frame: the sender's own sanitising is bypassed
+	e.U64(7)
+	e.U64(uint64(time.Now().UnixNano()))
+	e.Raw([]byte(hostile))
+	send(t, hs, encodeFrame(frameChat, e.B))
 	var got string
 	if err := testutil.WaitFor(3*time.Second, func() error {
 		for _, ev := range rec(v.a).snapshot() {
@@ -774,22 +775,22 @@ func row19PeersMalformed(t *testing.T, v *victim) {
 	z := v.issue(t, "gossip")
 	id, cert := v.cert(t, "hint")
 	entry := func(addrs ...string) []byte {
-		var e encoder
-		e.raw(id[:])
-		e.blob(cert)
-		e.u8(uint8(len(addrs)))
+		var e wire.Encoder
+		e.Raw(id[:])
+		e.Blob(cert)
+		e.U8(uint8(len(addrs)))
 		for _, a := range addrs {
-			e.str(a)
+			e.Str(a)
 		}
-		return e.b
+		return e.B
 	}
 	list := func(count int, entries ...[]byte) []byte {
-		var e encoder
-		e.u16(uint16(count))
+		var e wire.Encoder
+		e.U16(uint16(count))
 		for _, x := range entries {
-			e.raw(x)
+			e.Raw(x)
 		}
-		return e.b
+		return e.B
 	}
 	bad := map[string][]byte{
 		"no port":      list(1, entry("x")),

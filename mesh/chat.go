@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // defaultName is the display name of a node that was given none.
@@ -16,24 +17,24 @@ func encodeChat(c Chat) ([]byte, error) {
 	if len(c.Text) > capChatText {
 		return nil, fmt.Errorf("chat of %d bytes (max %d): %w", len(c.Text), capChatText, ErrTooLarge)
 	}
-	var e encoder
-	e.u64(c.Seq)
+	var e wire.Encoder
+	e.U64(c.Seq)
 	var nanos int64
 	if !c.Time.IsZero() {
 		nanos = c.Time.UnixNano()
 	}
-	e.u64(uint64(nanos))
-	e.raw([]byte(c.Text))
-	return e.b, nil
+	e.U64(uint64(nanos))
+	e.Raw([]byte(c.Text))
+	return e.B, nil
 }
 
 // decodeChat parses a CHAT payload and sanitises its text.
 func decodeChat(p []byte) (Chat, error) {
-	d := decoder{b: p}
-	seq := d.u64()
-	nanos := int64(d.u64())
-	text := d.rest()
-	if err := d.finish(); err != nil {
+	d := wire.Decoder{B: p}
+	seq := d.U64()
+	nanos := int64(d.U64())
+	text := d.Rest()
+	if err := finish(&d); err != nil {
 		return Chat{}, fmt.Errorf("decode chat: %w", err)
 	}
 	if len(text) > capChatText {

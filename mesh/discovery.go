@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // Discovery limits.
@@ -154,41 +155,41 @@ type peerEntry struct {
 }
 
 func encodePeers(entries []peerEntry) []byte {
-	var e encoder
-	e.u16(0) // count, patched below
+	var e wire.Encoder
+	e.U16(0) // count, patched below
 	count := 0
 	for _, pe := range entries {
-		var one encoder
-		one.raw(pe.ID[:])
-		one.blob(pe.Cert)
-		one.u8(uint8(len(pe.Addrs)))
+		var one wire.Encoder
+		one.Raw(pe.ID[:])
+		one.Blob(pe.Cert)
+		one.U8(uint8(len(pe.Addrs)))
 		for _, a := range pe.Addrs {
-			one.str(a)
+			one.Str(a)
 		}
-		if count == maxPeersEntries || len(e.b)+len(one.b) > capPeers {
+		if count == maxPeersEntries || len(e.B)+len(one.B) > capPeers {
 			break // the rest is learned on a later exchange
 		}
-		e.raw(one.b)
+		e.Raw(one.B)
 		count++
 	}
-	e.b[0], e.b[1] = byte(count>>8), byte(count)
-	return e.b
+	e.B[0], e.B[1] = byte(count>>8), byte(count)
+	return e.B
 }
 
 func decodePeers(p []byte) ([]peerEntry, error) {
-	d := decoder{b: p}
-	n := int(d.u16())
+	d := wire.Decoder{B: p}
+	n := int(d.U16())
 	if n > maxPeersEntries {
 		return nil, protocolError("peers list of %d entries", n)
 	}
 	var out []peerEntry
-	for i := 0; i < n && d.err == nil; i++ {
-		pe := peerEntry{ID: d.peerID()}
-		pe.Cert = d.blob(maxCertLen)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		pe := peerEntry{ID: readPeerID(&d)}
+		pe.Cert = d.Blob(maxCertLen)
 		pe.Addrs = decodeAddrs(&d)
 		out = append(out, pe)
 	}
-	if err := d.finish(); err != nil {
+	if err := finish(&d); err != nil {
 		return nil, fmt.Errorf("decode peers: %w", err)
 	}
 	return out, nil

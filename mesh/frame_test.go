@@ -7,6 +7,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // frameCases are the table of raw frames; FuzzFrame uses them as seeds.
@@ -94,37 +96,26 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
+// TestWireDecoder: every malformed payload is a protocol error.
 func TestWireDecoder(t *testing.T) {
-	var e encoder
-	e.u8(1)
-	e.u16(2)
-	e.u32(3)
-	e.u64(4)
-	e.str("héllo")
-	e.blob([]byte{9, 9})
-	d := decoder{b: e.b}
-	if d.u8() != 1 || d.u16() != 2 || d.u32() != 3 || d.u64() != 4 || d.str(10) != "héllo" ||
-		!bytes.Equal(d.blob(2), []byte{9, 9}) || d.finish() != nil {
-		t.Fatalf("decoder did not read back what encoder wrote: %v", d.err)
-	}
 	tests := []struct {
 		name string
 		in   []byte
-		read func(*decoder)
+		read func(*wire.Decoder)
 	}{
-		{"short u64", []byte{1, 2, 3}, func(d *decoder) { d.u64() }},
-		{"string over cap", append([]byte{0, 5}, "hello"...), func(d *decoder) { d.str(4) }},
-		{"string longer than input", []byte{0xff, 0xff, 'a'}, func(d *decoder) { d.str(1 << 20) }},
-		{"invalid utf-8", []byte{0, 2, 0xff, 0xfe}, func(d *decoder) { d.str(10) }},
-		{"blob 2^32-1", []byte{0xff, 0xff, 0xff, 0xff}, func(d *decoder) { d.blob(1 << 30) }},
-		{"trailing bytes", []byte{1, 2}, func(d *decoder) { d.u8() }},
-		{"short id", []byte{1, 2}, func(d *decoder) { d.peerID() }},
+		{"short u64", []byte{1, 2, 3}, func(d *wire.Decoder) { d.U64() }},
+		{"string over cap", append([]byte{0, 5}, "hello"...), func(d *wire.Decoder) { d.Str(4) }},
+		{"string longer than input", []byte{0xff, 0xff, 'a'}, func(d *wire.Decoder) { d.Str(1 << 20) }},
+		{"invalid utf-8", []byte{0, 2, 0xff, 0xfe}, func(d *wire.Decoder) { d.Str(10) }},
+		{"blob 2^32-1", []byte{0xff, 0xff, 0xff, 0xff}, func(d *wire.Decoder) { d.Blob(1 << 30) }},
+		{"trailing bytes", []byte{1, 2}, func(d *wire.Decoder) { d.U8() }},
+		{"short id", []byte{1, 2}, func(d *wire.Decoder) { readPeerID(d) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := decoder{b: tc.in}
+			d := wire.Decoder{B: tc.in}
 			tc.read(&d)
-			if err := d.finish(); !errors.Is(err, ErrProtocol) {
+			if err := finish(&d); !errors.Is(err, ErrProtocol) {
 				t.Fatalf("finish() = %v, want ErrProtocol", err)
 			}
 		})

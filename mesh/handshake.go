@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // alpn is the only application protocol spoken; protoVersion goes in HELLO.
@@ -51,43 +52,43 @@ type hello struct {
 }
 
 func encodeHello(h hello) []byte {
-	var e encoder
-	e.u16(h.Version)
-	e.str(h.Name)
-	e.u8(uint8(len(h.Addrs)))
+	var e wire.Encoder
+	e.U16(h.Version)
+	e.Str(h.Name)
+	e.U8(uint8(len(h.Addrs)))
 	for _, a := range h.Addrs {
-		e.str(a)
+		e.Str(a)
 	}
-	e.u64(h.RevVersion)
-	e.u64(h.Session)
-	return e.b
+	e.U64(h.RevVersion)
+	e.U64(h.Session)
+	return e.B
 }
 
 func decodeHello(p []byte) (hello, error) {
-	d := decoder{b: p}
-	h := hello{Version: d.u16(), Name: d.str(maxNameBytes)}
+	d := wire.Decoder{B: p}
+	h := hello{Version: d.U16(), Name: d.Str(maxNameBytes)}
 	h.Addrs = decodeAddrs(&d)
-	h.RevVersion = d.u64()
-	h.Session = d.u64()
-	if err := d.finish(); err != nil {
+	h.RevVersion = d.U64()
+	h.Session = d.U64()
+	if err := finish(&d); err != nil {
 		return hello{}, fmt.Errorf("decode hello: %w", err)
 	}
 	return h, nil
 }
 
 // decodeAddrs reads a u8 count (<= 8) of validated host:port strings.
-func decodeAddrs(d *decoder) []string {
-	n := int(d.u8())
+func decodeAddrs(d *wire.Decoder) []string {
+	n := int(d.U8())
 	if n > maxAddrs {
-		d.fail(protocolError("%d addresses", n))
+		d.Fail(protocolError("%d addresses", n))
 		return nil
 	}
 	var addrs []string
 	for range n {
-		a := d.str(maxAddrLen)
-		if d.err == nil {
+		a := d.Str(maxAddrLen)
+		if d.Err() == nil {
 			if err := validateAddr(a); err != nil {
-				d.fail(err)
+				d.Fail(err)
 			}
 		}
 		addrs = append(addrs, a)

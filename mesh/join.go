@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 const maxCertLen = 16 << 10
@@ -26,17 +27,17 @@ type joinRequest struct {
 }
 
 func encodeJoin(r joinRequest) []byte {
-	var e encoder
-	e.raw(r.TokenID)
-	e.raw(r.Proof)
-	e.str(r.Name)
-	return e.b
+	var e wire.Encoder
+	e.Raw(r.TokenID)
+	e.Raw(r.Proof)
+	e.Str(r.Name)
+	return e.B
 }
 
 func decodeJoin(p []byte) (joinRequest, error) {
-	d := decoder{b: p}
-	r := joinRequest{TokenID: d.fixed(4), Proof: d.fixed(32), Name: d.str(maxNameBytes)}
-	if err := d.finish(); err != nil {
+	d := wire.Decoder{B: p}
+	r := joinRequest{TokenID: d.Fixed(4), Proof: d.Fixed(32), Name: d.Str(maxNameBytes)}
+	if err := finish(&d); err != nil {
 		return joinRequest{}, fmt.Errorf("decode join: %w", err)
 	}
 	return r, nil
@@ -50,19 +51,19 @@ type joinOK struct {
 }
 
 func encodeJoinOK(j joinOK) []byte {
-	var e encoder
-	e.blob(j.Cert)
-	e.blob(j.CA)
-	e.blob(j.Revocations)
-	e.blob(j.Peers)
-	return e.b
+	var e wire.Encoder
+	e.Blob(j.Cert)
+	e.Blob(j.CA)
+	e.Blob(j.Revocations)
+	e.Blob(j.Peers)
+	return e.B
 }
 
 func decodeJoinOK(p []byte) (joinOK, error) {
-	d := decoder{b: p}
-	j := joinOK{Cert: d.blob(maxCertLen), CA: d.blob(maxCertLen),
-		Revocations: d.blob(capRevocations), Peers: d.blob(capPeers)}
-	if err := d.finish(); err != nil {
+	d := wire.Decoder{B: p}
+	j := joinOK{Cert: d.Blob(maxCertLen), CA: d.Blob(maxCertLen),
+		Revocations: d.Blob(capRevocations), Peers: d.Blob(capPeers)}
+	if err := finish(&d); err != nil {
 		return joinOK{}, fmt.Errorf("decode join ok: %w", err)
 	}
 	return j, nil

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // byeGrace is how long a connection that said BYE waits for its writer to
@@ -287,9 +289,9 @@ func encodeReason(c reasonCode) []byte { return []byte{byte(c)} }
 
 // decodeReason parses a reason payload.
 func decodeReason(p []byte) (reasonCode, error) {
-	d := decoder{b: p}
-	c := reasonCode(d.u8())
-	return c, d.finish()
+	d := wire.Decoder{B: p}
+	c := reasonCode(d.U8())
+	return c, finish(&d)
 }
 
 func decodeReasonText(p []byte) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // maxRevoked bounds the list: its signed form (128 KiB) fits a REVOCATIONS
@@ -30,14 +31,14 @@ type revocationList struct {
 // body is the signed part: version u64, issuedAt i64 (unix nanos), count
 // u32, then the IDs.
 func (l *revocationList) body() []byte {
-	var e encoder
-	e.u64(l.Version)
-	e.u64(uint64(l.IssuedAt.UnixNano()))
-	e.u32(uint32(len(l.Revoked)))
+	var e wire.Encoder
+	e.U64(l.Version)
+	e.U64(uint64(l.IssuedAt.UnixNano()))
+	e.U32(uint32(len(l.Revoked)))
 	for _, id := range l.Revoked {
-		e.raw(id[:])
+		e.Raw(id[:])
 	}
-	return e.b
+	return e.B
 }
 
 // encode returns the REVOCATIONS payload (also the on-disk form): the body
@@ -48,17 +49,17 @@ func (l *revocationList) encode() []byte {
 
 // decodeRevocations parses a REVOCATIONS payload without verifying it.
 func decodeRevocations(p []byte) (*revocationList, error) {
-	d := decoder{b: p}
-	l := &revocationList{Version: d.u64(), IssuedAt: time.Unix(0, int64(d.u64()))}
-	n := d.u32()
-	if d.err == nil && n > uint32(maxRevoked) {
+	d := wire.Decoder{B: p}
+	l := &revocationList{Version: d.U64(), IssuedAt: time.Unix(0, int64(d.U64()))}
+	n := d.U32()
+	if d.Err() == nil && n > uint32(maxRevoked) {
 		return nil, protocolError("revocation list of %d ids", n)
 	}
-	for i := uint32(0); i < n && d.err == nil; i++ {
-		l.Revoked = append(l.Revoked, d.peerID())
+	for i := uint32(0); i < n && d.Err() == nil; i++ {
+		l.Revoked = append(l.Revoked, readPeerID(&d))
 	}
-	l.Sig = d.fixed(ed25519.SignatureSize)
-	if err := d.finish(); err != nil {
+	l.Sig = d.Fixed(ed25519.SignatureSize)
+	if err := finish(&d); err != nil {
 		return nil, fmt.Errorf("decode revocations: %w", err)
 	}
 	return l, nil

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/meshfs/meshfs/internal/wire"
 )
 
 // kind is the first byte of every sync message carried in a BYTES frame.
@@ -202,13 +204,18 @@ func (m *rejectMsg) encode() []byte {
 }
 
 // chunkHeaderLen is the size of a CHUNK message before its data.
-const chunkHeaderLen = 1 + 16 + 4
+const chunkHeaderLen = 1 + transferIDLen + 4
+
+// appendChunkHeader appends the header of CHUNK i of transfer id: the one
+// place its layout is written.
+func appendChunkHeader(b []byte, id transferID, i uint32) []byte {
+	b = append(b, byte(kindChunk))
+	b = append(b, id[:]...)
+	return binary.BigEndian.AppendUint32(b, i)
+}
 
 func (m *chunkMsg) encode() []byte {
-	b := make([]byte, 0, chunkHeaderLen+len(m.Data))
-	b = append(b, byte(kindChunk))
-	b = append(b, m.ID[:]...)
-	b = binary.BigEndian.AppendUint32(b, m.Index)
+	b := appendChunkHeader(make([]byte, 0, chunkHeaderLen+len(m.Data)), m.ID, m.Index)
 	return append(b, m.Data...)
 }
 
@@ -231,65 +238,18 @@ func (m *chatHaveMsg) encode() []byte {
 	return binary.BigEndian.AppendUint64([]byte{byte(kindChatHave)}, m.Seq)
 }
 
-// reader consumes a message strictly: every read is length-checked and
-// the first failure sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.err = fmt.Errorf("truncated message: %w", errProto)
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() uint8 {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if v := r.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-func (r *reader) id() (id transferID) {
-	copy(id[:], r.take(transferIDLen))
+// readID reads a transfer ID.
+func readID(d *wire.Decoder) (id transferID) {
+	d.Into(id[:])
 	return id
 }
 
-// end fails if bytes are left over: every message has an exact length.
-func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d trailing bytes: %w", len(r.b), errProto)
+// end finishes decoding: a malformed message is a protocol error.
+func end(d *wire.Decoder) error {
+	if err := d.End(); err != nil {
+		return fmt.Errorf("%w: %w", errProto, err)
 	}
-	return r.err
+	return nil
 }
 
 // decodeMessage parses one sync message. It never panics and allocates at
@@ -298,7 +258,7 @@ func decodeMessage(b []byte) (any, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("empty message: %w", errProto)
 	}
-	r := &reader{b: b[1:]}
+	r := &wire.Decoder{B: b[1:]}
 	switch kind(b[0]) {
 	case kindOffer:
 		return decodeOffer(r)
@@ -307,39 +267,39 @@ func decodeMessage(b []byte) (any, error) {
 	case kindReject:
 		return decodeReject(r)
 	case kindChunk:
-		m := &chunkMsg{ID: r.id(), Index: r.u32()}
-		if r.err == nil && len(r.b) > maxBlockSize {
-			return nil, fmt.Errorf("chunk of %d bytes: %w", len(r.b), errProto)
+		m := &chunkMsg{ID: readID(r), Index: r.U32()}
+		if r.Err() == nil && r.Len() > maxBlockSize {
+			return nil, fmt.Errorf("chunk of %d bytes: %w", r.Len(), errProto)
 		}
-		m.Data = r.take(len(r.b))
-		return m, r.end()
+		m.Data = r.Take(r.Len())
+		return m, end(r)
 	case kindDone:
 		return decodeDone(r)
 	case kindAck:
-		m := &ackMsg{ID: r.id()}
-		return m, r.end()
+		m := &ackMsg{ID: readID(r)}
+		return m, end(r)
 	case kindChatHave:
-		m := &chatHaveMsg{Seq: r.u64()}
-		return m, r.end()
+		m := &chatHaveMsg{Seq: r.U64()}
+		return m, end(r)
 	}
 	return nil, fmt.Errorf("unknown message kind %d: %w", b[0], errProto)
 }
 
-func decodeOffer(r *reader) (*offerMsg, error) {
-	m := &offerMsg{ID: r.id()}
-	pathLen := int(r.u16())
+func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
+	m := &offerMsg{ID: readID(r)}
+	pathLen := int(r.U16())
 	if pathLen > maxPathLen {
 		return nil, fmt.Errorf("path of %d bytes: %w", pathLen, errProto)
 	}
-	m.Path = string(r.take(pathLen))
-	m.Size = r.u64()
-	m.BlockSize = r.u32()
-	m.Mode = r.u32()
-	m.MTime = int64(r.u64())
-	copy(m.FileHash[:], r.take(32))
-	n := r.u32()
-	if r.err != nil {
-		return nil, r.err
+	m.Path = string(r.Take(pathLen))
+	m.Size = r.U64()
+	m.BlockSize = r.U32()
+	m.Mode = r.U32()
+	m.MTime = int64(r.U64())
+	r.Into(m.FileHash[:])
+	n := r.U32()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if m.BlockSize < minBlockSize || m.BlockSize > maxBlockSize {
 		return nil, fmt.Errorf("block size %d: %w", m.BlockSize, errProto)
@@ -351,48 +311,48 @@ func decodeOffer(r *reader) (*offerMsg, error) {
 	if want > maxBlocks || (uint64(n) != want && !(n == 0 && m.FileHash == hash32{})) {
 		return nil, fmt.Errorf("%d block hashes for %d bytes: %w", n, m.Size, errProto)
 	}
-	m.Blocks = r.hashes(n)
-	return m, r.end()
+	m.Blocks = readHashes(r, n)
+	return m, end(r)
 }
 
 // decodeDone reads a DONE, with or without a manifest.
-func decodeDone(r *reader) (*doneMsg, error) {
-	m := &doneMsg{ID: r.id()}
-	if r.err != nil || len(r.b) == 0 {
-		return m, r.end()
+func decodeDone(r *wire.Decoder) (*doneMsg, error) {
+	m := &doneMsg{ID: readID(r)}
+	if r.Err() != nil || r.Len() == 0 {
+		return m, end(r)
 	}
-	copy(m.FileHash[:], r.take(32))
-	n := r.u32()
-	if r.err == nil && (n == 0 || n > maxBlocks) {
+	r.Into(m.FileHash[:])
+	n := r.U32()
+	if r.Err() == nil && (n == 0 || n > maxBlocks) {
 		return nil, fmt.Errorf("DONE with %d block hashes: %w", n, errProto)
 	}
-	m.Blocks = r.hashes(n)
-	return m, r.end()
+	m.Blocks = readHashes(r, n)
+	return m, end(r)
 }
 
-// hashes reads n block hashes, which must be all that is left.
-func (r *reader) hashes(n uint32) []hash32 {
-	if r.err == nil && len(r.b) != int(n)*32 {
-		r.err = fmt.Errorf("block hashes length %d, want %d: %w", len(r.b), int(n)*32, errProto)
+// readHashes reads n block hashes, which must be all that is left.
+func readHashes(d *wire.Decoder, n uint32) []hash32 {
+	if d.Err() == nil && d.Len() != int(n)*32 {
+		d.Failf("block hashes length %d, want %d", d.Len(), int(n)*32)
 	}
-	if r.err != nil {
+	if d.Err() != nil {
 		return nil
 	}
 	hs := make([]hash32, n)
 	for i := range hs {
-		copy(hs[i][:], r.take(32))
+		d.Into(hs[i][:])
 	}
 	return hs
 }
 
-func decodeAccept(r *reader) (*acceptMsg, error) {
-	m := &acceptMsg{ID: r.id()}
-	n := r.u32()
-	if r.err == nil && n > maxBlocks {
+func decodeAccept(r *wire.Decoder) (*acceptMsg, error) {
+	m := &acceptMsg{ID: readID(r)}
+	n := r.U32()
+	if r.Err() == nil && n > maxBlocks {
 		return nil, fmt.Errorf("bitmap of %d bits: %w", n, errProto)
 	}
-	bits := r.take(int((n + 7) / 8))
-	if err := r.end(); err != nil {
+	bits := r.Take(int((n + 7) / 8))
+	if err := end(r); err != nil {
 		return nil, err
 	}
 	m.Have = newBitmap(int(n))
@@ -403,14 +363,14 @@ func decodeAccept(r *reader) (*acceptMsg, error) {
 	return m, nil
 }
 
-func decodeReject(r *reader) (*rejectMsg, error) {
-	m := &rejectMsg{ID: r.id(), Code: rejectCode(r.u8())}
-	n := int(r.u16())
+func decodeReject(r *wire.Decoder) (*rejectMsg, error) {
+	m := &rejectMsg{ID: readID(r), Code: rejectCode(r.U8())}
+	n := int(r.U16())
 	if n > maxReasonLen {
 		return nil, fmt.Errorf("reason of %d bytes: %w", n, errProto)
 	}
-	reason := r.take(n)
-	if err := r.end(); err != nil {
+	reason := r.Take(n)
+	if err := end(r); err != nil {
 		return nil, err
 	}
 	if m.Code < rejectName || m.Code > rejectIO {

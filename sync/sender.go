@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -295,10 +294,7 @@ func readBlock(file *os.File, rec *outRecord, i int, buf []byte) ([]byte, error)
 		return nil, errChanged
 	}
 	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
-	buf = buf[:chunkHeaderLen+n]
-	buf[0] = byte(kindChunk)
-	copy(buf[1:], rec.ID[:])
-	binary.BigEndian.PutUint32(buf[17:], uint32(i))
+	buf = appendChunkHeader(buf[:0], rec.ID, uint32(i))[:chunkHeaderLen+n]
 	if _, err := file.ReadAt(buf[chunkHeaderLen:], int64(i)*int64(rec.Manifest.BlockSize)); err != nil {
 		return nil, fmt.Errorf("read block %d: %w", i, errChanged)
 	}

@@ -1,7 +1,7 @@
 // Package layers holds the test that keeps meshfs's import arrows pointing
 // one way:
 //
-//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,safetext}
+//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,safetext,wire}
 //
 // fs and folder are the two frontends; they declare the calls they make
 // into sync as interfaces and import no other meshfs package. mesh is a
@@ -26,11 +26,12 @@ var allowed = map[string]struct {
 	outside []string // module path prefixes; the standard library is always allowed
 }{
 	"internal/atomicfile": {},
+	"internal/wire":       {},
 	"internal/safetext":   {outside: []string{"golang.org/x/text"}},
-	"mesh":                {meshfs: []string{"internal/atomicfile", "internal/safetext"}},
-	"chat":                {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext"}},
+	"mesh":                {meshfs: []string{"internal/atomicfile", "internal/safetext", "internal/wire"}},
+	"chat":                {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"sync": {
-		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/safetext"},
+		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/safetext", "internal/wire"},
 		outside: []string{"github.com/zeebo/blake3", "golang.org/x/sys", "golang.org/x/text"},
 	},
 	"folder": {
