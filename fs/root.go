@@ -28,7 +28,7 @@ var (
 // capHandleKillprivV2 is FUSE_HANDLE_KILLPRIV_V2 (bit 28 of the INIT
 // flags), which go-fuse v2.12.1 has no name for. Advertising it stops the
 // kernel from sending GETXATTR security.capability before every write(2):
-// cp into outbox/ runs 2.2-2.5 times faster (fuse-notes (d)). The server
+// cp into outbox/ runs 2.2-2.5 times faster. The server
 // then owns clearing suid/sgid on write; the backing file system does that
 // for the loopback's writes.
 const capHandleKillprivV2 = 1 << 28
@@ -133,10 +133,10 @@ func checkMountpoint(mountpoint string) (string, error) {
 	return real, nil
 }
 
-// mountOptions follows fuse-notes (d) and (g): direct mount as root with
+// mountOptions returns the mount's options: direct mount as root with
 // fusermount3 fallback, passthrough kept (go-fuse's default for loopback
-// files as root), no writeback cache (it would turn passthrough off),
-// 1 MiB writes, KILLPRIV_V2, kernel permission checks, and no allow_other.
+// files as root), no writeback cache (it would turn passthrough off), 1 MiB
+// writes, KILLPRIV_V2, kernel permission checks, and no allow_other.
 func mountOptions(cfg Config, log *slog.Logger) *fusefs.Options {
 	timeout := loopbackTimeout
 	return &fusefs.Options{

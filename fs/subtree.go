@@ -10,8 +10,8 @@ import (
 )
 
 // blockSize is the st_blksize reported for loopback files: coreutils cp
-// sizes its buffer as max(128 KiB, st_blksize), so 1 MiB gives 1 MiB writes
-// (fuse-notes (d)).
+// sizes its buffer as max(128 KiB, st_blksize), so 1 MiB gives 1 MiB
+// writes.
 const blockSize = 1 << 20
 
 // Salts mixed into the inode numbers of each loopback subtree. sync moves
