@@ -201,11 +201,13 @@ func (v *invalidater) resolve(rel string) (dir *fusefs.Inode, name string, node 
 	return dir, name, node
 }
 
-// Backing states of a known node (see backingState).
+// entryState is what the backing tree holds at a known node's path.
+type entryState int
+
 const (
-	same     = iota // the name still holds the node's file
-	gone            // the name no longer exists
-	replaced        // the name holds another file, or cannot be checked
+	same     entryState = iota // the node's file
+	gone                       // nothing
+	replaced                   // another file, or it cannot be checked
 )
 
 // reconcile compares node, entry name of dir at rel, with the backing
@@ -236,7 +238,7 @@ func (v *invalidater) reconcile(dir *fusefs.Inode, name string, node *fusefs.Ino
 
 // backingState says whether rel in the backing tree still holds node's
 // file.
-func (v *invalidater) backingState(dir, node *fusefs.Inode, rel string) int {
+func (v *invalidater) backingState(dir, node *fusefs.Inode, rel string) entryState {
 	var st syscall.Stat_t
 	err := syscall.Lstat(filepath.Join(v.backing, filepath.FromSlash(rel)), &st)
 	switch {
