@@ -194,6 +194,27 @@ func TestChangedBurst(t *testing.T) {
 	}
 }
 
+// TestBackingIno checks that the invalidater recognises a file go-fuse
+// knows as the same backing file, in each subtree; otherwise every change
+// would be handled as a replacement.
+func TestBackingIno(t *testing.T) {
+	m := mountTest(t)
+	files := map[string]string{"outbox/a": "a", "sent/d/b": "b", "inbox/alice/c": "c"}
+	writeBacking(t, m, files)
+	for p := range files {
+		if err := exists(m, p); err != nil {
+			t.Fatal(err)
+		}
+		dir, _, node := m.srv.inval.resolve(p)
+		if node == nil {
+			t.Fatalf("%s: go-fuse does not know it after a lookup", p)
+		}
+		if got := m.srv.inval.backingState(dir, node, p); got != same {
+			t.Errorf("%s: backing state %d, want same (%d)", p, got, same)
+		}
+	}
+}
+
 // TestChangedIgnored checks that Changed ignores paths it cannot act on,
 // a nil Server, and a Server already unmounted, without blocking.
 func TestChangedIgnored(t *testing.T) {
