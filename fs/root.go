@@ -28,9 +28,9 @@ var (
 // capHandleKillprivV2 is FUSE_HANDLE_KILLPRIV_V2 (bit 28 of the INIT
 // flags), which go-fuse v2.12.1 has no name for. Advertising it stops the
 // kernel from sending GETXATTR security.capability before every write(2):
-// cp into outbox/ runs 2.2-2.5 times faster. The server
-// then owns clearing suid/sgid on write; the backing file system does that
-// for the loopback's writes.
+// cp into outbox/ runs 2.2-2.5 times faster. The server then owns clearing
+// suid/sgid on write; the backing file system does that for the loopback's
+// writes.
 const capHandleKillprivV2 = 1 << 28
 
 // loopbackTimeout is the entry and attribute cache time of the loopback
