@@ -14,9 +14,10 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// uncached is the attribute timeout of the synthetic files. 0 would mean
-// "use the mount-wide timeout" (fuse-notes (b)), so use the smallest
-// non-zero value: tail -f polls fstat and needs the true, growing size.
+// uncached is the attribute timeout of the synthetic files. go-fuse
+// replaces a zero timeout with the mount-wide one (Options.AttrTimeout), so
+// use the smallest non-zero value: tail -f polls fstat and needs the true,
+// growing size.
 const uncached = time.Nanosecond
 
 // maxPending bounds the unfinished last line a chat handle buffers. A longer

@@ -20,9 +20,25 @@
 // # What it owns and starts
 //
 // Mount starts go-fuse's serve loop (owned by the returned Server and
-// stopped by Server.Unmount; Server.Wait waits for it). The package starts
-// no goroutine of its own. FUSE callbacks call the Syncer, whose methods
-// must only enqueue: a callback never waits on the network.
+// stopped by Server.Unmount; Server.Wait waits for it) and one goroutine of
+// its own, the invalidater (invalidate.go), also owned by the Server: it is
+// stopped and waited for by Unmount, or by Wait when the mount ended
+// without Unmount. FUSE callbacks call the Syncer, whose methods must only
+// enqueue: a callback never waits on the network.
+//
+// # Kernel caching and Changed
+//
+// The kernel caches the loopback subtrees' entries and attributes for a
+// second (loopbackTimeout), never negative entries, and nothing of chat
+// and peers (docs/fs-caching.md). The sync engine changes the backing tree
+// behind the kernel's back, so it reports each change with
+// Server.Changed(rel), rel relative to Config.Root ("inbox/alice/r.pdf").
+// Changed only adds rel to a bounded set of pending paths, folding it into
+// its subtree's top when the set is full, and wakes the invalidater, which
+// compares the nodes go-fuse knows along rel with the backing tree and
+// calls Inode.NotifyDelete, NotifyEntry or NotifyContent. Notifications
+// take kernel locks that a FUSE operation in progress may hold, so they
+// are never sent from a FUSE callback or under a lock of this package.
 //
 // # Imports
 //

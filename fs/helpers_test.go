@@ -157,6 +157,13 @@ func (m *mounted) openWriters() int {
 // the test ends (lazily if a test left it busy).
 func mountTest(t *testing.T) *mounted {
 	t.Helper()
+	return mountWith(t, nil)
+}
+
+// mountWith is mountTest with a Config that edit, when not nil, changes
+// before mounting.
+func mountWith(t *testing.T, edit func(*Config)) *mounted {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	m := &mounted{
@@ -170,13 +177,17 @@ func mountTest(t *testing.T) *mounted {
 			t.Fatal(err)
 		}
 	}
-	srv, err := Mount(Config{
+	cfg := Config{
 		Mountpoint: m.mnt,
 		Root:       m.root,
 		ChatLog:    m.chatLog,
 		Syncer:     m.fake,
 		Logger:     slog.New(failOnWarn{testutil.Logger(t).Handler(), t}),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := Mount(cfg)
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
 	}

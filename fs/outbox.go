@@ -18,7 +18,7 @@ import (
 )
 
 // outbox is the state shared by every node of the outbox/ subtree: which
-// open handles may write, and so when a file is complete (fuse-notes (c)).
+// open handles may write, and so when a file is complete.
 type outbox struct {
 	// immutable after newOutbox
 	root   *fusefs.LoopbackRoot

@@ -28,14 +28,15 @@ var (
 // capHandleKillprivV2 is FUSE_HANDLE_KILLPRIV_V2 (bit 28 of the INIT
 // flags), which go-fuse v2.12.1 has no name for. Advertising it stops the
 // kernel from sending GETXATTR security.capability before every write(2):
-// cp into outbox/ runs 2.2-2.5 times faster (fuse-notes (d)). The server
-// then owns clearing suid/sgid on write; the backing file system does that
-// for the loopback's writes.
+// cp into outbox/ runs 2.2-2.5 times faster. The server then owns clearing
+// suid/sgid on write; the backing file system does that for the loopback's
+// writes.
 const capHandleKillprivV2 = 1 << 28
 
 // loopbackTimeout is the entry and attribute cache time of the loopback
 // subtrees. Negative lookups are never cached, so a file sync renames into
-// inbox/ is visible at once.
+// inbox/ is visible at once; what sync changes under a cached entry is
+// dropped through Server.Changed (docs/fs-caching.md).
 const loopbackTimeout = time.Second
 
 // Config says what to mount where.
@@ -55,6 +56,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request and reply at debug level.
 	Debug bool
+
+	// cacheTimeout, when not zero, replaces loopbackTimeout. Tests lengthen
+	// it so that only an invalidation can explain a fresh view.
+	cacheTimeout time.Duration
 }
 
 // Server is a mounted meshfs tree.
@@ -64,6 +69,7 @@ type Server struct {
 	root       *rootNode
 	mountpoint string
 	log        *slog.Logger
+	inval      *invalidater // its goroutine runs from Mount to Unmount or the end of Wait
 
 	unmountOnce sync.Once
 	unmountErr  error // set once by unmountOnce
@@ -96,7 +102,10 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	log.Info("mounted", "mountpoint", mnt, "root", cfg.Root)
-	return &Server{srv: srv, root: root, mountpoint: mnt, log: log}, nil
+	s := &Server{srv: srv, root: root, mountpoint: mnt, log: log,
+		inval: newInvalidater(root.EmbeddedInode(), cfg.Root, log)}
+	go s.inval.run()
+	return s, nil
 }
 
 // checkMountpoint returns the absolute, symlink-free mount point, or why it
@@ -133,12 +142,15 @@ func checkMountpoint(mountpoint string) (string, error) {
 	return real, nil
 }
 
-// mountOptions follows fuse-notes (d) and (g): direct mount as root with
+// mountOptions returns the mount's options: direct mount as root with
 // fusermount3 fallback, passthrough kept (go-fuse's default for loopback
-// files as root), no writeback cache (it would turn passthrough off),
-// 1 MiB writes, KILLPRIV_V2, kernel permission checks, and no allow_other.
+// files as root), no writeback cache (it would turn passthrough off), 1 MiB
+// writes, KILLPRIV_V2, kernel permission checks, and no allow_other.
 func mountOptions(cfg Config, log *slog.Logger) *fusefs.Options {
 	timeout := loopbackTimeout
+	if cfg.cacheTimeout != 0 {
+		timeout = cfg.cacheTimeout
+	}
 	return &fusefs.Options{
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,
@@ -162,7 +174,12 @@ func mountOptions(cfg Config, log *slog.Logger) *fusefs.Options {
 // mount point is free at once, and Wait returns when the last user lets
 // go. Idempotent: later calls return the first call's result.
 func (s *Server) Unmount() error {
-	s.unmountOnce.Do(func() { s.unmountErr = s.unmount() })
+	s.unmountOnce.Do(func() {
+		// Stop invalidating first: a notification in flight holds a kernel
+		// lock, and must not race the end of the connection.
+		s.inval.stop()
+		s.unmountErr = s.unmount()
+	})
 	return s.unmountErr
 }
 
@@ -186,9 +203,36 @@ func (s *Server) unmount() error {
 }
 
 // Wait blocks until the server stops serving: after Unmount, or once the
-// last user of a lazily detached mount is gone.
+// last user of a lazily detached mount is gone. It also stops the
+// invalidater when the mount ended without Unmount (unmounted from
+// outside).
 func (s *Server) Wait() {
 	s.srv.Wait()
+	s.inval.stop()
+}
+
+// Changed tells the mount that the entry rel of the backing tree was
+// created, removed, replaced or rewritten behind the kernel's back, as the
+// sync engine does when it places a received file in inbox/ or moves a
+// delivered one from outbox/ to sent/. rel is '/'-separated and relative
+// to Config.Root ("inbox/alice/report.pdf", "outbox/docs"), and stands for
+// everything below it too. What the kernel caches for it (entries,
+// attributes, pages) is dropped shortly after, on the Server's own
+// goroutine.
+//
+// Changed never blocks and may be called from any goroutine. It does
+// nothing on a nil Server, after Unmount, or for a path outside outbox/,
+// sent/ and inbox/.
+func (s *Server) Changed(rel string) {
+	if s == nil {
+		return
+	}
+	clean, ok := treePath(rel)
+	if !ok {
+		s.log.Debug("change outside the loopback subtrees ignored", "path", rel)
+		return
+	}
+	s.inval.changed(clean)
 }
 
 // rootNode is the mount's top folder. Its children are fixed: the three

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"math/bits"
 	"path"
 	"syscall"
 
@@ -10,8 +11,8 @@ import (
 )
 
 // blockSize is the st_blksize reported for loopback files: coreutils cp
-// sizes its buffer as max(128 KiB, st_blksize), so 1 MiB gives 1 MiB writes
-// (fuse-notes (d)).
+// sizes its buffer as max(128 KiB, st_blksize), so 1 MiB gives 1 MiB
+// writes.
 const blockSize = 1 << 20
 
 // Salts mixed into the inode numbers of each loopback subtree. sync moves
@@ -39,6 +40,24 @@ func newLoopbackRoot(dir string, salt uint64) (*fusefs.LoopbackRoot, error) {
 		return nil, fmt.Errorf("backing %s: %w", dir, ErrNotFolder)
 	}
 	return &fusefs.LoopbackRoot{Path: dir, Dev: uint64(st.Dev) ^ salt}, nil
+}
+
+// backingIno returns the inode number go-fuse gives the backing file st in
+// the subtree described by root: the formula newLoopbackRoot relies on.
+func backingIno(root *fusefs.LoopbackRoot, st *syscall.Stat_t) uint64 {
+	return bits.RotateLeft64(uint64(st.Dev), 32) ^ bits.RotateLeft64(root.Dev, 32) ^ st.Ino
+}
+
+// loopbackOf returns the loopback node behind n, or nil when n is not in a
+// loopback subtree.
+func loopbackOf(n *fusefs.Inode) *fusefs.LoopbackNode {
+	switch ops := n.Operations().(type) {
+	case *outboxNode:
+		return ops.LoopbackNode
+	case *keepNode:
+		return ops.LoopbackNode
+	}
+	return nil
 }
 
 // isTop reports whether n is the top folder of its loopback subtree.

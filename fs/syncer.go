@@ -22,13 +22,11 @@ type Syncer interface {
 	// Delivery returns the delivery state of outbox file rel for each
 	// member, keyed by a distinct member name (never "state" or
 	// "incomplete"), and whether rel is queued at all. A state is
-	// DeliveryQueued, "offered", "sending 43%", "verifying",
-	// DeliveryVerified or "refused: <reason>". It reads memory only.
+	// "queued", "offered", "sending 43%", "verifying", DeliveryVerified
+	// or "refused: <reason>". It reads memory only.
 	Delivery(rel string) (members map[string]string, queued bool)
 }
 
-// Delivery states with a fixed text (see Syncer.Delivery).
-const (
-	DeliveryQueued   = "queued"
-	DeliveryVerified = "verified"
-)
+// DeliveryVerified is the state of a member that has verified the file
+// (see Syncer.Delivery); the outbox counts these for user.meshfs.state.
+const DeliveryVerified = "verified"
