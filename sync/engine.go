@@ -60,6 +60,10 @@ type Config struct {
 	// StreamMinSize: files at least this large are offered at once and
 	// hashed while they are sent (stream.go); smaller ones are hashed first.
 	StreamMinSize int64
+	// OnChange, when not nil, is told each path (relative to Root) that
+	// the engine creates, removes or moves in outbox/, sent/ or inbox/, so
+	// a frontend can drop what it cached. It must not block.
+	OnChange func(rel string)
 }
 
 // DefaultConfig returns the default limits (Root and StateDir empty).
@@ -461,6 +465,13 @@ func (e *Engine) noteError(err error) {
 	}
 	if e.errHook != nil {
 		e.errHook(err)
+	}
+}
+
+// changed reports a path under Root the engine changed (Config.OnChange).
+func (e *Engine) changed(rel string) {
+	if e.cfg.OnChange != nil {
+		e.cfg.OnChange(rel)
 	}
 }
 

@@ -35,6 +35,7 @@ func (e *Engine) finishIn(p *peerConn, t *inTransfer) {
 		e.failIn(p, t, "rename", err)
 		return
 	}
+	e.changed(shown)
 	e.completeIn(t)
 	e.reply(p, (&ackMsg{ID: t.key.id}).encode())
 	name := e.displayName(p.id)

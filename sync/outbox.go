@@ -439,11 +439,16 @@ func (e *Engine) moveToSent(rel, abs string) error {
 		if err != nil {
 			return err
 		}
+		e.changed(path.Join("outbox", rel))
+		e.changed(path.Join("sent", path.Dir(rel), numberedName(base, n)))
 		break
 	}
 	for dir := filepath.Dir(abs); dir != e.outboxDir && strings.HasPrefix(dir, e.outboxDir); dir = filepath.Dir(dir) {
 		if os.Remove(dir) != nil {
 			break
+		}
+		if r, err := filepath.Rel(e.outboxDir, dir); err == nil {
+			e.changed(path.Join("outbox", filepath.ToSlash(r)))
 		}
 	}
 	return atomicfile.SyncDir(dstDir)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/folder"
@@ -40,6 +41,8 @@ type daemon struct {
 	stop    chan struct{} // 'meshfs unmount' asked us to stop
 	wg      sync.WaitGroup
 	closing sync.Once
+
+	tree atomic.Pointer[meshfs.Server] // the FUSE server once mounted, for sync's OnChange
 }
 
 // startDaemon brings a node up step by step; on any error it tears down what
@@ -95,6 +98,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	scfg.Root = d.treeRoot()
 	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
 	scfg.Logger = d.log.With("pkg", "sync")
+	scfg.OnChange = func(rel string) { d.tree.Load().Changed(rel) } // a nil Server ignores it
 	if err := applyLimits(&scfg, os.Getenv); err != nil {
 		return err
 	}
@@ -138,6 +142,7 @@ func (d *daemon) startTree(context.Context) error {
 		return err
 	}
 	d.fuse = srv
+	d.tree.Store(srv)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
