@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -432,8 +430,8 @@ func (e *Engine) moveToSent(rel, abs string) error {
 	base := path.Base(rel)
 	for n := 0; ; n++ {
 		dst := filepath.Join(dstDir, numberedName(base, n))
-		err := unix.Renameat2(unix.AT_FDCWD, abs, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) && n < 10000 {
+		err := renameNoReplace(abs, dst)
+		if errors.Is(err, fs.ErrExist) && n < maxNumbered {
 			continue
 		}
 		if err != nil {

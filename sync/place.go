@@ -110,12 +110,3 @@ func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
 
 // sync fsyncs the folder.
 func (d dirFd) sync() error { return unix.Fsync(int(d)) }
-
-// statfsFree returns the bytes available to us and the filesystem size.
-func statfsFree(path string) (free, total uint64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
-}

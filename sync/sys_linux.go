@@ -1,0 +1,53 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds the few calls sync makes that differ by operating system.
+
+// preallocate reserves the partial's blocks up front. Writing into
+// allocated (unwritten) extents costs ext4 a third to a fifth of the CPU of
+// extending the file block by block (measured: 1 GiB in 1 MiB pwrites,
+// 0.13 s against 0.22-0.67 s of system time), and a full disk is found
+// before the first chunk instead of in the middle. Filesystems without
+// fallocate just skip it.
+func preallocate(f *os.File, size uint64) error {
+	if size == 0 {
+		return nil
+	}
+	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
+	if err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("preallocate partial: %w", err)
+	}
+	return nil
+}
+
+// renameNoReplace renames oldpath to newpath, failing with an error that
+// matches fs.ErrExist when newpath exists: a delivered file never replaces
+// one the user has.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// isNoSpace reports a full disk or an exhausted quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
+}
+
+// statfsFree returns the bytes available to us and the filesystem size.
+func statfsFree(path string) (free, total uint64, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
