@@ -142,7 +142,7 @@ func (v *syncVictim) alive(t *testing.T) {
 func (v *syncVictim) check(t *testing.T) {
 	t.Helper()
 	v.alive(t)
-	if err := testutil.WaitFor(5*time.Second, func() error {
+	if err := testutil.WaitFor(effectTimeout, func() error {
 		if fds := openFDs(t); fds > v.fds+4 {
 			return fmt.Errorf("open files %d, baseline %d", fds, v.fds)
 		}
@@ -451,7 +451,7 @@ func row36FileHash(t *testing.T, v *syncVictim) {
 	if r, ok := v.replyFor(t, m.ID).(*rejectMsg); !ok || r.Code != rejectIO {
 		t.Errorf("reply %+v, want REJECT io", r)
 	}
-	if err := testutil.WaitFor(5*time.Second, func() error {
+	if err := testutil.WaitFor(effectTimeout, func() error {
 		if ents, _ := os.ReadDir(filepath.Join(v.b.root, "inbox", partialsName)); len(ents) != 0 {
 			return fmt.Errorf("%d partials left", len(ents))
 		}
@@ -597,7 +597,7 @@ func row41Abandon(t *testing.T, v *syncVictim) {
 	data := randBytes(41, 3*minBlockSize)
 	v.startTransfer(t, "abandoned.bin", data)
 	v.n.cut(v.ev.fakeNode, v.b)
-	if err := testutil.WaitFor(5*time.Second, func() error {
+	if err := testutil.WaitFor(effectTimeout, func() error {
 		if fds := openFDs(t); fds > v.fds+2 {
 			return fmt.Errorf("%d open files after the sender left, baseline %d", fds, v.fds)
 		}

@@ -141,6 +141,50 @@ type pendingPeer struct {
 	fromSeq uint64 // our last seq when it connected
 }
 
+// catchUps are the connected peers whose catch-up has not run yet.
+type catchUps struct {
+	mu sync.Mutex
+	m  map[mesh.PeerID]pendingPeer
+}
+
+// add holds live lines back from a newly connected peer, whose last seen
+// own seq was fromSeq when it connected.
+func (c *catchUps) add(id mesh.PeerID, fromSeq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[id] = pendingPeer{since: time.Now(), fromSeq: fromSeq}
+}
+
+// done ends the wait for id.
+func (c *catchUps) done(id mesh.PeerID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
+
+// waiting reports whether live lines to id are held back.
+func (c *catchUps) waiting(id mesh.PeerID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[id]
+	return ok
+}
+
+// expired ends the waits older than catchUpWait and returns, for each, the
+// seq to resend after.
+func (c *catchUps) expired() map[mesh.PeerID]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due := map[mesh.PeerID]uint64{}
+	for id, p := range c.m {
+		if time.Since(p.since) > catchUpWait {
+			delete(c.m, id)
+			due[id] = p.fromSeq
+		}
+	}
+	return due
+}
+
 // broadcastLoop sends own messages and catch-ups in order, one goroutine,
 // so a peer never sees our lines out of order.
 func (e *Engine) broadcastLoop() {
@@ -174,9 +218,7 @@ func (e *Engine) broadcastOne(it chatItem) {
 			e.log.Debug("chat have not sent", "peer", it.peer, "err", err)
 		}
 	case it.catchUp:
-		e.mu.Lock()
-		delete(e.chatPending, it.peer)
-		e.mu.Unlock()
+		e.catchUps.done(it.peer)
 		e.resendOwn(t, it.peer, it.after)
 	}
 }
@@ -187,15 +229,10 @@ func (e *Engine) broadcastOne(it chatItem) {
 // transport already has but the engine has not yet seen connect would get
 // this line before the older ones of its catch-up.
 func (e *Engine) sendLive(t Transport, m mesh.Chat) {
-	e.mu.Lock()
-	ids := make([]mesh.PeerID, 0, len(e.peers))
-	for id := range e.peers {
-		if _, wait := e.chatPending[id]; !wait {
-			ids = append(ids, id)
+	for _, id := range e.peers.connected() {
+		if e.catchUps.waiting(id) {
+			continue
 		}
-	}
-	e.mu.Unlock()
-	for _, id := range ids {
 		if err := t.SendChat(e.ctx, id, m); err != nil {
 			e.log.Debug("chat not sent", "peer", id, "seq", m.Seq, "err", err)
 		}
@@ -216,18 +253,22 @@ func (e *Engine) resendOwn(t Transport, peer mesh.PeerID, after uint64) {
 // one: they get what we said since they connected.
 func (e *Engine) expireCatchUps() {
 	t := e.transport()
-	e.mu.Lock()
-	due := map[mesh.PeerID]uint64{}
-	for id, p := range e.chatPending {
-		if time.Since(p.since) > catchUpWait {
-			delete(e.chatPending, id)
-			if e.peers[id] != nil {
-				due[id] = p.fromSeq
-			}
+	for id, seq := range e.catchUps.expired() {
+		if e.peers.get(id) != nil {
+			e.resendOwn(t, id, seq)
 		}
 	}
-	e.mu.Unlock()
-	for id, seq := range due {
-		e.resendOwn(t, id, seq)
+}
+
+// chatEvent appends an event line ("* text") to the rendered chat log.
+func (e *Engine) chatEvent(text string) {
+	e.sendChatJob(chatJob{event: text})
+}
+
+// sendChatJob hands work to the chat loop, blocking while it is busy.
+func (e *Engine) sendChatJob(j chatJob) {
+	select {
+	case e.chatIn <- j:
+	case <-e.ctx.Done():
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/meshfs/meshfs/chat"
 	"github.com/meshfs/meshfs/internal/testutil"
@@ -67,7 +66,7 @@ func waitChatPerSender(t *testing.T, fn *fakeNode, want []string) {
 func waitChatBy(t *testing.T, fn *fakeNode, want []string, same func(got, want []string) bool) {
 	t.Helper()
 	var got []string
-	err := testutil.WaitFor(5*time.Second, func() error {
+	err := testutil.WaitFor(effectTimeout, func() error {
 		got = chatLines(t, fn)
 		if !same(got, want) {
 			return errors.New("log differs")

@@ -53,15 +53,15 @@ func openDirect(path string, blockSize int) *os.File {
 // (blockBufs are; only a file's tail is short), else through the page
 // cache. A filesystem that accepted O_DIRECT at open but refuses the write
 // (EINVAL) gets ordinary writes from then on.
-func (e *Engine) writeBlock(t *inTransfer, data []byte, off int64) error {
+func (ib *inbound) writeBlock(t *inTransfer, data []byte, off int64) error {
 	if t.direct != nil && dioAligned(data) {
-		_, err := e.writeAt(t.direct, data, off)
+		_, err := ib.writeAt(t.direct, data, off)
 		if !errors.Is(err, unix.EINVAL) {
 			return err
 		}
 		t.direct.Close()
 		t.direct = nil
 	}
-	_, err := e.writeAt(t.f, data, off)
+	_, err := ib.writeAt(t.f, data, off)
 	return err
 }

@@ -131,46 +131,83 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Engine moves files and chat between the members of a mesh. Create it with
-// New, give it a transport with Start, stop it with Close.
-type Engine struct {
-	// Immutable after New.
+// env is what every part of the engine shares: immutable after New, but
+// for the transport, which Start sets once.
+type env struct {
 	cfg                                     Config
 	log                                     *slog.Logger
 	outboxDir, sentDir, inboxDir, partsDir  string
 	outgoingDir, completedPath, foldersPath string
-	chat                                    *chat.Store
 	ctx                                     context.Context
 	cancel                                  context.CancelFunc
-	wg                                      sync.WaitGroup
+	wg                                      sync.WaitGroup // every goroutine of the engine
+	tr                                      atomic.Pointer[Transport]
+	checksumErrors                          atomic.Uint64 // blocks dropped for a bad hash
 
 	// Test hooks, set before Start.
 	freeSpace func(path string) (free, total uint64, err error)
 	errHook   func(error)
 	writeAt   func(f *os.File, b []byte, off int64) (int, error) // block writes (fault injection)
+}
 
-	checksumErrors atomic.Uint64 // blocks dropped for a bad hash
-	jobs           jobQueue      // work for the outbox loop
-	broadcast      chatQueue     // work for the chat broadcaster
-	chatIn         chan chatJob  // work for the chat loop
+// transport returns the transport (nil before Start).
+func (v *env) transport() Transport {
+	if t := v.tr.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
 
-	mu       sync.Mutex // guards everything below
-	t        Transport
-	started  bool
-	closed   bool
-	pending  []mesh.Event // events that arrived before Start
-	peers    map[mesh.PeerID]*peerConn
-	lastConn map[mesh.PeerID]*peerConn // latest peerConn per peer, even stopped
-	// chatPending: connected peers whose chat catch-up has not run yet;
-	// live lines to them wait for it (broadcast.go).
-	chatPending map[mesh.PeerID]pendingPeer
-	names       map[mesh.PeerID]string
-	out         map[transferID]*outRecord
-	outOrder    []*outRecord // by creation; cancelled records are skipped
-	outSeq      uint64
-	in          map[inKey]*inTransfer
-	completed   map[inKey]time.Time
-	folders     map[mesh.PeerID]string
+// goLoop runs f on a goroutine owned by the engine: Close waits for it.
+func (v *env) goLoop(f func()) {
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		f()
+	}()
+}
+
+// changed reports a path under Root the engine changed (Config.OnChange).
+func (v *env) changed(rel string) {
+	if v.cfg.OnChange != nil {
+		v.cfg.OnChange(rel)
+	}
+}
+
+// noteError counts and reports an error that was handled (logged) here.
+func (v *env) noteError(err error) {
+	if errors.Is(err, ErrChecksum) {
+		v.checksumErrors.Add(1)
+	}
+	if v.errHook != nil {
+		v.errHook(err)
+	}
+}
+
+// Engine moves files and chat between the members of a mesh. Create it with
+// New, give it a transport with Start, stop it with Close.
+//
+// Its state has owners, each with its own lock: the peer set (who is
+// connected, under which name), outbound (delivery records and the outbox
+// loop), inbound (partial files, completed transfers, inbox folders) and
+// the chat delivery (chat.go). No lock is held while another is taken,
+// except that the life-cycle lock e.mu may be held while one is.
+type Engine struct {
+	*env
+	peers *peerSet
+	out   *outbound
+	in    *inbound
+
+	// The chat delivery (chat.go).
+	chat      *chat.Store
+	broadcast chatQueue    // work for the chat broadcaster
+	chatIn    chan chatJob // work for the chat loop
+	catchUps  catchUps     // connected peers whose catch-up has not run yet
+
+	mu      sync.Mutex // guards the life cycle below
+	started bool
+	closed  bool
+	pending []mesh.Event // events that arrived before Start
 }
 
 // maxPendingEvents bounds the events kept from before Start.
@@ -185,7 +222,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{
+	v := &env{
 		cfg:           cfg,
 		log:           cfg.Logger,
 		outboxDir:     filepath.Join(cfg.Root, "outbox"),
@@ -195,23 +232,15 @@ func New(cfg Config) (*Engine, error) {
 		outgoingDir:   filepath.Join(cfg.StateDir, "outgoing"),
 		completedPath: filepath.Join(cfg.StateDir, "completed.json"),
 		foldersPath:   filepath.Join(cfg.StateDir, "folders.json"),
-		peers:         map[mesh.PeerID]*peerConn{},
-		lastConn:      map[mesh.PeerID]*peerConn{},
-		chatPending:   map[mesh.PeerID]pendingPeer{},
-		names:         map[mesh.PeerID]string{},
-		out:           map[transferID]*outRecord{},
-		in:            map[inKey]*inTransfer{},
-		completed:     map[inKey]time.Time{},
-		folders:       map[mesh.PeerID]string{},
-		chatIn:        make(chan chatJob, cfg.QueueLen),
 		freeSpace:     statfsFree,
 		writeAt:       (*os.File).WriteAt,
 	}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.jobs.init()
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	e := &Engine{env: v, peers: newPeerSet(), chatIn: make(chan chatJob, cfg.QueueLen),
+		catchUps: catchUps{m: map[mesh.PeerID]pendingPeer{}}}
 	e.broadcast.init(cfg.ChatHistory)
 	if err := e.open(); err != nil {
-		e.cancel()
+		v.cancel()
 		if e.chat != nil {
 			e.chat.Close()
 		}
@@ -230,21 +259,17 @@ func (e *Engine) open() error {
 	if err := os.MkdirAll(e.outgoingDir, 0o700); err != nil {
 		return fmt.Errorf("create state: %w", err)
 	}
-	room, err := chat.Open(e.cfg.StateDir, e.cfg.ChatHistory)
+	store, err := chat.Open(e.cfg.StateDir, e.cfg.ChatHistory)
 	if err != nil {
 		return err
 	}
-	e.chat = room
-	if err := e.loadFolders(); err != nil {
+	e.chat = store
+	e.in = newInbound(e.env, e.peers, e.chatEvent)
+	e.out = newOutbound(e.env, e.peers)
+	if err := e.in.load(); err != nil {
 		return err
 	}
-	if err := e.loadCompleted(); err != nil {
-		return err
-	}
-	if err := e.loadRecords(); err != nil {
-		return err
-	}
-	return e.loadPartials()
+	return e.out.load()
 }
 
 // Start gives the engine its transport and starts its goroutines: it loads
@@ -256,36 +281,26 @@ func (e *Engine) Start(t Transport) error {
 		e.mu.Unlock()
 		return ErrClosed
 	}
-	if e.t != nil {
+	if !e.tr.CompareAndSwap(nil, &t) {
 		e.mu.Unlock()
 		return errors.New("start: already started")
 	}
-	e.t = t
 	e.mu.Unlock()
 
 	e.chat.SetSelf(t.ID(), t.Name())
-	e.goLoop(e.outboxLoop)
+	e.goLoop(e.out.loop)
 	e.goLoop(e.chatLoop)
 	e.goLoop(e.broadcastLoop)
-	e.goLoop(e.janitorLoop)
-	e.rescanOutbox()
+	e.goLoop(e.in.janitorLoop)
+	e.out.rescan()
 	for _, p := range t.Peers() {
-		e.notePeer(p)
+		e.peers.noteName(p)
 		if p.State == mesh.Connected {
 			e.peerUp(p)
 		}
 	}
 	e.replayPending()
 	return nil
-}
-
-// goLoop runs f on a goroutine owned by the engine.
-func (e *Engine) goLoop(f func()) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		f()
-	}()
 }
 
 // replayPending handles the events that arrived before Start, then lets
@@ -315,17 +330,11 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	for _, p := range e.peers {
-		p.cancel()
-	}
 	e.mu.Unlock()
+	e.peers.stopAll()
 	e.cancel()
 	e.wg.Wait()
-	e.mu.Lock()
-	for _, tr := range e.in {
-		tr.closeFile()
-	}
-	e.mu.Unlock()
+	e.in.closeFiles()
 	return e.chat.Close()
 }
 
@@ -355,52 +364,27 @@ func (e *Engine) HandleEvent(ev mesh.Event) {
 func (e *Engine) dispatch(ev mesh.Event) {
 	switch ev := ev.(type) {
 	case mesh.PeerConnected:
-		e.notePeer(ev.Peer)
+		e.peers.noteName(ev.Peer)
 		e.peerUp(ev.Peer)
-		e.chatEvent(fmt.Sprintf("%s joined", e.displayName(ev.Peer.ID)))
+		e.chatEvent(fmt.Sprintf("%s joined", e.peers.displayName(ev.Peer.ID)))
 	case mesh.PeerDisconnected:
 		e.peerDown(ev.Peer.ID)
-		e.chatEvent(fmt.Sprintf("%s left", e.displayName(ev.Peer.ID)))
+		e.chatEvent(fmt.Sprintf("%s left", e.peers.displayName(ev.Peer.ID)))
 	case mesh.PeerRemoved:
 		e.peerDown(ev.Peer.ID)
-		e.jobs.push(job{kind: jobPeerRemoved, peer: ev.Peer.ID})
-		e.chatEvent(fmt.Sprintf("%s was removed", e.displayName(ev.Peer.ID)))
+		e.out.jobs.push(job{kind: jobPeerRemoved, peer: ev.Peer.ID})
+		e.chatEvent(fmt.Sprintf("%s was removed", e.peers.displayName(ev.Peer.ID)))
 	case mesh.ChatReceived:
-		e.notePeer(ev.From)
+		e.peers.noteName(ev.From)
 		e.sendChatJob(chatJob{from: ev.From.ID, name: ev.From.Name, chat: ev.Chat})
 	case mesh.BytesReceived:
 		e.routeBytes(ev.From, ev.Data)
 	}
 }
 
-// notePeer remembers a peer's display name for folders and logs.
-func (e *Engine) notePeer(p mesh.PeerInfo) {
-	if p.Name == "" {
-		return
-	}
-	e.mu.Lock()
-	e.names[p.ID] = safeName(p.Name)
-	e.mu.Unlock()
-}
-
-// displayName returns the sanitised display name of a peer, or its short ID.
-func (e *Engine) displayName(id mesh.PeerID) string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.displayNameLocked(id)
-}
-
-func (e *Engine) displayNameLocked(id mesh.PeerID) string {
-	if n, ok := e.names[id]; ok {
-		return n
-	}
-	return id.Short()
-}
-
 // routeBytes decodes the kind byte and hands the message to the right
-// goroutine: sender-side replies to that peer's sender mailbox (never
-// blocks), transfer data to its receiver (may block), CHAT_HAVE to the
-// broadcaster.
+// goroutine: sender-side replies to that peer's sender (never blocks),
+// transfer data to its receiver (may block), CHAT_HAVE to the relay.
 func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 	if len(data) == 0 {
 		e.log.Debug("empty message", "peer", from)
@@ -418,8 +402,8 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 			e.log.Debug("bad message", "peer", from, "err", err)
 			return
 		}
-		if p := e.peer(from); p != nil {
-			p.mail.put(msg)
+		if p := e.peers.get(from); p != nil {
+			p.replies.put(msg)
 		}
 	case kindChatHave:
 		msg, err := decodeMessage(data)
@@ -429,55 +413,25 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		}
 		e.broadcast.catchUp(from, msg.(*chatHaveMsg).Seq)
 	default:
-		p := e.peerOrUp(from)
-		if p == nil {
-			return
-		}
-		in, err := newInMsg(p, data)
-		if err != nil {
-			e.log.Debug("bad message", "peer", from, "err", err)
-			return
-		}
-		select {
-		case p.inbound <- in:
-		case <-p.ctx.Done():
-		}
+		e.toReceiver(from, data)
 	}
 }
 
-// chatEvent appends an event line ("* text") to the rendered chat log.
-func (e *Engine) chatEvent(text string) {
-	e.sendChatJob(chatJob{event: text})
-}
-
-// sendChatJob hands work to the chat loop, blocking while it is busy.
-func (e *Engine) sendChatJob(j chatJob) {
+// toReceiver decodes an OFFER, CHUNK or DONE and queues it for the peer's
+// receiver, blocking while that queue is full: back-pressure on the
+// peer's connection.
+func (e *Engine) toReceiver(from mesh.PeerID, data []byte) {
+	p := e.peerOrUp(from)
+	if p == nil {
+		return
+	}
+	in, err := newInMsg(p, data)
+	if err != nil {
+		e.log.Debug("bad message", "peer", from, "err", err)
+		return
+	}
 	select {
-	case e.chatIn <- j:
-	case <-e.ctx.Done():
+	case p.toReceive <- in:
+	case <-p.ctx.Done():
 	}
-}
-
-// noteError counts and reports an error that was handled (logged) here.
-func (e *Engine) noteError(err error) {
-	if errors.Is(err, ErrChecksum) {
-		e.checksumErrors.Add(1)
-	}
-	if e.errHook != nil {
-		e.errHook(err)
-	}
-}
-
-// changed reports a path under Root the engine changed (Config.OnChange).
-func (e *Engine) changed(rel string) {
-	if e.cfg.OnChange != nil {
-		e.cfg.OnChange(rel)
-	}
-}
-
-// transport returns the transport (nil before Start).
-func (e *Engine) transport() Transport {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.t
 }

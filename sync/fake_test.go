@@ -203,17 +203,6 @@ func (fn *fakeNode) SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) e
 	return fn.send(ctx, to, fakeMsg{chat: &c}, false)
 }
 
-func (fn *fakeNode) BroadcastChat(ctx context.Context, c mesh.Chat) error {
-	for _, p := range fn.Peers() {
-		if p.State == mesh.Connected {
-			if err := fn.SendChat(ctx, p.ID, c); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // connect brings up both directions between a and b and tells both.
 func (n *fakeNet) connect(a, b *fakeNode) {
 	n.mu.Lock()
@@ -371,3 +360,8 @@ var errorsIs = errors.Is
 func splitLines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// effectTimeout bounds every wait for an effect: it returns as soon as the
+// effect shows, and is generous because -race on a loaded two-core machine
+// runs the engines several times slower.
+const effectTimeout = 20 * time.Second

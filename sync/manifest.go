@@ -16,7 +16,7 @@ import (
 // manifest describes one file: its block hashes and the file hash that
 // binds them (see fileHashOf), read in a single pass.
 type manifest struct {
-	Hash      string   `json:"hash"` // blockHashName; older records are hashed again
+	Hash      string   `json:"hash"` // blockHashName: the block hash this record was made with
 	Size      int64    `json:"size"`
 	BlockSize int      `json:"block_size"`
 	FileHash  hash32   `json:"file_hash"`

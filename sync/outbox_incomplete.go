@@ -1,8 +1,6 @@
 package sync
 
 import (
-	"os"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -18,19 +16,4 @@ const xattrIncomplete = "user.meshfs.incomplete"
 func incomplete(abs string) bool {
 	_, err := unix.Lgetxattr(abs, xattrIncomplete, nil)
 	return err == nil
-}
-
-// skipIncomplete leaves a marked file alone: it is sent when a writer
-// completes it (the mark is cleared first). A record for an older version
-// of rel is cancelled, since that content is gone. The startup rescan tells
-// the user; a file reported while a new writer has it open is routine.
-func (e *Engine) skipIncomplete(rel string, old *outRecord, fi os.FileInfo, rescan bool) {
-	if old != nil && !old.Ident.sameFile(identityOf(fi)) {
-		e.cancelRel(rel, false)
-	}
-	if rescan {
-		e.log.Warn("outbox file was still being written when meshfs stopped; copy it again to send it", "path", rel)
-		return
-	}
-	e.log.Debug("outbox file still open for writing", "path", rel)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/meshfs/meshfs/internal/present"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,20 +129,20 @@ func TestDeliveryStates(t *testing.T) {
 		size int64
 		want string
 	}{
-		{"queued", delivery{State: stateQueued}, 100, "queued"},
-		{"offered", delivery{State: stateQueued, owner: owner, phase: "offered"}, 100, "offered"},
-		{"sending", delivery{State: stateQueued, owner: owner, phase: "sending", sent: 43}, 100, "sending 43%"},
-		{"all sent, not verified", delivery{State: stateQueued, owner: owner, phase: "sending", sent: 100}, 100, "sending 99%"},
-		{"empty file", delivery{State: stateQueued, owner: owner, phase: "sending"}, 0, "sending 100%"},
-		{"verifying", delivery{State: stateQueued, owner: owner, phase: "verifying"}, 100, "verifying"},
-		{"verified", delivery{State: stateVerified}, 100, "verified"},
-		{"refused", delivery{State: stateRefused, Reason: "no space left on bob's disk"}, 100, "refused: no space left on bob's disk"},
-		{"rejected", delivery{State: stateRejected, Reason: "file too big"}, 100, "refused: file too big"},
-		{"escape in reason", delivery{State: stateRejected, Reason: "x\x1b[2Jy"}, 100, "refused: x"},
+		{"queued", delivery{State: StateQueued}, 100, "queued"},
+		{"offered", delivery{State: StateQueued, owner: owner, phase: PhaseOffered}, 100, "offered"},
+		{"sending", delivery{State: StateQueued, owner: owner, phase: PhaseSending, sent: 43}, 100, "sending 43%"},
+		{"all sent, not verified", delivery{State: StateQueued, owner: owner, phase: PhaseSending, sent: 100}, 100, "sending 99%"},
+		{"empty file", delivery{State: StateQueued, owner: owner, phase: PhaseSending}, 0, "sending 100%"},
+		{"verifying", delivery{State: StateQueued, owner: owner, phase: PhaseVerifying}, 100, "verifying"},
+		{"verified", delivery{State: StateVerified}, 100, "verified"},
+		{"refused, retried", delivery{State: StateRefused, Reason: "no space left on bob's disk"}, 100, "refused: no space left on bob's disk"},
+		{"refused for good", delivery{State: StateRefused, Final: true, Reason: "file too big"}, 100, "refused: file too big (until the file changes)"},
+		{"escape in reason", delivery{State: StateRefused, Reason: "x\x1b[2Jy"}, 100, "refused: xy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := deliveryText(&tc.d, tc.size); !strings.HasPrefix(got, tc.want) {
+			if got := deliveryText(&tc.d, tc.size); got != tc.want {
 				t.Errorf("deliveryText = %q, want %q", got, tc.want)
 			}
 		})
@@ -165,7 +166,7 @@ func TestDeliveryByMember(t *testing.T) {
 		got, _ = a.engine().Delivery("f.bin")
 		return got["bob"] == "verified"
 	})
-	if len(got) != 2 || got["state-"+shortID(c.id.String())] != "queued" {
+	if len(got) != 2 || got["state-"+present.ShortID(c.id.String())] != "queued" {
 		t.Errorf("Delivery = %v, want bob verified and the member named state queued under a suffixed key", got)
 	}
 	n.connect(a, c)

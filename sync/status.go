@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/present"
 	"github.com/meshfs/meshfs/internal/safetext"
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -50,12 +51,13 @@ type TransferStatus struct {
 	Peer      string    `json:"peer"`      // display name
 	Direction string    `json:"direction"` // "send" or "receive"
 	Size      int64     `json:"size"`
-	Done      int64     `json:"done"` // bytes sent or held
-	State     string    `json:"state"`
+	Done      int64     `json:"done"`  // bytes sent or held
+	State     string    `json:"state"` // a DeliveryState, "receiving" or "paused", maybe with ": reason"
 	StartedAt time.Time `json:"started_at"`
 }
 
-// Status returns a snapshot of peers and transfers.
+// Status returns a snapshot of peers and transfers. It takes each owner's
+// lock in turn, never two at once.
 func (e *Engine) Status() Status {
 	t := e.transport()
 	var st Status
@@ -65,83 +67,87 @@ func (e *Engine) Status() Status {
 		infos = t.Peers()
 	}
 	st.ChecksumErrors = e.checksumErrors.Load()
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	for _, p := range infos {
-		st.Peers = append(st.Peers, e.peerStatusLocked(p))
+		ps := PeerStatus{
+			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
+			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
+			Folder: e.in.folderOf(p.ID),
+		}
+		e.out.countFor(&ps)
+		st.Peers = append(st.Peers, ps)
 	}
-	st.Transfers = e.transfersLocked()
+	st.Transfers = append(e.out.transfers(), e.in.transfersStatus()...)
+	for i := range st.Transfers {
+		st.Transfers[i].Done = min(st.Transfers[i].Done, st.Transfers[i].Size)
+	}
+	slices.SortStableFunc(st.Transfers, func(a, b TransferStatus) int { return a.StartedAt.Compare(b.StartedAt) })
 	return st
 }
 
-// peerStatusLocked fills one PeerStatus.
-func (e *Engine) peerStatusLocked(p mesh.PeerInfo) PeerStatus {
-	ps := PeerStatus{
-		ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
-		RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
-		Folder: e.folders[p.ID],
-	}
-	key := p.ID.String()
-	for _, r := range e.outOrder {
-		d := r.Peers[key]
-		if d == nil || d.State == stateVerified {
+// countFor fills a member's queued and in-flight counts and its last
+// refusal.
+func (o *outbound) countFor(ps *PeerStatus) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.order {
+		d := r.Peers[ps.ID]
+		if d == nil || d.State == StateVerified {
 			continue
 		}
 		switch {
 		case d.owner != nil:
 			ps.InFlight++
-		case d.State == stateQueued:
+		case d.State == StateQueued:
 			ps.Queued++
 		}
-		if d.Reason != "" {
-			ps.Problem = "refused: " + d.Reason // kept while retried
+		if d.State == StateRefused {
+			ps.Problem = deliveryText(d, r.Manifest.Size)
 		}
 	}
-	return ps
 }
 
-// transfersLocked lists unfinished deliveries and partials, oldest first.
-func (e *Engine) transfersLocked() []TransferStatus {
+// transfers lists the unfinished deliveries.
+func (o *outbound) transfers() []TransferStatus {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	var out []TransferStatus
-	for _, r := range e.outOrder {
+	for _, r := range o.order {
 		for key, d := range r.Peers {
-			if d.State == stateVerified {
+			if d.State == StateVerified {
 				continue
 			}
-			state := d.State
+			state := deliveryText(d, r.Manifest.Size)
 			if d.owner != nil {
-				state = d.phase
+				state = string(d.phase)
 			}
-			if d.Reason != "" && (d.State == stateRefused || d.State == stateRejected) {
-				state += ": " + d.Reason
-			}
-			out = append(out, TransferStatus{Path: r.Rel, Peer: e.nameForKeyLocked(key, d.Name), Direction: "send",
+			out = append(out, TransferStatus{Path: r.Rel, Peer: o.peers.nameOf(key, d.Name), Direction: "send",
 				Size: r.Manifest.Size, Done: d.sent, State: state, StartedAt: d.started})
 		}
 	}
-	for _, t := range e.in {
+	return out
+}
+
+// transfersStatus lists the partial files being received or paused.
+func (ib *inbound) transfersStatus() []TransferStatus {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	var out []TransferStatus
+	for _, t := range ib.transfers {
 		state := "paused"
 		if t.owner != nil {
 			state = "receiving"
 		}
-		out = append(out, TransferStatus{Path: t.meta.Path, Peer: e.displayNameLocked(t.key.peer), Direction: "receive",
+		out = append(out, TransferStatus{Path: t.meta.Path, Peer: ib.peers.displayName(t.key.peer), Direction: "receive",
 			Size: int64(t.meta.Size), Done: int64(t.have.count()) * int64(t.meta.BlockSize), State: state, StartedAt: t.meta.Started})
 	}
-	for i := range out {
-		out[i].Done = min(out[i].Done, out[i].Size)
-	}
-	slices.SortStableFunc(out, func(a, b TransferStatus) int { return a.StartedAt.Compare(b.StartedAt) })
 	return out
 }
 
-// nameForKeyLocked is the display name of a peer given as a full ID string.
-func (e *Engine) nameForKeyLocked(key, fallback string) string {
-	if id, err := mesh.ParsePeerID(key); err == nil {
-		if n, ok := e.names[id]; ok {
-			return n
-		}
-	}
-	return fallback
+// folderOf is the inbox folder of a peer, or "" before its first file.
+func (ib *inbound) folderOf(id mesh.PeerID) string {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	return ib.folders[id]
 }
 
 // PeersTable renders the `peers` file: a header and one aligned line per
@@ -157,50 +163,11 @@ func (e *Engine) PeersTable() []byte {
 		if addr == "" {
 			addr = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, shortID(p.ID), p.State, safetext.Text(addr),
-			formatRTT(p.RTT), formatSeen(p.LastSeen, now), formatTransfers(p))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, safetext.Text(addr),
+			present.RTT(p.RTT), present.Seen(p.LastSeen, now), formatTransfers(p))
 	}
 	w.Flush()
 	return b.Bytes()
-}
-
-func shortID(full string) string {
-	if len(full) > 8 {
-		return full[:8]
-	}
-	return full
-}
-
-// formatRTT gives "0.3ms", "12ms", "1.2s" or "-".
-func formatRTT(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "-"
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	}
-	return fmt.Sprintf("%.1fs", d.Seconds())
-}
-
-// formatSeen gives "now", "5s ago", "3m ago", "2h ago", "4d ago" or "-".
-func formatSeen(t, now time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Second:
-		return "now"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
 // formatTransfers gives "2 queued, 1 sending", a refusal, or "-".
@@ -221,26 +188,6 @@ func formatTransfers(p PeerStatus) string {
 	return strings.Join(parts, ", ")
 }
 
-// humanSI formats bytes in decimal units, as in "2.1 MB".
-func humanSI(n uint64) string { return human(n, 1000, []string{"B", "kB", "MB", "GB", "TB", "PB"}) }
-
-// humanIEC formats bytes in binary units, as in "64.0 MiB".
-func humanIEC(n uint64) string {
-	return human(n, 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"})
-}
-
-func human(n uint64, unit float64, names []string) string {
-	if float64(n) < unit {
-		return fmt.Sprintf("%d %s", n, names[0])
-	}
-	v, i := float64(n), 0
-	for v >= unit && i < len(names)-1 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, names[i])
-}
-
 // Delivery returns the delivery state of outbox file rel for each member,
 // keyed by display name, and whether rel has a transfer at all. A state is
 // "queued", "offered", "sending 43%", "verifying", "verified" or
@@ -252,9 +199,13 @@ func (e *Engine) Delivery(rel string) (map[string]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	rec := e.recordForLocked(rel)
+	return e.out.delivery(rel)
+}
+
+func (o *outbound) delivery(rel string) (map[string]string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rec := o.recordForLocked(rel)
 	if rec == nil {
 		return nil, false
 	}
@@ -262,33 +213,39 @@ func (e *Engine) Delivery(rel string) (map[string]string, bool) {
 	out := make(map[string]string, len(keys))
 	for _, key := range keys {
 		d := rec.Peers[key]
-		name := e.nameForKeyLocked(key, d.Name)
+		name := o.peers.nameOf(key, d.Name)
 		if _, taken := out[name]; taken || name == "state" || name == "incomplete" {
-			name += "-" + shortID(key)
+			name += "-" + present.ShortID(key)
 		}
 		out[name] = deliveryText(d, rec.Manifest.Size)
 	}
 	return out, true
 }
 
-// deliveryText renders one member's delivery state for users.
+// deliveryText renders one member's delivery state for people: the state,
+// the phase with a percentage while sending, or the refusal and its reason
+// ("for good" when it is not retried until the file changes).
 func deliveryText(d *delivery, size int64) string {
 	switch {
-	case d.State == stateVerified:
-		return stateVerified
-	case d.owner != nil && d.phase == "sending":
+	case d.State == StateVerified:
+		return string(StateVerified)
+	case d.owner != nil && d.phase == PhaseSending:
 		pct := int64(100)
 		if size > 0 {
 			pct = min(d.sent*100/size, 99) // 100% only once verified
 		}
-		return fmt.Sprintf("sending %d%%", pct)
+		return fmt.Sprintf("%s %d%%", PhaseSending, pct)
 	case d.owner != nil && d.phase != "":
-		return d.phase
-	case d.State == stateRefused || d.State == stateRejected:
-		if d.Reason == "" {
-			return "refused"
+		return string(d.phase)
+	case d.State == StateRefused:
+		text := string(StateRefused)
+		if d.Reason != "" {
+			text += ": " + safetext.Text(d.Reason)
 		}
-		return "refused: " + safetext.Text(d.Reason)
+		if d.Final {
+			text += " (until the file changes)"
+		}
+		return text
 	}
-	return stateQueued
+	return string(StateQueued)
 }

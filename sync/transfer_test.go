@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -159,7 +158,7 @@ func cutAtChunk(n *fakeNet, a, b *fakeNode, at int) <-chan struct{} {
 func pausedBlocks(t *testing.T, fn *fakeNode) int {
 	t.Helper()
 	held := -1
-	err := testutil.WaitFor(5*time.Second, func() error {
+	err := testutil.WaitFor(effectTimeout, func() error {
 		for _, tr := range fn.engine().Status().Transfers {
 			if tr.Direction == "receive" && tr.State == "paused" {
 				held = int(tr.Done / minBlockSize)
@@ -184,7 +183,7 @@ func waitPartialBlocks(t *testing.T, fn *fakeNode, want int) {
 
 // heldBlocks polls until the receiver holds want blocks of a partial.
 func heldBlocks(fn *fakeNode, want int) error {
-	return testutil.WaitFor(5*time.Second, func() error {
+	return testutil.WaitFor(effectTimeout, func() error {
 		for _, tr := range fn.engine().Status().Transfers {
 			if tr.Direction == "receive" && tr.Done == int64(want*minBlockSize) {
 				return nil
@@ -322,7 +321,7 @@ func TestTransferNoSpace(t *testing.T) {
 	n.connect(a, b)
 	data := randBytes(11, 100)
 	a.put("x.txt", data)
-	err := testutil.WaitFor(5*time.Second, func() error {
+	err := testutil.WaitFor(effectTimeout, func() error {
 		table := string(a.engine().PeersTable())
 		if !strings.Contains(table, "refused: no space left on bob's disk") {
 			return os.ErrNotExist
@@ -348,7 +347,7 @@ func TestTransferRemoved(t *testing.T) {
 	a, _ := n.addNode("alice", nil), n.addNode("bob", nil)
 	a.start()
 	a.put("gone.txt", []byte("x"))
-	err := testutil.WaitFor(5*time.Second, func() error {
+	err := testutil.WaitFor(effectTimeout, func() error {
 		if len(a.engine().Status().Transfers) != 1 {
 			return os.ErrNotExist
 		}
@@ -359,7 +358,7 @@ func TestTransferRemoved(t *testing.T) {
 	}
 	os.Remove(filepath.Join(a.root, "outbox", "gone.txt"))
 	a.engine().OutboxRemoved("gone.txt")
-	err = testutil.WaitFor(5*time.Second, func() error {
+	err = testutil.WaitFor(effectTimeout, func() error {
 		if len(a.engine().Status().Transfers) != 0 {
 			return os.ErrExist
 		}

@@ -27,8 +27,4 @@ type Transport interface {
 	SendBulk(ctx context.Context, to mesh.PeerID, data []byte) error
 	// SendChat sends one chat message to one member.
 	SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) error
-	// BroadcastChat sends one chat message to every connected member. The
-	// engine itself sends per peer (SendChat) to keep catch-up ordering;
-	// BroadcastChat is kept so the contract matches *mesh.Node.
-	BroadcastChat(ctx context.Context, c mesh.Chat) error
 }

@@ -25,12 +25,12 @@ type blockWrite struct {
 
 // newWriteBehind starts the writer goroutine; the receiver that owns it
 // stops it with stop.
-func (e *Engine) newWriteBehind() *writeBehind {
+func newWriteBehind(ib *inbound) *writeBehind {
 	w := &writeBehind{jobs: make(chan blockWrite), done: make(chan error, 1), exit: make(chan struct{})}
 	go func() {
 		defer close(w.exit)
 		for j := range w.jobs {
-			w.done <- e.writeBlock(j.t, j.data, int64(j.index)*int64(j.t.meta.BlockSize))
+			w.done <- ib.writeBlock(j.t, j.data, int64(j.index)*int64(j.t.meta.BlockSize))
 		}
 	}()
 	return w
@@ -52,32 +52,32 @@ func (w *writeBehind) finished() <-chan error {
 }
 
 // settle waits for the write in flight, if any, and applies its outcome.
-func (w *writeBehind) settle(e *Engine, p *peerConn) {
+func (w *writeBehind) settle(r *receiver) {
 	if w.cur != nil {
-		w.applied(e, p, <-w.done)
+		w.applied(r, <-w.done)
 	}
 }
 
 // applied applies the outcome of the write in flight: its block is held,
 // or its transfer is aborted.
-func (w *writeBehind) applied(e *Engine, p *peerConn, err error) {
+func (w *writeBehind) applied(r *receiver, err error) {
 	j := w.cur
 	w.cur = nil
-	p.bufs.put(j.buf)
+	r.p.bufs.put(j.buf)
 	if err != nil {
-		e.failIn(p, j.t, "write block", err)
+		r.failIn(j.t, "write block", err)
 		return
 	}
 	failpoint("after-write")
-	e.mu.Lock()
+	r.in.mu.Lock()
 	j.t.have.set(int(j.index))
 	j.t.last = time.Now()
-	e.mu.Unlock()
+	r.in.mu.Unlock()
 }
 
 // stop settles the last write and ends the writer goroutine.
-func (w *writeBehind) stop(e *Engine, p *peerConn) {
-	w.settle(e, p)
+func (w *writeBehind) stop(r *receiver) {
+	w.settle(r)
 	close(w.jobs)
 	<-w.exit
 }

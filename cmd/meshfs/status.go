@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/present"
 	meshsync "github.com/meshfs/meshfs/sync"
 )
 
@@ -16,7 +17,7 @@ import (
 // the bar itself so the output stays plain text in pipes and scripts;
 // 'status --watch' uses live bars instead (watch.go).
 func printStatus(w io.Writer, st meshsync.Status, now time.Time) error {
-	fmt.Fprintf(w, "%s (%s)\n\n", st.Self.Name, shortID(st.Self.ID))
+	fmt.Fprintf(w, "%s (%s)\n\n", st.Self.Name, present.ShortID(st.Self.ID))
 	printMembers(w, st.Peers)
 	fmt.Fprintln(w)
 	if len(st.Transfers) == 0 {
@@ -28,7 +29,7 @@ func printStatus(w io.Writer, st meshsync.Status, now time.Time) error {
 	for _, t := range st.Transfers {
 		r := averageRate(t, now)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%3.0f%%\t%s\t%s\t%s\t%s\n", t.Path, transferPeer(t),
-			bar(t.Done, t.Size, 20), percent(t.Done, t.Size), humanBytes(t.Size), humanRate(r),
+			bar(t.Done, t.Size, 20), percent(t.Done, t.Size), present.IEC(uint64(t.Size)), humanRate(r),
 			eta(t.Size-t.Done, r), t.State)
 	}
 	return tw.Flush()
@@ -39,8 +40,8 @@ func printMembers(w io.Writer, peers []meshsync.PeerStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tID\tSTATE\tADDRESS\tRTT\tQUEUED\tSENDING\tPROBLEM")
 	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, shortID(p.ID), p.State,
-			orDash(p.Addr), rtt(p.RTT), p.Queued, p.InFlight, orDash(p.Problem))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, present.ShortID(p.ID), p.State,
+			orDash(p.Addr), present.RTT(p.RTT), p.Queued, p.InFlight, orDash(p.Problem))
 	}
 	if len(peers) == 0 {
 		fmt.Fprintln(tw, "(no other members yet)")
@@ -86,14 +87,7 @@ func humanRate(r float64) string {
 	if r <= 0 {
 		return "-"
 	}
-	return humanBytes(int64(r)) + "/s"
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
+	return present.IEC(uint64(r)) + "/s"
 }
 
 func orDash(s string) string {
@@ -101,13 +95,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func rtt(d time.Duration) string {
-	if d <= 0 {
-		return "-"
-	}
-	return d.Round(10 * time.Microsecond).String()
 }
 
 func percent(done, size int64) float64 {
@@ -122,18 +109,4 @@ func bar(done, size int64, width int) string {
 	n := int(percent(done, size) / 100 * float64(width))
 	n = max(0, min(width, n))
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
-}
-
-// humanBytes formats n with binary units, as ls -lh does.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

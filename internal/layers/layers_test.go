@@ -1,7 +1,7 @@
 // Package layers holds the test that keeps meshfs's import arrows pointing
 // one way:
 //
-//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,safetext,wire}
+//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,present,safetext,wire}
 //
 // fs and folder are the two frontends; they declare the calls they make
 // into sync as interfaces and import no other meshfs package. mesh is a
@@ -27,11 +27,12 @@ var allowed = map[string]struct {
 }{
 	"internal/atomicfile": {},
 	"internal/wire":       {},
+	"internal/present":    {},
 	"internal/safetext":   {outside: []string{"golang.org/x/text"}},
 	"mesh":                {meshfs: []string{"internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"chat":                {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"sync": {
-		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/safetext", "internal/wire"},
+		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"},
 		outside: []string{"github.com/zeebo/blake3", "golang.org/x/sys", "golang.org/x/text"},
 	},
 	"folder": {

@@ -1,0 +1,33 @@
+package present
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFormats(t *testing.T) {
+	now := time.Now()
+	tests := []struct{ got, want string }{
+		{SI(999), "999 B"},
+		{SI(5_000_000), "5.0 MB"},
+		{IEC(1023), "1023 B"},
+		{IEC(64 << 20), "64.0 MiB"},
+		{IEC(5 << 30), "5.0 GiB"},
+		{RTT(0), "-"},
+		{RTT(300 * time.Microsecond), "0.3ms"},
+		{RTT(12 * time.Millisecond), "12ms"},
+		{RTT(1200 * time.Millisecond), "1.2s"},
+		{Seen(time.Time{}, now), "-"},
+		{Seen(now, now), "now"},
+		{Seen(now.Add(-5*time.Second), now), "5s ago"},
+		{Seen(now.Add(-3*time.Minute), now), "3m ago"},
+		{Seen(now.Add(-96*time.Hour), now), "4d ago"},
+		{ShortID("i4csxazgabcdef"), "i4csxazg"},
+		{ShortID("abc"), "abc"},
+	}
+	for i, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("case %d: got %q, want %q", i, tc.got, tc.want)
+		}
+	}
+}

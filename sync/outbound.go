@@ -1,0 +1,563 @@
+package sync
+
+import (
+	"cmp"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// DeliveryState is where one outbox file stands with one member. These
+// words, and the phases below, are what the user.meshfs.* attributes,
+// `meshfs status` and the peers file show.
+type DeliveryState string
+
+// The states a delivery record keeps on disk.
+const (
+	StateQueued   DeliveryState = "queued"   // to be offered when the member is connected
+	StateRefused  DeliveryState = "refused"  // the member said no (Reason); retried unless Final
+	StateVerified DeliveryState = "verified" // the member has the file verified and in place
+)
+
+// The phases of a delivery a sender is working on, kept in memory only.
+const (
+	PhaseOffered   DeliveryState = "offered"
+	PhaseSending   DeliveryState = "sending"
+	PhaseVerifying DeliveryState = "verifying"
+)
+
+// outRecord is one outgoing transfer: one outbox file version and its
+// delivery state for each member. Stored in StateDir/outgoing/<id>.json.
+type outRecord struct {
+	ID       transferID           `json:"id"`
+	Rel      string               `json:"rel"` // path under outbox/, '/'-separated
+	Ident    identity             `json:"identity"`
+	Manifest manifest             `json:"manifest"`
+	Created  time.Time            `json:"created"`
+	Seq      uint64               `json:"seq"`   // creation order
+	Peers    map[string]*delivery `json:"peers"` // key: full peer ID
+
+	// Guarded by Engine.mu.
+	cancelled bool          // removed or rewritten; senders stop at the next block
+	stream    *streamHashes // block hashes so far, while Manifest has none (stream.go)
+}
+
+// delivery is the state of one record for one member.
+type delivery struct {
+	State  DeliveryState `json:"state"`
+	Final  bool          `json:"final,omitempty"` // refused until the file changes (name, size, quota)
+	Reason string        `json:"reason,omitempty"`
+	Name   string        `json:"name"` // display name when the record was made
+
+	// In memory only, guarded by outbound.mu.
+	owner   *peerConn     // the sender that has it in flight; nil when idle
+	phase   DeliveryState // PhaseOffered, PhaseSending or PhaseVerifying while owned
+	sent    int64         // bytes sent in the current attempt
+	retryAt time.Time     // when a refused delivery is offered again
+	started time.Time     // when the current attempt began
+}
+
+// valid reports whether a delivery read from disk holds a known state.
+func (d *delivery) valid() bool {
+	return d != nil && (d.State == StateQueued || d.State == StateRefused || d.State == StateVerified)
+}
+
+// retryable reports whether a refused delivery is offered again.
+func (d *delivery) retryable() bool { return d.State == StateRefused && !d.Final }
+
+// jobKind says what the outbox loop should do.
+type jobKind int
+
+const (
+	jobClosed      jobKind = iota // an outbox path was closed or renamed in
+	jobRemoved                    // an outbox path (file or folder) was deleted
+	jobPeerRemoved                // a member was revoked
+	jobFinish                     // a record may be fully delivered
+)
+
+type job struct {
+	kind   jobKind
+	rel    string
+	peer   mesh.PeerID
+	id     transferID
+	rescan bool // jobClosed from the startup rescan, not from a writer
+}
+
+// jobQueue never blocks the caller (FUSE callbacks push here); repeated
+// closes of the same path are coalesced, so it grows only with distinct
+// paths.
+type jobQueue struct {
+	mu     sync.Mutex
+	jobs   []job
+	closed map[string]bool
+	signal chan struct{}
+}
+
+func (q *jobQueue) init() {
+	q.closed = map[string]bool{}
+	q.signal = make(chan struct{}, 1)
+}
+
+func (q *jobQueue) push(j job) {
+	q.mu.Lock()
+	if j.kind != jobClosed || !q.closed[j.rel] {
+		q.jobs = append(q.jobs, j)
+		if j.kind == jobClosed {
+			q.closed[j.rel] = true
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *jobQueue) take() []job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	jobs := q.jobs
+	q.jobs = nil
+	clear(q.closed)
+	return jobs
+}
+
+// outbound owns the outgoing side: one delivery record per outbox file
+// version, the outbox loop that creates, cancels and finishes them, and
+// (through sender) the offers to each member.
+type outbound struct {
+	*env
+	peers *peerSet
+	jobs  jobQueue // work for the outbox loop
+
+	mu      sync.Mutex // guards the records and their deliveries
+	records map[transferID]*outRecord
+	order   []*outRecord // by creation; cancelled records are skipped
+	seq     uint64
+}
+
+func newOutbound(v *env, peers *peerSet) *outbound {
+	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}}
+	o.jobs.init()
+	return o
+}
+
+// OutboxClosed tells the engine that rel (relative to outbox/, a file or a
+// folder renamed in) was closed by its last writer. It never blocks.
+func (e *Engine) OutboxClosed(rel string) { e.out.jobs.push(job{kind: jobClosed, rel: rel}) }
+
+// OutboxRemoved tells the engine that rel (file or folder) was deleted
+// from outbox/: its transfers are cancelled. It never blocks.
+func (e *Engine) OutboxRemoved(rel string) { e.out.jobs.push(job{kind: jobRemoved, rel: rel}) }
+
+// outboxLoop runs the jobs: hashing, cancelling, finishing.
+func (o *outbound) loop() {
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-o.jobs.signal:
+		}
+		for _, j := range o.jobs.take() {
+			if o.ctx.Err() != nil {
+				return
+			}
+			o.runJob(j)
+		}
+	}
+}
+
+func (o *outbound) runJob(j job) {
+	switch j.kind {
+	case jobClosed:
+		o.outboxClosed(j.rel, j.rescan)
+	case jobRemoved:
+		if rel, ok := cleanRel(j.rel); ok {
+			o.cancelRel(rel, true)
+		}
+	case jobPeerRemoved:
+		o.dropPeerFromRecords(j.peer)
+	case jobFinish:
+		o.finishRecord(j.id)
+	}
+}
+
+// cleanRel makes rel a clean '/'-separated path inside outbox/.
+func cleanRel(rel string) (string, bool) {
+	rel = path.Clean(strings.TrimPrefix(filepath.ToSlash(rel), "/"))
+	if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return rel, true
+}
+
+// outboxClosed handles one closed path: a file, or a folder to walk.
+// rescan says it comes from the startup rescan.
+func (o *outbound) outboxClosed(rel string, rescan bool) {
+	rel, ok := cleanRel(rel)
+	if !ok {
+		o.log.Warn("outbox path outside outbox", "path", rel)
+		return
+	}
+	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rel))
+	fi, err := os.Lstat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o.cancelRel(rel, false)
+	case err != nil:
+		o.log.Warn("outbox file unreadable", "path", rel, "err", err)
+	case fi.IsDir():
+		o.walkOutbox(abs, rescan)
+	default:
+		o.outboxFile(rel, abs, fi, rescan)
+	}
+}
+
+// walkOutbox queues every file under dir (a folder renamed into outbox/,
+// or the whole outbox/ when rescan).
+func (o *outbound) walkOutbox(dir string, rescan bool) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if rel, err := filepath.Rel(o.outboxDir, p); err == nil {
+			o.jobs.push(job{kind: jobClosed, rel: filepath.ToSlash(rel), rescan: rescan})
+		}
+		return nil
+	})
+}
+
+// outboxFile turns one closed outbox file into a transfer.
+func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
+	if ignoredOutboxName(rel) {
+		o.log.Debug("outbox name ignored", "path", rel)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		o.log.Warn("outbox entry is not a regular file", "path", rel, "mode", fi.Mode().String())
+		return
+	}
+	old := o.recordFor(rel)
+	if incomplete(abs) {
+		o.skipIncomplete(rel, old, fi, rescan)
+		return
+	}
+	if old != nil && old.Ident.sameFile(identityOf(fi)) {
+		return
+	}
+	if _, err := validatePath(rel); err != nil {
+		o.log.Warn("outbox name not portable", "path", rel, "err", err)
+		return
+	}
+	if fi.Size() > o.cfg.MaxFileSize {
+		o.log.Warn("outbox file too big", "path", rel, "bytes", fi.Size(), "max", o.cfg.MaxFileSize)
+		return
+	}
+	rec, err := o.hashOutbox(rel, abs)
+	if errors.Is(err, errChanged) {
+		o.log.Debug("outbox file changed while hashing", "path", rel)
+		return
+	}
+	if err != nil {
+		o.log.Warn("outbox file unreadable", "path", rel, "err", err)
+		return
+	}
+	o.cancelRel(rel, false)
+	o.addRecord(rec)
+}
+
+// hashOutbox reads the file once and builds a record with a delivery for
+// every member known now, connected or not.
+func (o *outbound) hashOutbox(rel, abs string) (*outRecord, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	bs := chooseBlockSize(fi.Size(), o.cfg.BlockSize)
+	m, ident := manifest{Hash: blockHashName, Size: fi.Size(), BlockSize: bs}, identityOf(fi)
+	if fi.Size() < o.cfg.StreamMinSize { // larger files are hashed as they are sent
+		if m, ident, err = hashFile(o.ctx, f, bs); err != nil {
+			return nil, err
+		}
+	}
+	rec := &outRecord{Rel: rel, Ident: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
+	rand.Read(rec.ID[:])
+	for _, p := range o.transport().Peers() {
+		rec.Peers[p.ID.String()] = &delivery{State: StateQueued, Name: safeName(p.Name)}
+	}
+	return rec, nil
+}
+
+// addRecord persists a new record and wakes the senders.
+func (o *outbound) addRecord(rec *outRecord) {
+	o.mu.Lock()
+	o.seq++
+	rec.Seq = o.seq
+	o.mu.Unlock()
+	if err := o.saveRecord(rec); err != nil {
+		o.log.Error("delivery record not saved", "path", rec.Rel, "err", err)
+		return
+	}
+	o.mu.Lock()
+	o.records[rec.ID] = rec
+	o.order = append(o.order, rec)
+	o.mu.Unlock()
+	o.log.Info("file queued", "path", rec.Rel, "bytes", rec.Ident.Size, "members", len(rec.Peers), "id", rec.ID.String())
+	o.jobs.push(job{kind: jobFinish, id: rec.ID})
+	o.peers.wakeSenders()
+}
+
+// valid reports whether a record read from disk is one this version wrote.
+func (r *outRecord) valid() bool {
+	if r.Peers == nil || r.Manifest.Hash != blockHashName {
+		return false
+	}
+	for _, d := range r.Peers {
+		if !d.valid() {
+			return false
+		}
+	}
+	return true
+}
+
+// recordFor returns the live record for rel, if any.
+func (o *outbound) recordFor(rel string) *outRecord {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.recordForLocked(rel)
+}
+
+// recordForLocked is recordFor with o.mu held.
+func (o *outbound) recordForLocked(rel string) *outRecord {
+	for _, r := range o.records {
+		if r.Rel == rel {
+			return r
+		}
+	}
+	return nil
+}
+
+// recordPath is where a record is stored.
+func (o *outbound) recordPath(id transferID) string {
+	return filepath.Join(o.outgoingDir, id.String()+".json")
+}
+
+// saveRecord persists a record (a snapshot taken under the lock).
+func (o *outbound) saveRecord(rec *outRecord) error {
+	o.mu.Lock()
+	snap := *rec
+	snap.Peers = make(map[string]*delivery, len(rec.Peers))
+	for k, d := range rec.Peers {
+		dc := delivery{State: d.State, Final: d.Final, Reason: d.Reason, Name: d.Name}
+		snap.Peers[k] = &dc
+	}
+	cancelled := rec.cancelled
+	o.mu.Unlock()
+	if cancelled {
+		return nil
+	}
+	return atomicfile.WriteJSON(o.recordPath(rec.ID), &snap)
+}
+
+// cancelRel cancels the record for rel, or with subtree every record at or
+// below rel. Receivers are not told: they garbage-collect their partials.
+func (o *outbound) cancelRel(rel string, subtree bool) {
+	o.mu.Lock()
+	var gone []*outRecord
+	for _, r := range o.records {
+		if r.Rel == rel || subtree && strings.HasPrefix(r.Rel, rel+"/") {
+			gone = append(gone, r)
+		}
+	}
+	for _, r := range gone {
+		o.dropRecordLocked(r)
+	}
+	o.mu.Unlock()
+	for _, r := range gone {
+		o.log.Info("transfer cancelled", "path", r.Rel, "id", r.ID.String())
+		o.removeRecordFile(r.ID)
+	}
+}
+
+// dropRecordLocked forgets a record in memory.
+func (o *outbound) dropRecordLocked(r *outRecord) {
+	r.cancelled = true
+	delete(o.records, r.ID)
+	o.order = slices.DeleteFunc(o.order, func(x *outRecord) bool { return x == r })
+}
+
+func (o *outbound) removeRecordFile(id transferID) {
+	if err := os.Remove(o.recordPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		o.log.Warn("delivery record not removed", "id", id.String(), "err", err)
+	}
+}
+
+// dropPeerFromRecords forgets a revoked member in every record.
+func (o *outbound) dropPeerFromRecords(peer mesh.PeerID) {
+	key := peer.String()
+	o.mu.Lock()
+	var touched []*outRecord
+	for _, r := range o.records {
+		if _, ok := r.Peers[key]; ok {
+			delete(r.Peers, key)
+			touched = append(touched, r)
+		}
+	}
+	o.mu.Unlock()
+	for _, r := range touched {
+		if err := o.saveRecord(r); err != nil {
+			o.log.Warn("delivery record not saved", "path", r.Rel, "err", err)
+		}
+		o.finishRecord(r.ID)
+	}
+}
+
+// finishRecord moves a fully delivered file to sent/ and deletes its record.
+func (o *outbound) finishRecord(id transferID) {
+	o.mu.Lock()
+	rec, ok := o.records[id]
+	if !ok || !allVerified(rec) {
+		o.mu.Unlock()
+		return
+	}
+	o.dropRecordLocked(rec)
+	o.mu.Unlock()
+	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
+	if fi, err := os.Lstat(abs); err == nil && identityOf(fi).sameFile(rec.Ident) {
+		if err := o.moveToSent(rec.Rel, abs); err != nil {
+			o.log.Warn("delivered file not moved to sent", "path", rec.Rel, "err", err)
+		} else {
+			o.log.Info("file delivered to every member", "path", rec.Rel, "members", len(rec.Peers))
+		}
+	}
+	o.removeRecordFile(rec.ID)
+}
+
+// allVerified reports whether every member verified the record.
+func allVerified(rec *outRecord) bool {
+	for _, d := range rec.Peers {
+		if d.State != StateVerified {
+			return false
+		}
+	}
+	return true
+}
+
+// moveToSent renames outbox/rel to sent/rel without replacing anything
+// ("name (1).ext" on a clash) and removes emptied outbox folders.
+func (o *outbound) moveToSent(rel, abs string) error {
+	dstDir := filepath.Join(o.sentDir, filepath.FromSlash(path.Dir(rel)))
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return err
+	}
+	base := path.Base(rel)
+	for n := 0; ; n++ {
+		dst := filepath.Join(dstDir, numberedName(base, n))
+		err := renameNoReplace(abs, dst)
+		if errors.Is(err, fs.ErrExist) && n < maxNumbered {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o.changed(path.Join("outbox", rel))
+		o.changed(path.Join("sent", path.Dir(rel), numberedName(base, n)))
+		break
+	}
+	for dir := filepath.Dir(abs); dir != o.outboxDir && strings.HasPrefix(dir, o.outboxDir); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+		if r, err := filepath.Rel(o.outboxDir, dir); err == nil {
+			o.changed(path.Join("outbox", filepath.ToSlash(r)))
+		}
+	}
+	return atomicfile.SyncDir(dstDir)
+}
+
+// load reads every stored record at New.
+func (o *outbound) load() error {
+	entries, err := os.ReadDir(o.outgoingDir)
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		if !strings.HasSuffix(ent.Name(), ".json") || strings.HasPrefix(ent.Name(), ".") {
+			continue
+		}
+		rec := &outRecord{}
+		path := filepath.Join(o.outgoingDir, ent.Name())
+		err := atomicfile.ReadJSON(path, rec)
+		if err == nil && !rec.valid() {
+			err = errors.New("not a delivery record of this version")
+		}
+		if err != nil {
+			// The outbox file, if still there, is queued again by the
+			// startup rescan: nothing the user put in outbox/ is lost.
+			o.log.Warn("delivery record unreadable; its file is sent again", "file", ent.Name(), "err", err)
+			os.Remove(path)
+			continue
+		}
+		o.records[rec.ID] = rec
+		o.order = append(o.order, rec)
+		o.seq = max(o.seq, rec.Seq)
+	}
+	slices.SortFunc(o.order, func(a, b *outRecord) int { return cmp.Compare(a.Seq, b.Seq) })
+	return nil
+}
+
+// rescanOutbox queues every outbox file and every record's path: files
+// closed while the node was down are sent, changed or deleted ones are
+// replaced or cancelled.
+func (o *outbound) rescan() {
+	o.mu.Lock()
+	for _, r := range o.order {
+		o.jobs.push(job{kind: jobClosed, rel: r.Rel, rescan: true})
+		o.jobs.push(job{kind: jobFinish, id: r.ID})
+	}
+	o.mu.Unlock()
+	o.walkOutbox(o.outboxDir, true)
+}
+
+// requeueRefused makes a reconnecting peer's refused deliveries eligible
+// again at once.
+func (o *outbound) requeueRefused(peer mesh.PeerID) {
+	key := peer.String()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.records {
+		if d := r.Peers[key]; d != nil && d.retryable() {
+			d.State = StateQueued
+		}
+	}
+}
+
+// skipIncomplete leaves a marked file alone: it is sent when a writer
+// completes it (the mark is cleared first). A record for an older version
+// of rel is cancelled, since that content is gone. The startup rescan tells
+// the user; a file reported while a new writer has it open is routine.
+func (o *outbound) skipIncomplete(rel string, old *outRecord, fi os.FileInfo, rescan bool) {
+	if old != nil && !old.Ident.sameFile(identityOf(fi)) {
+		o.cancelRel(rel, false)
+	}
+	if rescan {
+		o.log.Warn("outbox file was still being written when meshfs stopped; copy it again to send it", "path", rel)
+		return
+	}
+	o.log.Debug("outbox file still open for writing", "path", rel)
+}

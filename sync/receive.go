@@ -1,0 +1,339 @@
+package sync
+
+import (
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/internal/present"
+)
+
+// receiver handles one connection's OFFER, CHUNK and DONE messages in
+// order, on one goroutine per connection: it answers each OFFER, writes
+// verified blocks into the partial (through its write-behind), and on DONE
+// verifies the whole file and places it in the inbox.
+type receiver struct {
+	in *inbound
+	p  *peerConn
+	wb *writeBehind
+}
+
+func newReceiver(in *inbound, p *peerConn) *receiver { return &receiver{in: in, p: p} }
+
+// run handles one peer's OFFER, CHUNK and DONE messages in order.
+func (r *receiver) run() {
+	defer r.in.release(r.p)
+	r.wb = newWriteBehind(r.in)
+	defer r.wb.stop(r)
+	tick := time.NewTicker(max(r.in.cfg.InboundIdle/2, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.p.ctx.Done():
+			return
+		case in := <-r.p.toReceive:
+			if c, ok := in.msg.(*chunkMsg); ok {
+				r.onChunk(c, in.buf)
+				continue
+			}
+			r.wb.settle(r) // OFFER and DONE see every block written
+			r.receive(in)
+		case err := <-r.wb.finished():
+			r.wb.applied(r, err)
+		case <-tick.C:
+			r.wb.settle(r)
+			r.in.closeIdle(r.p, time.Now().Add(-r.in.cfg.InboundIdle))
+		}
+	}
+}
+
+// receive handles an OFFER or a DONE (CHUNKs go to onChunk).
+func (r *receiver) receive(in inMsg) {
+	switch m := in.msg.(type) {
+	case *offerMsg:
+		r.onOffer(m)
+	case *doneMsg:
+		r.onDone(m)
+	default:
+		r.in.log.Debug("unexpected message", "peer", r.p.id, "type", fmt.Sprintf("%T", m))
+	}
+}
+
+// reply sends a control message to p; failures mean the peer is gone.
+func (r *receiver) reply(data []byte) {
+	if err := r.in.transport().SendBytes(r.p.ctx, r.p.id, data); err != nil {
+		r.in.log.Debug("reply not sent", "peer", r.p.id, "err", err)
+	}
+}
+
+func (r *receiver) reject(id transferID, code rejectCode, reason string) {
+	r.reply((&rejectMsg{ID: id, Code: code, Reason: reason}).encode())
+}
+
+// onOffer validates an OFFER before touching the disk, then answers ACK
+// (already done), ACCEPT with the blocks held, or REJECT.
+func (r *receiver) onOffer(m *offerMsg) {
+	k := inKey{r.p.id, m.ID}
+	r.in.mu.Lock()
+	_, done := r.in.completed[k]
+	_, known := r.in.transfers[k]
+	r.in.mu.Unlock()
+	if done {
+		r.reply((&ackMsg{ID: m.ID}).encode())
+		return
+	}
+	if !known {
+		if code, reason := r.admit(m); code != 0 {
+			r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", code.String(), "reason", reason)
+			r.reject(m.ID, code, reason)
+			return
+		}
+	}
+	t, code, err := r.in.claim(r.p, k)
+	if err != nil {
+		r.reject(m.ID, code, err.Error())
+		return
+	}
+	if !t.sameManifest(m) {
+		r.reject(m.ID, rejectIO, "transfer id reused with a different manifest")
+		return
+	}
+	if !m.streamed() {
+		if err := r.adoptManifest(t, m.FileHash, m.Blocks); err != nil {
+			r.failIn(t, "verify manifest", err)
+			return
+		}
+	}
+	r.in.mu.Lock()
+	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	r.in.mu.Unlock()
+	r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
+}
+
+// admit checks a new OFFER and creates its partial. It returns a reject
+// code and reason, or 0.
+func (r *receiver) admit(m *offerMsg) (rejectCode, string) {
+	clean, err := validatePath(m.Path)
+	if err != nil {
+		return rejectName, err.Error()
+	}
+	if m.Size > uint64(r.in.cfg.MaxFileSize) {
+		return rejectTooBig, fmt.Sprintf("%s is over the %s limit", present.IEC(m.Size), present.IEC(uint64(r.in.cfg.MaxFileSize)))
+	}
+	if code, reason := r.in.checkQuota(r.p.id, m.Size); code != 0 {
+		return code, reason
+	}
+	if code, reason := r.in.checkSpace(m.Size); code != 0 {
+		return code, reason
+	}
+	meta := partialMeta{
+		Hash: blockHashName, Peer: r.p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
+		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(),
+	}
+	if err := r.in.createPartial(inKey{r.p.id, m.ID}, meta); err != nil {
+		return ioCode(err), err.Error()
+	}
+	return 0, ""
+}
+
+// onChunk verifies one block, in buf, and hands it to the write-behind.
+// Bad chunks are dropped: the receiver asks for them again after DONE.
+func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
+	if !r.checkChunk(m) {
+		r.p.bufs.put(buf)
+		return
+	}
+	r.wb.settle(r) // may abort the transfer: look it up after
+	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
+	if t == nil {
+		r.p.bufs.put(buf)
+		return
+	}
+	r.wb.start(blockWrite{t: t, index: m.Index, data: m.Data, buf: buf})
+}
+
+// checkChunk reports whether m is a block of a transfer p owns whose hash
+// is right (or, streamed, recorded for DONE).
+func (r *receiver) checkChunk(m *chunkMsg) bool {
+	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
+	if t == nil {
+		r.in.log.Debug("chunk for unknown transfer", "peer", r.p.id, "id", m.ID.String())
+		return false
+	}
+	n := t.meta.blocks()
+	if int(m.Index) >= n || len(m.Data) != blockLen(t.meta.Size, t.meta.BlockSize, m.Index) {
+		r.in.log.Debug("chunk out of range", "peer", r.p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
+		return false
+	}
+	sum := blockSum(m.Data)
+	if t.meta.streamed() {
+		t.got[m.Index] = sum // checked when the manifest comes with DONE
+		return true
+	}
+	if sum != t.meta.Blocks[m.Index] {
+		err := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: "verify block",
+			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
+		r.in.log.Warn("block dropped", "peer", r.p.id, "err", err)
+		r.in.noteError(err)
+		return false
+	}
+	return true
+}
+
+// onDone finishes a transfer whose blocks are all present, or asks again
+// for the missing ones (at most maxResendRounds times).
+func (r *receiver) onDone(m *doneMsg) {
+	k := inKey{r.p.id, m.ID}
+	t := r.in.owned(r.p, k)
+	if t == nil {
+		r.in.mu.Lock()
+		_, done := r.in.completed[k]
+		r.in.mu.Unlock()
+		if done {
+			r.reply((&ackMsg{ID: m.ID}).encode())
+		}
+		return
+	}
+	if err := r.doneManifest(t, m); err != nil {
+		r.failIn(t, "verify manifest", err)
+		return
+	}
+	r.in.mu.Lock()
+	complete := t.have.count() == t.have.n
+	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	t.rounds++
+	rounds := t.rounds
+	r.in.mu.Unlock()
+	switch {
+	case complete:
+		r.finishIn(t)
+	case rounds > maxResendRounds:
+		r.failIn(t, "receive", fmt.Errorf("blocks still missing after %d rounds: %w", maxResendRounds, ErrChecksum))
+	default:
+		r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
+	}
+}
+
+// failIn aborts an inbound transfer: REJECT with the reason, delete the
+// partial. The node keeps working.
+func (r *receiver) failIn(t *inTransfer, op string, err error) {
+	terr := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: op, Err: err}
+	r.in.log.Warn("transfer aborted", "peer", r.p.id, "err", terr)
+	r.in.noteError(terr)
+	r.in.dropPartial(t)
+	reason := err.Error()
+	if isNoSpace(err) {
+		reason = fmt.Sprintf("no space left on %s's disk", r.in.selfName())
+	}
+	r.reject(t.key.id, ioCode(err), reason)
+}
+
+// finishIn verifies a complete partial, makes it durable and renames it
+// into inbox/<peer-folder>/ without replacing anything, then ACKs.
+func (r *receiver) finishIn(t *inTransfer) {
+	if err := verifyWhole(&t.meta); err != nil {
+		if r.p.ctx.Err() == nil { // a disconnect keeps the partial for resume
+			r.failIn(t, "verify file", err)
+		}
+		return
+	}
+	if err := r.in.makeDurable(t); err != nil {
+		r.failIn(t, "sync file", err)
+		return
+	}
+	failpoint("after-fsync")
+	shown, err := r.in.placeFinal(t)
+	if err != nil {
+		r.failIn(t, "rename", err)
+		return
+	}
+	r.in.changed(shown)
+	r.in.completeIn(t)
+	r.reply((&ackMsg{ID: t.key.id}).encode())
+	name := r.in.peers.displayName(r.p.id)
+	r.in.log.Info("file received", "peer", r.p.id, "name", name, "path", shown, "bytes", t.meta.Size)
+	r.in.event(fmt.Sprintf("%s sent %s (%s) -> %s", name, path.Base(t.meta.Path), present.SI(t.meta.Size), shown))
+}
+
+// doneManifest applies the manifest a DONE carries. A DONE without one is
+// an error while the transfer is still streamed.
+func (r *receiver) doneManifest(t *inTransfer, m *doneMsg) error {
+	if len(m.Blocks) > 0 {
+		return r.adoptManifest(t, m.FileHash, m.Blocks)
+	}
+	if t.meta.streamed() {
+		return fmt.Errorf("DONE without the block hashes of a streamed file: %w", errProto)
+	}
+	return nil
+}
+
+// adoptManifest gives a streamed transfer its manifest. A block written
+// whose hash differs is dropped, to be asked for again like a corrupt
+// chunk, and the sidecar is stored with the manifest so that a restart can
+// resume by re-hashing. A transfer that has its manifest accepts only the
+// same one again.
+func (r *receiver) adoptManifest(t *inTransfer, fileHash hash32, blocks []hash32) error {
+	if !t.meta.streamed() {
+		if fileHash != t.meta.FileHash {
+			return fmt.Errorf("manifest differs from the one offered: %w", ErrChecksum)
+		}
+		return nil
+	}
+	if len(blocks) != t.meta.blocks() {
+		return fmt.Errorf("%d block hashes for %d blocks: %w", len(blocks), t.meta.blocks(), errProto)
+	}
+	if fileHashOf(t.meta.Size, t.meta.BlockSize, blocks) != fileHash {
+		return fmt.Errorf("file hash does not match its block hashes: %w", ErrChecksum)
+	}
+	meta := t.meta
+	meta.FileHash, meta.Blocks = fileHash, blocks
+	if err := atomicfile.WriteJSON(r.in.metaPath(t.key), &meta); err != nil {
+		return err
+	}
+	r.in.mu.Lock()
+	t.meta = meta
+	dropped := 0
+	for i, h := range t.got {
+		if t.have.has(i) && h != blocks[i] {
+			t.have.clear(i)
+			dropped++
+		}
+	}
+	t.got = nil
+	r.in.mu.Unlock()
+	if dropped > 0 {
+		err := &TransferError{Peer: r.p.id.Short(), Path: meta.Path, Op: "verify block",
+			Err: fmt.Errorf("%d blocks differ from the manifest: %w", dropped, ErrChecksum)}
+		r.in.log.Warn("blocks dropped", "peer", r.p.id, "err", err)
+		r.in.noteError(err)
+	}
+	return nil
+}
+
+// inMsg is a decoded OFFER, CHUNK or DONE on its way to the receiver.
+type inMsg struct {
+	msg any
+	buf []byte // a CHUNK's block buffer, from and back to p.bufs
+}
+
+// newInMsg decodes data into a message for p's receiver. data is only
+// valid during the call (the mesh reuses it), so a CHUNK's block is copied
+// into one of p's block buffers, waiting for one to be free; it fails with
+// p's context error when p stops first. The block is hashed by the
+// receiver, not here: the mesh reader already decrypts every byte, and the
+// receiver's O_DIRECT writes leave its core free while they wait.
+func newInMsg(p *peerConn, data []byte) (inMsg, error) {
+	msg, err := decodeMessage(data)
+	if err != nil {
+		return inMsg{}, err
+	}
+	in := inMsg{msg: msg}
+	if c, ok := msg.(*chunkMsg); ok {
+		if in.buf = p.bufs.get(p.ctx, len(c.Data)); in.buf == nil {
+			return inMsg{}, p.ctx.Err()
+		}
+		c.Data = in.buf[:copy(in.buf, c.Data)]
+	}
+	return in, nil
+}

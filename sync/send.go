@@ -1,0 +1,465 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/safetext"
+)
+
+// A file of StreamMinSize or more is offered at once, without block
+// hashes, and hashed while it is sent: hashing 1 GiB first held its first
+// block back by 0.2 s (0.35 s on one core). Every sender of the record
+// reads every block anyway, so the hashes cost no extra read; the manifest
+// completes when the first sender has read the last block, is stored with
+// the record, and travels in DONE. The receiver keeps the hash of each
+// block it writes and checks them all against that manifest before it
+// verifies the file as usual; a block that does not match is asked for
+// again, like a corrupt chunk. Later OFFERs of the record (other members,
+// resumes) carry the manifest as small files' do.
+
+// maxResendRounds is how often a sender answers ACCEPT-after-DONE (blocks
+// the receiver still lacks) before it gives up for now.
+const maxResendRounds = 3
+
+// flight is one delivery a sender has offered and not yet finished.
+type flight struct {
+	rec      *outRecord
+	d        *delivery
+	streamed bool // offered without block hashes: DONE carries them
+	doneSent bool
+	rounds   int
+	last     time.Time // last reply; a silent receiver times out
+}
+
+// sender works through one connected peer's deliveries in order, with at
+// most MaxOffersInFlight offered at once. It runs on one goroutine per
+// connection, which owns its flights; on exit they go back to the queue.
+type sender struct {
+	o       *outbound
+	p       *peerConn
+	flights map[transferID]*flight
+}
+
+func newSender(o *outbound, p *peerConn) *sender {
+	return &sender{o: o, p: p, flights: map[transferID]*flight{}}
+}
+
+// run is the sender's loop, until its connection ends.
+func (s *sender) run() {
+	defer s.releaseFlights()
+	tick := time.NewTicker(s.o.retryTick())
+	defer tick.Stop()
+	for {
+		if !s.fillOffers() {
+			return
+		}
+		select {
+		case <-s.p.ctx.Done():
+			return
+		case <-s.p.newWork:
+		case <-tick.C:
+			s.handleReplies()
+			s.expireFlights()
+			s.retryDue()
+		case <-s.p.replies.signal:
+			s.handleReplies()
+		}
+	}
+}
+
+// retryTick is how often refused deliveries and silent flights are checked.
+func (o *outbound) retryTick() time.Duration {
+	return min(max(o.cfg.RetryInterval/4, 10*time.Millisecond), 5*time.Second)
+}
+
+// offerTimeout: a flight with no reply for this long is offered again.
+func (o *outbound) offerTimeout() time.Duration { return max(4*o.cfg.RetryInterval, time.Minute) }
+
+// fillOffers offers the next queued deliveries up to the in-flight cap. It
+// returns false when the peer's context ended.
+func (s *sender) fillOffers() bool {
+	for len(s.flights) < s.o.cfg.MaxOffersInFlight {
+		if s.p.ctx.Err() != nil {
+			// The transport addresses peers, not connections: a stopped
+			// sender must not offer on the peer's next connection.
+			return false
+		}
+		f := s.o.claimNext(s.p)
+		if f == nil {
+			return true
+		}
+		s.flights[f.rec.ID] = f
+		offer := s.o.offerFor(f.rec)
+		f.streamed = offer.streamed()
+		if err := s.o.transport().SendBytes(s.p.ctx, s.p.id, offer.encode()); err != nil {
+			s.o.log.Debug("offer not sent", "peer", s.p.id, "path", f.rec.Rel, "err", err)
+			s.release(f)
+			delete(s.flights, f.rec.ID)
+			return s.p.ctx.Err() == nil
+		}
+		s.o.log.Debug("offer sent", "peer", s.p.id, "path", f.rec.Rel, "id", f.rec.ID.String())
+	}
+	return true
+}
+
+// offerFor builds the OFFER of a record: streamed while its manifest is
+// not complete yet.
+func (o *outbound) offerFor(rec *outRecord) *offerMsg {
+	m := o.manifestOf(rec)
+	return &offerMsg{
+		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize),
+		Mode: rec.Ident.Mode & 0o777, MTime: rec.Ident.MTime, FileHash: m.FileHash, Blocks: m.Blocks,
+	}
+}
+
+// claimNext takes the oldest queued delivery for p that no sender owns.
+func (o *outbound) claimNext(p *peerConn) *flight {
+	key := p.id.String()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.order {
+		d := r.Peers[key]
+		if d == nil || d.State != StateQueued || d.owner != nil || r.cancelled {
+			continue
+		}
+		d.owner, d.phase, d.sent, d.started = p, PhaseOffered, 0, time.Now()
+		return &flight{rec: r, d: d, last: time.Now()}
+	}
+	return nil
+}
+
+// release gives a flight back to the queue (if this sender still owns it).
+func (s *sender) release(f *flight) {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if f.d.owner == s.p {
+		f.d.owner, f.d.phase, f.d.sent = nil, "", 0
+	}
+}
+
+// releaseFlights requeues every flight of a stopping sender.
+func (s *sender) releaseFlights() {
+	for _, f := range s.flights {
+		s.release(f)
+	}
+}
+
+// expireFlights re-offers deliveries whose receiver went silent.
+func (s *sender) expireFlights() {
+	for id, f := range s.flights {
+		if time.Since(f.last) > s.o.offerTimeout() {
+			s.o.log.Warn("delivery timed out", "peer", s.p.id, "path", f.rec.Rel)
+			s.release(f)
+			delete(s.flights, id)
+		}
+	}
+}
+
+// retryDue requeues p's refused deliveries whose wait is over.
+func (s *sender) retryDue() {
+	key, now := s.p.id.String(), time.Now()
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	for _, r := range s.o.order {
+		if d := r.Peers[key]; d != nil && d.retryable() && !now.Before(d.retryAt) {
+			d.State = StateQueued
+		}
+	}
+}
+
+// handleReplies processes the receiver's replies in arrival order.
+func (s *sender) handleReplies() {
+	for _, m := range s.p.replies.take() {
+		if s.p.ctx.Err() != nil {
+			return
+		}
+		switch m := m.(type) {
+		case *acceptMsg:
+			s.onAccept(m)
+		case *rejectMsg:
+			s.onReject(m)
+		case *ackMsg:
+			s.onAck(m)
+		}
+	}
+}
+
+// onAccept sends the blocks the receiver lacks, then DONE.
+func (s *sender) onAccept(m *acceptMsg) {
+	f := s.flights[m.ID]
+	if f == nil {
+		s.o.log.Debug("accept for unknown transfer", "peer", s.p.id, "id", m.ID.String())
+		return
+	}
+	f.last = time.Now()
+	if uint64(m.Have.n) != blockCount(uint64(f.rec.Manifest.Size), uint32(f.rec.Manifest.BlockSize)) {
+		s.o.log.Warn("accept with wrong bitmap size", "peer", s.p.id, "path", f.rec.Rel)
+		s.release(f)
+		delete(s.flights, m.ID)
+		return
+	}
+	if f.doneSent {
+		f.rounds++
+		if f.rounds > maxResendRounds {
+			s.setDelivery(f, StateRefused, false, "blocks still missing after 3 resends")
+			delete(s.flights, m.ID)
+			return
+		}
+	}
+	done, err := s.sendBlocks(f, m.Have)
+	if err == nil {
+		// DONE rides the bulk queue behind the chunks: on the control
+		// queue it could overtake them and trigger a needless resend round.
+		err = s.o.transport().SendBulk(s.p.ctx, s.p.id, done.encode())
+	}
+	if err != nil {
+		s.sendFailed(f, err)
+		return
+	}
+	f.doneSent = true
+	f.last = time.Now()
+	s.setPhase(f, PhaseVerifying)
+}
+
+// sendFailed drops a flight whose blocks could not be sent.
+func (s *sender) sendFailed(f *flight, err error) {
+	delete(s.flights, f.rec.ID)
+	s.release(f)
+	switch {
+	case s.p.ctx.Err() != nil:
+	case errors.Is(err, errChanged):
+		s.o.log.Info("outbox file changed while sending", "path", f.rec.Rel)
+		s.o.jobs.push(job{kind: jobClosed, rel: f.rec.Rel})
+	default:
+		s.o.log.Warn("send failed", "peer", s.p.id, "path", f.rec.Rel, "err", err)
+	}
+}
+
+// sendBlocks sends every block not in have, reading the outbox file itself
+// and checking before each block that it is still the version offered, and
+// returns the DONE to send next. While the record has no manifest it reads
+// the blocks the receiver holds too, and hashes them all (stream.go).
+func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
+	rec := f.rec
+	file, err := os.Open(filepath.Join(s.o.outboxDir, filepath.FromSlash(rec.Rel)))
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", errChanged)
+	}
+	defer file.Close()
+	s.setPhase(f, PhaseSending)
+	hashing := s.o.streamed(rec)
+	bs := rec.Manifest.BlockSize
+	buf := make([]byte, chunkHeaderLen+bs) // SendBulk copies: one buffer serves every block
+	for i := range have.n {
+		if have.has(i) && !hashing {
+			continue
+		}
+		if err := s.sendBlock(f, file, i, buf, hashing, !have.has(i)); err != nil {
+			return nil, err
+		}
+	}
+	done := &doneMsg{ID: rec.ID}
+	if f.streamed {
+		m, err := s.o.finishStream(rec, file)
+		if err != nil {
+			return nil, err
+		}
+		done.FileHash, done.Blocks = m.FileHash, m.Blocks
+	}
+	return done, nil
+}
+
+// sendBlock reads block i into buf, hashes it for the manifest if hashing,
+// and sends it if send.
+func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing, send bool) error {
+	rec := f.rec
+	if err := s.p.ctx.Err(); err != nil {
+		return err
+	}
+	if s.o.isCancelled(rec) {
+		return fmt.Errorf("cancelled: %w", errChanged)
+	}
+	data, err := readBlock(file, rec, i, buf)
+	if err != nil {
+		return err
+	}
+	if hashing {
+		s.o.streamSum(rec, i, data[chunkHeaderLen:])
+	}
+	if !send {
+		return nil
+	}
+	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, data); err != nil {
+		return fmt.Errorf("send chunk %d of %s: %w", i, rec.Rel, err)
+	}
+	s.addSent(f, int64(len(data)-chunkHeaderLen))
+	s.o.log.Debug("chunk sent", "peer", s.p.id, "path", rec.Rel, "index", i)
+	return nil
+}
+
+// readBlock reads block i into a CHUNK message in buf, after checking the
+// file is unchanged. It does not hash
+// the block again: the identity check catches a rewrite, and the receiver
+// verifies every block anyway (a changed block is dropped and asked for
+// again, and the resend then fails the identity check here).
+func readBlock(file *os.File, rec *outRecord, i int, buf []byte) ([]byte, error) {
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	if !identityOf(fi).sameFile(rec.Ident) {
+		return nil, errChanged
+	}
+	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
+	buf = appendChunkHeader(buf[:0], rec.ID, uint32(i))[:chunkHeaderLen+n]
+	if _, err := file.ReadAt(buf[chunkHeaderLen:], int64(i)*int64(rec.Manifest.BlockSize)); err != nil {
+		return nil, fmt.Errorf("read block %d: %w", i, errChanged)
+	}
+	return buf, nil
+}
+
+// onReject records a refusal: permanent ones stay until the file changes,
+// others are retried after RetryInterval or on reconnect.
+func (s *sender) onReject(m *rejectMsg) {
+	f := s.flights[m.ID]
+	if f == nil {
+		return
+	}
+	delete(s.flights, m.ID)
+	reason := safetext.Text(m.Reason)
+	if reason == "" {
+		reason = m.Code.String()
+	}
+	s.o.log.Warn("delivery refused", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
+		"code", m.Code.String(), "reason", reason, "final", m.Code.permanent())
+	s.setDelivery(f, StateRefused, m.Code.permanent(), reason)
+}
+
+// onAck marks a delivery verified and lets the outbox loop finish the file.
+func (s *sender) onAck(m *ackMsg) {
+	f := s.flights[m.ID]
+	if f == nil {
+		return
+	}
+	delete(s.flights, m.ID)
+	s.o.log.Info("file delivered", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel)
+	s.setDelivery(f, StateVerified, false, "")
+	s.o.jobs.push(job{kind: jobFinish, id: m.ID})
+}
+
+// setDelivery ends a flight with a persisted state.
+func (s *sender) setDelivery(f *flight, state DeliveryState, final bool, reason string) {
+	s.o.mu.Lock()
+	if f.d.owner == s.p {
+		f.d.owner, f.d.phase = nil, ""
+	}
+	f.d.State, f.d.Final, f.d.Reason = state, final, reason
+	f.d.retryAt = time.Now().Add(s.o.cfg.RetryInterval)
+	s.o.mu.Unlock()
+	if err := s.o.saveRecord(f.rec); err != nil {
+		s.o.log.Warn("delivery record not saved", "path", f.rec.Rel, "err", err)
+	}
+}
+
+func (s *sender) setPhase(f *flight, phase DeliveryState) {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if f.d.owner == s.p {
+		f.d.phase = phase
+	}
+}
+
+func (s *sender) addSent(f *flight, n int64) {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if f.d.owner == s.p {
+		f.d.sent += n
+	}
+}
+
+func (o *outbound) isCancelled(rec *outRecord) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return rec.cancelled
+}
+
+// streamHashes are the block hashes of a record being hashed as it is
+// sent, shared by its senders. Guarded by Engine.mu.
+type streamHashes struct {
+	sums  []hash32
+	known bitmap
+}
+
+// streamed reports whether rec is still without its manifest.
+func (o *outbound) streamed(rec *outRecord) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return rec.Manifest.Blocks == nil && rec.Manifest.Size > 0
+}
+
+// manifestOf returns rec's manifest; its block list is nil until a
+// streamed record has been read once.
+func (o *outbound) manifestOf(rec *outRecord) manifest {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return rec.Manifest
+}
+
+// streamSum returns the hash of block i of rec, whose bytes are data,
+// hashing them unless another sender of rec already did.
+func (o *outbound) streamSum(rec *outRecord, i int, data []byte) hash32 {
+	o.mu.Lock()
+	if rec.Manifest.Blocks != nil {
+		h := rec.Manifest.Blocks[i]
+		o.mu.Unlock()
+		return h
+	}
+	if rec.stream == nil {
+		n := int(blockCount(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize)))
+		rec.stream = &streamHashes{sums: make([]hash32, n), known: newBitmap(n)}
+	}
+	s := rec.stream
+	if s.known.has(i) {
+		h := s.sums[i]
+		o.mu.Unlock()
+		return h
+	}
+	o.mu.Unlock()
+	h := blockSum(data)
+	o.mu.Lock()
+	s.sums[i] = h
+	s.known.set(i)
+	o.mu.Unlock()
+	return h
+}
+
+// finishStream completes rec's manifest once every block was hashed, checks
+// that file still is the version the record describes, and stores the
+// record. Another sender may have completed it first.
+func (o *outbound) finishStream(rec *outRecord, file *os.File) (manifest, error) {
+	fi, err := file.Stat()
+	if err != nil || !identityOf(fi).sameFile(rec.Ident) {
+		return manifest{}, errChanged
+	}
+	o.mu.Lock()
+	if rec.Manifest.Blocks == nil {
+		s := rec.stream
+		if s == nil || s.known.count() != s.known.n {
+			o.mu.Unlock()
+			return manifest{}, fmt.Errorf("stream of %s: blocks left unhashed", rec.Rel)
+		}
+		rec.Manifest.Blocks = s.sums
+		rec.Manifest.FileHash = fileHashOf(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), s.sums)
+		rec.stream = nil
+	}
+	m := rec.Manifest
+	o.mu.Unlock()
+	if err := o.saveRecord(rec); err != nil {
+		o.log.Warn("delivery record not saved", "path", rec.Rel, "err", err)
+	}
+	return m, nil
+}
