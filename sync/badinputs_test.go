@@ -624,8 +624,14 @@ func row42DiskFull(t *testing.T, v *syncVictim) {
 	}
 	defer failing.Store(false)
 	data := randBytes(42, 2*minBlockSize)
-	if r, ok := v.offer(t, "nospace.bin", data).(*rejectMsg); !ok || r.Code != rejectNoSpace {
+	r, ok := v.offer(t, "nospace.bin", data).(*rejectMsg)
+	if !ok || r.Code != rejectNoSpace {
 		t.Errorf("reply %+v, want REJECT no space", r)
+	}
+	// The failed write named bob's partial file; the member is told only
+	// that the disk is full.
+	if ok && (strings.Contains(r.Reason, "/") || strings.Contains(r.Reason, "no space left on device")) {
+		t.Errorf("REJECT reason %q carries a local path or OS error text", r.Reason)
 	}
 	if exists(filepath.Join(v.b.root, "inbox", "mallory", "nospace.bin")) {
 		t.Error("file put in place despite ENOSPC")

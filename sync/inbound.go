@@ -170,7 +170,7 @@ func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 }
 
 // checkQuota refuses when this peer's partials would exceed 2*MaxFileSize.
-func (ib *inbound) checkQuota(peer mesh.PeerID, size uint64) (rejectCode, string) {
+func (ib *inbound) checkQuota(peer mesh.PeerID, size uint64) error {
 	ib.mu.Lock()
 	var used uint64
 	for k, t := range ib.transfers {
@@ -180,42 +180,42 @@ func (ib *inbound) checkQuota(peer mesh.PeerID, size uint64) (rejectCode, string
 	}
 	ib.mu.Unlock()
 	if limit := 2 * uint64(ib.cfg.MaxFileSize); used+size > limit {
-		return rejectQuota, fmt.Sprintf("%s of partial transfers already held, limit %s: %v",
-			present.IEC(used), present.IEC(limit), ErrQuota)
+		return refused(rejectQuota, fmt.Sprintf("%s of partial transfers already held, limit %s",
+			present.IEC(used), present.IEC(limit)))
 	}
-	return 0, ""
+	return nil
 }
 
 // checkSpace refuses when the file would eat into the MinFreePercent reserve.
-func (ib *inbound) checkSpace(need uint64) (rejectCode, string) {
+func (ib *inbound) checkSpace(need uint64) error {
 	free, total, err := ib.freeSpace(ib.inboxDir)
 	if err != nil {
-		return rejectIO, err.Error()
+		return err
 	}
 	reserve := uint64(float64(total) * ib.cfg.MinFreePercent / 100)
 	if free < reserve || free-reserve < need {
-		return rejectNoSpace, fmt.Sprintf("no space left on %s's disk: needs %s, %s free",
-			ib.selfName(), present.IEC(need), present.IEC(free))
+		return refused(rejectNoSpace, fmt.Sprintf("no space left on %s's disk: needs %s, %s free",
+			ib.selfName(), present.IEC(need), present.IEC(free)))
 	}
-	return 0, ""
+	return nil
 }
 
-// claimIn makes p the owner of transfer k with its partial open, within the
+// claim makes p the owner of transfer k with its partial open, within the
 // concurrency caps, and re-hashes the partial if its blocks are unknown.
-func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, rejectCode, error) {
+func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, error) {
 	ib.mu.Lock()
 	t := ib.transfers[k]
 	switch {
 	case t == nil:
 		ib.mu.Unlock()
-		return nil, rejectIO, errors.New("partial vanished")
+		return nil, refused(rejectIO, "partial vanished")
 	case t.owner != nil && t.owner != p:
 		ib.mu.Unlock()
-		return nil, rejectBusy, errors.New("transfer busy on another connection")
+		return nil, refused(rejectBusy, "transfer busy on another connection")
 	case t.owner == nil:
 		if !ib.slotFreeLocked(p) {
 			ib.mu.Unlock()
-			return nil, rejectBusy, errors.New("too many transfers at once, try later")
+			return nil, refused(rejectBusy, "too many transfers at once, try later")
 		}
 		t.owner = p
 	}
@@ -223,9 +223,9 @@ func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, rejectCode, error) 
 	ib.mu.Unlock()
 	if err := ib.openPartial(t); err != nil {
 		ib.dropPartial(t)
-		return nil, ioCode(err), err
+		return nil, err
 	}
-	return t, 0, nil
+	return t, nil
 }
 
 // slotFreeLocked applies the per-peer and global caps, first freeing p's
@@ -293,7 +293,7 @@ func (ib *inbound) owned(p *peerConn, k inKey) *inTransfer {
 		return t
 	}
 	if idle {
-		if t, _, err := ib.claim(p, k); err == nil {
+		if t, err := ib.claim(p, k); err == nil {
 			return t
 		}
 	}
@@ -644,15 +644,48 @@ func (ib *inbound) removeStale(cutoff time.Time) {
 	}
 }
 
-// ioCode maps a local error to a REJECT code.
+// refusal is a reason to refuse a transfer that is fit to send to the
+// member: fixed wording and figures, nothing from the local file system.
+type refusal struct {
+	code   rejectCode
+	reason string
+}
+
+func refused(code rejectCode, reason string) error { return &refusal{code, reason} }
+
+func (r *refusal) Error() string { return r.reason }
+
+// ioCode maps an error to a REJECT code.
 func ioCode(err error) rejectCode {
+	var r *refusal
 	switch {
+	case errors.As(err, &r):
+		return r.code
 	case isNoSpace(err), errors.Is(err, ErrNoSpace):
 		return rejectNoSpace
 	case errors.Is(err, ErrInvalidName):
 		return rejectName
 	}
 	return rejectIO
+}
+
+// peerReason is the text a REJECT carries for err. A refusal and a name
+// check speak only of the offer itself; any other error may hold a local
+// path or OS detail, so the member gets a fixed sentence and the log keeps
+// the rest.
+func (ib *inbound) peerReason(err error) string {
+	var r *refusal
+	switch {
+	case errors.As(err, &r):
+		return r.reason
+	case errors.Is(err, ErrInvalidName):
+		return "unsafe or unportable name: " + nameProblem(err)
+	case isNoSpace(err), errors.Is(err, ErrNoSpace):
+		return fmt.Sprintf("no space left on %s's disk", ib.selfName())
+	case errors.Is(err, ErrChecksum):
+		return "the file did not match its checksums"
+	}
+	return fmt.Sprintf("%s could not store the file (see its log)", ib.selfName())
 }
 
 // verifyWhole checks the file hash against the block list. Every block

@@ -107,3 +107,9 @@ func safeName(display string) string {
 	}
 	return "peer"
 }
+
+// nameProblem is what a name check found, without the sentinel's words:
+// the checks quote only the offered path, so it is safe to tell its sender.
+func nameProblem(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+ErrInvalidName.Error())
+}

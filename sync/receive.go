@@ -67,8 +67,11 @@ func (r *receiver) reply(data []byte) {
 	}
 }
 
-func (r *receiver) reject(id transferID, code rejectCode, reason string) {
-	r.reply((&rejectMsg{ID: id, Code: code, Reason: reason}).encode())
+// refuse answers an OFFER or ends a transfer with REJECT. The code and the
+// reason come from err through peerReason: the member is told what it
+// can act on, never a local path or OS error text, which stay in the log.
+func (r *receiver) refuse(id transferID, err error) {
+	r.reply((&rejectMsg{ID: id, Code: ioCode(err), Reason: r.in.peerReason(err)}).encode())
 }
 
 // onOffer validates an OFFER before touching the disk, then answers ACK
@@ -84,19 +87,20 @@ func (r *receiver) onOffer(m *offerMsg) {
 		return
 	}
 	if !known {
-		if code, reason := r.admit(m); code != 0 {
-			r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", code.String(), "reason", reason)
-			r.reject(m.ID, code, reason)
+		if err := r.admit(m); err != nil {
+			r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
+			r.refuse(m.ID, err)
 			return
 		}
 	}
-	t, code, err := r.in.claim(r.p, k)
+	t, err := r.in.claim(r.p, k)
 	if err != nil {
-		r.reject(m.ID, code, err.Error())
+		r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
+		r.refuse(m.ID, err)
 		return
 	}
 	if !t.sameManifest(m) {
-		r.reject(m.ID, rejectIO, "transfer id reused with a different manifest")
+		r.refuse(m.ID, refused(rejectIO, "transfer id reused with a different manifest"))
 		return
 	}
 	if !m.streamed() {
@@ -111,30 +115,26 @@ func (r *receiver) onOffer(m *offerMsg) {
 	r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
 }
 
-// admit checks a new OFFER and creates its partial. It returns a reject
-// code and reason, or 0.
-func (r *receiver) admit(m *offerMsg) (rejectCode, string) {
+// admit checks a new OFFER and creates its partial, or says why not.
+func (r *receiver) admit(m *offerMsg) error {
 	clean, err := validatePath(m.Path)
 	if err != nil {
-		return rejectName, err.Error()
+		return err
 	}
 	if m.Size > uint64(r.in.cfg.MaxFileSize) {
-		return rejectTooBig, fmt.Sprintf("%s is over the %s limit", present.IEC(m.Size), present.IEC(uint64(r.in.cfg.MaxFileSize)))
+		return refused(rejectTooBig, fmt.Sprintf("%s is over the %s limit", present.IEC(m.Size), present.IEC(uint64(r.in.cfg.MaxFileSize))))
 	}
-	if code, reason := r.in.checkQuota(r.p.id, m.Size); code != 0 {
-		return code, reason
+	if err := r.in.checkQuota(r.p.id, m.Size); err != nil {
+		return err
 	}
-	if code, reason := r.in.checkSpace(m.Size); code != 0 {
-		return code, reason
+	if err := r.in.checkSpace(m.Size); err != nil {
+		return err
 	}
 	meta := partialMeta{
 		Hash: blockHashName, Peer: r.p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(),
 	}
-	if err := r.in.createPartial(inKey{r.p.id, m.ID}, meta); err != nil {
-		return ioCode(err), err.Error()
-	}
-	return 0, ""
+	return r.in.createPartial(inKey{r.p.id, m.ID}, meta)
 }
 
 // onChunk verifies one block, in buf, and hands it to the write-behind.
@@ -222,11 +222,7 @@ func (r *receiver) failIn(t *inTransfer, op string, err error) {
 	r.in.log.Warn("transfer aborted", "peer", r.p.id, "err", terr)
 	r.in.noteError(terr)
 	r.in.dropPartial(t)
-	reason := err.Error()
-	if isNoSpace(err) {
-		reason = fmt.Sprintf("no space left on %s's disk", r.in.selfName())
-	}
-	r.reject(t.key.id, ioCode(err), reason)
+	r.refuse(t.key.id, err)
 }
 
 // finishIn verifies a complete partial, makes it durable and renames it

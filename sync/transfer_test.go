@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"sync/atomic"
+	"syscall"
 
 	"math/rand/v2"
 	"os"
@@ -470,4 +471,27 @@ func openFDs(t *testing.T) int {
 		t.Skipf("no /proc/self/fd: %v", err)
 	}
 	return len(ents)
+}
+
+// TestPeerReasonRedacts: what a REJECT tells the member never holds a
+// local path or OS error text; the refusals and name checks are kept.
+func TestPeerReasonRedacts(t *testing.T) {
+	ib := &inbound{env: &env{}}
+	local := &os.PathError{Op: "open", Path: "/home/bob/.local/state/meshfs/x.part", Err: syscall.EIO}
+	_, nameErr := validatePath("a/NUL")
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{local, "this node could not store the file (see its log)"},
+		{fmt.Errorf("write block: %w", &os.PathError{Op: "write", Path: "/srv/p", Err: syscall.ENOSPC}), "no space left on this node's disk"},
+		{fmt.Errorf("whole file: %w", ErrChecksum), "the file did not match its checksums"},
+		{refused(rejectBusy, "too many transfers at once, try later"), "too many transfers at once, try later"},
+		{nameErr, `unsafe or unportable name: component "NUL" is a device name`},
+	}
+	for _, tc := range tests {
+		if got := ib.peerReason(tc.err); got != tc.want {
+			t.Errorf("peerReason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
 }
