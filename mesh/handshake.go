@@ -18,8 +18,12 @@ import (
 
 // alpn is the only application protocol spoken; protoVersion goes in HELLO.
 const (
-	alpn         = "meshfs/1"
-	protoVersion = 3 // 2: PEERS entries carry member certificates; 3: sync payloads hash blocks with BLAKE3
+	alpn = "meshfs/1"
+	// protoVersion is the mesh wire protocol. 2: PEERS entries carry member
+	// certificates; 3: (sync payloads changed); 4: the payloads of BYTES
+	// frames are versioned by their user (sync sends its own HELLO), so
+	// mesh's version changes only with mesh's own frames.
+	protoVersion = 4
 	maxAddrs     = 8
 	maxAddrLen   = 300
 	maxNameBytes = safetext.MaxNameRunes * 4
@@ -343,7 +347,7 @@ func readHello(br *bufio.Reader) (hello, error) {
 	}
 	h, err := decodeHello(f.Payload)
 	if err == nil && h.Version != protoVersion {
-		err = protocolError("protocol version %d, want %d", h.Version, protoVersion)
+		err = protocolError("peer speaks mesh protocol %d, this node %d: both need the same meshfs version", h.Version, protoVersion)
 	}
 	return h, err
 }

@@ -412,6 +412,16 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 			return
 		}
 		e.broadcast.catchUp(from, msg.(*chatHaveMsg).Seq)
+	case kindHello:
+		msg, err := decodeMessage(data)
+		if err != nil {
+			e.log.Debug("bad message", "peer", from, "err", err)
+			return
+		}
+		if p := e.peerOrUp(from); p != nil && !p.greeted(msg.(*helloMsg).Version) {
+			e.log.Warn("member speaks another sync protocol; nothing is sent to it", "peer", from,
+				"name", e.peers.displayName(from), "theirs", msg.(*helloMsg).Version, "ours", Version)
+		}
 	default:
 		e.toReceiver(from, data)
 	}
@@ -423,6 +433,10 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 func (e *Engine) toReceiver(from mesh.PeerID, data []byte) {
 	p := e.peerOrUp(from)
 	if p == nil {
+		return
+	}
+	if why := p.problem(); why != "" {
+		e.log.Debug("message dropped", "peer", from, "why", why)
 		return
 	}
 	in, err := newInMsg(p, data)

@@ -19,17 +19,29 @@ type evilPeer struct {
 	replies chan any
 }
 
+// newEvil connects an evil peer to target. It answers a HELLO with its own,
+// speaking this build's sync protocol, so target offers it files.
 func newEvil(t *testing.T, n *fakeNet, name string, target *fakeNode) *evilPeer {
+	return newEvilSpeaking(t, n, name, target, Version)
+}
+
+// newEvilSpeaking is newEvil with the sync protocol version it claims.
+func newEvilSpeaking(t *testing.T, n *fakeNet, name string, target *fakeNode, version uint16) *evilPeer {
 	fn := n.addNode(name, nil)
 	fn.engine().Close()
 	fn.mu.Lock()
 	fn.eng = nil
 	fn.mu.Unlock()
 	ev := &evilPeer{fakeNode: fn, t: t, replies: make(chan any, 256)}
-	fn.recv = func(_ mesh.PeerID, data []byte) {
-		if m, err := decodeMessage(data); err == nil {
-			ev.replies <- m
+	fn.recv = func(from mesh.PeerID, data []byte) {
+		m, err := decodeMessage(data)
+		if err != nil {
+			return
 		}
+		if _, ok := m.(*helloMsg); ok {
+			fn.SendBytes(t.Context(), from, (&helloMsg{Version: version}).encode())
+		}
+		ev.replies <- m
 	}
 	n.connect(fn, target)
 	return ev
@@ -42,13 +54,46 @@ func (ev *evilPeer) sendTo(to *fakeNode, m interface{ encode() []byte }) {
 	}
 }
 
-// next returns the next reply of the given type, skipping CHAT_HAVE.
+// firstHello returns the first HELLO, skipping CHAT_HAVE.
+func (ev *evilPeer) firstHello() (*helloMsg, bool) {
+	ev.t.Helper()
+	for {
+		select {
+		case m := <-ev.replies:
+			if h, ok := m.(*helloMsg); ok {
+				return h, true
+			}
+		case <-time.After(effectTimeout):
+			return nil, false
+		}
+	}
+}
+
+// drain returns what is queued now, but CHAT_HAVE and HELLO.
+func (ev *evilPeer) drain() []any {
+	var got []any
+	for {
+		select {
+		case m := <-ev.replies:
+			switch m.(type) {
+			case *chatHaveMsg, *helloMsg:
+			default:
+				got = append(got, m)
+			}
+		default:
+			return got
+		}
+	}
+}
+
+// next returns the next reply, skipping CHAT_HAVE and HELLO.
 func (ev *evilPeer) next() any {
 	ev.t.Helper()
 	for {
 		select {
 		case m := <-ev.replies:
-			if _, ok := m.(*chatHaveMsg); ok {
+			switch m.(type) {
+			case *chatHaveMsg, *helloMsg:
 				continue
 			}
 			return m

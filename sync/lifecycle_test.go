@@ -1,8 +1,10 @@
 package sync
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,5 +246,31 @@ func TestUnknownStateFormat(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(a.st, "outgoing", oldID.String()+".json")); err == nil {
 		t.Errorf("old record kept")
+	}
+}
+
+// TestHelloVersion: members greet each other with their sync protocol
+// version before anything is offered; a member that speaks another version
+// is offered nothing, and its status says why.
+func TestHelloVersion(t *testing.T) {
+	n := newFakeNet(t)
+	a := n.addNode("alice", nil)
+	a.start()
+	other := newEvilSpeaking(t, n, "newer", a, Version+1)
+	if h, ok := other.firstHello(); !ok || h.Version != Version {
+		t.Fatalf("first message from alice = %+v, want HELLO %d", h, Version)
+	}
+	a.put("held.bin", randBytes(7, minBlockSize))
+	want := fmt.Sprintf("speaks sync protocol %d, this node %d", Version+1, Version)
+	waitFor(t, func() bool {
+		for _, p := range a.engine().Status().Peers {
+			if strings.Contains(p.Problem, want) {
+				return true
+			}
+		}
+		return false
+	})
+	if m := other.drain(); len(m) != 0 {
+		t.Errorf("alice sent %d messages to a member of another version: %T", len(m), m[0])
 	}
 }

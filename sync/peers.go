@@ -2,7 +2,9 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -18,10 +20,33 @@ type peerConn struct {
 	bufs      blockBufs     // the receiver's block buffers (blockbuf.go)
 	replies   mailbox       // ACCEPT, REJECT, ACK for the sender
 	newWork   chan struct{} // new deliveries for the sender (capacity 1)
+	hello     chan struct{} // closed when the peer's HELLO says it speaks Version
+	helloOnce sync.Once
+	mismatch  atomic.Pointer[string] // why nothing is offered to it, if its HELLO differs
 
 	// Closed when the goroutines exit; the next connection's goroutines
 	// wait for them, so the handover of flights and open partials is clean.
 	sendDone, recvDone chan struct{}
+}
+
+// greeted records the peer's HELLO: the same version opens the sender; any
+// other keeps it shut and says why in the peer's status.
+func (p *peerConn) greeted(version uint16) (ok bool) {
+	if version != Version {
+		why := fmt.Sprintf("speaks sync protocol %d, this node %d: run the same meshfs version", version, Version)
+		p.mismatch.Store(&why)
+		return false
+	}
+	p.helloOnce.Do(func() { close(p.hello) })
+	return true
+}
+
+// problem is why nothing is offered to the peer, or "".
+func (p *peerConn) problem() string {
+	if why := p.mismatch.Load(); why != nil {
+		return *why
+	}
+	return ""
 }
 
 // maxReplies bounds a sender's mailbox. An honest receiver has at most a
@@ -216,6 +241,7 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 		bufs:      newBlockBufs(),
 		replies:   mailbox{signal: make(chan struct{}, 1)},
 		newWork:   make(chan struct{}, 1),
+		hello:     make(chan struct{}),
 		sendDone:  make(chan struct{}),
 		recvDone:  make(chan struct{}),
 	}

@@ -20,7 +20,15 @@ const (
 	kindDone     kind = 5 // sender -> receiver: every wanted block sent
 	kindAck      kind = 6 // receiver -> sender: verified and in place
 	kindChatHave kind = 7 // either way: highest seq of your messages I hold
+	kindHello    kind = 8 // either way, first on each connection: the sync protocol I speak
 )
+
+// Version is the sync protocol this build speaks, sent in HELLO at the start
+// of every connection. mesh carries it opaquely: a member that speaks
+// another version is told apart here, and nothing is offered to it.
+//
+//	1: BLAKE3 block hashes, streamed manifests in DONE, CHAT_HAVE catch-up.
+const Version = 1
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
@@ -151,6 +159,9 @@ type ackMsg struct{ ID transferID }
 // chatHaveMsg asks for the receiver's own chat messages after Seq.
 type chatHaveMsg struct{ Seq uint64 }
 
+// helloMsg says which sync protocol version its sender speaks.
+type helloMsg struct{ Version uint16 }
+
 // blockCount is ceil(size/blockSize).
 func blockCount(size uint64, blockSize uint32) uint64 {
 	if blockSize == 0 {
@@ -238,6 +249,10 @@ func (m *chatHaveMsg) encode() []byte {
 	return binary.BigEndian.AppendUint64([]byte{byte(kindChatHave)}, m.Seq)
 }
 
+func (m *helloMsg) encode() []byte {
+	return binary.BigEndian.AppendUint16([]byte{byte(kindHello)}, m.Version)
+}
+
 // readID reads a transfer ID.
 func readID(d *wire.Decoder) (id transferID) {
 	d.Into(id[:])
@@ -280,6 +295,9 @@ func decodeMessage(b []byte) (any, error) {
 		return m, end(r)
 	case kindChatHave:
 		m := &chatHaveMsg{Seq: r.U64()}
+		return m, end(r)
+	case kindHello:
+		m := &helloMsg{Version: r.U16()}
 		return m, end(r)
 	}
 	return nil, fmt.Errorf("unknown message kind %d: %w", b[0], errProto)

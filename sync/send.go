@@ -50,6 +50,9 @@ func newSender(o *outbound, p *peerConn) *sender {
 
 // run is the sender's loop, until its connection ends.
 func (s *sender) run() {
+	if !s.greet() {
+		return
+	}
 	defer s.releaseFlights()
 	tick := time.NewTicker(s.o.retryTick())
 	defer tick.Stop()
@@ -68,6 +71,23 @@ func (s *sender) run() {
 		case <-s.p.replies.signal:
 			s.handleReplies()
 		}
+	}
+}
+
+// greet sends our HELLO, first on the connection, and waits for the
+// peer's: nothing is offered before both sides know they speak the same
+// sync protocol. It returns false when the connection ends first.
+func (s *sender) greet() bool {
+	hello := (&helloMsg{Version: Version}).encode()
+	if err := s.o.transport().SendBytes(s.p.ctx, s.p.id, hello); err != nil {
+		s.o.log.Debug("hello not sent", "peer", s.p.id, "err", err)
+		return false
+	}
+	select {
+	case <-s.p.hello:
+		return true
+	case <-s.p.ctx.Done():
+		return false
 	}
 }
 

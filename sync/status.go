@@ -74,6 +74,9 @@ func (e *Engine) Status() Status {
 			Folder: e.in.folderOf(p.ID),
 		}
 		e.out.countFor(&ps)
+		if c := e.peers.get(p.ID); c != nil && c.problem() != "" {
+			ps.Problem = c.problem()
+		}
 		st.Peers = append(st.Peers, ps)
 	}
 	st.Transfers = append(e.out.transfers(), e.in.transfersStatus()...)
