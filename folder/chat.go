@@ -52,13 +52,13 @@ func (f *Tree) chatLoop(ctx context.Context, in <-chan event) {
 			if !ok {
 				return
 			}
-			c.sync()
+			c.reconcile()
 		case <-poll.C:
 			if c.busy || len(c.orphans) > 0 {
-				c.sync()
+				c.reconcile()
 			}
 		case <-check.C:
-			c.sync()
+			c.reconcile()
 		case <-ctx.Done():
 			return
 		}
@@ -73,7 +73,7 @@ func (c *chatFile) start() {
 		c.f.log.Warn("read chat log", "err", err)
 	}
 	c.seen = chatStartSeen(cur, log)
-	c.sync()
+	c.reconcile()
 }
 
 // readLog reads the engine's chat log; a log not yet written is empty.
@@ -85,9 +85,9 @@ func readLog(path string) ([]byte, error) {
 	return b, err
 }
 
-// sync takes new user lines from the orphans and from Dir/chat, says them,
+// reconcile takes new user lines from the orphans and from Dir/chat, says them,
 // and rewrites Dir/chat as the log if it differs.
-func (c *chatFile) sync() {
+func (c *chatFile) reconcile() {
 	c.pollOrphans()
 	file, cur, id, err := openChat(c.f.chat)
 	if err != nil {

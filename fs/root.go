@@ -89,7 +89,7 @@ func Mount(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mnt, err := checkMountpoint(cfg.Mountpoint)
+	mnt, err := resolveMountpoint(cfg.Mountpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +108,9 @@ func Mount(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// checkMountpoint returns the absolute, symlink-free mount point, or why it
+// resolveMountpoint returns the absolute, symlink-free mount point, or why it
 // cannot be mounted on.
-func checkMountpoint(mountpoint string) (string, error) {
+func resolveMountpoint(mountpoint string) (string, error) {
 	if mountpoint == "" {
 		return "", errors.New("mount point: empty path")
 	}

@@ -55,7 +55,7 @@ type inTransfer struct {
 	key  inKey
 	meta partialMeta
 
-	// Guarded by Engine.mu; f is used only by its owner's receiver.
+	// Guarded by inbound.mu; f is used only by its owner's receiver.
 	owner     *peerConn // receiver that has it open; nil when idle
 	f         *os.File
 	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
@@ -66,7 +66,7 @@ type inTransfer struct {
 	last      time.Time
 }
 
-// closeFile closes the partial's descriptor (Engine.mu held or owner).
+// closeFile closes the partial's descriptor (inbound.mu held, or by its owner).
 func (t *inTransfer) closeFile() {
 	if t.f != nil {
 		t.f.Close()

@@ -23,17 +23,17 @@ type manifest struct {
 	Blocks    []hash32 `json:"blocks"`
 }
 
-// identity is what tells whether an outbox file changed since it was hashed.
-type identity struct {
+// fileVersion is what tells whether an outbox file changed since it was hashed.
+type fileVersion struct {
 	Size  int64  `json:"size"`
 	MTime int64  `json:"mtime"` // unix nanoseconds
 	Inode uint64 `json:"inode"`
 	Mode  uint32 `json:"mode"` // permission bits
 }
 
-// identityOf extracts the identity from a FileInfo.
-func identityOf(fi os.FileInfo) identity {
-	id := identity{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode().Perm())}
+// versionOf is the version of the file fi describes.
+func versionOf(fi os.FileInfo) fileVersion {
+	id := fileVersion{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode().Perm())}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.Inode = st.Ino
 	}
@@ -41,7 +41,7 @@ func identityOf(fi os.FileInfo) identity {
 }
 
 // sameFile reports whether two identities describe the same content version.
-func (a identity) sameFile(b identity) bool {
+func (a fileVersion) sameFile(b fileVersion) bool {
 	return a.Size == b.Size && a.MTime == b.MTime && a.Inode == b.Inode
 }
 
@@ -49,26 +49,26 @@ func (a identity) sameFile(b identity) bool {
 var errChanged = errors.New("file changed while reading")
 
 // hashFile reads f once and returns its manifest, with blocks of
-// blockSize. It fails with errChanged if f's identity moved during the
+// blockSize. It fails with errChanged if f changed during the
 // read, or if it does not hold exactly the size it had at the start.
-func hashFile(ctx context.Context, f *os.File, blockSize int) (manifest, identity, error) {
+func hashFile(ctx context.Context, f *os.File, blockSize int) (manifest, fileVersion, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
+		return manifest{}, fileVersion{}, fmt.Errorf("stat: %w", err)
 	}
-	before := identityOf(fi)
+	before := versionOf(fi)
 	m := manifest{Hash: blockHashName, Size: before.Size, BlockSize: blockSize}
 	m.Blocks = make([]hash32, blockCount(uint64(m.Size), uint32(blockSize)))
 	if err := hashBlocks(ctx, f, &m); err != nil {
-		return manifest{}, identity{}, err
+		return manifest{}, fileVersion{}, err
 	}
 	m.FileHash = fileHashOf(uint64(m.Size), uint32(blockSize), m.Blocks)
 	fi, err = f.Stat()
 	if err != nil {
-		return manifest{}, identity{}, fmt.Errorf("stat: %w", err)
+		return manifest{}, fileVersion{}, fmt.Errorf("stat: %w", err)
 	}
-	if !identityOf(fi).sameFile(before) {
-		return manifest{}, identity{}, errChanged
+	if !versionOf(fi).sameFile(before) {
+		return manifest{}, fileVersion{}, errChanged
 	}
 	return m, before, nil
 }

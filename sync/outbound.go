@@ -40,14 +40,14 @@ const (
 // delivery state for each member. Stored in StateDir/outgoing/<id>.json.
 type outRecord struct {
 	ID       transferID           `json:"id"`
-	Rel      string               `json:"rel"` // path under outbox/, '/'-separated
-	Ident    identity             `json:"identity"`
+	Rel      string               `json:"rel"`      // path under outbox/, '/'-separated
+	Version  fileVersion          `json:"identity"` // the name on disk since the first format
 	Manifest manifest             `json:"manifest"`
 	Created  time.Time            `json:"created"`
 	Seq      uint64               `json:"seq"`   // creation order
 	Peers    map[string]*delivery `json:"peers"` // key: full peer ID
 
-	// Guarded by Engine.mu.
+	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
 	stream    *streamHashes // block hashes so far, while Manifest has none (stream.go)
 }
@@ -252,7 +252,7 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
 		o.skipIncomplete(rel, old, fi, rescan)
 		return
 	}
-	if old != nil && old.Ident.sameFile(identityOf(fi)) {
+	if old != nil && old.Version.sameFile(versionOf(fi)) {
 		return
 	}
 	if _, err := validatePath(rel); err != nil {
@@ -289,13 +289,13 @@ func (o *outbound) hashOutbox(rel, abs string) (*outRecord, error) {
 		return nil, err
 	}
 	bs := chooseBlockSize(fi.Size(), o.cfg.BlockSize)
-	m, ident := manifest{Hash: blockHashName, Size: fi.Size(), BlockSize: bs}, identityOf(fi)
+	m, ident := manifest{Hash: blockHashName, Size: fi.Size(), BlockSize: bs}, versionOf(fi)
 	if fi.Size() < o.cfg.StreamMinSize { // larger files are hashed as they are sent
 		if m, ident, err = hashFile(o.ctx, f, bs); err != nil {
 			return nil, err
 		}
 	}
-	rec := &outRecord{Rel: rel, Ident: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
+	rec := &outRecord{Rel: rel, Version: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
 	rand.Read(rec.ID[:])
 	for _, p := range o.transport().Peers() {
 		rec.Peers[p.ID.String()] = &delivery{State: StateQueued, Name: safeName(p.Name)}
@@ -317,7 +317,7 @@ func (o *outbound) addRecord(rec *outRecord) {
 	o.records[rec.ID] = rec
 	o.order = append(o.order, rec)
 	o.mu.Unlock()
-	o.log.Info("file queued", "path", rec.Rel, "bytes", rec.Ident.Size, "members", len(rec.Peers), "id", rec.ID.String())
+	o.log.Info("file queued", "path", rec.Rel, "bytes", rec.Version.Size, "members", len(rec.Peers), "id", rec.ID.String())
 	o.jobs.push(job{kind: jobFinish, id: rec.ID})
 	o.peers.wakeSenders()
 }
@@ -438,7 +438,7 @@ func (o *outbound) finishRecord(id transferID) {
 	o.dropRecordLocked(rec)
 	o.mu.Unlock()
 	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
-	if fi, err := os.Lstat(abs); err == nil && identityOf(fi).sameFile(rec.Ident) {
+	if fi, err := os.Lstat(abs); err == nil && versionOf(fi).sameFile(rec.Version) {
 		if err := o.moveToSent(rec.Rel, abs); err != nil {
 			o.log.Warn("delivered file not moved to sent", "path", rec.Rel, "err", err)
 		} else {
@@ -552,7 +552,7 @@ func (o *outbound) requeueRefused(peer mesh.PeerID) {
 // of rel is cancelled, since that content is gone. The startup rescan tells
 // the user; a file reported while a new writer has it open is routine.
 func (o *outbound) skipIncomplete(rel string, old *outRecord, fi os.FileInfo, rescan bool) {
-	if old != nil && !old.Ident.sameFile(identityOf(fi)) {
+	if old != nil && !old.Version.sameFile(versionOf(fi)) {
 		o.cancelRel(rel, false)
 	}
 	if rescan {

@@ -132,7 +132,7 @@ func (o *outbound) offerFor(rec *outRecord) *offerMsg {
 	m := o.manifestOf(rec)
 	return &offerMsg{
 		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize),
-		Mode: rec.Ident.Mode & 0o777, MTime: rec.Ident.MTime, FileHash: m.FileHash, Blocks: m.Blocks,
+		Mode: rec.Version.Mode & 0o777, MTime: rec.Version.MTime, FileHash: m.FileHash, Blocks: m.Blocks,
 	}
 }
 
@@ -323,15 +323,15 @@ func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing,
 
 // readBlock reads block i into a CHUNK message in buf, after checking the
 // file is unchanged. It does not hash
-// the block again: the identity check catches a rewrite, and the receiver
+// the block again: the version check catches a rewrite, and the receiver
 // verifies every block anyway (a changed block is dropped and asked for
-// again, and the resend then fails the identity check here).
+// again, and the resend then fails the fileVersion check here).
 func readBlock(file *os.File, rec *outRecord, i int, buf []byte) ([]byte, error) {
 	fi, err := file.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
 	}
-	if !identityOf(fi).sameFile(rec.Ident) {
+	if !versionOf(fi).sameFile(rec.Version) {
 		return nil, errChanged
 	}
 	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
@@ -408,7 +408,7 @@ func (o *outbound) isCancelled(rec *outRecord) bool {
 }
 
 // streamHashes are the block hashes of a record being hashed as it is
-// sent, shared by its senders. Guarded by Engine.mu.
+// sent, shared by its senders. Guarded by outbound.mu.
 type streamHashes struct {
 	sums  []hash32
 	known bitmap
@@ -462,7 +462,7 @@ func (o *outbound) streamSum(rec *outRecord, i int, data []byte) hash32 {
 // record. Another sender may have completed it first.
 func (o *outbound) finishStream(rec *outRecord, file *os.File) (manifest, error) {
 	fi, err := file.Stat()
-	if err != nil || !identityOf(fi).sameFile(rec.Ident) {
+	if err != nil || !versionOf(fi).sameFile(rec.Version) {
 		return manifest{}, errChanged
 	}
 	o.mu.Lock()

@@ -72,7 +72,7 @@ func (d *daemon) checkEnvironment(context.Context) error {
 	if d.opts.noFUSE {
 		clear = func(string) error { return nil }
 	}
-	return checkMountpoint(d.opts.mountpoint, clear)
+	return prepareMountpoint(d.opts.mountpoint, clear)
 }
 
 func (d *daemon) openState(context.Context) error {

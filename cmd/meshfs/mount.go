@@ -144,9 +144,9 @@ func lockState(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// checkMountpoint clears a mount left by a crashed node, then requires an
+// prepareMountpoint clears a mount left by a crashed node, then requires an
 // existing folder.
-func checkMountpoint(mnt string, clearStale func(string) error) error {
+func prepareMountpoint(mnt string, clearStale func(string) error) error {
 	if err := clearStale(mnt); err != nil {
 		return fmt.Errorf("mount point %s: clear a stale mount: %w", mnt, err)
 	}
