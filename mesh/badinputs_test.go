@@ -1,6 +1,6 @@
 package mesh
 
-// The adversarial-peer harness: one t.Run per row of bad-inputs.md that
+// The adversarial-peer harness: one t.Run per row of docs/bad-inputs.md that
 // concerns the mesh layer (rows 1-25 and 47-51; rows 26-46 are in
 // sync/badinputs_test.go). An "evil peer" completes TLS with a valid,
 // revoked, self-signed or no certificate and then sends crafted bytes. After

@@ -31,9 +31,9 @@ const (
 	fileInvites     = "invites.json"
 )
 
-// Certificate lifetimes. Member certificates last 10 years: re-issue and
-// automatic renewal (security.md 3.6, "optional safety net") are future
-// work, so a short lifetime would lock members out with no way back in.
+// Certificate lifetimes. Member certificates last 10 years: there is no
+// re-issue or automatic renewal, so a short lifetime would lock members out
+// with no way back in.
 const (
 	caValidity     = 20 * 365 * 24 * time.Hour
 	memberValidity = 10 * 365 * 24 * time.Hour

@@ -1,7 +1,7 @@
 package sync
 
 // The transfer half of the adversarial-peer harness: one t.Run per row
-// 26-46 of bad-inputs.md. mallory is a member with no engine (the evil
+// 26-46 of docs/bad-inputs.md. mallory is a member with no engine (the evil
 // peer of evil_test.go) speaking the transfer protocol by hand to bob.
 // After each row bob must still take a good file from mallory, his open
 // files and goroutines must be back near the baseline, and no file may
