@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,7 @@ func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 			}
 		case <-tick.C:
 			if len(o.held) > 0 {
-				o.settle(sortedKeys(o.held))
+				o.settle(slices.Collect(maps.Keys(o.held)))
 			}
 		case <-ctx.Done():
 			return
@@ -73,15 +74,6 @@ func drain(in <-chan event, first string) (paths []string, open bool) {
 			return paths, true
 		}
 	}
-}
-
-// sortedKeys returns the keys of m.
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // settle decides, for paths that have gone quiet, what to tell the engine:

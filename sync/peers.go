@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -110,11 +112,7 @@ func (s *peerSet) get(id mesh.PeerID) *peerConn {
 func (s *peerSet) connected() []mesh.PeerID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]mesh.PeerID, 0, len(s.conns))
-	for id := range s.conns {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Collect(maps.Keys(s.conns))
 }
 
 // add registers a new connection for id unless one is live; it returns the

@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
@@ -110,7 +111,7 @@ func (r *receiver) onOffer(m *offerMsg) {
 		}
 	}
 	r.in.mu.Lock()
-	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	have := bitmap{n: t.have.n, bits: slices.Clone(t.have.bits)}
 	r.in.mu.Unlock()
 	r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
 }
@@ -201,7 +202,7 @@ func (r *receiver) onDone(m *doneMsg) {
 	}
 	r.in.mu.Lock()
 	complete := t.have.count() == t.have.n
-	have := bitmap{n: t.have.n, bits: append([]byte(nil), t.have.bits...)}
+	have := bitmap{n: t.have.n, bits: slices.Clone(t.have.bits)}
 	t.rounds++
 	rounds := t.rounds
 	r.in.mu.Unlock()

@@ -9,6 +9,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func (d *Decoder) U64() uint64 {
 func (d *Decoder) Into(dst []byte) { copy(dst, d.Take(len(dst))) }
 
 // Fixed returns a copy of exactly n bytes.
-func (d *Decoder) Fixed(n int) []byte { return clone(d.Take(n)) }
+func (d *Decoder) Fixed(n int) []byte { return bytes.Clone(d.Take(n)) }
 
 // Str reads a u16-prefixed string of at most max bytes that must be valid
 // UTF-8.
@@ -130,11 +131,11 @@ func (d *Decoder) Blob(max int) []byte {
 		d.Failf("blob of %d bytes over cap %d", n, max)
 		return nil
 	}
-	return clone(d.Take(int(n)))
+	return bytes.Clone(d.Take(int(n)))
 }
 
 // Rest returns a copy of everything not read yet.
-func (d *Decoder) Rest() []byte { return clone(d.Take(len(d.B))) }
+func (d *Decoder) Rest() []byte { return bytes.Clone(d.Take(len(d.B))) }
 
 // Len is how many bytes are left.
 func (d *Decoder) Len() int { return len(d.B) }
@@ -165,11 +166,4 @@ func (d *Decoder) End() error {
 		d.Failf("%d trailing bytes", len(d.B))
 	}
 	return d.err
-}
-
-func clone(p []byte) []byte {
-	if p == nil {
-		return nil
-	}
-	return append([]byte{}, p...)
 }
