@@ -60,6 +60,9 @@ type Config struct {
 	// StreamMinSize: files at least this large are offered at once and
 	// hashed while they are sent (stream.go); smaller ones are hashed first.
 	StreamMinSize int64
+	// DotHold: a closed file whose name starts with a dot is sent once it
+	// stayed unchanged this long (names.go heldName).
+	DotHold time.Duration
 	// OnChange, when not nil, is told each path (relative to Root) that
 	// the engine creates, removes or moves in outbox/, sent/ or inbox/, so
 	// a frontend can drop what it cached. It must not block.
@@ -83,6 +86,7 @@ func DefaultConfig() Config {
 		JanitorInterval:   time.Hour,
 		QueueLen:          64,
 		StreamMinSize:     4 << 20,
+		DotHold:           2 * time.Second,
 	}
 }
 
@@ -113,6 +117,7 @@ func (c Config) withDefaults() (Config, error) {
 	fillDur(&c.CompletedTTL, d.CompletedTTL)
 	fillDur(&c.InboundIdle, d.InboundIdle)
 	fillDur(&c.JanitorInterval, d.JanitorInterval)
+	fillDur(&c.DotHold, d.DotHold)
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = d.MaxFileSize
 	}

@@ -64,17 +64,65 @@ func validateComponent(c string) error {
 	return nil
 }
 
-// ignoredOutboxName reports outbox paths that are not sent (yet): hidden
-// names and the usual temporary names of editors and downloaders. They are
-// sent once renamed.
-func ignoredOutboxName(rel string) bool {
-	for _, c := range strings.Split(rel, "/") {
-		if strings.HasPrefix(c, ".") {
+// Programs that write a file under a temporary name and rename it when done
+// (editors, downloaders, git, sed -i) would otherwise send every half-done
+// draft. Names of this shape are never sent; the final name is, when the
+// rename reports it.
+var (
+	tempSuffixes = []string{
+		"~",                         // editors' backups
+		".tmp", ".part", ".partial", // common temporary names
+		".crdownload",                       // Chromium downloads
+		".swp", ".swo", ".swx", ".kate-swp", // vim and kate swap files
+		".lock", // git (index.lock, HEAD.lock), and others
+	}
+	tempPrefixes = []string{
+		".#",                                            // emacs lock links
+		".goutputstream-",                               // GNOME's atomic saves
+		".~lock.",                                       // LibreOffice locks
+		"tmp_obj_", "tmp_pack_", "tmp_idx_", "tmp_rev_", // git objects and packs being written
+	}
+)
+
+// temporaryName reports whether base is a name a program writes under
+// before it renames the file to its real name: such a file is never sent.
+func temporaryName(base string) bool {
+	switch {
+	case base == "4913": // vim checks it may write a folder with this file
+		return true
+	case len(base) > 2 && strings.HasPrefix(base, "#") && strings.HasSuffix(base, "#"): // emacs auto-save
+		return true
+	case len(base) == 9 && strings.HasPrefix(base, "sed") && alnum(base[3:]): // sed -i
+		return true
+	}
+	for _, s := range tempSuffixes {
+		if strings.HasSuffix(base, s) {
 			return true
 		}
 	}
-	base := path.Base(rel)
-	return strings.HasSuffix(base, ".part") || strings.HasSuffix(base, ".tmp") || strings.HasSuffix(base, "~")
+	for _, p := range tempPrefixes {
+		if strings.HasPrefix(base, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// heldName reports whether base starts with a dot. Real dotfiles
+// (.gitignore, .env) are sent, but only once they stay unchanged for
+// Config.DotHold after their last close: rsync writes every file as
+// .name.XXXXXX and renames it, and other tools use dot names for drafts
+// too, so a dot name that is renamed or deleted within the hold is never
+// sent.
+func heldName(base string) bool { return strings.HasPrefix(base, ".") }
+
+func alnum(s string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // foldKey is the form two names are compared in for clashes: NFC and

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -140,6 +141,9 @@ type outbound struct {
 	peers *peerSet
 	jobs  jobQueue // work for the outbox loop
 
+	// Owned by the loop goroutine.
+	held map[string]time.Time // dot-named files and when their hold ends
+
 	mu      sync.Mutex // guards the records and their deliveries
 	records map[transferID]*outRecord
 	order   []*outRecord // by creation; cancelled records are skipped
@@ -147,7 +151,7 @@ type outbound struct {
 }
 
 func newOutbound(v *env, peers *peerSet) *outbound {
-	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}}
+	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}, held: map[string]time.Time{}}
 	o.jobs.init()
 	return o
 }
@@ -162,11 +166,16 @@ func (e *Engine) OutboxRemoved(rel string) { e.out.jobs.push(job{kind: jobRemove
 
 // outboxLoop runs the jobs: hashing, cancelling, finishing.
 func (o *outbound) loop() {
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	for {
 		select {
 		case <-o.ctx.Done():
 			return
 		case <-o.jobs.signal:
+		case <-hold.C:
+			o.releaseHeld(time.Now())
 		}
 		for _, j := range o.jobs.take() {
 			if o.ctx.Err() != nil {
@@ -174,13 +183,32 @@ func (o *outbound) loop() {
 			}
 			o.runJob(j)
 		}
+		o.armHold(hold)
 	}
+}
+
+// releaseHeld queues the held files whose hold is over.
+func (o *outbound) releaseHeld(now time.Time) {
+	for rel, due := range o.held {
+		if !now.Before(due) {
+			delete(o.held, rel)
+			o.outboxClosed(rel, false, true)
+		}
+	}
+}
+
+// armHold sets t to fire when the earliest hold ends.
+func (o *outbound) armHold(t *time.Timer) {
+	if len(o.held) == 0 {
+		return
+	}
+	t.Reset(time.Until(slices.MinFunc(slices.Collect(maps.Values(o.held)), time.Time.Compare)))
 }
 
 func (o *outbound) runJob(j job) {
 	switch j.kind {
 	case jobClosed:
-		o.outboxClosed(j.rel, j.rescan)
+		o.outboxClosed(j.rel, j.rescan, false)
 	case jobRemoved:
 		if rel, ok := cleanRel(j.rel); ok {
 			o.cancelRel(rel, true)
@@ -202,8 +230,9 @@ func cleanRel(rel string) (string, bool) {
 }
 
 // outboxClosed handles one closed path: a file, or a folder to walk.
-// rescan says it comes from the startup rescan.
-func (o *outbound) outboxClosed(rel string, rescan bool) {
+// rescan says it comes from the startup rescan, settled that its hold
+// (heldName) is over.
+func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
 	rel, ok := cleanRel(rel)
 	if !ok {
 		o.log.Warn("outbox path outside outbox", "path", rel)
@@ -219,7 +248,7 @@ func (o *outbound) outboxClosed(rel string, rescan bool) {
 	case fi.IsDir():
 		o.walkOutbox(abs, rescan)
 	default:
-		o.outboxFile(rel, abs, fi, rescan)
+		o.outboxFile(rel, abs, fi, rescan, settled)
 	}
 }
 
@@ -238,9 +267,13 @@ func (o *outbound) walkOutbox(dir string, rescan bool) {
 }
 
 // outboxFile turns one closed outbox file into a transfer.
-func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan bool) {
-	if ignoredOutboxName(rel) {
-		o.log.Debug("outbox name ignored", "path", rel)
+func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled bool) {
+	if temporaryName(path.Base(rel)) {
+		o.log.Debug("temporary name not sent", "path", rel)
+		return
+	}
+	if heldName(path.Base(rel)) && !settled {
+		o.held[rel] = time.Now().Add(o.cfg.DotHold) // a later close starts the hold again
 		return
 	}
 	if !fi.Mode().IsRegular() {
@@ -459,7 +492,8 @@ func allVerified(rec *outRecord) bool {
 }
 
 // moveToSent renames outbox/rel to sent/rel without replacing anything
-// ("name (1).ext" on a clash) and removes emptied outbox folders.
+// ("name (1).ext" on a clash). Folders stay in outbox/: they are the
+// user's, and an editor saving the next version into one must find it.
 func (o *outbound) moveToSent(rel, abs string) error {
 	dstDir := filepath.Join(o.sentDir, filepath.FromSlash(path.Dir(rel)))
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
@@ -478,14 +512,6 @@ func (o *outbound) moveToSent(rel, abs string) error {
 		o.changed(path.Join("outbox", rel))
 		o.changed(path.Join("sent", path.Dir(rel), numberedName(base, n)))
 		break
-	}
-	for dir := filepath.Dir(abs); dir != o.outboxDir && strings.HasPrefix(dir, o.outboxDir); dir = filepath.Dir(dir) {
-		if os.Remove(dir) != nil {
-			break
-		}
-		if r, err := filepath.Rel(o.outboxDir, dir); err == nil {
-			o.changed(path.Join("outbox", filepath.ToSlash(r)))
-		}
 	}
 	return atomicfile.SyncDir(dstDir)
 }

@@ -69,7 +69,11 @@ func TestTransferDelivers(t *testing.T) {
 			a.waitGone("outbox/" + tc.rel)
 		})
 	}
-	a.waitGone("outbox/tree") // emptied folders are removed
+	// The user's folders stay in outbox/, emptied: an editor saving the
+	// next version into one must find it.
+	if fi, err := os.Stat(filepath.Join(a.root, "outbox", "tree", "sub")); err != nil || !fi.IsDir() {
+		t.Errorf("outbox/tree/sub after delivery: %v, want the folder kept", err)
+	}
 	ents, _ := os.ReadDir(filepath.Join(b.root, "inbox", partialsName))
 	if len(ents) != 0 {
 		t.Errorf("partials left after delivery: %v", ents)
@@ -462,7 +466,11 @@ func TestTransferManyFiles(t *testing.T) {
 	if maxFDs-fdsBefore > 64 {
 		t.Errorf("open descriptors grew by %d while sending %d files", maxFDs-fdsBefore, files)
 	}
-	a.waitGone("outbox/many")
+	a.waitGone("outbox/many/f299.txt")
+	waitFor(t, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(a.root, "sent", "many"))
+		return len(ents) == files
+	})
 }
 
 func openFDs(t *testing.T) int {
