@@ -89,7 +89,7 @@ func (n *Node) serveInbound(raw net.Conn) {
 	if err != nil {
 		n.release(raw)
 		raw.Close()
-		n.log.Debug("inbound handshake failed", "addr", raw.RemoteAddr(), "err", err)
+		n.log.Log(n.ctx, logLevelFor(err), "inbound handshake failed", "addr", raw.RemoteAddr(), "err", err)
 		return
 	}
 	if hs.role == roleJoiner {

@@ -494,6 +494,6 @@ func (n *Node) dial(t dialTarget) {
 	// Jitter in [backoff/2, backoff) spreads redials of many nodes.
 	ds.next = time.Now().Add(ds.backoff/2 + rand.N(ds.backoff/2+1))
 	if n.ctx.Err() == nil {
-		n.log.Debug("dial failed", "target", t.key, "err", err, "retry", ds.backoff)
+		n.log.Log(n.ctx, logLevelFor(err), "dial failed", "target", t.key, "err", err, "retry", ds.backoff)
 	}
 }

@@ -39,6 +39,7 @@
 //
 // # Imports
 //
-// mesh imports only the standard library: never meshfs/sync, meshfs/fs,
-// go-fuse or fsnotify (deps_test.go enforces it).
+// mesh imports the standard library and three small helpers of this module
+// (internal/atomicfile, internal/safetext, internal/wire): never chat, sync,
+// fs, folder, go-fuse or fsnotify (internal/layers enforces it).
 package mesh

@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Sentinels callers branch on with errors.Is. ErrBadPeerID lives in types.go.
@@ -23,6 +24,9 @@ var (
 	ErrBadInvite = errors.New("malformed invite token")
 	// ErrProtocol marks a peer that broke the wire protocol; its connection is closed.
 	ErrProtocol = errors.New("protocol error")
+	// ErrVersion marks a peer that speaks another mesh protocol version
+	// (it also matches ErrProtocol): both need the same meshfs release.
+	ErrVersion = errors.New("other mesh protocol version")
 )
 
 // reasonCode is the wire form of a reason carried by BYE and JOIN_ERR frames.
@@ -78,4 +82,13 @@ func (e *ByeError) Error() string { return "peer closed the connection: " + e.Re
 // protocolError returns an ErrProtocol-wrapping error with a reason.
 func protocolError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
+}
+
+// logLevelFor is how loud a failed connection is logged: a version mismatch
+// is something the user must act on, the rest is routine churn.
+func logLevelFor(err error) slog.Level {
+	if errors.Is(err, ErrVersion) {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }

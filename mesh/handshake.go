@@ -347,7 +347,8 @@ func readHello(br *bufio.Reader) (hello, error) {
 	}
 	h, err := decodeHello(f.Payload)
 	if err == nil && h.Version != protoVersion {
-		err = protocolError("peer speaks mesh protocol %d, this node %d: both need the same meshfs version", h.Version, protoVersion)
+		err = fmt.Errorf("%w: %w: peer speaks mesh protocol %d, this node %d: both need the same meshfs version",
+			ErrProtocol, ErrVersion, h.Version, protoVersion)
 	}
 	return h, err
 }

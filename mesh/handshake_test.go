@@ -1,12 +1,17 @@
 package mesh
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -209,5 +214,23 @@ func TestRevocationRollbackAndForgery(t *testing.T) {
 	}
 	if bob.revs.Version != 2 {
 		t.Fatalf("version = %d, want 2", bob.revs.Version)
+	}
+}
+
+// TestHelloVersionMismatch: a peer of another mesh protocol is refused with
+// an error that names both versions and is logged where a user sees it.
+func TestHelloVersionMismatch(t *testing.T) {
+	var b bytes.Buffer
+	b.Write(encodeFrame(frameHello, encodeHello(hello{Version: protoVersion - 1, Name: "old"})))
+	_, err := readHello(bufio.NewReader(&b))
+	if !errors.Is(err, ErrVersion) || !errors.Is(err, ErrProtocol) {
+		t.Fatalf("readHello = %v, want ErrVersion and ErrProtocol", err)
+	}
+	want := fmt.Sprintf("mesh protocol %d, this node %d", protoVersion-1, protoVersion)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name both versions (%q)", err, want)
+	}
+	if logLevelFor(err) != slog.LevelWarn {
+		t.Errorf("a version mismatch is logged at %v, want warn", logLevelFor(err))
 	}
 }

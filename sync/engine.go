@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/chat"
+	"github.com/meshfs/meshfs/internal/present"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -58,7 +59,7 @@ type Config struct {
 	// applies back-pressure to that peer's connection.
 	QueueLen int
 	// StreamMinSize: files at least this large are offered at once and
-	// hashed while they are sent (stream.go); smaller ones are hashed first.
+	// hashed while they are sent (send.go); smaller ones are hashed first.
 	StreamMinSize int64
 	// DotHold: a closed file whose name starts with a dot is sent once it
 	// stayed unchanged this long (names.go heldName).
@@ -132,6 +133,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("config: Root and StateDir are required")
 	case c.BlockSize < minBlockSize || c.BlockSize > maxBlockSize:
 		return c, fmt.Errorf("config: block size %d outside [%d, %d]", c.BlockSize, minBlockSize, maxBlockSize)
+	case c.MaxFileSize > maxFileSize:
+		return c, fmt.Errorf("config: max file size %s over the %s a transfer can carry", present.IEC(uint64(c.MaxFileSize)), present.IEC(maxFileSize))
 	}
 	return c, nil
 }

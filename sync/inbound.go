@@ -47,7 +47,7 @@ type partialMeta struct {
 // blocks is the number of blocks of the file.
 func (m *partialMeta) blocks() int { return int(blockCount(m.Size, m.BlockSize)) }
 
-// streamed reports whether the manifest has not arrived yet (stream.go).
+// streamed reports whether the manifest has not arrived yet (send.go).
 func (m *partialMeta) streamed() bool { return len(m.Blocks) == 0 && m.Size > 0 }
 
 // inTransfer is one inbound transfer: a partial file being filled.
@@ -79,7 +79,7 @@ func (t *inTransfer) closeFile() {
 }
 
 // sameManifest reports whether a re-OFFER matches what we stored. Either
-// side may still be without the block hashes (stream.go); DONE then checks.
+// side may still be without the block hashes (send.go); DONE then checks.
 func (t *inTransfer) sameManifest(m *offerMsg) bool {
 	if t.meta.Size != m.Size || t.meta.BlockSize != m.BlockSize {
 		return false

@@ -50,7 +50,7 @@ type outRecord struct {
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
-	stream    *streamHashes // block hashes so far, while Manifest has none (stream.go)
+	stream    *streamHashes // block hashes so far, while Manifest has none (send.go)
 }
 
 // delivery is the state of one record for one member.
@@ -164,7 +164,7 @@ func (e *Engine) OutboxClosed(rel string) { e.out.jobs.push(job{kind: jobClosed,
 // from outbox/: its transfers are cancelled. It never blocks.
 func (e *Engine) OutboxRemoved(rel string) { e.out.jobs.push(job{kind: jobRemoved, rel: rel}) }
 
-// outboxLoop runs the jobs: hashing, cancelling, finishing.
+// loop runs the jobs: hashing, cancelling, finishing.
 func (o *outbound) loop() {
 	hold := time.NewTimer(time.Hour)
 	hold.Stop()
@@ -547,7 +547,7 @@ func (o *outbound) load() error {
 	return nil
 }
 
-// rescanOutbox queues every outbox file and every record's path: files
+// rescan queues every outbox file and every record's path: files
 // closed while the node was down are sent, changed or deleted ones are
 // replaced or cancelled.
 func (o *outbound) rescan() {

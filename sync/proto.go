@@ -32,11 +32,15 @@ const Version = 1
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
-	minBlockSize  = 64 << 10 // smallest block size accepted
-	maxBlockSize  = 4 << 20  // largest block size accepted
-	maxBlocks     = 1 << 16  // most blocks in one manifest (2 MiB of hashes)
-	maxPathLen    = 4096     // longest relative path, bytes
-	maxReasonLen  = 1024     // longest REJECT reason, bytes
+	minBlockSize = 64 << 10 // smallest block size accepted
+	maxBlockSize = 4 << 20  // largest block size accepted
+	maxBlocks    = 1 << 16  // most blocks in one manifest (2 MiB of hashes)
+	// maxFileSize is the largest file sent: 16384 blocks of 1 MiB. Its
+	// OFFER (512 KiB of hashes) and its CHUNKs (1 MiB + header) fit the
+	// mesh's 2 MiB BYTES cap; larger blocks would not.
+	maxFileSize   = maxBlocks / 4 << 20
+	maxPathLen    = 4096 // longest relative path, bytes
+	maxReasonLen  = 1024 // longest REJECT reason, bytes
 	transferIDLen = 16
 )
 

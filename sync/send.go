@@ -262,7 +262,7 @@ func (s *sender) sendFailed(f *flight, err error) {
 // sendBlocks sends every block not in have, reading the outbox file itself
 // and checking before each block that it is still the version offered, and
 // returns the DONE to send next. While the record has no manifest it reads
-// the blocks the receiver holds too, and hashes them all (stream.go).
+// the blocks the receiver holds too, and hashes them all (send.go).
 func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 	rec := f.rec
 	file, err := os.Open(filepath.Join(s.o.outboxDir, filepath.FromSlash(rec.Rel)))

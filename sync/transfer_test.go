@@ -29,7 +29,7 @@ func randBytes(seed uint64, n int) []byte {
 
 // pair returns two started, connected nodes.
 // hashModes are the two ways a file is offered: hashed first (small files)
-// and streamed, hashed while it is sent (stream.go).
+// and streamed, hashed while it is sent (send.go).
 var hashModes = []struct {
 	name string
 	edit func(*Config)

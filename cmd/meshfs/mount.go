@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -43,17 +44,41 @@ func mountAction(c *cli.Context) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	if addr := os.Getenv("MESHFS_PPROF"); addr != "" { // hidden: pprof on a loopback address
-		go http.ListenAndServe(addr, nil)
-	}
 	log := newLogger(c.App.ErrWriter, opts.debug)
 	slog.SetDefault(log)
+	if addr := os.Getenv("MESHFS_PPROF"); addr != "" {
+		stop, err := servePprof(addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	d, err := startDaemon(c.Context, opts, log)
 	if err != nil {
 		return err
 	}
 	printBanner(c.App.Writer, d)
 	return d.run(c.Context)
+}
+
+// servePprof serves net/http/pprof (MESHFS_PPROF, for profiling a running
+// node) on a loopback address only: it is unauthenticated. stop closes it.
+func servePprof(addr string) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("MESHFS_PPROF=%s: give a loopback address such as 127.0.0.1:6060", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("MESHFS_PPROF: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	return func() { srv.Close(); <-done }, nil
 }
 
 func parseMountOptions(c *cli.Context) (mountOptions, error) {

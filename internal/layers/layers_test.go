@@ -1,11 +1,14 @@
 // Package layers holds the test that keeps meshfs's import arrows pointing
 // one way:
 //
-//	cmd/meshfs -> fs, folder -> sync -> chat -> mesh -> internal/{atomicfile,present,safetext,wire}
+//	cmd/meshfs -> fs, folder, sync
+//	sync -> chat -> mesh -> internal/{atomicfile,safetext,wire}
+//	sync -> internal/present
 //
 // fs and folder are the two frontends; they declare the calls they make
-// into sync as interfaces and import no other meshfs package. mesh is a
-// library of its own: the standard library and two small internal helpers.
+// into sync as interfaces and import no other meshfs package but
+// internal/atomicfile (folder). mesh is a library of its own: the standard
+// library and three small internal helpers.
 package layers
 
 import (
