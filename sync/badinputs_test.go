@@ -700,10 +700,16 @@ func row45OutboxSpecial(t *testing.T, v *syncVictim) {
 		t.Fatal(err)
 	}
 	os.Symlink("/etc/passwd", filepath.Join(outbox, "passwd-link"))
-	v.b.engine().OutboxClosed("fifo")
-	v.b.engine().OutboxClosed("passwd-link")
+	// A character device like /dev/null (1, 3); making one needs root,
+	// which CI has.
+	if err := syscall.Mknod(filepath.Join(outbox, "null"), syscall.S_IFCHR|0o644, 1<<8|3); err != nil {
+		t.Fatalf("mknod (the row needs root): %v", err)
+	}
+	for _, rel := range []string{"fifo", "passwd-link", "null"} {
+		v.b.engine().OutboxClosed(rel)
+	}
 	v.b.put("regular.txt", []byte("ok"))
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(effectTimeout)
 	for done := false; !done; {
 		select {
 		case r := <-v.inbox:
@@ -722,6 +728,7 @@ func row45OutboxSpecial(t *testing.T, v *syncVictim) {
 	}
 	os.Remove(filepath.Join(outbox, "fifo"))
 	os.Remove(filepath.Join(outbox, "passwd-link"))
+	os.Remove(filepath.Join(outbox, "null"))
 	os.Remove(filepath.Join(outbox, "regular.txt"))
 	v.b.engine().OutboxRemoved("regular.txt")
 	v.check(t)
