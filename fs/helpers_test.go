@@ -31,6 +31,22 @@ type fakeSyncer struct {
 	calls  []call           // guarded by mu
 	table  []byte           // guarded by mu
 	sayErr map[string]error // guarded by mu: lines Say refuses
+	unsent map[string]string // guarded by mu: UnsentReason's answers
+}
+
+func (f *fakeSyncer) UnsentReason(rel string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unsent[rel]
+}
+
+func (f *fakeSyncer) setUnsent(rel, why string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unsent == nil {
+		f.unsent = map[string]string{}
+	}
+	f.unsent[rel] = why
 }
 
 var _ Syncer = (*fakeSyncer)(nil)

@@ -68,6 +68,9 @@ func (n *outboxNode) deliveryXattrs() map[string]string {
 	}
 	members, queued := n.box.syncer.Delivery(rel)
 	if !queued {
+		if why := n.box.syncer.UnsentReason(rel); why != "" {
+			return map[string]string{xattrState: why}
+		}
 		return map[string]string{xattrState: stateNotQueued}
 	}
 	attrs := make(map[string]string, len(members)+1)

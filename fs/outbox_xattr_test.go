@@ -74,7 +74,8 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 	if err := os.MkdirAll(m.path("outbox/dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"dir/a.txt", "b.txt"} {
+	m.fake.setUnsent("big.img", "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)")
+	for _, name := range []string{"dir/a.txt", "b.txt", "big.img"} {
 		if err := os.WriteFile(m.path("outbox/"+name), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 	if err := unix.Setxattr(a, "user.comment", []byte("mine"), 0); err != nil {
 		t.Fatalf("set own xattr: %v", err)
 	}
-	m.fake.waitCallSet(t, "closed", closed("dir/a.txt"), closed("b.txt"))
+	m.fake.waitCallSet(t, "closed", closed("dir/a.txt"), closed("b.txt"), closed("big.img"))
 
 	want := []string{"user.comment", "user.meshfs.bob", "user.meshfs.carol", "user.meshfs.dave", "user.meshfs.state"}
 	if got := listXattr(t, a); !slices.Equal(got, want) {
@@ -101,6 +102,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 		{"unknown member", a, "user.meshfs.erin", "", syscall.ENODATA},
 		{"mark hidden", a, "user.meshfs.incomplete", "", syscall.ENODATA},
 		{"not queued", m.path("outbox/b.txt"), "user.meshfs.state", "not queued", nil},
+		{"not sent, and why", m.path("outbox/big.img"), "user.meshfs.state", "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)", nil},
 		{"folder has no state", m.path("outbox/dir"), "user.meshfs.state", "", syscall.ENODATA},
 	}
 	for _, tc := range tests {

@@ -25,6 +25,9 @@ type Syncer interface {
 	// "queued", "offered", "sending 43%", "verifying", DeliveryVerified
 	// or "refused: <reason>". It reads memory only.
 	Delivery(rel string) (members map[string]string, queued bool)
+	// UnsentReason says why outbox file rel is not sent ("too big: 5.0 GiB,
+	// limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)"), or "". It reads memory only.
+	UnsentReason(rel string) string
 }
 
 // DeliveryVerified is the state of a member that has verified the file

@@ -70,3 +70,29 @@ func rename(t *testing.T, fn *fakeNode, from, to string) {
 	fn.engine().OutboxRemoved(from)
 	fn.engine().OutboxClosed(to)
 }
+
+// TestUnsentSaysWhy: a file that cannot be sent stays in outbox/ with the
+// reason in Unsent and Status; fixing it (here: a smaller version) sends it
+// and clears the reason.
+func TestUnsentSaysWhy(t *testing.T) {
+	_, a, b := pair(t, func(c *Config) { c.MaxFileSize = 1 << 20 })
+	big := filepath.Join(a.root, "outbox", "big.img")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 5<<20); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	a.engine().OutboxClosed("big.img")
+	want := "too big: 5.0 MiB, limit 1.0 MiB (MESHFS_MAX_FILE_SIZE)"
+	waitFor(t, func() bool { return a.engine().UnsentReason("big.img") == want })
+	if st := a.engine().Status(); len(st.Unsent) != 1 || st.Unsent[0] != (UnsentFile{Path: "big.img", Why: want}) {
+		t.Errorf("Status().Unsent = %+v, want big.img and why", st.Unsent)
+	}
+	small := randBytes(3, 1000)
+	a.put("big.img", small)
+	b.waitFile("inbox/alice/big.img", small)
+	if why := a.engine().UnsentReason("big.img"); why != "" {
+		t.Errorf("reason kept after the file was sent: %q", why)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
+	"github.com/meshfs/meshfs/internal/present"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -146,12 +148,14 @@ type outbound struct {
 
 	mu      sync.Mutex // guards the records and their deliveries
 	records map[transferID]*outRecord
-	order   []*outRecord // by creation; cancelled records are skipped
+	order   []*outRecord      // by creation; cancelled records are skipped
+	unsent  map[string]string // outbox paths not sent, and why
 	seq     uint64
 }
 
 func newOutbound(v *env, peers *peerSet) *outbound {
-	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}, held: map[string]time.Time{}}
+	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}, held: map[string]time.Time{},
+		unsent: map[string]string{}}
 	o.jobs.init()
 	return o
 }
@@ -266,7 +270,8 @@ func (o *outbound) walkOutbox(dir string, rescan bool) {
 	})
 }
 
-// outboxFile turns one closed outbox file into a transfer.
+// outboxFile turns one closed outbox file into a transfer, or records why
+// it is not sent (Unsent).
 func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled bool) {
 	if temporaryName(path.Base(rel)) {
 		o.log.Debug("temporary name not sent", "path", rel)
@@ -276,24 +281,15 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 		o.held[rel] = time.Now().Add(o.cfg.DotHold) // a later close starts the hold again
 		return
 	}
-	if !fi.Mode().IsRegular() {
-		o.log.Warn("outbox entry is not a regular file", "path", rel, "mode", fi.Mode().String())
-		return
-	}
 	old := o.recordFor(rel)
-	if incomplete(abs) {
-		o.skipIncomplete(rel, old, fi, rescan)
+	if why := o.unsendable(rel, abs, fi); why != "" {
+		if old != nil && !old.Version.sameFile(versionOf(fi)) {
+			o.cancelRel(rel, false) // the version it had is gone
+		}
+		o.setUnsent(rel, why, rescan)
 		return
 	}
 	if old != nil && old.Version.sameFile(versionOf(fi)) {
-		return
-	}
-	if _, err := validatePath(rel); err != nil {
-		o.log.Warn("outbox name not portable", "path", rel, "err", err)
-		return
-	}
-	if fi.Size() > o.cfg.MaxFileSize {
-		o.log.Warn("outbox file too big", "path", rel, "bytes", fi.Size(), "max", o.cfg.MaxFileSize)
 		return
 	}
 	rec, err := o.hashOutbox(rel, abs)
@@ -302,11 +298,64 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 		return
 	}
 	if err != nil {
-		o.log.Warn("outbox file unreadable", "path", rel, "err", err)
+		o.setUnsent(rel, "unreadable: "+errText(err), rescan)
 		return
 	}
 	o.cancelRel(rel, false)
 	o.addRecord(rec)
+}
+
+// unsendable says why the outbox file at rel cannot be sent as it is, in
+// words for its owner, or "".
+func (o *outbound) unsendable(rel, abs string, fi os.FileInfo) string {
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Sprintf("not sent: a %s, not a regular file", fileKind(fi.Mode()))
+	case incomplete(abs):
+		return "not sent: it was still being written when meshfs stopped; copy it again"
+	case fi.Size() > o.cfg.MaxFileSize:
+		return fmt.Sprintf("too big: %s, limit %s (MESHFS_MAX_FILE_SIZE)",
+			present.IEC(uint64(fi.Size())), present.IEC(uint64(o.cfg.MaxFileSize)))
+	}
+	if _, err := validatePath(rel); err != nil {
+		return "name not portable: " + nameProblem(err)
+	}
+	return ""
+}
+
+// setUnsent records why rel is not sent, for Unsent, and logs it once.
+func (o *outbound) setUnsent(rel, why string, loud bool) {
+	o.mu.Lock()
+	prev := o.unsent[rel]
+	o.unsent[rel] = why
+	o.mu.Unlock()
+	if prev != why || loud {
+		o.log.Warn("outbox file not sent", "path", rel, "why", why)
+	}
+}
+
+// fileKind names a file type for people.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// errText is an error's words without the path an *os.PathError repeats.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // hashOutbox reads the file once and builds a record with a delivery for
@@ -411,6 +460,11 @@ func (o *outbound) saveRecord(rec *outRecord) error {
 // below rel. Receivers are not told: they garbage-collect their partials.
 func (o *outbound) cancelRel(rel string, subtree bool) {
 	o.mu.Lock()
+	for k := range o.unsent {
+		if k == rel || subtree && strings.HasPrefix(k, rel+"/") {
+			delete(o.unsent, k)
+		}
+	}
 	var gone []*outRecord
 	for _, r := range o.records {
 		if r.Rel == rel || subtree && strings.HasPrefix(r.Rel, rel+"/") {
@@ -573,17 +627,23 @@ func (o *outbound) requeueRefused(peer mesh.PeerID) {
 	}
 }
 
-// skipIncomplete leaves a marked file alone: it is sent when a writer
-// completes it (the mark is cleared first). A record for an older version
-// of rel is cancelled, since that content is gone. The startup rescan tells
-// the user; a file reported while a new writer has it open is routine.
-func (o *outbound) skipIncomplete(rel string, old *outRecord, fi os.FileInfo, rescan bool) {
-	if old != nil && !old.Version.sameFile(versionOf(fi)) {
-		o.cancelRel(rel, false)
+// Unsent lists the outbox files that are not sent, each with why: too big,
+// a name other systems cannot hold, not a regular file, cut short by a
+// crash, unreadable. Fixing the cause (or writing the file again) sends it.
+func (e *Engine) Unsent() map[string]string {
+	e.out.mu.Lock()
+	defer e.out.mu.Unlock()
+	return maps.Clone(e.out.unsent)
+}
+
+// UnsentReason is why the outbox file rel is not sent, or "". It reads
+// memory only, so FUSE can call it.
+func (e *Engine) UnsentReason(rel string) string {
+	rel, ok := cleanRel(rel)
+	if !ok {
+		return ""
 	}
-	if rescan {
-		o.log.Warn("outbox file was still being written when meshfs stopped; copy it again to send it", "path", rel)
-		return
-	}
-	o.log.Debug("outbox file still open for writing", "path", rel)
+	e.out.mu.Lock()
+	defer e.out.mu.Unlock()
+	return e.out.unsent[rel]
 }

@@ -19,7 +19,14 @@ type Status struct {
 	Self           SelfStatus       `json:"self"`
 	Peers          []PeerStatus     `json:"peers"`
 	Transfers      []TransferStatus `json:"transfers"`
+	Unsent         []UnsentFile     `json:"unsent,omitempty"` // outbox files not sent, and why
 	ChecksumErrors uint64           `json:"checksum_errors"` // blocks dropped for a bad hash
+}
+
+// UnsentFile is an outbox file that is not sent, and why.
+type UnsentFile struct {
+	Path string `json:"path"`
+	Why  string `json:"why"`
 }
 
 // SelfStatus identifies this node.
@@ -84,6 +91,10 @@ func (e *Engine) Status() Status {
 		st.Transfers[i].Done = min(st.Transfers[i].Done, st.Transfers[i].Size)
 	}
 	slices.SortStableFunc(st.Transfers, func(a, b TransferStatus) int { return a.StartedAt.Compare(b.StartedAt) })
+	unsent := e.Unsent()
+	for _, rel := range slices.Sorted(maps.Keys(unsent)) {
+		st.Unsent = append(st.Unsent, UnsentFile{Path: rel, Why: unsent[rel]})
+	}
 	return st
 }
 

@@ -19,6 +19,7 @@ import (
 func printStatus(w io.Writer, st meshsync.Status, now time.Time) error {
 	fmt.Fprintf(w, "%s (%s)\n\n", st.Self.Name, present.ShortID(st.Self.ID))
 	printMembers(w, st.Peers)
+	printUnsent(w, st.Unsent)
 	fmt.Fprintln(w)
 	if len(st.Transfers) == 0 {
 		fmt.Fprintln(w, "No transfers in flight.")
@@ -45,6 +46,19 @@ func printMembers(w io.Writer, peers []meshsync.PeerStatus) {
 	}
 	if len(peers) == 0 {
 		fmt.Fprintln(tw, "(no other members yet)")
+	}
+	tw.Flush()
+}
+
+// printUnsent lists the outbox files that are not sent, and why.
+func printUnsent(w io.Writer, unsent []meshsync.UnsentFile) {
+	if len(unsent) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNot sent:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, u := range unsent {
+		fmt.Fprintf(tw, "  outbox/%s\t%s\n", u.Path, u.Why)
 	}
 	tw.Flush()
 }
