@@ -64,6 +64,10 @@ type Config struct {
 	// DotHold: a closed file whose name starts with a dot is sent once it
 	// stayed unchanged this long (names.go heldName).
 	DotHold time.Duration
+	// TreeSettle: the delivered files of a folder in outbox/ move to sent/
+	// together, once all are delivered and nothing under the folder changed
+	// for this long.
+	TreeSettle time.Duration
 	// OnChange, when not nil, is told each path (relative to Root) that
 	// the engine creates, removes or moves in outbox/, sent/ or inbox/, so
 	// a frontend can drop what it cached. It must not block.
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		QueueLen:          64,
 		StreamMinSize:     4 << 20,
 		DotHold:           2 * time.Second,
+		TreeSettle:        5 * time.Second,
 	}
 }
 
@@ -119,6 +124,7 @@ func (c Config) withDefaults() (Config, error) {
 	fillDur(&c.InboundIdle, d.InboundIdle)
 	fillDur(&c.JanitorInterval, d.JanitorInterval)
 	fillDur(&c.DotHold, d.DotHold)
+	fillDur(&c.TreeSettle, d.TreeSettle)
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = d.MaxFileSize
 	}

@@ -78,6 +78,7 @@ func (n *fakeNet) addNode(name string, edit func(*Config)) *fakeNode {
 	fn.cfg.Logger = testutil.Logger(n.t).With("node", name)
 	fn.cfg.BlockSize = minBlockSize
 	fn.cfg.RetryInterval = 50 * time.Millisecond
+	fn.cfg.TreeSettle = 300 * time.Millisecond
 	if edit != nil {
 		edit(&fn.cfg)
 	}

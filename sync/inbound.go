@@ -313,7 +313,27 @@ func (ib *inbound) dropPartial(t *inTransfer) {
 	os.Remove(ib.metaPath(t.key))
 }
 
-// closePeerFiles releases every transfer a stopping receiver owns: no fd
+// dropSuperseded removes p's unfinished transfers of path other than id. A
+// sender keeps one version of a path at a time, so an OFFER of another
+// version means it gave the older one up (the file changed while it was
+// sent, as git's and editors' files do); holding its slot until
+// InboundIdle would refuse the sender's next offers as busy.
+func (ib *inbound) dropSuperseded(p *peerConn, path string, id transferID) {
+	ib.mu.Lock()
+	var old []*inTransfer
+	for k, t := range ib.transfers {
+		if k.peer == p.id && k.id != id && t.meta.Path == path && (t.owner == nil || t.owner == p) {
+			old = append(old, t)
+		}
+	}
+	ib.mu.Unlock()
+	for _, t := range old {
+		ib.log.Debug("superseded partial removed", "peer", p.id, "path", path)
+		ib.dropPartial(t)
+	}
+}
+
+// release frees every transfer a stopping receiver owns: no fd
 // stays open on a partial after its peer disconnects.
 func (ib *inbound) release(p *peerConn) {
 	ib.mu.Lock()

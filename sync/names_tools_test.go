@@ -96,3 +96,27 @@ func TestUnsentSaysWhy(t *testing.T) {
 		t.Errorf("reason kept after the file was sent: %q", why)
 	}
 }
+
+// TestTreeMovesWhenSettled: files delivered inside a folder stay in outbox/
+// while anything under the folder still changes (a program writing a tree
+// must find the files it just wrote), then move to sent/ together.
+func TestTreeMovesWhenSettled(t *testing.T) {
+	_, a, b := pair(t, func(c *Config) { c.TreeSettle = time.Second })
+	one := randBytes(1, 500)
+	a.put("repo/objects/one", one)
+	b.waitFile("inbox/alice/repo/objects/one", one)
+	// Delivered, but the folder is still being written: it stays. Once two
+	// has its record, the loop has handled one's delivery too.
+	two := randBytes(2, 500)
+	a.put("repo/objects/two", two)
+	waitFor(t, func() bool { _, queued := a.engine().Delivery("repo/objects/two"); return queued })
+	if !exists(filepath.Join(a.root, "outbox", "repo", "objects", "one")) {
+		t.Fatalf("repo/objects/one left outbox/ while its folder was still being written")
+	}
+	b.waitFile("inbox/alice/repo/objects/two", two)
+	a.waitFile("sent/repo/objects/one", one)
+	a.waitFile("sent/repo/objects/two", two)
+	if fi, err := os.Stat(filepath.Join(a.root, "outbox", "repo", "objects")); err != nil || !fi.IsDir() {
+		t.Errorf("outbox/repo/objects after the move: %v, want the folder kept", err)
+	}
+}

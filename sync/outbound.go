@@ -144,7 +144,9 @@ type outbound struct {
 	jobs  jobQueue // work for the outbox loop
 
 	// Owned by the loop goroutine.
-	held map[string]time.Time // dot-named files and when their hold ends
+	held     map[string]time.Time // dot-named files and when their hold ends
+	touched  map[string]time.Time // top-level outbox folders and their last change
+	settling map[string]bool      // top-level folders with delivered files waiting to move
 
 	mu      sync.Mutex // guards the records and their deliveries
 	records map[transferID]*outRecord
@@ -155,7 +157,7 @@ type outbound struct {
 
 func newOutbound(v *env, peers *peerSet) *outbound {
 	o := &outbound{env: v, peers: peers, records: map[transferID]*outRecord{}, held: map[string]time.Time{},
-		unsent: map[string]string{}}
+		touched: map[string]time.Time{}, settling: map[string]bool{}, unsent: map[string]string{}}
 	o.jobs.init()
 	return o
 }
@@ -180,6 +182,7 @@ func (o *outbound) loop() {
 		case <-o.jobs.signal:
 		case <-hold.C:
 			o.releaseHeld(time.Now())
+			o.settleTrees(time.Now())
 		}
 		for _, j := range o.jobs.take() {
 			if o.ctx.Err() != nil {
@@ -201,20 +204,68 @@ func (o *outbound) releaseHeld(now time.Time) {
 	}
 }
 
-// armHold sets t to fire when the earliest hold ends.
+// armHold sets t to fire when the earliest hold or tree settle ends.
 func (o *outbound) armHold(t *time.Timer) {
-	if len(o.held) == 0 {
-		return
+	due := slices.Collect(maps.Values(o.held))
+	for top := range o.settling {
+		due = append(due, o.touched[top].Add(o.cfg.TreeSettle))
 	}
-	t.Reset(time.Until(slices.MinFunc(slices.Collect(maps.Values(o.held)), time.Time.Compare)))
+	if len(due) > 0 {
+		t.Reset(time.Until(slices.MinFunc(due, time.Time.Compare)))
+	}
+}
+
+// touch notes a change under outbox/ for its top-level folder.
+func (o *outbound) touch(rel string) {
+	top, _, _ := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
+	o.touched[top] = time.Now()
+}
+
+// settleTrees moves the delivered files of every top-level folder that is
+// fully delivered and has not changed for TreeSettle.
+func (o *outbound) settleTrees(now time.Time) {
+	for top := range o.settling {
+		if now.Before(o.touched[top].Add(o.cfg.TreeSettle)) {
+			continue
+		}
+		delete(o.settling, top)
+		recs, done := o.deliveredUnder(top)
+		if !done {
+			continue // the last delivery to finish brings the folder back
+		}
+		delete(o.touched, top)
+		for _, rec := range recs {
+			o.moveDelivered(rec)
+		}
+	}
+}
+
+// deliveredUnder returns the records below folder top, and whether every
+// member verified every one of them.
+func (o *outbound) deliveredUnder(top string) ([]*outRecord, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var recs []*outRecord
+	for _, r := range o.order {
+		if !strings.HasPrefix(r.Rel, top+"/") {
+			continue
+		}
+		if !allVerified(r) {
+			return nil, false
+		}
+		recs = append(recs, r)
+	}
+	return recs, true
 }
 
 func (o *outbound) runJob(j job) {
 	switch j.kind {
 	case jobClosed:
+		o.touch(j.rel)
 		o.outboxClosed(j.rel, j.rescan, false)
 	case jobRemoved:
 		if rel, ok := cleanRel(j.rel); ok {
+			o.touch(rel)
 			o.cancelRel(rel, true)
 		}
 	case jobPeerRemoved:
@@ -514,11 +565,33 @@ func (o *outbound) dropPeerFromRecords(peer mesh.PeerID) {
 	}
 }
 
-// finishRecord moves a fully delivered file to sent/ and deletes its record.
+// finishRecord moves a fully delivered file to sent/ and deletes its
+// record. A file inside a folder waits for its whole tree (settleTrees): a
+// program still writing there (git clone, tar -x, an editor) must find the
+// files it wrote a moment ago.
 func (o *outbound) finishRecord(id transferID) {
 	o.mu.Lock()
 	rec, ok := o.records[id]
-	if !ok || !allVerified(rec) {
+	done := ok && allVerified(rec)
+	o.mu.Unlock()
+	if !done {
+		return
+	}
+	if top, _, nested := strings.Cut(rec.Rel, "/"); nested {
+		if _, known := o.touched[top]; !known {
+			o.touched[top] = time.Now()
+		}
+		o.settling[top] = true
+		return
+	}
+	o.moveDelivered(rec)
+}
+
+// moveDelivered moves a fully delivered file to sent/ and deletes its
+// record.
+func (o *outbound) moveDelivered(rec *outRecord) {
+	o.mu.Lock()
+	if o.records[rec.ID] != rec {
 		o.mu.Unlock()
 		return
 	}

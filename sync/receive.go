@@ -122,6 +122,7 @@ func (r *receiver) admit(m *offerMsg) error {
 	if err != nil {
 		return err
 	}
+	r.in.dropSuperseded(r.p, clean, m.ID)
 	if m.Size > uint64(r.in.cfg.MaxFileSize) {
 		return refused(rejectTooBig, fmt.Sprintf("%s is over the %s limit", present.IEC(m.Size), present.IEC(uint64(r.in.cfg.MaxFileSize))))
 	}

@@ -91,9 +91,13 @@ func (s *sender) greet() bool {
 	}
 }
 
+// busyRetry is how soon a delivery the receiver refused as busy is offered
+// again.
+const busyRetry = time.Second
+
 // retryTick is how often refused deliveries and silent flights are checked.
 func (o *outbound) retryTick() time.Duration {
-	return min(max(o.cfg.RetryInterval/4, 10*time.Millisecond), 5*time.Second)
+	return min(max(o.cfg.RetryInterval/4, 10*time.Millisecond), busyRetry)
 }
 
 // offerTimeout: a flight with no reply for this long is offered again.
@@ -225,7 +229,7 @@ func (s *sender) onAccept(m *acceptMsg) {
 	if f.doneSent {
 		f.rounds++
 		if f.rounds > maxResendRounds {
-			s.setDelivery(f, StateRefused, false, "blocks still missing after 3 resends")
+			s.setDelivery(f, StateRefused, false, "blocks still missing after 3 resends", s.o.cfg.RetryInterval)
 			delete(s.flights, m.ID)
 			return
 		}
@@ -356,7 +360,11 @@ func (s *sender) onReject(m *rejectMsg) {
 	}
 	s.o.log.Warn("delivery refused", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
 		"code", m.Code.String(), "reason", reason, "final", m.Code.permanent())
-	s.setDelivery(f, StateRefused, m.Code.permanent(), reason)
+	retryIn := s.o.cfg.RetryInterval
+	if m.Code == rejectBusy { // a slot frees as soon as one of its transfers ends
+		retryIn = min(retryIn, busyRetry)
+	}
+	s.setDelivery(f, StateRefused, m.Code.permanent(), reason, retryIn)
 }
 
 // onAck marks a delivery verified and lets the outbox loop finish the file.
@@ -367,18 +375,18 @@ func (s *sender) onAck(m *ackMsg) {
 	}
 	delete(s.flights, m.ID)
 	s.o.log.Info("file delivered", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel)
-	s.setDelivery(f, StateVerified, false, "")
+	s.setDelivery(f, StateVerified, false, "", 0)
 	s.o.jobs.push(job{kind: jobFinish, id: m.ID})
 }
 
 // setDelivery ends a flight with a persisted state.
-func (s *sender) setDelivery(f *flight, state DeliveryState, final bool, reason string) {
+func (s *sender) setDelivery(f *flight, state DeliveryState, final bool, reason string, retryIn time.Duration) {
 	s.o.mu.Lock()
 	if f.d.owner == s.p {
 		f.d.owner, f.d.phase = nil, ""
 	}
 	f.d.State, f.d.Final, f.d.Reason = state, final, reason
-	f.d.retryAt = time.Now().Add(s.o.cfg.RetryInterval)
+	f.d.retryAt = time.Now().Add(retryIn)
 	s.o.mu.Unlock()
 	if err := s.o.saveRecord(f.rec); err != nil {
 		s.o.log.Warn("delivery record not saved", "path", f.rec.Rel, "err", err)

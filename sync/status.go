@@ -20,7 +20,7 @@ type Status struct {
 	Peers          []PeerStatus     `json:"peers"`
 	Transfers      []TransferStatus `json:"transfers"`
 	Unsent         []UnsentFile     `json:"unsent,omitempty"` // outbox files not sent, and why
-	ChecksumErrors uint64           `json:"checksum_errors"` // blocks dropped for a bad hash
+	ChecksumErrors uint64           `json:"checksum_errors"`  // blocks dropped for a bad hash
 }
 
 // UnsentFile is an outbox file that is not sent, and why.
