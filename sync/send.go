@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
@@ -480,8 +481,11 @@ func (o *outbound) finishStream(rec *outRecord, file *os.File) (manifest, error)
 			o.mu.Unlock()
 			return manifest{}, fmt.Errorf("stream of %s: blocks left unhashed", rec.Rel)
 		}
-		rec.Manifest.Blocks = s.sums
-		rec.Manifest.FileHash = fileHashOf(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), s.sums)
+		// A copy: another sender of rec may still be writing a hash it
+		// computed into s.sums, while saveRecord encodes the manifest
+		// outside the lock.
+		rec.Manifest.Blocks = slices.Clone(s.sums)
+		rec.Manifest.FileHash = fileHashOf(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), rec.Manifest.Blocks)
 		rec.stream = nil
 	}
 	m := rec.Manifest
