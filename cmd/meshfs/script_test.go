@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/mesh"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -35,6 +36,7 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/xdg")
+			env.Setenv("PROTOCOL", strconv.Itoa(mesh.ProtocolVersion))
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
