@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,14 +115,13 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
-// invite MOUNTPOINT VAR: asks the node serving MOUNTPOINT for a token.
+// invite MOUNTPOINT VAR: runs 'meshfs invite MOUNTPOINT' in the script's
+// environment and sets VAR to the token, its last line of output.
 func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: invite MOUNTPOINT VAR")
 	}
-	os.Setenv("XDG_STATE_HOME", ts.Getenv("XDG_STATE_HOME"))
-	var inv inviteResult
-	err := callControl(context.Background(), ts.MkAbs(args[0]), controlRequest{Op: "invite", TTL: time.Hour, Uses: 1}, &inv)
-	ts.Check(err)
-	ts.Setenv(args[1], inv.Token)
+	ts.Check(ts.Exec("meshfs", "invite", ts.MkAbs(args[0])))
+	lines := strings.Split(strings.TrimSpace(ts.ReadFile("stdout")), "\n")
+	ts.Setenv(args[1], lines[len(lines)-1])
 }
