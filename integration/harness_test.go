@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +71,8 @@ type node struct {
 	cmd   *exec.Cmd
 	addr  string // listen address from the banner
 	exit  chan error
-	out   lockedBuffer
+	out   lockedBuffer // stdout: the banner
+	log   lockedBuffer // stderr: the log, also copied to the test's output
 }
 
 // lockedBuffer collects a process's stdout for the banner.
@@ -114,9 +116,9 @@ func (n *node) run(flags ...string) {
 	args := append([]string{"mount", n.mnt, "--listen", "127.0.0.1:0", "--state", n.state, "--name", n.name}, flags...)
 	n.cmd = exec.Command(meshfsBin, args...)
 	n.cmd.Env = n.c.env
-	n.out = lockedBuffer{}
+	n.out, n.log = lockedBuffer{}, lockedBuffer{}
 	n.cmd.Stdout = &n.out
-	n.cmd.Stderr = prefixWriter(t, n.name)
+	n.cmd.Stderr = io.MultiWriter(prefixWriter(t, n.name), &n.log)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", n.name, err)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,19 +62,42 @@ func TestRemovedMemberStaysOut(t *testing.T) {
 	for _, n := range []*node{alice, bob} {
 		waitNotConnected(t, n, "carol")
 	}
-	carol.stop(syscall.SIGTERM)
-	carol.run("--join", bob.addr)
-	// Polling for an absence: give carol's redial loop time to try, then check.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, n := range []*node{alice, bob} {
-			if strings.Contains(n.peerLine("carol"), "connected") {
-				t.Fatalf("%s shows removed carol connected again", n.name)
+	if err := carol.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	carol.run("--join", bob.addr, "--debug") // --debug logs each failed dial
+	staysOut(t, carol, alice, bob)
+}
+
+// staysOut polls until out's redial loop has tried and failed at least
+// twice per member (so the absence was really tested), and fails at once
+// if any of members, or out itself, shows out and a member connected.
+func staysOut(t *testing.T, out *node, members ...*node) {
+	t.Helper()
+	var back error
+	err := testutil.WaitFor(30*time.Second, func() error {
+		for _, n := range members {
+			if isConnected(n.peerLine(out.name)) || isConnected(out.peerLine(n.name)) {
+				back = fmt.Errorf("%s and removed %s show each other connected again", n.name, out.name)
+				return nil
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		if tries := strings.Count(out.log.String(), "dial failed"); tries < 2*len(members) {
+			return fmt.Errorf("%s has tried to dial %d times, want %d before its absence means anything",
+				out.name, tries, 2*len(members))
+		}
+		return nil
+	})
+	if back != nil {
+		t.Fatal(back)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
+
+// isConnected reports whether a peers line shows the member connected.
+func isConnected(line string) bool { return slices.Contains(strings.Fields(line), "connected") }
 
 // TestPlainFolderMixesWithFUSE: a --no-fuse node is a full member: files and
 // chat cross in both directions.
