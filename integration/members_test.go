@@ -114,7 +114,8 @@ func staysOut(t *testing.T, out *node, members ...*node) {
 func isConnected(line string) bool { return slices.Contains(strings.Fields(line), "connected") }
 
 // TestPlainFolderMixesWithFUSE: a --no-fuse node is a full member: files and
-// chat cross in both directions.
+// chat cross in both directions, a slow writer's file is sent once and
+// whole, and its peers file follows members coming and going.
 func TestPlainFolderMixesWithFUSE(t *testing.T) {
 	testutil.RequireFUSE(t)
 	c := newCluster(t)
@@ -146,6 +147,53 @@ func TestPlainFolderMixesWithFUSE(t *testing.T) {
 	f.Close()
 	waitContains(t, alice.path("chat"), "bob: plain hello")
 	waitContains(t, bob.path("chat"), "bob: plain hello")
+	if got := chatMessages(t, bob, "bob: plain hello"); len(got) != 1 {
+		t.Errorf("bob's plain chat file shows his line %d times, want once", len(got))
+	}
+	say(t, alice, "hello plain bob\n")
+	waitContains(t, bob.path("chat"), "alice: hello plain bob")
+
+	plainSlowWriter(t, bob, alice)
+
+	// The plain peers file follows members coming and going.
+	carol := c.join("carol", alice)
+	bob.waitConnected(carol)
+	if err := carol.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitPeerState(t, bob, "carol", "offline")
+}
+
+// plainSlowWriter: a file written into from's plain outbox with a long pause
+// between two halves is sent once, whole, after the writer closes it.
+func plainSlowWriter(t *testing.T, from, to *node) {
+	t.Helper()
+	f, err := os.Create(from.path("outbox", "slow.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(t, 2<<20)
+	if _, err := f.Write(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the writer pauses: that is the case under test
+	if _, err := f.Write(data[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFileContent(t, to.path("inbox", from.name, "slow.bin"), data)
+	waitFileContent(t, from.path("sent", "slow.bin"), data)
+	ents, err := os.ReadDir(to.path("inbox", from.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "slow") && e.Name() != "slow.bin" {
+			t.Errorf("the slow writer's file also arrived as %s", e.Name())
+		}
+	}
 }
 
 func waitPeerState(t *testing.T, n *node, other, state string) {
