@@ -64,22 +64,36 @@ func TestCoreMesh(t *testing.T) {
 }
 
 // TestUsedInviteIsRefused: a token admits one node; a second use ends the
-// command with a non-zero exit and one clear line.
+// command with a non-zero exit and one clear line, and admits no one. With
+// no invite open, alice refuses joiners in the TLS handshake, so the line
+// can only say the invite was refused; while another invite is open she
+// reads the JOIN and says it was used.
 func TestUsedInviteIsRefused(t *testing.T) {
 	testutil.RequireFUSE(t)
 	c := newCluster(t)
 	alice := c.start("alice")
 	tok := alice.invite()
 	c.start("bob", "--join", alice.addr, "--invite", tok)
-	out, err := c.meshfsMount("mallory", "--join", alice.addr, "--invite", tok)
-	if err == nil {
-		t.Fatalf("mount with a used invite succeeded: %s", out)
-	}
-	if !strings.Contains(out, "used") {
-		t.Errorf("error output %q does not say the invite was used", out)
-	}
-	if strings.Contains(out, "goroutine") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
-		t.Errorf("error output is not one clear line: %q", out)
+	for _, tc := range []struct{ name, want string }{
+		{"mallory", "invite refused"},
+		{"mallory2", "invite already used"},
+	} {
+		if tc.name == "mallory2" {
+			alice.invite()
+		}
+		out, err := c.meshfsMount(tc.name, "--join", alice.addr, "--invite", tok)
+		if err == nil {
+			t.Fatalf("%s: mount with a used invite succeeded: %s", tc.name, out)
+		}
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%s: error output %q does not say %q", tc.name, out, tc.want)
+		}
+		if strings.Contains(out, "goroutine") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
+			t.Errorf("%s: error output is not one clear line: %q", tc.name, out)
+		}
+		if l := alice.peerLine(tc.name); l != "" {
+			t.Errorf("alice lists %s: %q", tc.name, l)
+		}
 	}
 }
 

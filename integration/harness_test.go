@@ -216,6 +216,11 @@ func (n *node) invite() string {
 	if err != nil {
 		n.c.t.Fatal(err)
 	}
+	return lastLine(out)
+}
+
+// lastLine is the last line of a command's output: an invite's token.
+func lastLine(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return lines[len(lines)-1]
 }
