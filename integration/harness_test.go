@@ -126,11 +126,8 @@ func (n *node) run(flags ...string) {
 	go func() { n.exit <- n.cmd.Wait() }()
 	t.Cleanup(n.kill)
 	err := testutil.WaitFor(30*time.Second, func() error {
-		select {
-		case err := <-n.exit:
-			n.exit <- err
+		if ok, err := n.exited(); ok {
 			return fmt.Errorf("exited: %v", err)
-		default:
 		}
 		m := listenLine.FindStringSubmatch(n.out.String())
 		if m == nil {
@@ -141,6 +138,17 @@ func (n *node) run(flags ...string) {
 	})
 	if err != nil {
 		t.Fatalf("node %s did not come up: %v", n.name, err)
+	}
+}
+
+// exited reports whether the process has ended, and how, without waiting.
+func (n *node) exited() (bool, error) {
+	select {
+	case err := <-n.exit:
+		n.exit <- err
+		return true, err
+	default:
+		return false, nil
 	}
 }
 
