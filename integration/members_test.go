@@ -45,6 +45,7 @@ func TestOfflineMemberCatchesUp(t *testing.T) {
 	waitFileContent(t, carol.path("inbox", "alice", "while-away.bin"), data)
 	waitContains(t, carol.path("chat"), line)
 	waitGone(t, alice.path("outbox", "while-away.bin"))
+	waitFileContent(t, alice.path("sent", "while-away.bin"), data)
 	// Her log survived the restart, and the catch-up repeated nothing.
 	msgs := chatMessages(t, carol, "")
 	for _, want := range []string{"alice: " + before, "bob: " + line} {
@@ -133,6 +134,7 @@ func TestPlainFolderMixesWithFUSE(t *testing.T) {
 	}
 	waitFileContent(t, alice.path("inbox", "bob", "from-bob.bin"), data)
 	waitGone(t, bob.path("outbox", "from-bob.bin"))
+	waitFileContent(t, bob.path("sent", "from-bob.bin"), data)
 
 	if err := os.WriteFile(alice.path("outbox", "to-bob.txt"), []byte("hi bob\n"), 0o644); err != nil {
 		t.Fatal(err)
