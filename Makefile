@@ -4,7 +4,7 @@ BIN       := bin/meshfs
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: help build test unit race integration acceptance lint fmt tidy-check check demo bench fuzz soak clean
+.PHONY: help build test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,9 +26,6 @@ race: ## unit tests under the race detector
 
 integration: build ## multi-process tests with real mounts, one package at a time
 	$(GO) test -race -count=1 -timeout 15m -p 1 ./integration/ ./cmd/...
-
-acceptance: build ## the acceptance scripts in ../shared/acceptance (root needed)
-	@for s in core chat plain security transfer; do bash ../shared/acceptance/$$s.sh || exit 1; done
 
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)

@@ -56,7 +56,7 @@ func TestBench(t *testing.T) {
 	b.warmUp(3 * b.size) // deleted by the first quiesce, see warmUp
 	plain, one := b.onePeer(alice, bob)
 	b.row("(a) 1 peer: cp -> verified in inbox", mbps(b.size, one), "plain pipeline "+mbps(b.size, plain),
-		ratio(plain, one), ">= 0.80", float64(plain)/float64(one) >= 0.80)
+		ratio(plain, one), timeRatio(plain, one), atLeast(0.80, "%.2f"))
 
 	carol := c.join("carol", alice)
 	dave := c.join("dave", alice)
@@ -64,25 +64,27 @@ func TestBench(t *testing.T) {
 	b.nodes = append(b.nodes, carol, dave)
 	three := b.threePeers(alice, bob, carol, dave)
 	b.row("(b) 3 peers: cp -> verified in every inbox", mbps(b.size, three), "1 peer "+mbps(b.size, one),
-		fmt.Sprintf("x%.2f time", float64(three)/float64(one)), "<= x3", three <= 3*one)
+		fmt.Sprintf("x%.2f time", timeRatio(three, one)), timeRatio(three, one), atMost(3, "x%g"))
 
 	b.quiesce(0)
 	p50, p99 := b.chatLatency(alice, bob, 200)
-	b.row("(c) chat latency p50: echo > chat -> peer's chat", ms(p50), "", "", "< 5 ms", p50 < 5*time.Millisecond)
-	b.row("(c) chat latency p99", ms(p99), "", "", "< 50 ms", p99 < 50*time.Millisecond)
+	b.row("(c) chat latency p50: echo > chat -> peer's chat", ms(p50), "", "", millis(p50), below(5, "%g ms"))
+	b.row("(c) chat latency p99", ms(p99), "", "", millis(p99), below(50, "%g ms"))
 
 	wMesh, wDisk := b.writeThroughput(alice)
 	b.row("(d) outbox write (Go, 1 MiB writes)", mbps(b.size, wMesh), "disk "+mbps(b.size, wDisk),
-		ratio(wDisk, wMesh), ">= 0.70", float64(wDisk)/float64(wMesh) >= 0.70)
+		ratio(wDisk, wMesh), timeRatio(wDisk, wMesh), atLeast(0.70, "%.2f"))
 	rMesh, rDisk := b.readThroughput(b.deliver(alice, "read.bin", bob))
 	b.row("(d) inbox read (warm, 1 MiB reads)", mbps(b.size, rMesh), "disk "+mbps(b.size, rDisk),
-		ratio(rDisk, rMesh), ">= 0.90", float64(rDisk)/float64(rMesh) >= 0.90)
+		ratio(rDisk, rMesh), timeRatio(rDisk, rMesh), atLeast(0.90, "%.2f"))
 
 	for _, n := range b.nodes {
-		hwm := peakRSS(t, n)
-		b.row("(e) peak memory (VmHWM) "+n.name, fmt.Sprintf("%d MiB", hwm>>20), "", "", "< 128 MiB", hwm < 128<<20)
+		hwm := vmHWM(t, n.cmd.Process.Pid)
+		b.row("(e) peak memory (VmHWM) "+n.name, fmt.Sprintf("%d MiB", hwm>>20), "", "",
+			float64(hwm)/(1<<20), below(128, "%g MiB"))
 	}
 	b.print()
+	b.report()
 }
 
 // bench collects the rows of the table, and the files of earlier runs that
@@ -97,6 +99,7 @@ type bench struct {
 	nodes  []*node  // every running node, whose outboxes quiesce waits for
 	trash  []string // outputs of earlier runs, deleted by the next quiesce
 	rows   [][]string
+	misses []string // rows whose measured value missed the target
 }
 
 func benchSize(t *testing.T) int64 {
@@ -121,12 +124,51 @@ func benchEnv(t *testing.T, name string, def int64) int64 {
 	return v
 }
 
-func (b *bench) row(metric, got, baseline, ratio, target string, ok bool) {
-	verdict := "ok"
-	if !ok {
-		verdict = "MISS"
+// target is a row's goal: the measured value compared with limit. The
+// target column is printed from the same op and limit the verdict uses, so
+// the two cannot disagree.
+type target struct {
+	op     string // ">=", "<=" or "<"
+	limit  float64
+	format string // how the limit is printed, e.g. "%g ms"
+}
+
+func atLeast(limit float64, format string) target { return target{">=", limit, format} }
+func atMost(limit float64, format string) target  { return target{"<=", limit, format} }
+func below(limit float64, format string) target   { return target{"<", limit, format} }
+
+// met compares the measured value itself, not its rounded display.
+func (g target) met(v float64) bool {
+	switch g.op {
+	case ">=":
+		return v >= g.limit
+	case "<=":
+		return v <= g.limit
+	case "<":
+		return v < g.limit
 	}
-	b.rows = append(b.rows, []string{metric, got, baseline, ratio, target, verdict})
+	panic("unknown target operator " + g.op)
+}
+
+func (g target) String() string { return g.op + " " + fmt.Sprintf(g.format, g.limit) }
+
+// row adds a line to the table; its verdict is the measured value against
+// the goal. A miss is also kept for report.
+func (b *bench) row(metric, got, baseline, ratio string, value float64, goal target) {
+	verdict := "ok"
+	if !goal.met(value) {
+		verdict = "MISS"
+		b.misses = append(b.misses, fmt.Sprintf("%s: measured %.4g, target %s", metric, value, goal))
+	}
+	b.rows = append(b.rows, []string{metric, got, baseline, ratio, goal.String(), verdict})
+}
+
+// report fails the test for each missed target, after the table is out, so
+// a miss shows in the exit status and not only in the last column.
+func (b *bench) report() {
+	for _, m := range b.misses {
+		b.t.Errorf("target missed: %s", m)
+	}
 }
 
 // print writes the table as Markdown, ready for the README.
@@ -637,27 +679,16 @@ func (b *bench) timeIt(f func() error) time.Duration {
 	return time.Since(start)
 }
 
-// peakRSS is the process's high-water resident set (VmHWM).
-func peakRSS(t *testing.T, n *node) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM line")
-	return 0
-}
-
 func mbps(size int64, d time.Duration) string {
 	return fmt.Sprintf("%.0f MB/s (%.2f s)", float64(size)/d.Seconds()/1e6, d.Seconds())
 }
 
-func ratio(base, got time.Duration) string { return fmt.Sprintf("%.2f", float64(base)/float64(got)) }
+func ratio(base, got time.Duration) string { return fmt.Sprintf("%.2f", timeRatio(base, got)) }
+
+// timeRatio is a/b, the value a ratio row's target is checked against.
+func timeRatio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +26,14 @@ func TestCoreMesh(t *testing.T) {
 	m := c.fullMesh("alice", "bob", "carol")
 	alice, bob, carol := m[0], m[1], m[2]
 
+	t.Run("the tree", func(t *testing.T) {
+		for _, name := range []string{"outbox", "inbox", "sent", "chat", "peers"} {
+			if _, err := os.Stat(alice.path(name)); err != nil {
+				t.Errorf("the mount has no %s: %v", name, err)
+			}
+		}
+	})
+
 	t.Run("file reaches every member", func(t *testing.T) {
 		data := randomBytes(t, 3<<20+12345)
 		if err := os.WriteFile(alice.path("outbox", "blob.bin"), data, 0o644); err != nil {
@@ -34,6 +44,31 @@ func TestCoreMesh(t *testing.T) {
 		}
 		waitGone(t, alice.path("outbox", "blob.bin"))
 		waitFileContent(t, alice.path("sent", "blob.bin"), data)
+	})
+
+	t.Run("no partial file is ever visible in an inbox", func(t *testing.T) {
+		data := randomBytes(t, 20<<20)
+		stop := watchPartials(t, int64(len(data)), bob.path("inbox", "alice"), carol.path("inbox", "alice"))
+		if err := os.WriteFile(alice.path("outbox", "watched.bin"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*node{bob, carol} {
+			waitFileContent(t, n.path("inbox", "alice", "watched.bin"), data)
+		}
+		for _, seen := range stop() {
+			t.Errorf("visible while it arrived: %s", seen)
+		}
+	})
+
+	t.Run("a second file of the same name never overwrites the first", func(t *testing.T) {
+		for _, text := range []string{"first\n", "second\n"} {
+			if err := os.WriteFile(alice.path("outbox", "same.txt"), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, alice.path("outbox", "same.txt")) // delivered before the next one
+		}
+		waitFileContent(t, bob.path("inbox", "alice", "same (1).txt"), []byte("second\n"))
+		waitFileContent(t, bob.path("inbox", "alice", "same.txt"), []byte("first\n"))
 	})
 
 	t.Run("chat reaches every member", func(t *testing.T) {
@@ -64,22 +99,36 @@ func TestCoreMesh(t *testing.T) {
 }
 
 // TestUsedInviteIsRefused: a token admits one node; a second use ends the
-// command with a non-zero exit and one clear line.
+// command with a non-zero exit and one clear line, and admits no one. With
+// no invite open, alice refuses joiners in the TLS handshake, so the line
+// can only say the invite was refused; while another invite is open she
+// reads the JOIN and says it was used.
 func TestUsedInviteIsRefused(t *testing.T) {
 	testutil.RequireFUSE(t)
 	c := newCluster(t)
 	alice := c.start("alice")
 	tok := alice.invite()
 	c.start("bob", "--join", alice.addr, "--invite", tok)
-	out, err := c.meshfsMount("mallory", "--join", alice.addr, "--invite", tok)
-	if err == nil {
-		t.Fatalf("mount with a used invite succeeded: %s", out)
-	}
-	if !strings.Contains(out, "used") {
-		t.Errorf("error output %q does not say the invite was used", out)
-	}
-	if strings.Contains(out, "goroutine") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
-		t.Errorf("error output is not one clear line: %q", out)
+	for _, tc := range []struct{ name, want string }{
+		{"mallory", "invite refused"},
+		{"mallory2", "invite already used"},
+	} {
+		if tc.name == "mallory2" {
+			alice.invite()
+		}
+		out, err := c.meshfsMount(tc.name, "--join", alice.addr, "--invite", tok)
+		if err == nil {
+			t.Fatalf("%s: mount with a used invite succeeded: %s", tc.name, out)
+		}
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%s: error output %q does not say %q", tc.name, out, tc.want)
+		}
+		if strings.Contains(out, "goroutine") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
+			t.Errorf("%s: error output is not one clear line: %q", tc.name, out)
+		}
+		if l := alice.peerLine(tc.name); l != "" {
+			t.Errorf("alice lists %s: %q", tc.name, l)
+		}
 	}
 }
 
@@ -104,6 +153,53 @@ func (c *cluster) meshfsMount(name string, flags ...string) (string, error) {
 		out = []byte(err.Error())
 	}
 	return string(out), err
+}
+
+// watchPartials samples the folders every millisecond until the returned
+// stop is called, which lists what it saw that a reader must never see: a
+// hidden or .part name, or watched.bin at a size other than size.
+func watchPartials(t *testing.T, size int64, dirs ...string) (stop func() []string) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	var seen []string
+	go func() {
+		defer close(done)
+		for {
+			for _, dir := range dirs {
+				seen = append(seen, partialsIn(dir, size)...)
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() []string {
+		once.Do(func() { close(quit); <-done })
+		return seen
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// partialsIn lists dir's entries that show a file still arriving.
+func partialsIn(dir string, size int64) []string {
+	ents, _ := os.ReadDir(dir)
+	var bad []string
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".part") {
+			bad = append(bad, filepath.Join(dir, name))
+		}
+		if name != "watched.bin" {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Size() != size {
+			bad = append(bad, fmt.Sprintf("%s at %d of %d bytes", filepath.Join(dir, name), fi.Size(), size))
+		}
+	}
+	return bad
 }
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -2,8 +2,11 @@ package integration
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,5 +139,132 @@ func waitNoPartials(t *testing.T, n *node) {
 		if strings.HasPrefix(e.Name(), ".meshfs") {
 			t.Errorf("the mount shows %s in inbox/", e.Name())
 		}
+	}
+}
+
+// TestKillMidTransfer: kill -9 of the sender, then of a receiver, each in
+// the middle of one large file; after restarts both receivers have it
+// intact, once, with no partial left, and the sender moves it to sent/.
+// Peak memory stays far below the file's size on every node.
+func TestKillMidTransfer(t *testing.T) {
+	longTest(t)
+	c := newCluster(t)
+	m := c.fullMesh("alice", "bob", "carol")
+	alice, bob, carol := m[0], m[1], m[2]
+	src := filepath.Join(c.dir, "big.bin")
+	const size = 256 << 20
+	writeRandomFile(t, src, size)
+	if out, err := exec.Command("cp", src, alice.path("outbox", "big.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+
+	waitReceiving(t, bob, "big.bin", 0)
+	killNow(t, alice)
+	// Once bob sees alice offline his transfer from her is over; the next
+	// one he shows is the restarted sender resuming it.
+	waitPeerState(t, bob, "alice", "offline")
+	alice.run()
+	done := waitReceiving(t, bob, "big.bin", 0)
+	killNow(t, bob)
+	bob.run("--join", alice.addr)
+	t.Logf("bob had %d MiB when he was killed", done>>20)
+
+	want := fileSum(t, src)
+	for _, n := range []*node{bob, carol} {
+		p := n.path("inbox", "alice", "big.bin")
+		waitSize(t, p, size, 5*time.Minute)
+		if fileSum(t, p) != want {
+			t.Errorf("%s's big.bin differs from the source", n.name)
+		}
+		if got := finalFiles(t, n); !slices.Equal(got, []string{"alice/big.bin"}) {
+			t.Errorf("%s's inbox = %v, want exactly alice/big.bin", n.name, got)
+		}
+		waitNoPartials(t, n)
+	}
+	waitSize(t, alice.path("sent", "big.bin"), size, time.Minute)
+	limit := uint64(size / 2)
+	if raceEnabled {
+		limit *= 4 // the race detector's shadow memory
+	}
+	for _, n := range m {
+		if hwm := vmHWM(t, n.cmd.Process.Pid); hwm > limit {
+			t.Errorf("%s: peak memory %d MiB for a %d MiB file, want < %d MiB", n.name, hwm>>20, size>>20, limit>>20)
+		}
+	}
+}
+
+// killNow kills n with SIGKILL, as kill -9 does, and clears its dead mount.
+func killNow(t *testing.T, n *node) {
+	t.Helper()
+	n.cmd.Process.Kill()
+	if _, err := n.waitExit(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n.kill()
+}
+
+// waitReceiving polls n's status until it is receiving name with more than
+// after bytes held (and the file is not complete yet), and returns them.
+func waitReceiving(t *testing.T, n *node, name string, after int64) int64 {
+	t.Helper()
+	var held int64
+	err := pollFast(time.Minute, func() bool {
+		out, err := n.c.meshfs("status", "--json", n.mnt)
+		if err != nil {
+			return false
+		}
+		var st struct {
+			Transfers []struct {
+				Path, Direction string
+				Done, Size      int64
+			}
+		}
+		if json.Unmarshal([]byte(out), &st) != nil {
+			return false
+		}
+		for _, tr := range st.Transfers {
+			if tr.Direction == "receive" && filepath.Base(tr.Path) == name && tr.Done > after && tr.Done < tr.Size {
+				held = tr.Done
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("%s never showed %s half received: %v", n.name, name, err)
+	}
+	return held
+}
+
+// waitSize polls until p exists with size bytes.
+func waitSize(t *testing.T, p string, size int64, d time.Duration) {
+	t.Helper()
+	err := testutil.WaitFor(d, func() error {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Size() != size {
+			return fmt.Errorf("%s: %d of %d bytes", p, fi.Size(), size)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeRandomFile writes size random bytes to p.
+func writeRandomFile(t *testing.T, p string, size int64) {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

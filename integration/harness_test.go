@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +71,8 @@ type node struct {
 	cmd   *exec.Cmd
 	addr  string // listen address from the banner
 	exit  chan error
-	out   lockedBuffer
+	out   lockedBuffer // stdout: the banner
+	log   lockedBuffer // stderr: the log, also copied to the test's output
 }
 
 // lockedBuffer collects a process's stdout for the banner.
@@ -114,9 +116,9 @@ func (n *node) run(flags ...string) {
 	args := append([]string{"mount", n.mnt, "--listen", "127.0.0.1:0", "--state", n.state, "--name", n.name}, flags...)
 	n.cmd = exec.Command(meshfsBin, args...)
 	n.cmd.Env = n.c.env
-	n.out = lockedBuffer{}
+	n.out, n.log = lockedBuffer{}, lockedBuffer{}
 	n.cmd.Stdout = &n.out
-	n.cmd.Stderr = prefixWriter(t, n.name)
+	n.cmd.Stderr = io.MultiWriter(prefixWriter(t, n.name), &n.log)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", n.name, err)
 	}
@@ -124,11 +126,8 @@ func (n *node) run(flags ...string) {
 	go func() { n.exit <- n.cmd.Wait() }()
 	t.Cleanup(n.kill)
 	err := testutil.WaitFor(30*time.Second, func() error {
-		select {
-		case err := <-n.exit:
-			n.exit <- err
+		if ok, err := n.exited(); ok {
 			return fmt.Errorf("exited: %v", err)
-		default:
 		}
 		m := listenLine.FindStringSubmatch(n.out.String())
 		if m == nil {
@@ -139,6 +138,17 @@ func (n *node) run(flags ...string) {
 	})
 	if err != nil {
 		t.Fatalf("node %s did not come up: %v", n.name, err)
+	}
+}
+
+// exited reports whether the process has ended, and how, without waiting.
+func (n *node) exited() (bool, error) {
+	select {
+	case err := <-n.exit:
+		n.exit <- err
+		return true, err
+	default:
+		return false, nil
 	}
 }
 
@@ -214,6 +224,11 @@ func (n *node) invite() string {
 	if err != nil {
 		n.c.t.Fatal(err)
 	}
+	return lastLine(out)
+}
+
+// lastLine is the last line of a command's output: an invite's token.
+func lastLine(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return lines[len(lines)-1]
 }

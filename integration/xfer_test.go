@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -307,4 +308,69 @@ func waitCount(t *testing.T, dir string, want int, d time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestXferFullDiskReceiver: carol's state folder is a 48 MiB tmpfs and
+// alice sends 64 MiB. bob gets it; carol refuses it with a reason alice
+// shows in words, nothing of it appears at carol, alice keeps it queued
+// for her, and carol's node stays up and keeps talking.
+func TestXferFullDiskReceiver(t *testing.T) {
+	longTest(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	c := newCluster(t)
+	alice := c.start("alice")
+	bob := c.join("bob", alice)
+	small := filepath.Join(c.dir, "carol", "state")
+	mountTmpfs(t, small, "48m")
+	carol := c.join("carol", alice)
+	alice.waitConnected(bob, carol)
+	bob.waitConnected(carol)
+
+	src := filepath.Join(c.dir, "too-big.bin")
+	writeRandomFile(t, src, 64<<20)
+	if out, err := exec.Command("cp", src, alice.path("outbox", "too-big.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	waitSize(t, bob.path("inbox", "alice", "too-big.bin"), 64<<20, time.Minute)
+	if fileSum(t, bob.path("inbox", "alice", "too-big.bin")) != fileSum(t, src) {
+		t.Error("bob's too-big.bin differs from the source")
+	}
+	queued := alice.path("outbox", "too-big.bin")
+	err := testutil.WaitFor(30*time.Second, func() error {
+		got, err := xattr(queued, "user.meshfs.carol")
+		if err != nil || !strings.HasPrefix(got, "refused: no space left on carol's disk") {
+			return fmt.Errorf("carol's delivery state is %q, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := carol.exited(); ok {
+		t.Fatalf("carol's node ended on a full disk: %v", err)
+	}
+	if _, err := os.Stat(carol.path("inbox", "alice", "too-big.bin")); err == nil {
+		t.Error("too-big.bin appeared at carol")
+	}
+	if _, err := os.Stat(queued); err != nil {
+		t.Errorf("alice no longer keeps too-big.bin queued for carol: %v", err)
+	}
+	line := fmt.Sprintf("still talking %d", time.Now().UnixNano())
+	say(t, carol, line+"\n")
+	waitContains(t, alice.path("chat"), "carol: "+line)
+}
+
+// mountTmpfs mounts a tmpfs of size at dir until the test ends (after the
+// nodes using it have stopped: cleanups run last first).
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 }

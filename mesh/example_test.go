@@ -57,14 +57,28 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// Wait until alice sees bob connected, then talk.
+	// Wait (at most 10 s) until alice sees bob connected, then talk.
+	deadline := time.Now().Add(10 * time.Second)
 	for len(alice.Peers()) == 0 || alice.Peers()[0].State != mesh.Connected {
+		if time.Now().After(deadline) {
+			log.Fatal("bob did not connect to alice within 10s")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	alice.SendChat(ctx, bob.ID(), mesh.Chat{Seq: 1, Time: time.Now(), Text: "hello bob"})
-	alice.SendBytes(ctx, bob.ID(), []byte{1, 2, 3})
-	fmt.Println(<-got)
-	fmt.Println(<-got)
+	if err := alice.SendChat(ctx, bob.ID(), mesh.Chat{Seq: 1, Time: time.Now(), Text: "hello bob"}); err != nil {
+		log.Fatal(err)
+	}
+	if err := alice.SendBytes(ctx, bob.ID(), []byte{1, 2, 3}); err != nil {
+		log.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case s := <-got:
+			fmt.Println(s)
+		case <-time.After(10 * time.Second):
+			log.Fatal("bob received nothing within 10s")
+		}
+	}
 	// Output:
 	// chat from alice: hello bob
 	// 3 bytes

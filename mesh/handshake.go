@@ -30,6 +30,10 @@ const (
 	bufSize      = 64 << 10
 )
 
+// ProtocolVersion is the wire protocol version this package speaks. It goes
+// in HELLO, and a member that speaks another version is refused.
+const ProtocolVersion = protoVersion
+
 // Handshake refusals. errRevoked and errSelf are also used by the dialer to
 // decide not to retry.
 var (

@@ -11,8 +11,9 @@ import (
 // and output goes to the given writers so tests can capture it.
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:  "meshfs",
-		Usage: "share files and talk with a small group, through a mounted folder",
+		Name:    "meshfs",
+		Version: releaseVersion(buildInfo()), // printVersion adds commit, Go and protocol
+		Usage:   "share files and talk with a small group, through a mounted folder",
 		Description: "Each member runs 'meshfs mount'. Files copied into outbox/ are sent, in verified\n" +
 			"chunks over mutually authenticated TLS 1.3, to every member's inbox/<sender>/;\n" +
 			"lines written to chat reach everyone; peers shows who is in the mesh.",

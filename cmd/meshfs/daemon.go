@@ -81,7 +81,10 @@ func (d *daemon) openState(context.Context) error {
 	}
 	lock, err := lockState(d.opts.stateDir)
 	d.lock = lock
-	return err
+	if err != nil {
+		return err
+	}
+	return migrateMeshState(d.opts.stateDir) // under the lock: no other node moves files meanwhile
 }
 
 // treeRoot is the folder sync reads and writes: a private backing folder
@@ -108,7 +111,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	}
 	d.engine = engine
 	mcfg := mesh.DefaultConfig()
-	mcfg.StateDir = filepath.Join(d.opts.stateDir, "mesh")
+	mcfg.StateDir = d.opts.stateDir // mesh keeps its files in STATE/mesh
 	mcfg.Name = d.opts.name
 	mcfg.Listen = d.opts.listen
 	mcfg.Join = d.opts.join

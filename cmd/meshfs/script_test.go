@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/mesh"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -33,8 +32,10 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		UpdateScripts:       *update,
+		Deadline:            scriptsDeadline(t),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/xdg")
+			env.Setenv("PROTOCOL", strconv.Itoa(mesh.ProtocolVersion))
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -58,10 +59,26 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// waitmount DIR: polls until DIR is a FUSE mount (statfs magic).
+// scriptsTimeout bounds the whole run: a background node that ignores its
+// signal, and so a 'wait' that would never return, is killed then and the
+// script fails. Each script takes seconds.
+const scriptsTimeout = 5 * time.Minute
+
+// scriptsDeadline is scriptsTimeout from now, or the test's own deadline
+// if that comes first.
+func scriptsDeadline(t *testing.T) time.Time {
+	d := time.Now().Add(scriptsTimeout)
+	if td, ok := t.Deadline(); ok && td.Before(d) {
+		return td
+	}
+	return d
+}
+
+// waitmount DIR: polls until DIR is a FUSE mount (statfs magic);
+// ! waitmount DIR polls until it is not one.
 func cmdWaitMount(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
-		ts.Fatalf("usage: waitmount DIR")
+		ts.Fatalf("usage: [!] waitmount DIR")
 	}
 	dir := ts.MkAbs(args[0])
 	err := testutil.WaitFor(30*time.Second, func() error {
@@ -69,8 +86,8 @@ func cmdWaitMount(ts *testscript.TestScript, neg bool, args []string) {
 		if err := syscall.Statfs(dir, &st); err != nil {
 			return err
 		}
-		if st.Type != 0x65735546 {
-			return errors.New("not mounted")
+		if fuse := st.Type == 0x65735546; fuse == neg {
+			return fmt.Errorf("%s: FUSE mount %v, want %v", dir, fuse, !neg)
 		}
 		return nil
 	})
@@ -114,14 +131,18 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
-// invite MOUNTPOINT VAR: asks the node serving MOUNTPOINT for a token.
+// invite MOUNTPOINT VAR [FILE]: runs 'meshfs invite MOUNTPOINT' in the
+// script's environment and sets VAR to the token, its last line of output;
+// FILE, if given, gets the token as one line (for stdin).
 func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 2 {
-		ts.Fatalf("usage: invite MOUNTPOINT VAR")
+	if len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: invite MOUNTPOINT VAR [FILE]")
 	}
-	os.Setenv("XDG_STATE_HOME", ts.Getenv("XDG_STATE_HOME"))
-	var inv inviteResult
-	err := callControl(context.Background(), ts.MkAbs(args[0]), controlRequest{Op: "invite", TTL: time.Hour, Uses: 1}, &inv)
-	ts.Check(err)
-	ts.Setenv(args[1], inv.Token)
+	ts.Check(ts.Exec("meshfs", "invite", ts.MkAbs(args[0])))
+	lines := strings.Split(strings.TrimSpace(ts.ReadFile("stdout")), "\n")
+	token := lines[len(lines)-1]
+	ts.Setenv(args[1], token)
+	if len(args) == 3 {
+		ts.Check(os.WriteFile(ts.MkAbs(args[2]), []byte(token+"\n"), 0o600))
+	}
 }
