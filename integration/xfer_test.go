@@ -101,8 +101,12 @@ func TestXferStateModesAndFolders(t *testing.T) {
 	for _, f := range files {
 		waitFileContent(t, carol.path("inbox", "alice", f.rel), f.data)
 	}
-	waitGone(t, alice.path("outbox", "proj"))
 	waitFileContent(t, alice.path("sent", "proj", "run.sh"), files[0].data)
+	waitGone(t, run)
+	// The folder is the user's: it stays in outbox/, emptied.
+	if fi, err := os.Stat(alice.path("outbox", "proj")); err != nil || !fi.IsDir() {
+		t.Errorf("outbox/proj after delivery: %v, want the folder kept", err)
+	}
 }
 
 // writeThroughMount creates p through the mount and sets mode and mtime
@@ -166,8 +170,9 @@ func TestXferUnfinishedWriter(t *testing.T) {
 	if _, err := os.Stat(bob.path("inbox", "alice", "cut.bin")); err == nil {
 		t.Fatalf("the cut-short file was sent")
 	}
-	if got, err := xattr(alice.path("outbox", "cut.bin"), "user.meshfs.state"); got != "not queued" {
-		t.Errorf("cut.bin state = %q, %v; want not queued", got, err)
+	want := "not sent: it was still being written when meshfs stopped; copy it again"
+	if got, err := xattr(alice.path("outbox", "cut.bin"), "user.meshfs.state"); got != want {
+		t.Errorf("cut.bin state = %q, %v; want %q", got, err, want)
 	}
 
 	whole := append(half, randomBytes(t, 1<<20)...)
