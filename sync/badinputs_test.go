@@ -685,7 +685,7 @@ func row44SameName(t *testing.T, v *syncVictim) {
 // the regular file is offered to mallory.
 func row45OutboxSpecial(t *testing.T, v *syncVictim) {
 	outbox := filepath.Join(v.b.root, "outbox")
-	if err := syscall.Mkfifo(filepath.Join(outbox, "fifo"), 0o644); err != nil {
+	if err := mkfifo(filepath.Join(outbox, "fifo")); err != nil {
 		t.Fatal(err)
 	}
 	os.Symlink("/etc/passwd", filepath.Join(outbox, "passwd-link"))

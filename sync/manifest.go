@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -33,11 +32,7 @@ type identity struct {
 
 // identityOf extracts the identity from a FileInfo.
 func identityOf(fi os.FileInfo) identity {
-	id := identity{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode().Perm())}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.Inode = st.Ino
-	}
-	return id
+	return identity{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), Mode: uint32(fi.Mode().Perm())}
 }
 
 // sameFile reports whether two identities describe the same content version.
