@@ -8,10 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
@@ -383,7 +382,7 @@ func TestTransferWriteENOSPC(t *testing.T) {
 	failing.Store(true)
 	b.engine().writeAt = func(f *os.File, d []byte, off int64) (int, error) {
 		if failing.Load() && off > 0 {
-			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: unix.ENOSPC}
+			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
 		}
 		return f.WriteAt(d, off)
 	}
