@@ -53,6 +53,13 @@ func statfsFree(path string) (free, total uint64, err error) {
 	return free, total, nil
 }
 
-// inodeOf returns 0: Windows' file index is not in a FileInfo, so an
-// outbox file's identity is its size, mtime (100 ns steps) and mode.
-func inodeOf(os.FileInfo) uint64 { return 0 }
+// inodeOf returns what stands in for the inode on Windows, where a
+// FileInfo carries no file index: the creation time. A file replaced under
+// the same name then differs even with the same size and mtime, unless
+// NTFS tunnelling gave it the old file's creation time.
+func inodeOf(fi os.FileInfo) uint64 {
+	if d, ok := fi.Sys().(*syscall.Win32FileAttributeData); ok {
+		return uint64(d.CreationTime.Nanoseconds())
+	}
+	return 0
+}
