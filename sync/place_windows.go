@@ -69,14 +69,11 @@ func (d dirFd) openAt(name string, access, disposition, options uint32) (windows
 // foldNames lists the folder's entries by foldKey, with whether each is a
 // real folder (not a link).
 func (d dirFd) foldNames() (map[string]string, map[string]bool, error) {
-	var dup windows.Handle
-	self := windows.CurrentProcess()
-	if err := windows.DuplicateHandle(self, windows.Handle(d), self, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
+	h, err := d.reopen()
+	if err != nil {
 		return nil, nil, err
 	}
-	// os restarts the listing on a fresh File (FileFullDirectoryRestartInfo),
-	// though the duplicate shares d's position.
-	f := os.NewFile(uintptr(dup), "dir")
+	f := os.NewFile(uintptr(h), "dir")
 	defer f.Close()
 	ents, err := f.ReadDir(-1)
 	if err != nil {
@@ -89,6 +86,21 @@ func (d dirFd) foldNames() (map[string]string, map[string]bool, error) {
 		isDir[k] = ent.IsDir()
 	}
 	return names, isDir, nil
+}
+
+// reopen opens d's folder once more (NtCreateFile relative to d with an
+// empty name): a listing needs a handle of its own, since a duplicated
+// handle would share d's listing position.
+func (d dirFd) reopen() (windows.Handle, error) {
+	oa := windows.OBJECT_ATTRIBUTES{RootDirectory: windows.Handle(d), ObjectName: &windows.NTUnicodeString{}}
+	oa.Length = uint32(unsafe.Sizeof(oa))
+	var h windows.Handle
+	var iosb windows.IO_STATUS_BLOCK
+	options := uint32(windows.FILE_DIRECTORY_FILE | windows.FILE_SYNCHRONOUS_IO_NONALERT)
+	if err := windows.NtCreateFile(&h, dirAccess, &oa, &iosb, nil, 0, shareAll, windows.FILE_OPEN, options, 0, 0); err != nil {
+		return 0, fmt.Errorf("reopen folder: %w", err)
+	}
+	return h, nil
 }
 
 // subdir opens (creating if needed) the child folder comp. A folder whose
