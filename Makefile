@@ -3,6 +3,8 @@ GO        ?= go
 BIN       := bin/meshfs
 PKGS      := ./...
 FUZZTIME  ?= 30s
+# The plain-folder mode must keep building there; make test checks it.
+CROSS_OS  := darwin windows
 
 .PHONY: help build test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
 
@@ -12,9 +14,15 @@ help: ## list the targets
 build: ## build bin/meshfs
 	$(GO) build -o $(BIN) ./cmd/meshfs
 
-test: build ## the whole suite: vet, staticcheck, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
+test: build ## the whole suite: vet, staticcheck, macOS and Windows builds, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	@for os in $(CROSS_OS); do \
+		echo "GOOS=$$os: build, vet, staticcheck and link the test binaries"; \
+		GOOS=$$os $(GO) build $(PKGS) && GOOS=$$os $(GO) vet $(PKGS) && \
+		GOOS=$$os $$($(GO) tool -n staticcheck) $(PKGS) && \
+		GOOS=$$os $(GO) test -c -o bin/test-$$os/ $(PKGS) >/dev/null && rm -rf bin/test-$$os || exit 1; \
+	done
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	GOMAXPROCS=1 $(GO) test -count=1 -timeout 10m ./fs/
 

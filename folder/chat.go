@@ -106,6 +106,10 @@ func (c *chatFile) reconcile() {
 		closeQuietly(file)
 		return
 	}
+	if !renameOverOpen {
+		closeQuietly(file)
+		file = nil
+	}
 	if err := atomicfile.Write(c.f.chat, log, 0o600); err != nil {
 		c.f.log.Warn("rewrite chat file", "err", err)
 		closeQuietly(file)

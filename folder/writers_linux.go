@@ -12,6 +12,9 @@ import (
 // watchProcDir is where the process table lives.
 const watchProcDir = "/proc"
 
+// seesWriters: openForWriting finds other processes' writers here.
+const seesWriters = true
+
 // openForWriting returns the identities among targets that some process (this
 // one included) holds open for writing. It scans /proc/<pid>/fd: an fd
 // matches when its link is the writeTarget's path or, failing that, when it

@@ -2,6 +2,9 @@
 
 package folder
 
+// seesWriters: openForWriting finds no writers here (see below).
+const seesWriters = false
+
 // openForWriting cannot see other processes' open files without /proc, so
 // it reports none: files are then sent once they stay quiet for the
 // debounce delay.

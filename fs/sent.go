@@ -1,3 +1,5 @@
+//go:build linux
+
 package fs
 
 // newSent returns the top node of sent/, backed by dir: a keep subtree (read,

@@ -696,14 +696,12 @@ func row44SameName(t *testing.T, v *syncVictim) {
 // the regular file is offered to mallory.
 func row45OutboxSpecial(t *testing.T, v *syncVictim) {
 	outbox := filepath.Join(v.b.root, "outbox")
-	if err := syscall.Mkfifo(filepath.Join(outbox, "fifo"), 0o644); err != nil {
+	if err := mkfifo(filepath.Join(outbox, "fifo")); err != nil {
 		t.Fatal(err)
 	}
 	os.Symlink("/etc/passwd", filepath.Join(outbox, "passwd-link"))
-	// A character device like /dev/null (1, 3); making one needs root,
-	// which CI has.
-	if err := syscall.Mknod(filepath.Join(outbox, "null"), syscall.S_IFCHR|0o644, 1<<8|3); err != nil {
-		t.Fatalf("mknod (the row needs root): %v", err)
+	if err := mknull(filepath.Join(outbox, "null")); err != nil {
+		t.Fatalf("make a device node (the row needs root): %v", err)
 	}
 	for _, rel := range []string{"fifo", "passwd-link", "null"} {
 		v.b.engine().OutboxClosed(rel)

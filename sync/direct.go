@@ -2,9 +2,7 @@ package sync
 
 import (
 	"errors"
-	"os"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Received blocks of large files are written with O_DIRECT, straight from
@@ -28,26 +26,6 @@ import (
 // only add latency.
 const directMinSize = 8 << 20
 
-// openDirect opens the partial at path for O_DIRECT writes of blocks of
-// blockSize. It returns nil when the filesystem does not report a direct
-// I/O alignment (statx STATX_DIOALIGN) that blockSize and dioAlign
-// satisfy, or refuses O_DIRECT.
-func openDirect(path string, blockSize int) *os.File {
-	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_DIOALIGN, &st); err != nil {
-		return nil
-	}
-	align := int(max(st.Dio_offset_align, st.Dio_mem_align))
-	if st.Mask&unix.STATX_DIOALIGN == 0 || align == 0 || align > dioAlign || blockSize%align != 0 {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return nil
-	}
-	return f
-}
-
 // writeBlock writes one verified block of t at off: with O_DIRECT when t
 // has a direct descriptor and the block is aligned in memory and length
 // (blockBufs are; only a file's tail is short), else through the page
@@ -56,7 +34,7 @@ func openDirect(path string, blockSize int) *os.File {
 func (ib *inbound) writeBlock(t *inTransfer, data []byte, off int64) error {
 	if t.direct != nil && dioAligned(data) {
 		_, err := ib.writeAt(t.direct, data, off)
-		if !errors.Is(err, unix.EINVAL) {
+		if !errors.Is(err, syscall.EINVAL) {
 			return err
 		}
 		t.direct.Close()

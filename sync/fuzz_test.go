@@ -1,7 +1,7 @@
 package sync
 
 import (
-	"path/filepath"
+	"path"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -29,7 +29,7 @@ func FuzzValidatePath(f *testing.F) {
 			}
 		}
 		base := "/inbox/peer"
-		if j := filepath.Join(base, got); !strings.HasPrefix(j, base+"/") {
+		if j := path.Join(base, got); !strings.HasPrefix(j, base+"/") {
 			t.Fatalf("validatePath(%q) = %q escapes: %s", p, got, j)
 		}
 		if again, err := validatePath(got); err != nil || again != got {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -33,11 +32,7 @@ type fileVersion struct {
 
 // versionOf is the version of the file fi describes.
 func versionOf(fi os.FileInfo) fileVersion {
-	id := fileVersion{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode().Perm())}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.Inode = st.Ino
-	}
-	return id
+	return fileVersion{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), Mode: uint32(fi.Mode().Perm())}
 }
 
 // sameFile reports whether two identities describe the same content version.

@@ -8,7 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file holds the few calls sync makes that differ by operating system.
+// This file holds the few calls sync makes that differ by operating system
+// (sys_unix.go: what Linux shares with macOS; sys_darwin.go and
+// sys_windows.go: the others' versions).
 
 // preallocate reserves the partial's blocks up front. Writing into
 // allocated (unwritten) extents costs ext4 a third to a fifth of the CPU of
@@ -38,16 +40,8 @@ func renameNoReplace(oldpath, newpath string) error {
 	return nil
 }
 
-// isNoSpace reports a full disk or an exhausted quota.
-func isNoSpace(err error) bool {
-	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
-}
-
-// statfsFree returns the bytes available to us and the filesystem size.
-func statfsFree(path string) (free, total uint64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+// renameatNoReplace renames fromName in the folder from to toName in the
+// folder to, failing with EEXIST when toName exists.
+func renameatNoReplace(from int, fromName string, to int, toName string) error {
+	return unix.Renameat2(from, fromName, to, toName, unix.RENAME_NOREPLACE)
 }

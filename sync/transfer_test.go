@@ -2,16 +2,13 @@ package sync
 
 import (
 	"fmt"
-	"sync/atomic"
-	"syscall"
-
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
@@ -387,7 +384,7 @@ func TestTransferWriteENOSPC(t *testing.T) {
 	failing.Store(true)
 	b.engine().writeAt = func(f *os.File, d []byte, off int64) (int, error) {
 		if failing.Load() && off > 0 {
-			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: unix.ENOSPC}
+			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
 		}
 		return f.WriteAt(d, off)
 	}

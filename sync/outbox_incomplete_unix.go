@@ -1,8 +1,8 @@
+//go:build linux || darwin
+
 package sync
 
-import (
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // xattrIncomplete is the extended attribute the FUSE outbox sets on a file
 // while it is open for writing and removes on its last close, before it

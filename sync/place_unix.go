@@ -1,0 +1,111 @@
+//go:build linux || darwin
+
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// dirFd is an open folder, walked with *at calls so that a symlink planted
+// inside inbox/ can never redirect a write outside it.
+type dirFd int
+
+// openDir opens path as a folder.
+func openDir(path string) (dirFd, error) {
+	fd, err := unix.Open(path, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", path, err)
+	}
+	return dirFd(fd), nil
+}
+
+func (d dirFd) close() { unix.Close(int(d)) }
+
+// foldNames lists the folder's entries by foldKey, with whether each is a
+// real folder (not a symlink).
+func (d dirFd) foldNames() (map[string]string, map[string]bool, error) {
+	dup, err := unix.Dup(int(d))
+	if err != nil {
+		return nil, nil, err
+	}
+	f := os.NewFile(uintptr(dup), "dir")
+	defer f.Close()
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, nil, err
+	}
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, isDir := map[string]string{}, map[string]bool{}
+	for _, ent := range ents {
+		k := foldKey(ent.Name())
+		names[k] = ent.Name()
+		isDir[k] = ent.IsDir()
+	}
+	return names, isDir, nil
+}
+
+// subdir opens (creating if needed) the child folder comp. A folder whose
+// name clashes when case-folded is reused; a file in the way gets the
+// folder a numbered name. It returns the name used.
+func (d dirFd) subdir(comp string) (dirFd, string, error) {
+	names, isDir, err := d.foldNames()
+	if err != nil {
+		return -1, "", err
+	}
+	name := comp
+	for n := 0; n < maxNumbered; n++ {
+		cand := numberedName(comp, n)
+		k := foldKey(cand)
+		if existing, ok := names[k]; ok {
+			if isDir[k] {
+				name = existing
+				break
+			}
+			continue
+		}
+		name = cand
+		if err := unix.Mkdirat(int(d), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, "", fmt.Errorf("mkdir %s: %w", name, err)
+		}
+		break
+	}
+	fd, err := unix.Openat(int(d), name, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("open folder %s: %w", name, err)
+	}
+	return dirFd(fd), name, nil
+}
+
+// renameUnique moves from/fromName into d under base or "base (n).ext",
+// never replacing anything: candidates clashing case-folded with an
+// existing entry are skipped, and a no-replace rename settles races.
+func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
+	names, _, err := d.foldNames()
+	if err != nil {
+		return "", err
+	}
+	for n := 0; n < maxNumbered; n++ {
+		cand := numberedName(base, n)
+		if _, taken := names[foldKey(cand)]; taken {
+			continue
+		}
+		err := renameatNoReplace(int(from), fromName, int(d), cand)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("rename to %s: %w", cand, err)
+		}
+		return cand, nil
+	}
+	return "", fmt.Errorf("no free name for %s: %w", base, unix.EEXIST)
+}
+
+// sync fsyncs the folder.
+func (d dirFd) sync() error { return unix.Fsync(int(d)) }
