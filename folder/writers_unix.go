@@ -13,5 +13,5 @@ func idOf(fi os.FileInfo) (fileID, bool) {
 	if !ok {
 		return fileID{}, false
 	}
-	return fileID{Dev: uint64(st.Dev), Ino: st.Ino}, true //nolint:unconvert // Dev's type differs by platform
+	return fileID{Dev: uint64(st.Dev), Ino: st.Ino}, true // Dev's type differs by platform
 }

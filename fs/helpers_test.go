@@ -30,9 +30,9 @@ func (c call) String() string { return c.op + "(" + c.arg + ")" }
 // tests write the log themselves.
 type fakeSyncer struct {
 	mu     sync.Mutex
-	calls  []call           // guarded by mu
-	table  []byte           // guarded by mu
-	sayErr map[string]error // guarded by mu: lines Say refuses
+	calls  []call            // guarded by mu
+	table  []byte            // guarded by mu
+	sayErr map[string]error  // guarded by mu: lines Say refuses
 	unsent map[string]string // guarded by mu: UnsentReason's answers
 }
 

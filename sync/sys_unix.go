@@ -22,7 +22,7 @@ func statfsFree(path string) (free, total uint64, err error) {
 	if err := unix.Statfs(path, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
 	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil //nolint:unconvert // Bsize's type differs by platform
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil // Bsize's type differs by platform
 }
 
 // inodeOf returns fi's inode number, part of an outbox file's identity.
