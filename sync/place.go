@@ -1,5 +1,11 @@
 package sync
 
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
 // A received file is placed by walking from inbox/ one folder at a time
 // through open folder handles, never following a link, and renamed in
 // without replacing anything: place_unix.go does it with *at calls,
@@ -7,3 +13,48 @@ package sync
 
 // maxNumbered bounds the "name (n).ext" search.
 const maxNumbered = 10000
+
+// errNameTaken is what a placement's rename reports when the name it tried
+// appeared meanwhile: placeUnique then tries the next one.
+var errNameTaken = errors.New("name taken")
+
+// folderName picks the child folder of a folder for comp, given its
+// entries (foldNames): a folder whose name clashes case-folded is reused, a
+// file in the way gets the folder a numbered name. create says it must be
+// made.
+func folderName(names map[string]string, isDir map[string]bool, comp string) (name string, create bool) {
+	for n := 0; n < maxNumbered; n++ {
+		cand := numberedName(comp, n)
+		k := foldKey(cand)
+		existing, ok := names[k]
+		switch {
+		case !ok:
+			return cand, true
+		case isDir[k]:
+			return existing, false
+		}
+	}
+	return comp, false // every number taken by files: opening comp fails
+}
+
+// placeUnique renames a file in under base or "base (n).ext", never
+// replacing anything: candidates clashing case-folded with an entry of the
+// folder (names) are skipped, and rename, which must not replace, reports
+// errNameTaken for a name that appeared meanwhile.
+func placeUnique(names map[string]string, base string, rename func(name string) error) (string, error) {
+	for n := 0; n < maxNumbered; n++ {
+		cand := numberedName(base, n)
+		if _, taken := names[foldKey(cand)]; taken {
+			continue
+		}
+		err := rename(cand)
+		if errors.Is(err, errNameTaken) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("rename to %s: %w", cand, err)
+		}
+		return cand, nil
+	}
+	return "", fmt.Errorf("no free name for %s: %w", base, fs.ErrExist)
+}

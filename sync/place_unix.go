@@ -58,22 +58,11 @@ func (d dirFd) subdir(comp string) (dirFd, string, error) {
 	if err != nil {
 		return -1, "", err
 	}
-	name := comp
-	for n := 0; n < maxNumbered; n++ {
-		cand := numberedName(comp, n)
-		k := foldKey(cand)
-		if existing, ok := names[k]; ok {
-			if isDir[k] {
-				name = existing
-				break
-			}
-			continue
-		}
-		name = cand
+	name, create := folderName(names, isDir, comp)
+	if create {
 		if err := unix.Mkdirat(int(d), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			return -1, "", fmt.Errorf("mkdir %s: %w", name, err)
 		}
-		break
 	}
 	fd, err := unix.Openat(int(d), name, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -90,21 +79,13 @@ func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for n := 0; n < maxNumbered; n++ {
-		cand := numberedName(base, n)
-		if _, taken := names[foldKey(cand)]; taken {
-			continue
-		}
-		err := renameatNoReplace(int(from), fromName, int(d), cand)
+	return placeUnique(names, base, func(name string) error {
+		err := renameatNoReplace(int(from), fromName, int(d), name)
 		if errors.Is(err, unix.EEXIST) {
-			continue
+			return errNameTaken
 		}
-		if err != nil {
-			return "", fmt.Errorf("rename to %s: %w", cand, err)
-		}
-		return cand, nil
-	}
-	return "", fmt.Errorf("no free name for %s: %w", base, unix.EEXIST)
+		return err
+	})
 }
 
 // sync fsyncs the folder.

@@ -111,22 +111,11 @@ func (d dirFd) subdir(comp string) (dirFd, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	name := comp
-	for n := 0; n < maxNumbered; n++ {
-		cand := numberedName(comp, n)
-		k := foldKey(cand)
-		if existing, ok := names[k]; ok {
-			if isDir[k] {
-				name = existing
-				break
-			}
-			continue
-		}
-		name = cand
+	name, create := folderName(names, isDir, comp)
+	if create {
 		if err := d.mkdir(name); err != nil {
 			return 0, "", err
 		}
-		break
 	}
 	return d.openSubdir(name)
 }
@@ -176,21 +165,13 @@ func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
 		return "", fmt.Errorf("open %s: %w", fromName, err)
 	}
 	defer windows.CloseHandle(src)
-	for n := 0; n < maxNumbered; n++ {
-		cand := numberedName(base, n)
-		if _, taken := names[foldKey(cand)]; taken {
-			continue
-		}
-		err := renameHandle(src, d, cand)
+	return placeUnique(names, base, func(name string) error {
+		err := renameHandle(src, d, name)
 		if errors.Is(err, windows.STATUS_OBJECT_NAME_COLLISION) {
-			continue
+			return errNameTaken
 		}
-		if err != nil {
-			return "", fmt.Errorf("rename to %s: %w", cand, err)
-		}
-		return cand, nil
-	}
-	return "", fmt.Errorf("no free name for %s: %w", base, os.ErrExist)
+		return err
+	})
 }
 
 // fileRenameInformation is FILE_RENAME_INFORMATION; FileName runs on past
