@@ -6,8 +6,9 @@ import (
 )
 
 // groupCommit makes own lines durable with as few fsyncs as the disk
-// allows. A writer whose record is not yet on disk either starts an fsync
-// of the store, which covers every record written before it started, or,
+// allows. A writer whose record is not yet on disk either starts an
+// fdatasync of the wal (wal.go), which covers every record written before
+// it started, or,
 // while one is in flight, waits for it and then for the next. So a line
 // waits for at most two fsyncs and never for the rendered log, and lines
 // written while the disk is slow share one fsync instead of queueing for
@@ -23,7 +24,7 @@ type groupCommit struct {
 	err error
 }
 
-// waitDurable returns once the store's first n records are on disk.
+// waitDurable returns once the wal's first n records are on disk.
 func (c *Store) waitDurable(n uint64) error {
 	g := &c.group
 	g.mu.Lock()
@@ -38,11 +39,11 @@ func (c *Store) waitDurable(n uint64) error {
 		// after the write returns.
 		target := c.written.Load()
 		g.mu.Unlock()
-		err := c.fsync(c.store)
+		err := c.datasync(c.wal)
 		g.mu.Lock()
 		g.syncing = false
 		if err != nil {
-			g.err = fmt.Errorf("sync chat store: %w", err)
+			g.err = fmt.Errorf("sync chat wal: %w", err)
 		} else {
 			g.durable = max(g.durable, target)
 		}

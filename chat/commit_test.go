@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,35 +40,33 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 	defer s.Close()
 	base := s.written.Load() // Open wrote a mark
 	var syncs atomic.Int32
-	var durable atomic.Int64 // store bytes known on disk
+	var durable atomic.Pointer[[]byte] // the wal as last made durable
+	durable.Store(new([]byte))
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	defer once.Do(func() { close(release) }) // a failing test must not leave Close waiting
-	s.fsync = func(f *os.File) error {
-		if f != s.store {
-			return f.Sync()
-		}
-		fi, err := f.Stat()
-		if err != nil {
+	s.datasync = func(f *os.File) error {
+		snap := make([]byte, walSize)
+		if _, err := f.ReadAt(snap, 0); err != nil {
 			return err
 		}
 		if syncs.Add(1) == 1 {
 			close(entered)
 			<-release
 		}
-		err = f.Sync()
-		durable.Store(fi.Size())
+		err := fdatasync(f)
+		durable.Store(&snap)
 		return err
 	}
 	type result struct {
 		text    string
-		durable int64 // at return
+		durable []byte // at return
 		err     error
 	}
 	results := make(chan result, 10)
 	say := func(text string) {
 		_, _, err := s.AppendOwn(text)
-		results <- result{text, durable.Load(), err}
+		results <- result{text, *durable.Load(), err}
 	}
 	go say("line 0")
 	select {
@@ -85,29 +84,35 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 	default:
 	}
 	once.Do(func() { close(release) })
-	data := readFile(t, filepath.Join(dir, "chat.jsonl"))
 	for range 10 {
 		r := <-results
 		if r.err != nil {
 			t.Fatalf("AppendOwn(%q): %v", r.text, r.err)
 		}
-		end := bytes.Index(data, []byte(`"text":"`+r.text+`"`))
-		if end < 0 || int64(end) >= r.durable {
-			t.Errorf("%q returned with %d store bytes durable; its record is at %d", r.text, r.durable, end)
+		if !bytes.Contains(r.durable, []byte(`"text":"`+r.text+`"}`)) {
+			t.Errorf("%q returned before a sync of the wal that holds it ended", r.text)
 		}
 	}
 	if n := syncs.Load(); n != 2 {
-		t.Errorf("%d fsyncs of the store for ten lines, want 2 (one running, one shared by nine)", n)
+		t.Errorf("%d syncs of the wal for ten lines, want 2 (one running, one shared by nine)", n)
 	}
 }
 
 // TestCrashRepairsLog: the process dies (no Close) after lines were
-// acknowledged, and the log lost what was written after its last fsync,
-// ending in a torn line. Reopening finds every acknowledged line in the
-// store and renders the log exactly as it was.
+// acknowledged. If only the log lost what was written after its last sync
+// (a torn line at its end), reopening renders it exactly as it was. If the
+// store lost it too (power loss), every acknowledged line comes back from
+// the wal; received lines and events after the sync are gone from both,
+// and catch-up asks for the received ones again.
 func TestCrashRepairsLog(t *testing.T) {
+	for _, storeLost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store lost %v", storeLost), func(t *testing.T) { crashAndReopen(t, storeLost) })
+	}
+}
+
+func crashAndReopen(t *testing.T, storeLost bool) {
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "chat.log")
+	logPath, storePath := filepath.Join(dir, "chat.log"), filepath.Join(dir, "chat.jsonl")
 	s, err := Open(dir, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +131,7 @@ func TestCrashRepairsLog(t *testing.T) {
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	synced := int64(len(readFile(t, logPath)))
+	synced, storeSynced := int64(len(readFile(t, logPath))), int64(len(readFile(t, storePath)))
 	for i := range 5 {
 		say(fmt.Sprintf("after the sync %d", i))
 		if err := s.Receive(bob, "bob", mesh.Chat{Seq: uint64(i + 1), Text: fmt.Sprintf("reply %d", i)}); err != nil {
@@ -137,12 +142,23 @@ func TestCrashRepairsLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := readFile(t, logPath)
-	// The crash: the store's handles stay open, the log loses its tail.
+	if storeLost {
+		if err := os.Truncate(storePath, storeSynced); err != nil {
+			t.Fatal(err)
+		}
+		kept := want[:synced:synced]
+		for _, l := range bytes.SplitAfter(want[synced:], []byte("\n")) {
+			if bytes.Contains(l, []byte("] alice: ")) {
+				kept = append(kept, l...)
+			}
+		}
+		want = kept
+	}
 	if err := os.Truncate(logPath, synced); err != nil {
 		t.Fatal(err)
 	}
 	appendFile(t, logPath, "[2026-12-07 01:")
-	r, err := Open(dir, 100)
+	r, err := Open(dir, 100) // s is never closed: it crashed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +170,15 @@ func TestCrashRepairsLog(t *testing.T) {
 	for _, m := range r.OwnAfter(0) {
 		seqs = append(seqs, m.Seq)
 	}
-	if !slices.Equal(seqs, []uint64{1, 2, 3, 4, 5, 6}) || r.HaveFrom(bob) != 5 {
-		t.Errorf("own seqs %v, have %d from bob; want 1..6 and 5", seqs, r.HaveFrom(bob))
+	if !slices.Equal(seqs, []uint64{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("own seqs %v after the crash, want 1..6", seqs)
+	}
+	if m, _, err := r.AppendOwn("after the crash"); err != nil || m.Seq != 7 {
+		t.Errorf("first line after the crash: seq %d, %v; want 7", m.Seq, err)
 	}
 	s.store.Close()
 	s.log.Close()
+	s.wal.Close()
 }
 
 // TestLegacyLogKept: a store from before marks is taken as in sync with its
@@ -209,4 +229,35 @@ func appendFile(t *testing.T, p, s string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWALWraps: more own lines than the wal holds; the wal starts over
+// after the store is synced, and a crash after that loses nothing.
+func TestWALWraps(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", MaxBytes-10)
+	n := 2*walSize/MaxBytes + 3
+	for i := range n {
+		if _, _, err := s.AppendOwn(fmt.Sprintf("%d %s", i, long)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(dir, 1000) // s crashed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.LastOwnSeq(); got != uint64(n) {
+		t.Errorf("last own seq after the crash %d, want %d", got, n)
+	}
+	if got := len(r.OwnAfter(0)); got != n {
+		t.Errorf("%d own lines after the crash, want %d", got, n)
+	}
+	s.store.Close()
+	s.log.Close()
+	s.wal.Close()
 }

@@ -8,16 +8,19 @@
 //
 // # Durability
 //
-// The promise: once AppendOwn returns a line as sent, that line is in
-// chat.jsonl on disk and survives a crash. To keep it without making the
-// writer wait on the disk twice while it is busy with file transfers, the
-// store is the write-ahead file and the only one fsynced on that path, with
-// group commit: one fsync covers every line written while it ran, so a
-// line waits for at most two fsyncs, however many writers there are
-// (commit.go). The log is written at once but fsynced only by Sync, which
-// the owner calls lazily; Open repairs a log that a crash left behind the
-// store (repair.go). Received lines and events are not waited for: a
-// received line lost in a crash is asked for again by catch-up.
+// The promise: once AppendOwn returns a line as sent, it survives a crash
+// (in chat.wal, and from the next Sync on in chat.jsonl). To keep it
+// without making the writer wait on the disk twice, or on the journal,
+// while the disk is busy with file transfers, the line is also written
+// into chat.wal, a preallocated file overwritten in place, and that is the
+// only file synced on the writer's path (wal.go): one fdatasync covers
+// every line written while it ran (group commit, commit.go), so a line
+// waits for at most two, however many writers there are. The store and
+// the log are written at once but fsynced only by Sync, which the owner
+// calls lazily; Open takes back from the wal the own lines the store lost
+// and repairs a log that a crash left behind the store (repair.go).
+// Received lines and events are not waited for: a received line lost in a
+// crash is asked for again by catch-up.
 //
 // A Store starts no goroutine. It is safe for concurrent use.
 //

@@ -89,12 +89,16 @@ func (s *seenSeqs) contiguous() uint64 {
 type Store struct {
 	logPath string
 	history int
-	fsync   func(*os.File) error // (*os.File).Sync; tests count and delay it
+	// datasync makes the wal durable for the group commit: fdatasync;
+	// tests count and delay it.
+	datasync func(*os.File) error
 
 	mu       sync.Mutex
-	store    *os.File // immutable after Open, like log
+	store    *os.File // immutable after Open, like log and wal
 	log      *os.File
-	storeOff int64 // sizes of both files after everything written
+	wal      *os.File // wal.go
+	walOff   int64    // where the next own record goes in wal
+	storeOff int64    // sizes of both files after everything written
 	logOff   int64
 	marked   int64 // logOff the last mark recorded, -1 if none yet
 	selfID   mesh.PeerID
@@ -103,7 +107,7 @@ type Store struct {
 	own      []mesh.Chat // last `history` durable own messages, by seq, for catch-up
 	senders  map[mesh.PeerID]*seenSeqs
 
-	written atomic.Uint64 // records written to the store; rises under mu
+	written atomic.Uint64 // own records written to the wal; rises under mu
 	group   groupCommit
 	syncMu  sync.Mutex // serialises Sync and Close
 }
@@ -112,7 +116,7 @@ type Store struct {
 // log up to date with it (repair.go).
 func Open(dir string, history int) (*Store, error) {
 	c := &Store{logPath: filepath.Join(dir, "chat.log"), history: history, marked: -1,
-		senders: map[mesh.PeerID]*seenSeqs{}, fsync: (*os.File).Sync}
+		senders: map[mesh.PeerID]*seenSeqs{}, datasync: fdatasync}
 	c.group.cond.L = &c.group.mu
 	var err error
 	if c.store, c.storeOff, err = openAppend(filepath.Join(dir, "chat.jsonl")); err != nil {
@@ -122,22 +126,32 @@ func Open(dir string, history int) (*Store, error) {
 		c.store.Close()
 		return nil, err
 	}
+	if c.wal, err = openWAL(filepath.Join(dir, "chat.wal")); err != nil {
+		c.store.Close()
+		c.log.Close()
+		return nil, err
+	}
 	if err := c.openLoad(); err != nil {
 		c.store.Close()
 		c.log.Close()
+		c.wal.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// openLoad loads the store, repairs the log and makes both durable with
-// a fresh mark when the repair changed anything.
+// openLoad loads the store, takes back from the wal the own lines it lost,
+// repairs the log and makes it all durable (with a fresh mark when
+// anything changed), after which the wal may be overwritten from its start.
 func (c *Store) openLoad() error {
 	mark, err := c.load()
 	if err == nil {
+		err = c.replayWAL()
+	}
+	if err == nil {
 		err = c.repair(mark)
 	}
-	if err == nil && c.marked != c.logOff {
+	if err == nil {
 		err = c.Sync()
 	}
 	return err
@@ -250,9 +264,11 @@ func (c *Store) AppendOwn(text string) (m mesh.Chat, ok bool, err error) {
 	if name == "" {
 		name = "me"
 	}
-	n, err := c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
+	var n uint64
+	data, err := c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
 	if err == nil {
 		c.ownSeq = m.Seq
+		n, err = c.walAppendLocked(data)
 	}
 	c.mu.Unlock()
 	if err == nil {
@@ -297,27 +313,27 @@ func displayText(name string, id mesh.PeerID) string {
 }
 
 // appendLocked writes the record to the store and, unless it is a mark,
-// its line to the log. It returns the record's number for waitDurable.
-func (c *Store) appendLocked(r record) (uint64, error) {
+// its line to the log. It returns the record as written to the store.
+func (c *Store) appendLocked(r record) ([]byte, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n, err := c.store.Write(append(data, '\n'))
+	data = append(data, '\n')
+	n, err := c.store.Write(data)
 	c.storeOff += int64(n)
 	if err != nil {
-		return 0, fmt.Errorf("append chat store: %w", err)
+		return nil, fmt.Errorf("append chat store: %w", err)
 	}
-	written := c.written.Add(1)
 	if r.Mark {
-		return written, nil
+		return data, nil
 	}
 	n, err = c.log.WriteString(r.line())
 	c.logOff += int64(n)
 	if err != nil {
-		return 0, fmt.Errorf("append chat log: %w", err)
+		return nil, fmt.Errorf("append chat log: %w", err)
 	}
-	return written, nil
+	return data, nil
 }
 
 // Event stores and renders an event line ("[time] * text").
@@ -328,8 +344,8 @@ func (c *Store) Event(text string) error {
 	return err
 }
 
-// Sync makes everything appended so far durable: the store (one group
-// commit), then the log, then a mark in the store recording how much of
+// Sync makes everything appended so far durable in the store and the log
+// (the wal's lines included), then appends a mark recording how much of
 // the log is known to be on disk, which is where Open repairs from.
 func (c *Store) Sync() error {
 	c.syncMu.Lock()
@@ -341,10 +357,13 @@ func (c *Store) syncAll() error {
 	c.mu.Lock()
 	storeOff, logOff, marked := c.storeOff, c.logOff, c.marked
 	c.mu.Unlock()
-	if err := c.waitDurable(c.written.Load()); err != nil || logOff == marked {
-		return err
+	if err := c.store.Sync(); err != nil {
+		return fmt.Errorf("sync chat store: %w", err)
 	}
-	if err := c.fsync(c.log); err != nil {
+	if logOff == marked {
+		return nil
+	}
+	if err := c.log.Sync(); err != nil {
 		return fmt.Errorf("sync chat log: %w", err)
 	}
 	c.mu.Lock()
@@ -379,10 +398,11 @@ func (c *Store) Close() error {
 	defer c.syncMu.Unlock()
 	err := c.syncAll()
 	if err == nil {
-		err = c.waitDurable(c.written.Load())
+		err = c.store.Sync() // the last mark
 	}
 	c.store.Close()
 	c.log.Close()
+	c.wal.Close()
 	return err
 }
 

@@ -13,7 +13,8 @@
 // (recently completed inbound transfer ids, so a replayed OFFER is answered
 // with ACK and not a second copy),
 // folders.json (peer ID to inbox folder name, stable forever), and the chat
-// store and log kept by package chat (chat.jsonl, chat.log).
+// store, write-ahead file and log kept by package chat (chat.jsonl,
+// chat.wal, chat.log).
 //
 // # Protocol
 //
