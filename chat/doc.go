@@ -26,6 +26,7 @@
 //
 // # Imports
 //
-// mesh (for the peer ID and chat message types), internal/safetext and the
-// standard library; never sync, fs or folder (internal/layers checks it).
+// mesh (for the peer ID and chat message types), internal/safetext,
+// internal/atomicfile (to sync a folder) and the standard library; never
+// sync, fs or folder (internal/layers checks it).
 package chat

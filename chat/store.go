@@ -112,8 +112,8 @@ type Store struct {
 	syncMu  sync.Mutex // serialises Sync and Close
 }
 
-// Open opens (creating) both files in dir, loads the store and brings the
-// log up to date with it (repair.go).
+// Open opens (creating) the store, the log and the wal in dir, loads the
+// store and brings it and the log up to date (wal.go, repair.go).
 func Open(dir string, history int) (*Store, error) {
 	c := &Store{logPath: filepath.Join(dir, "chat.log"), history: history, marked: -1,
 		senders: map[mesh.PeerID]*seenSeqs{}, datasync: fdatasync}

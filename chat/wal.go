@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 
+	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -42,6 +44,9 @@ func openWAL(path string) (*os.File, error) {
 	fi, err := f.Stat()
 	if err == nil && fi.Size() != walSize {
 		err = fillZeros(f)
+		if err == nil { // the new file's name must survive a crash too
+			err = atomicfile.SyncDir(filepath.Dir(path))
+		}
 	}
 	if err != nil {
 		f.Close()
