@@ -25,8 +25,9 @@ type chatJob struct {
 func (e *Engine) ChatLogPath() string { return e.chat.LogPath() }
 
 // Say appends one line from the local user to the log and queues its
-// broadcast once the line is on disk: it waits for one fsync of the chat
-// store, shared with every line written meanwhile (chat.Store.AppendOwn). It rejects text over chat.MaxBytes or not UTF-8 (chat.ErrTooLong,
+// broadcast once the line is on disk: it waits for one fdatasync of the
+// chat wal, shared with every line written meanwhile (chat.Store.AppendOwn).
+// It rejects text over chat.MaxBytes or not UTF-8 (chat.ErrTooLong,
 // chat.ErrBadUTF8); control characters and escape sequences are stripped,
 // and an empty result is ignored.
 func (e *Engine) Say(text string) error {
