@@ -54,6 +54,7 @@ demo: build ## a three-node mesh on 127.0.0.1: cp, echo, cat, then tear down (ro
 bench: build ## throughput, chat latency and memory as one table (MESHFS_BENCH_MB=1024), then the hot-path Go benchmarks
 	$(GO) test -c -o bin/integration.test ./integration/
 	cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestBench$$' -test.timeout 30m
+	cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestChatBench$$' -test.timeout 30m
 	MESHFS_SCALE=40 $(GO) test -count=1 -v -run '^TestScale$$' ./mesh/ | grep '^scale:'
 	$(GO) test -run '^$$' -bench . -benchmem ./mesh/ ./sync/
 

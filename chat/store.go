@@ -2,7 +2,6 @@ package chat
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -22,14 +22,27 @@ import (
 // MaxBytes is the longest chat message accepted from the local user.
 const MaxBytes = 4 << 10
 
-// record is one line of chat.jsonl.
+// record is one line of chat.jsonl: a message, an event line, or a mark.
 type record struct {
-	Self bool      `json:"self,omitempty"` // written by this node's user
-	From string    `json:"from,omitempty"` // sender's full ID (others' messages)
-	Name string    `json:"name"`
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"`
-	Text string    `json:"text"`
+	Self  bool      `json:"self,omitempty"`  // written by this node's user
+	From  string    `json:"from,omitempty"`  // sender's full ID (others' messages)
+	Event bool      `json:"event,omitempty"` // an event line ("* text"), no sender
+	Mark  bool      `json:"mark,omitempty"`  // see repair.go; not rendered
+	Store int64     `json:"store,omitempty"` // mark: store offset the log covers
+	Log   int64     `json:"log,omitempty"`   // mark: log size known durable
+	Name  string    `json:"name,omitempty"`
+	Seq   uint64    `json:"seq,omitempty"`
+	Time  time.Time `json:"time,omitzero"`
+	Text  string    `json:"text,omitempty"`
+}
+
+// line is the record as the log shows it.
+func (r record) line() string {
+	body := r.Name + ": " + r.Text
+	if r.Event {
+		body = "* " + r.Text
+	}
+	return fmt.Sprintf("[%s] %s\n", r.Time.Local().Format(time.DateTime), body)
 }
 
 // seenSeqs tracks which of one sender's messages we hold: everything up to
@@ -71,84 +84,144 @@ func (s *seenSeqs) contiguous() uint64 {
 }
 
 // Store is the message store (chat.jsonl) and the rendered log
-// (chat.log). Both are append-only and survive restarts.
+// (chat.log). Both are append-only and survive restarts: see the package
+// documentation for what is durable when.
 type Store struct {
 	logPath string
 	history int
+	// datasync makes the wal durable for the group commit: fdatasync;
+	// tests count and delay it.
+	datasync func(*os.File) error
 
-	mu      sync.Mutex
-	store   *os.File
-	log     *os.File
-	selfID  mesh.PeerID
-	self    string
-	ownSeq  uint64
-	own     []mesh.Chat // last `history` own messages, for catch-up
-	senders map[mesh.PeerID]*seenSeqs
-	dirty   bool
+	mu       sync.Mutex
+	store    *os.File // immutable after Open, like log and wal
+	log      *os.File
+	wal      *os.File // wal.go
+	walOff   int64    // where the next own record goes in wal
+	storeOff int64    // sizes of both files after everything written
+	logOff   int64
+	marked   int64 // logOff the last mark recorded, -1 if none yet
+	selfID   mesh.PeerID
+	self     string
+	ownSeq   uint64
+	own      []mesh.Chat // last `history` durable own messages, by seq, for catch-up
+	senders  map[mesh.PeerID]*seenSeqs
+
+	written atomic.Uint64 // own records written to the wal; rises under mu
+	group   groupCommit
+	syncMu  sync.Mutex // serialises Sync and Close
 }
 
-// Open opens (creating) both files in dir and loads the store.
+// Open opens (creating) the store, the log and the wal in dir, loads the
+// store and brings it and the log up to date (wal.go, repair.go).
 func Open(dir string, history int) (*Store, error) {
-	c := &Store{logPath: filepath.Join(dir, "chat.log"), history: history, senders: map[mesh.PeerID]*seenSeqs{}}
+	c := &Store{logPath: filepath.Join(dir, "chat.log"), history: history, marked: -1,
+		senders: map[mesh.PeerID]*seenSeqs{}, datasync: fdatasync}
+	c.group.cond.L = &c.group.mu
 	var err error
-	if c.store, err = openAppend(filepath.Join(dir, "chat.jsonl")); err != nil {
+	if c.store, c.storeOff, err = openAppend(filepath.Join(dir, "chat.jsonl")); err != nil {
 		return nil, err
 	}
-	if c.log, err = openAppend(c.logPath); err != nil {
+	if c.log, c.logOff, err = openAppend(c.logPath); err != nil {
 		c.store.Close()
 		return nil, err
 	}
-	if err := c.load(); err != nil {
-		c.Close()
+	if c.wal, err = openWAL(filepath.Join(dir, "chat.wal")); err != nil {
+		c.store.Close()
+		c.log.Close()
+		return nil, err
+	}
+	if err := c.openLoad(); err != nil {
+		c.store.Close()
+		c.log.Close()
+		c.wal.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// openAppend opens a file for appending and ends a torn last line.
-func openAppend(path string) (*os.File, error) {
+// openLoad loads the store, takes back from the wal the own lines it lost,
+// repairs the log and makes it all durable (with a fresh mark when
+// anything changed), after which the wal may be overwritten from its start.
+func (c *Store) openLoad() error {
+	mark, err := c.load()
+	if err == nil {
+		err = c.replayWAL()
+	}
+	if err == nil {
+		err = c.repair(mark)
+	}
+	if err == nil {
+		err = c.Sync()
+	}
+	return err
+}
+
+// openAppend opens a file for appending, ends a torn last line and returns
+// the file's size.
+func openAppend(path string) (*os.File, int64, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	fi, err := f.Stat()
+	size := int64(0)
 	if err == nil && fi.Size() > 0 {
+		size = fi.Size()
 		last := make([]byte, 1)
-		if _, err = f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+		if _, err = f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
 			_, err = f.Write([]byte("\n"))
+			size++
 		}
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	return f, nil
+	return f, size, nil
 }
 
-// load replays chat.jsonl to learn own seqs and who sent what.
-func (c *Store) load() error {
-	if _, err := c.store.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(c.store)
+// load replays chat.jsonl to learn own seqs and who sent what, and returns
+// the last mark (nil if there is none).
+func (c *Store) load() (*record, error) {
+	var mark *record
+	err := c.scan(0, func(r record) {
+		switch {
+		case r.Mark:
+			mark = &r
+		case r.Self:
+			c.ownSeq = max(c.ownSeq, r.Seq)
+			c.keepOwn(mesh.Chat{Seq: r.Seq, Time: r.Time, Text: r.Text})
+		case r.From != "":
+			if id, err := mesh.ParsePeerID(r.From); err == nil {
+				c.sender(id).add(r.Seq, c.history)
+			}
+		}
+	})
+	return mark, err
+}
+
+// scan calls f with every record of the store from byte offset off on;
+// lines that do not parse (a torn write) are skipped.
+func (c *Store) scan(off int64, f func(record)) error {
+	sc := bufio.NewScanner(io.NewSectionReader(c.store, off, c.storeOff-off))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var r record
-		if json.Unmarshal(sc.Bytes(), &r) != nil {
-			continue
-		}
-		if r.Self {
-			c.ownSeq = max(c.ownSeq, r.Seq)
-			c.keepOwn(mesh.Chat{Seq: r.Seq, Time: r.Time, Text: r.Text})
-		} else if id, err := mesh.ParsePeerID(r.From); err == nil {
-			c.sender(id).add(r.Seq, c.history)
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			f(r)
 		}
 	}
 	return sc.Err()
 }
 
+// keepOwn adds a durable own message to the catch-up window. Concurrent
+// writers may get here out of order, so it inserts by seq.
 func (c *Store) keepOwn(m mesh.Chat) {
-	c.own = append(c.own, m)
+	i, _ := slices.BinarySearchFunc(c.own, m.Seq, func(o mesh.Chat, s uint64) int {
+		return cmp.Compare(o.Seq, s)
+	})
+	c.own = slices.Insert(c.own, i, m)
 	if len(c.own) > c.history {
 		c.own = slices.Delete(c.own, 0, len(c.own)-c.history)
 	}
@@ -170,10 +243,11 @@ func (c *Store) SetSelf(id mesh.PeerID, name string) {
 	c.selfID, c.self = id, safetext.Text(name)
 }
 
-// AppendOwn stores and renders one line from the local user durably and
-// returns it as sent. It rejects text over MaxBytes or not UTF-8; control
-// characters and escape sequences are stripped, and a line with nothing
-// left is not stored (ok is false).
+// AppendOwn stores and renders one line from the local user and returns,
+// as sent, once its record is on disk: it waits for one fsync of the store,
+// shared with every writer meanwhile (commit.go). It rejects text over
+// MaxBytes or not UTF-8; control characters and escape sequences are
+// stripped, and a line with nothing left is not stored (ok is false).
 func (c *Store) AppendOwn(text string) (m mesh.Chat, ok bool, err error) {
 	if len(text) > MaxBytes {
 		return m, false, fmt.Errorf("chat line of %d bytes: %w", len(text), ErrTooLong)
@@ -185,22 +259,34 @@ func (c *Store) AppendOwn(text string) (m mesh.Chat, ok bool, err error) {
 		return m, false, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	m = mesh.Chat{Seq: c.ownSeq + 1, Time: time.Now(), Text: text}
 	name := c.self
 	if name == "" {
 		name = "me"
 	}
-	if err := c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text}); err != nil {
+	var n uint64
+	data, err := c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
+	if err == nil {
+		c.ownSeq = m.Seq
+		n, err = c.walAppendLocked(data)
+	}
+	c.mu.Unlock()
+	if err == nil {
+		err = c.waitDurable(n)
+	}
+	if err != nil {
 		return m, false, err
 	}
-	c.ownSeq = m.Seq
-	c.keepOwn(m)
-	return m, true, c.syncLocked()
+	c.mu.Lock()
+	c.keepOwn(m) // only now: catch-up must never send a line a crash could take back
+	c.mu.Unlock()
+	return m, true, nil
 }
 
 // Receive stores and renders a message from a peer unless it is a
-// duplicate. The caller syncs in batches.
+// duplicate. It does not wait for the disk: a received line lost in a
+// crash is asked for again by catch-up, since HaveFrom is rebuilt from the
+// store.
 func (c *Store) Receive(from mesh.PeerID, name string, m mesh.Chat) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -214,7 +300,8 @@ func (c *Store) Receive(from mesh.PeerID, name string, m mesh.Chat) error {
 	if m.Time.IsZero() {
 		m.Time = time.Now()
 	}
-	return c.appendLocked(record{From: from.String(), Name: displayText(name, from), Seq: m.Seq, Time: m.Time, Text: text})
+	_, err := c.appendLocked(record{From: from.String(), Name: displayText(name, from), Seq: m.Seq, Time: m.Time, Text: text})
+	return err
 }
 
 // displayText is a sanitised display name for the log.
@@ -225,53 +312,67 @@ func displayText(name string, id mesh.PeerID) string {
 	return id.Short()
 }
 
-// appendLocked writes the record to the store and its line to the log.
-func (c *Store) appendLocked(r record) error {
+// appendLocked writes the record to the store and, unless it is a mark,
+// its line to the log. It returns the record as written to the store.
+func (c *Store) appendLocked(r record) ([]byte, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := c.store.Write(append(data, '\n')); err != nil {
-		return fmt.Errorf("append chat store: %w", err)
+	data = append(data, '\n')
+	n, err := c.store.Write(data)
+	c.storeOff += int64(n)
+	if err != nil {
+		return nil, fmt.Errorf("append chat store: %w", err)
 	}
-	c.dirty = true
-	return c.render(fmt.Sprintf("%s: %s", r.Name, r.Text), r.Time)
+	if r.Mark {
+		return data, nil
+	}
+	n, err = c.log.WriteString(r.line())
+	c.logOff += int64(n)
+	if err != nil {
+		return nil, fmt.Errorf("append chat log: %w", err)
+	}
+	return data, nil
 }
 
-// Event renders an event line ("[time] * text") in the log only.
+// Event stores and renders an event line ("[time] * text").
 func (c *Store) Event(text string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.dirty = true
-	return c.render("* "+safetext.Text(text), time.Now())
+	_, err := c.appendLocked(record{Event: true, Time: time.Now(), Text: safetext.Text(text)})
+	return err
 }
 
-// render appends one log line.
-func (c *Store) render(line string, t time.Time) error {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "[%s] %s\n", t.Local().Format(time.DateTime), line)
-	if _, err := c.log.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("append chat log: %w", err)
-	}
-	return nil
-}
-
-// Sync fsyncs both files if anything was appended since the last sync.
+// Sync makes everything appended so far durable in the store and the log
+// (the wal's lines included), then appends a mark recording how much of
+// the log is known to be on disk, which is where Open repairs from.
 func (c *Store) Sync() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.syncLocked()
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	return c.syncAll()
 }
 
-func (c *Store) syncLocked() error {
-	if !c.dirty {
-		return nil
-	}
-	c.dirty = false
+func (c *Store) syncAll() error {
+	c.mu.Lock()
+	storeOff, logOff, marked := c.storeOff, c.logOff, c.marked
+	c.mu.Unlock()
 	if err := c.store.Sync(); err != nil {
 		return fmt.Errorf("sync chat store: %w", err)
 	}
-	return c.log.Sync()
+	if logOff == marked {
+		return nil
+	}
+	if err := c.log.Sync(); err != nil {
+		return fmt.Errorf("sync chat log: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.appendLocked(record{Mark: true, Store: storeOff, Log: logOff}); err != nil {
+		return err
+	}
+	c.marked = logOff
+	return nil
 }
 
 // HaveFrom is what we hold of a sender's messages, for CHAT_HAVE.
@@ -291,13 +392,17 @@ func (c *Store) OwnAfter(seq uint64) []mesh.Chat {
 	return slices.Clone(c.own[i:])
 }
 
-// Close syncs and closes both files.
+// Close syncs (the last mark too) and closes both files.
 func (c *Store) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	err := c.syncLocked()
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	err := c.syncAll()
+	if err == nil {
+		err = c.store.Sync() // the last mark
+	}
 	c.store.Close()
 	c.log.Close()
+	c.wal.Close()
 	return err
 }
 
@@ -309,5 +414,6 @@ func (c *Store) LastOwnSeq() uint64 {
 }
 
 // LogPath is the rendered chat log: what the chat file shows. It exists
-// from Open on and only ever grows.
+// from Open on and only ever grows, except that Open may cut a tail a crash
+// left unfinished and write it again from the store.
 func (c *Store) LogPath() string { return c.logPath }

@@ -85,6 +85,7 @@ func (n *Node) release(raw net.Conn) {
 // JOIN of a joiner or the life of a member connection.
 func (n *Node) serveInbound(raw net.Conn) {
 	defer n.wg.Done()
+	tuneConn(raw)
 	hs, err := n.handshake(n.ctx, raw, false, PeerID{})
 	if err != nil {
 		n.release(raw)
@@ -130,6 +131,7 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 		raw.Close()
 		return fmt.Errorf("connect %s: %w", addr, ErrClosed)
 	}
+	tuneConn(raw)
 	hs, err := n.handshake(ctx, raw, true, expect)
 	if err == nil {
 		var p, old *peer

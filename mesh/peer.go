@@ -149,8 +149,9 @@ func (p *peer) trySend(f []byte) bool {
 	}
 }
 
-// writeLoop is the writer goroutine: control frames first, then bulk, a
-// PING every PingInterval, a flush whenever both queues are empty.
+// writeLoop is the writer goroutine: control frames (chat among them)
+// first, then bulk, a PING every PingInterval; each queue keeps its order.
+// It flushes as flushNow says.
 func (p *peer) writeLoop() {
 	defer close(p.writerDone)
 	p.batch.startHolding() // this goroutine is the only writer from now on
@@ -166,7 +167,7 @@ func (p *peer) writeLoop() {
 		if bulk { // written, or copied into bw: the pool may hand it out again
 			p.n.frames.put(f)
 		}
-		if err == nil && (bye || len(p.ctrl)+len(p.bulk) == 0) {
+		if err == nil && p.flushNow(bye, bulk) {
 			err = p.flush()
 		}
 		if err != nil {
@@ -182,6 +183,14 @@ func (p *peer) writeLoop() {
 			return
 		}
 	}
+}
+
+// flushNow says whether to send what the writer gathered: after BYE,
+// when both queues are empty, and after the last of a run of control
+// frames even though bulk frames wait. A chat line or a PONG must not sit
+// in the batch buffer until a 1 MiB chunk fills it.
+func (p *peer) flushNow(bye, bulk bool) bool {
+	return bye || len(p.ctrl) == 0 && (!bulk || len(p.bulk) == 0)
 }
 
 // next returns the next frame to write and whether it came from the bulk

@@ -25,7 +25,9 @@ type chatJob struct {
 func (e *Engine) ChatLogPath() string { return e.chat.LogPath() }
 
 // Say appends one line from the local user to the log and queues its
-// broadcast. It rejects text over chat.MaxBytes or not UTF-8 (chat.ErrTooLong,
+// broadcast once the line is on disk: it waits for one fdatasync of the
+// chat wal, shared with every line written meanwhile (chat.Store.AppendOwn).
+// It rejects text over chat.MaxBytes or not UTF-8 (chat.ErrTooLong,
 // chat.ErrBadUTF8); control characters and escape sequences are stripped,
 // and an empty result is ignored.
 func (e *Engine) Say(text string) error {
@@ -39,25 +41,57 @@ func (e *Engine) Say(text string) error {
 	return nil
 }
 
-// chatLoop stores received messages and event lines, fsyncing per batch.
+// chatSyncDelay is how long the chat loop lets received lines and events
+// sit unsynced: their durability is lazy (a lost received line comes back
+// by catch-up), and an fsync per line would compete for the disk with the
+// fsyncs that own lines wait on.
+const chatSyncDelay = time.Second
+
+// chatLoop stores received messages and event lines. It never waits on an
+// fsync: a goroutine of its own syncs the store lazily, so a line arriving
+// is in the log (and the chat file) as soon as it is written.
 func (e *Engine) chatLoop() {
+	dirty := make(chan struct{}, 1)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		e.chatSyncLoop(dirty)
+	}()
+	defer func() { <-synced }()
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case j := <-e.chatIn:
 			e.chatDo(j)
-			for more := true; more; {
-				select {
-				case j := <-e.chatIn:
-					e.chatDo(j)
-				default:
-					more = false
-				}
+			select {
+			case dirty <- struct{}{}:
+			default:
 			}
-			if err := e.chat.Sync(); err != nil {
-				e.log.Warn("chat not synced", "err", err)
-			}
+		}
+	}
+}
+
+// chatSyncLoop syncs the chat store chatSyncDelay after it was written to,
+// until the engine stops (Close syncs what is left).
+func (e *Engine) chatSyncLoop(dirty <-chan struct{}) {
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-dirty:
+		}
+		t.Reset(chatSyncDelay)
+		select {
+		case <-e.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := e.chat.Sync(); err != nil {
+			e.log.Warn("chat not synced", "err", err)
 		}
 	}
 }

@@ -23,7 +23,8 @@
 // each outgoing transfer), completed.json and its journal completed.jsonl
 // (recently completed inbound transfer IDs, so a replayed OFFER is answered
 // with ACK and not a second copy), folders.json (peer ID to inbox folder
-// name, stable forever), and the chat store and log of package chat.
+// name, stable forever), and the chat store, write-ahead file and log of
+// package chat (chat.jsonl, chat.wal, chat.log).
 //
 // # State and locks
 //
