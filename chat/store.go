@@ -28,6 +28,7 @@ type record struct {
 	From  string    `json:"from,omitempty"`  // sender's full ID (others' messages)
 	Event bool      `json:"event,omitempty"` // an event line ("* text"), no sender
 	Mark  bool      `json:"mark,omitempty"`  // see repair.go; not rendered
+	Skip  bool      `json:"skip,omitempty"`  // an own seq never used (reserve.go); not rendered
 	Store int64     `json:"store,omitempty"` // mark: store offset the log covers
 	Log   int64     `json:"log,omitempty"`   // mark: log size known durable
 	Name  string    `json:"name,omitempty"`
@@ -36,8 +37,11 @@ type record struct {
 	Text  string    `json:"text,omitempty"`
 }
 
-// line is the record as the log shows it.
+// line is the record as the log shows it ("" for a skip).
 func (r record) line() string {
+	if r.Skip {
+		return ""
+	}
 	body := r.Name + ": " + r.Text
 	if r.Event {
 		body = "* " + r.Text
@@ -96,9 +100,12 @@ type Store struct {
 	mu       sync.Mutex
 	store    *os.File // immutable after Open, like log and wal
 	log      *os.File
-	wal      *os.File // wal.go
-	walOff   int64    // where the next own record goes in wal
-	storeOff int64    // sizes of both files after everything written
+	wal      *os.File      // wal.go
+	seqFile  *os.File      // chat.seq: own sequence numbers reserved (reserve.go)
+	resMu    sync.Mutex    // serialises writes of chat.seq
+	reserved atomic.Uint64 // own seqs up to this one may have been sent
+	walOff   int64         // where the next own record goes in wal
+	storeOff int64         // sizes of both files after everything written
 	logOff   int64
 	marked   int64 // logOff the last mark recorded, -1 if none yet
 	selfID   mesh.PeerID
@@ -131,10 +138,16 @@ func Open(dir string, history int) (*Store, error) {
 		c.log.Close()
 		return nil, err
 	}
-	if err := c.openLoad(); err != nil {
+	var reserved uint64
+	if c.seqFile, reserved, err = openReservation(filepath.Join(dir, "chat.seq")); err != nil {
 		c.store.Close()
 		c.log.Close()
 		c.wal.Close()
+		return nil, err
+	}
+	c.reserved.Store(reserved)
+	if err := c.openLoad(); err != nil {
+		c.closeFiles()
 		return nil, err
 	}
 	return c, nil
@@ -147,6 +160,9 @@ func (c *Store) openLoad() error {
 	mark, err := c.load()
 	if err == nil {
 		err = c.replayWAL()
+	}
+	if err == nil {
+		err = c.skipReserved()
 	}
 	if err == nil {
 		err = c.repair(mark)
@@ -243,20 +259,33 @@ func (c *Store) SetSelf(id mesh.PeerID, name string) {
 	c.selfID, c.self = id, safetext.Text(name)
 }
 
-// AppendOwn stores and renders one line from the local user and returns,
-// as sent, once its record is on disk: it waits for one fsync of the store,
-// shared with every writer meanwhile (commit.go). It rejects text over
-// MaxBytes or not UTF-8; control characters and escape sequences are
-// stripped, and a line with nothing left is not stored (ok is false).
-func (c *Store) AppendOwn(text string) (m mesh.Chat, ok bool, err error) {
+// AppendOwn is Stage, returning once the line is on disk.
+func (c *Store) AppendOwn(text string) (mesh.Chat, bool, error) {
+	m, ok, durable, err := c.Stage(text)
+	if ok && err == nil {
+		err = durable()
+	}
+	return m, ok && err == nil, err
+}
+
+// Stage stores and renders one line from the local user and returns it
+// with its sequence number, and durable, which returns once the line is on
+// disk: one fsync of the write-ahead file, shared with every writer
+// meanwhile (commit.go). The line may be sent before durable returns: its
+// sequence number is reserved on disk first (reserve.go), so a crash that
+// loses the line never gives its number to another. A writer acknowledges
+// the line only after durable. It rejects text over MaxBytes or not UTF-8;
+// control characters and escape sequences are stripped, and a line with
+// nothing left is not stored (ok is false).
+func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, err error) {
 	if len(text) > MaxBytes {
-		return m, false, fmt.Errorf("chat line of %d bytes: %w", len(text), ErrTooLong)
+		return m, false, nil, fmt.Errorf("chat line of %d bytes: %w", len(text), ErrTooLong)
 	}
 	if !utf8.ValidString(text) {
-		return m, false, ErrBadUTF8
+		return m, false, nil, ErrBadUTF8
 	}
 	if text = safetext.Text(text); text == "" {
-		return m, false, nil
+		return m, false, nil, nil
 	}
 	c.mu.Lock()
 	m = mesh.Chat{Seq: c.ownSeq + 1, Time: time.Now(), Text: text}
@@ -265,22 +294,31 @@ func (c *Store) AppendOwn(text string) (m mesh.Chat, ok bool, err error) {
 		name = "me"
 	}
 	var n uint64
-	data, err := c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
+	err = c.reserveLocked(m.Seq)
 	if err == nil {
-		c.ownSeq = m.Seq
-		n, err = c.walAppendLocked(data)
+		var data []byte
+		data, err = c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
+		if err == nil {
+			c.ownSeq = m.Seq
+			n, err = c.walAppendLocked(data)
+		}
 	}
 	c.mu.Unlock()
-	if err == nil {
-		err = c.waitDurable(n)
-	}
 	if err != nil {
-		return m, false, err
+		return m, false, nil, err
 	}
-	c.mu.Lock()
-	c.keepOwn(m) // only now: catch-up must never send a line a crash could take back
-	c.mu.Unlock()
-	return m, true, nil
+	return m, true, func() error {
+		if err := c.waitDurable(n); err != nil {
+			return err
+		}
+		if err := c.extendReservation(m.Seq); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.keepOwn(m) // only now: catch-up must never send a line a crash could take back
+		c.mu.Unlock()
+		return nil
+	}, nil
 }
 
 // Receive stores and renders a message from a peer unless it is a
@@ -400,10 +438,20 @@ func (c *Store) Close() error {
 	if err == nil {
 		err = c.store.Sync() // the last mark
 	}
+	if err == nil {
+		c.mu.Lock()
+		err = c.reserveThrough(c.ownSeq) // all used: nothing to skip at the next open
+		c.mu.Unlock()
+	}
+	c.closeFiles()
+	return err
+}
+
+func (c *Store) closeFiles() {
 	c.store.Close()
 	c.log.Close()
 	c.wal.Close()
-	return err
+	c.seqFile.Close()
 }
 
 // LastOwnSeq is the seq of our latest message.

@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +88,84 @@ func TestAppendOwnRejects(t *testing.T) {
 	}
 	if _, ok, err := s.AppendOwn("\x1b[2J\x07"); ok || err != nil {
 		t.Errorf("AppendOwn(only escapes) = %v, %v; want not stored, no error", ok, err)
+	}
+}
+
+// TestCleanCloseSkipsNothing: after a clean Close the next line takes the
+// next number; only a crash skips what was reserved.
+func TestCleanCloseSkipsNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two", "three"} {
+		if _, _, err := s.AppendOwn(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if m, _, err := s.AppendOwn("four"); err != nil || m.Seq != 4 {
+		t.Errorf("AppendOwn after a clean restart: seq %d, %v; want 4", m.Seq, err)
+	}
+}
+
+// TestSkipFillsHole: a skipped number from a member (empty text) fills the
+// hole it left, so catch-up stops asking for it, and shows nothing.
+func TestSkipFillsHole(t *testing.T) {
+	s, err := Open(t.TempDir(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := mesh.PeerIDFromKey([]byte("bob's key"))
+	for _, m := range []mesh.Chat{{Seq: 1, Text: "a"}, {Seq: 3, Text: "c"}} {
+		if err := s.Receive(peer, "bob", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.HaveFrom(peer); got != 1 {
+		t.Fatalf("HaveFrom with a hole at 2 = %d, want 1", got)
+	}
+	if err := s.Receive(peer, "bob", mesh.Chat{Seq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.HaveFrom(peer); got != 3 {
+		t.Errorf("HaveFrom after the skip = %d, want 3", got)
+	}
+	log, _ := os.ReadFile(s.LogPath())
+	if n := strings.Count(string(log), "bob:"); n != 2 {
+		t.Errorf("log shows %d of bob's lines, want 2:\n%s", n, log)
+	}
+}
+
+// TestStageReservesFirst: a staged line may be sent before it is on disk,
+// so its number is already reserved in chat.seq when Stage returns.
+func TestStageReservesFirst(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 2 * reserveAhead {
+		m, ok, durable, err := s.Stage(fmt.Sprintf("line %d", i))
+		if !ok || err != nil {
+			t.Fatalf("Stage = %v, %v", ok, err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "chat.seq"))
+		if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) < m.Seq {
+			t.Fatalf("chat.seq = %x, %v after staging seq %d: not reserved", b, err, m.Seq)
+		}
+		if err := durable(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -24,19 +24,25 @@ type chatJob struct {
 // from New on and only ever grows.
 func (e *Engine) ChatLogPath() string { return e.chat.LogPath() }
 
-// Say appends one line from the local user to the log and queues its
-// broadcast once the line is on disk: it waits for one fdatasync of the
-// chat wal, shared with every line written meanwhile (chat.Store.AppendOwn).
+// Say appends one line from the local user to the log, queues its broadcast
+// and returns once the line is on disk: one fdatasync of the chat wal,
+// shared with every line written meanwhile (chat.Store.Stage). The line is
+// on its way to the members while this disk syncs; its sequence number was
+// reserved on disk first, so a crash cannot hand it to another line.
 // It rejects text over chat.MaxBytes or not UTF-8 (chat.ErrTooLong,
 // chat.ErrBadUTF8); control characters and escape sequences are stripped,
 // and an empty result is ignored.
 func (e *Engine) Say(text string) error {
-	m, ok, err := e.chat.AppendOwn(text)
+	m, ok, durable, err := e.chat.Stage(text)
 	if err != nil {
 		return fmt.Errorf("say: %w", err)
 	}
-	if ok {
-		e.broadcast.push(chatItem{chat: m, all: true})
+	if !ok {
+		return nil
+	}
+	e.broadcast.push(chatItem{chat: m, all: true}) // on its way while this disk syncs
+	if err := durable(); err != nil {
+		return fmt.Errorf("say: %w", err)
 	}
 	return nil
 }
