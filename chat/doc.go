@@ -8,8 +8,12 @@
 //
 // # Durability
 //
-// The promise: once AppendOwn returns a line as sent, it survives a crash
-// (in chat.wal, and from the next Sync on in chat.jsonl). To keep it
+// The promise: once the durable function of Stage returns (AppendOwn does
+// both), the line survives a crash (in chat.wal, and from the next Sync on
+// in chat.jsonl). The line may reach other members before that, so chat is
+// not as slow as this disk's fsync; its sequence number is reserved on disk
+// first (chat.seq, reserve.go), so a crash that loses it never lets its
+// number name another line. To keep it
 // without making the writer wait on the disk twice, or on the journal,
 // while the disk is busy with file transfers, the line is also written
 // into chat.wal, a preallocated file overwritten in place, and that is the

@@ -23,8 +23,10 @@
 // stopped by Server.Unmount; Server.Wait waits for it) and one goroutine of
 // its own, the invalidater (invalidate.go), also owned by the Server: it is
 // stopped and waited for by Unmount, or by Wait when the mount ended
-// without Unmount. FUSE callbacks call the Syncer, whose methods must only
-// enqueue: a callback never waits on the network.
+// without Unmount. FUSE callbacks call the Syncer, whose methods record or
+// enqueue and return: a callback never waits on the network. The one wait
+// is Say's, for the local disk: a chat write returns once its line is
+// durable.
 //
 // # Kernel caching and Changed
 //

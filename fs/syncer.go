@@ -2,7 +2,8 @@ package fs
 
 // Syncer is what FUSE operations call into (implemented by the sync engine,
 // *meshsync.Engine). Every method is called from inside a FUSE callback, so
-// it must not block on the network: it records or enqueues and returns.
+// it must not block on the network: it records or enqueues and returns
+// (Say alone waits, for its line to be on the local disk).
 type Syncer interface {
 	// OutboxClosed reports that the regular file rel ('/'-separated, relative
 	// to outbox/) was completed: its last writable handle was released, it
@@ -13,9 +14,10 @@ type Syncer interface {
 	// under outbox/: it was unlinked, removed, or renamed away (a rename
 	// within outbox/ reports OutboxRemoved(old) then OutboxClosed(new)).
 	OutboxRemoved(rel string)
-	// Say sends one chat line (without its "\n") from the local user. An
-	// error refuses the line; the writer of the chat file sees it as an
-	// errno (see sayErrno in errno.go).
+	// Say sends one chat line (without its "\n") from the local user and
+	// returns once the line is durable here; it is on its way to the
+	// members meanwhile. An error refuses the line; the writer of the chat
+	// file sees it as an errno (see sayErrno in errno.go).
 	Say(text string) error
 	// PeersTable renders the current contents of the peers file.
 	PeersTable() []byte
