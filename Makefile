@@ -12,7 +12,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/meshfs
-	$(GO) build -o $(BIN) ./cmd/meshfs
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/meshfs # auto: stamp the commit when built from a git checkout
 
 test: build ## the whole suite: vet, staticcheck, macOS and Windows builds, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
 	$(GO) vet $(PKGS)

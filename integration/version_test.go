@@ -37,7 +37,7 @@ func TestVersionNamesTheBuild(t *testing.T) {
 		`(?m)^meshfs \S+$`,
 		`(?m)^  commit    ` + head + `-dirty$`,
 		`(?m)^  go        ` + regexp.QuoteMeta(runtime.Version()) + `$`,
-		`(?m)^  protocol  [0-9]+$`,
+		`(?m)^  protocol  mesh [0-9]+, sync [0-9]+$`,
 	} {
 		if !matches(got, re) {
 			t.Errorf("a build with a changed file says\n%s\nwhich does not match %s", got, re)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
+	meshsync "github.com/meshfs/meshfs/sync"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -37,7 +38,7 @@ func TestScripts(t *testing.T) {
 		Deadline:            scriptsDeadline(t),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/xdg")
-			env.Setenv("PROTOCOL", strconv.Itoa(mesh.ProtocolVersion))
+			env.Setenv("PROTOCOL", fmt.Sprintf("mesh %d, sync %d", mesh.ProtocolVersion, meshsync.Version))
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/meshfs/meshfs/mesh"
+	meshsync "github.com/meshfs/meshfs/sync"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,7 +27,7 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "meshfs %s\n", releaseVersion(info))
 	fmt.Fprintf(w, "  commit    %s\n", buildCommit(info))
 	fmt.Fprintf(w, "  go        %s\n", runtime.Version())
-	fmt.Fprintf(w, "  protocol  %d\n", mesh.ProtocolVersion)
+	fmt.Fprintf(w, "  protocol  mesh %d, sync %d\n", mesh.ProtocolVersion, meshsync.Version)
 }
 
 // buildInfo is what the Go toolchain recorded in the binary, or nil.
