@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
@@ -65,17 +64,6 @@ func fillZeros(f *os.File) error {
 		return err
 	}
 	return f.Sync()
-}
-
-// fdatasync is the group commit's default: the wal's size and blocks never
-// change, so its data is all that has to reach the disk.
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }
 
 // walAppendLocked writes one encoded own record into the wal and returns
