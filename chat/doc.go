@@ -13,7 +13,8 @@
 // in chat.jsonl). The line may reach other members before that, so chat is
 // not as slow as this disk's fsync; its sequence number is reserved on disk
 // first (chat.seq, reserve.go), so a crash that loses it never lets its
-// number name another line. To keep it
+// number name another line. (So a line whose write fails, because this disk
+// did, may still have reached the others.) To keep it
 // without making the writer wait on the disk twice, or on the journal,
 // while the disk is busy with file transfers, the line is also written
 // into chat.wal, a preallocated file overwritten in place, and that is the

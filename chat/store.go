@@ -303,6 +303,13 @@ func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, 
 			n, err = c.walAppendLocked(data)
 		}
 	}
+	if err == nil {
+		// Catch-up may send it from now on, like the live broadcast: a
+		// peer that connects while the line waits for the disk must get it
+		// one way or the other. Its number is reserved, so a crash that
+		// loses it here cannot reuse it.
+		c.keepOwn(m)
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return m, false, nil, err
@@ -311,13 +318,7 @@ func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, 
 		if err := c.waitDurable(n); err != nil {
 			return err
 		}
-		if err := c.extendReservation(m.Seq); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.keepOwn(m) // only now: catch-up must never send a line a crash could take back
-		c.mu.Unlock()
-		return nil
+		return c.extendReservation(m.Seq)
 	}, nil
 }
 
