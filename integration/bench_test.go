@@ -175,8 +175,20 @@ func (b *bench) report() {
 
 // print writes the table as Markdown, ready for the README.
 func (b *bench) print() {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nmeshfs bench: %d MiB file, %d CPUs, %s\n\n", b.size>>20, numCPU(), cpuModel())
+	sb.WriteString(benchTable(b.rows))
+	fmt.Fprintf(&sb, "\nEach throughput row is the best of R=%d interleaved runs ((b): %d; inbox read: %d passes), each after\n"+
+		"the machine is quiet: no transfer in flight, outputs of earlier runs deleted, dirty data synced.\n",
+		b.rounds, b.threeRounds(), readPasses)
+	fmt.Print(sb.String())
+}
+
+// benchTable renders rows under the benches' common header as a Markdown
+// table, columns padded to line up, as the README shows it.
+func benchTable(rows [][]string) string {
 	head := []string{"metric", "meshfs", "baseline (same run)", "ratio", "target", ""}
-	all := append([][]string{head}, b.rows...)
+	all := append([][]string{head}, rows...)
 	width := make([]int, len(head))
 	for _, r := range all {
 		for i, c := range r {
@@ -184,7 +196,6 @@ func (b *bench) print() {
 		}
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nmeshfs bench: %d MiB file, %d CPUs, %s\n\n", b.size>>20, numCPU(), cpuModel())
 	for i, r := range all {
 		for j, c := range r {
 			fmt.Fprintf(&sb, "| %-*s ", width[j], c)
@@ -197,10 +208,7 @@ func (b *bench) print() {
 			sb.WriteString("|\n")
 		}
 	}
-	fmt.Fprintf(&sb, "\nEach throughput row is the best of R=%d interleaved runs ((b): %d; inbox read: %d passes), each after\n"+
-		"the machine is quiet: no transfer in flight, outputs of earlier runs deleted, dirty data synced.\n",
-		b.rounds, b.threeRounds(), readPasses)
-	fmt.Print(sb.String())
+	return sb.String()
 }
 
 // writeSource makes the random test file; writing it leaves it in the page

@@ -265,28 +265,6 @@ func (l *load) stop() {
 
 // printChatTable prints rows in the style of TestBench's table.
 func printChatTable(rows [][]string) {
-	head := []string{"metric", "meshfs", "baseline (same run)", "ratio", "target", ""}
-	all := append([][]string{head}, rows...)
-	width := make([]int, len(head))
-	for _, r := range all {
-		for i, c := range r {
-			width[i] = max(width[i], len(c))
-		}
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nmeshfs chat bench: %d lines per row, bob's chat polled every 1 ms, %d CPUs, %s\n\n",
-		chatBenchLines, numCPU(), cpuModel())
-	for i, r := range all {
-		for j, c := range r {
-			fmt.Fprintf(&sb, "| %-*s ", width[j], c)
-		}
-		sb.WriteString("|\n")
-		if i == 0 {
-			for j := range r {
-				fmt.Fprintf(&sb, "|%s", strings.Repeat("-", width[j]+2))
-			}
-			sb.WriteString("|\n")
-		}
-	}
-	fmt.Print(sb.String())
+	fmt.Printf("\nmeshfs chat bench: %d lines per row, bob's chat polled every 1 ms, %d CPUs, %s\n\n%s",
+		chatBenchLines, numCPU(), cpuModel(), benchTable(rows))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 )
 
 // A received file is placed by walking from inbox/ one folder at a time
@@ -57,4 +58,16 @@ func placeUnique(names map[string]string, base string, rename func(name string) 
 		return cand, nil
 	}
 	return "", fmt.Errorf("no free name for %s: %w", base, fs.ErrExist)
+}
+
+// foldEntries indexes a folder's entries by foldKey: the name each key
+// stands for, and whether it is a real folder (not a link to one).
+func foldEntries(ents []os.DirEntry) (names map[string]string, isDir map[string]bool) {
+	names, isDir = map[string]string{}, map[string]bool{}
+	for _, ent := range ents {
+		k := foldKey(ent.Name())
+		names[k] = ent.Name()
+		isDir[k] = ent.IsDir()
+	}
+	return names, isDir
 }

@@ -79,12 +79,7 @@ func (d dirFd) foldNames() (map[string]string, map[string]bool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	names, isDir := map[string]string{}, map[string]bool{}
-	for _, ent := range ents {
-		k := foldKey(ent.Name())
-		names[k] = ent.Name()
-		isDir[k] = ent.IsDir()
-	}
+	names, isDir := foldEntries(ents)
 	return names, isDir, nil
 }
 
