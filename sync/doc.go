@@ -9,7 +9,7 @@
 // CHUNKs the receiver lacks, then DONE, and records the ACK or REJECT).
 // Receiving: engine.go routeBytes hands the messages to receive.go (each
 // connection's receiver answers the OFFER, writes verified blocks, checks
-// the whole file at DONE) and inbound.go places it in inbox/ without
+// the whole file at DONE) and deliver.go places it in inbox/ without
 // following links or replacing anything. proto.go is the wire format of
 // these messages; manifest.go the BLAKE3 hashing.
 //

@@ -1,0 +1,162 @@
+package sync
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/atomicfile"
+)
+
+// When a file goes from outbox/ to sent/: a top-level file as soon as every
+// member verified it; the files of a folder together, once all are
+// delivered and nothing under the folder changed for TreeSettle. The same
+// timer releases dot-named files after their DotHold.
+
+// releaseHeld queues the held files whose hold is over.
+func (o *outbound) releaseHeld(now time.Time) {
+	for rel, due := range o.held {
+		if !now.Before(due) {
+			delete(o.held, rel)
+			o.outboxClosed(rel, false, true)
+		}
+	}
+}
+
+// armHold sets t to fire when the earliest hold or tree settle ends.
+func (o *outbound) armHold(t *time.Timer) {
+	due := slices.Collect(maps.Values(o.held))
+	for top := range o.settling {
+		due = append(due, o.touched[top].Add(o.cfg.TreeSettle))
+	}
+	if len(due) > 0 {
+		t.Reset(time.Until(slices.MinFunc(due, time.Time.Compare)))
+	}
+}
+
+// touch notes a change under outbox/ for its top-level folder.
+func (o *outbound) touch(rel string) {
+	top, _, _ := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
+	o.touched[top] = time.Now()
+}
+
+// settleTrees moves the delivered files of every top-level folder that is
+// fully delivered and has not changed for TreeSettle.
+func (o *outbound) settleTrees(now time.Time) {
+	for top := range o.settling {
+		if now.Before(o.touched[top].Add(o.cfg.TreeSettle)) {
+			continue
+		}
+		delete(o.settling, top)
+		recs, done := o.deliveredUnder(top)
+		if !done {
+			continue // the last delivery to finish brings the folder back
+		}
+		delete(o.touched, top)
+		for _, rec := range recs {
+			o.moveDelivered(rec)
+		}
+	}
+}
+
+// deliveredUnder returns the records below folder top, and whether every
+// member verified every one of them.
+func (o *outbound) deliveredUnder(top string) ([]*outRecord, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var recs []*outRecord
+	for _, r := range o.order {
+		if !strings.HasPrefix(r.Rel, top+"/") {
+			continue
+		}
+		if !allVerified(r) {
+			return nil, false
+		}
+		recs = append(recs, r)
+	}
+	return recs, true
+}
+
+// finishRecord moves a fully delivered file to sent/ and deletes its
+// record. A file inside a folder waits for its whole tree (settleTrees): a
+// program still writing there (git clone, tar -x, an editor) must find the
+// files it wrote a moment ago.
+func (o *outbound) finishRecord(id transferID) {
+	o.mu.Lock()
+	rec, ok := o.records[id]
+	done := ok && allVerified(rec)
+	o.mu.Unlock()
+	if !done {
+		return
+	}
+	if top, _, nested := strings.Cut(rec.Rel, "/"); nested {
+		if _, known := o.touched[top]; !known {
+			o.touched[top] = time.Now()
+		}
+		o.settling[top] = true
+		return
+	}
+	o.moveDelivered(rec)
+}
+
+// moveDelivered moves a fully delivered file to sent/ and deletes its
+// record.
+func (o *outbound) moveDelivered(rec *outRecord) {
+	o.mu.Lock()
+	if o.records[rec.ID] != rec {
+		o.mu.Unlock()
+		return
+	}
+	o.dropRecordLocked(rec)
+	o.mu.Unlock()
+	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
+	if fi, err := os.Lstat(abs); err == nil && versionOf(fi).sameFile(rec.Version) {
+		if err := o.moveToSent(rec.Rel, abs); err != nil {
+			o.log.Warn("delivered file not moved to sent", "path", rec.Rel, "err", err)
+		} else {
+			o.log.Info("file delivered to every member", "path", rec.Rel, "members", len(rec.Peers))
+		}
+	}
+	o.removeRecordFile(rec.ID)
+}
+
+// allVerified reports whether every member verified the record.
+func allVerified(rec *outRecord) bool {
+	for _, d := range rec.Peers {
+		if d.State != StateVerified {
+			return false
+		}
+	}
+	return true
+}
+
+// moveToSent renames outbox/rel to sent/rel without replacing anything
+// ("name (1).ext" on a clash). Folders stay in outbox/: they are the
+// user's, and an editor saving the next version into one must find it.
+func (o *outbound) moveToSent(rel, abs string) error {
+	dstDir := filepath.Join(o.sentDir, filepath.FromSlash(path.Dir(rel)))
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return err
+	}
+	base := path.Base(rel)
+	for n := 0; ; n++ {
+		dst := filepath.Join(dstDir, numberedName(base, n))
+		err := renameNoReplace(abs, dst)
+		if errors.Is(err, fs.ErrExist) && n < maxNumbered {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o.changed(path.Join("outbox", rel))
+		o.changed(path.Join("sent", path.Dir(rel), numberedName(base, n)))
+		break
+	}
+	return atomicfile.SyncDir(dstDir)
+}
