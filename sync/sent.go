@@ -40,11 +40,25 @@ func (o *outbound) armHold(t *time.Timer) {
 	}
 }
 
-// touch notes a change under outbox/ for its top-level folder.
+// touch notes a change inside a top-level outbox folder.
 func (o *outbound) touch(rel string) {
-	top, _, _ := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
-	o.touched[top] = time.Now()
+	top, _, nested := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
+	if !nested {
+		return
+	}
+	now := time.Now()
+	o.touched[top] = now
+	if len(o.touched) > maxTouched { // forget folders long quiet and not waiting to move
+		for t, at := range o.touched {
+			if !o.settling[t] && now.Sub(at) > o.cfg.TreeSettle {
+				delete(o.touched, t)
+			}
+		}
+	}
 }
+
+// maxTouched bounds the folders touch remembers before it forgets quiet ones.
+const maxTouched = 1024
 
 // settleTrees moves the delivered files of every top-level folder that is
 // fully delivered and has not changed for TreeSettle.
