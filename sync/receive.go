@@ -24,6 +24,7 @@ func newReceiver(in *inbound, p *peerConn) *receiver { return &receiver{in: in, 
 
 // run handles one peer's OFFER, CHUNK and DONE messages in order.
 func (r *receiver) run() {
+	background()
 	defer r.in.release(r.p)
 	r.wb = newWriteBehind(r.in)
 	defer r.wb.stop(r)

@@ -51,6 +51,7 @@ func newSender(o *outbound, p *peerConn) *sender {
 
 // run is the sender's loop, until its connection ends.
 func (s *sender) run() {
+	background()
 	if !s.greet() {
 		return
 	}

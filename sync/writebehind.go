@@ -29,6 +29,7 @@ func newWriteBehind(ib *inbound) *writeBehind {
 	w := &writeBehind{jobs: make(chan blockWrite), done: make(chan error, 1), exit: make(chan struct{})}
 	go func() {
 		defer close(w.exit)
+		background()
 		for j := range w.jobs {
 			w.done <- ib.writeBlock(j.t, j.data, int64(j.index)*int64(j.t.meta.BlockSize))
 		}
