@@ -57,7 +57,9 @@
 //   - the outbox loop: hashes closed outbox files, creates delivery records,
 //     handles removals and moves fully delivered files to sent/;
 //   - per connected peer, one sender and one receiver, plus the receiver's
-//     block writer (write-behind);
+//     block writer (write-behind); these three run on OS threads of their
+//     own at a lower priority (background_linux.go), so a transfer takes
+//     only the CPU that chat, FUSE and the network leave;
 //   - the chat loop (stores and renders received messages) and the chat
 //     broadcaster (sends own messages in order, answers catch-up requests);
 //   - the janitor (removes stale partials hourly).
