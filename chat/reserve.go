@@ -23,8 +23,9 @@ import (
 // reserveAhead is how many own sequence numbers one reservation covers.
 const reserveAhead = 64
 
-// openReservation opens chat.seq and returns the number reserved through.
-func openReservation(path string) (*os.File, uint64, error) { // the file, and the number reserved through
+// openReservation opens chat.seq and returns it and the number reserved
+// through.
+func openReservation(path string) (*os.File, uint64, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("open %s: %w", path, err)

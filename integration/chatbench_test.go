@@ -4,9 +4,7 @@ package integration
 
 import (
 	"bytes"
-	"crypto/rand"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -37,7 +35,7 @@ func TestChatBench(t *testing.T) {
 	testutil.RequireFUSE(t)
 	size := benchEnv(t, "MESHFS_CHATBENCH_MB", 512) << 20
 	src := t.TempDir() + "/load.bin"
-	writeRandom(t, src, size)
+	writeRandomFile(t, src, size)
 	nodes := newCluster(t).fullMesh("alice", "bob", "carol")
 	alice, bob, carol := nodes[0], nodes[1], nodes[2]
 
@@ -149,20 +147,6 @@ func pollEvery(interval, timeout time.Duration, cond func() bool) error {
 		time.Sleep(interval)
 	}
 	return nil
-}
-
-// writeRandom writes size random bytes to p.
-func writeRandom(t *testing.T, p string, size int64) {
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // load sends the source from one node again and again until stopped, so

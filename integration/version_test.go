@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -25,7 +24,7 @@ func TestVersionNamesTheBuild(t *testing.T) {
 	if out, err := exec.Command("git", "clone", "-q", "..", clone).CombinedOutput(); err != nil {
 		t.Skipf("cannot clone the repository (not a git checkout?): %v: %s", err, out)
 	}
-	head := strings.TrimSpace(gitOutput(t, clone, "rev-parse", "HEAD"))
+	head := run(t, clone, "git", "rev-parse", "HEAD")
 	if got := versionOf(t, clone); !matches(got, `(?m)^  commit    `+head+`$`) {
 		t.Errorf("a clean build says\n%s\nwant commit %s", got, head)
 	}
@@ -57,17 +56,6 @@ func versionOf(t *testing.T, dir string) string {
 	out, err := exec.Command(bin, "--version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("meshfs --version: %v: %s", err, out)
-	}
-	return string(out)
-}
-
-func gitOutput(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out)
 }
