@@ -22,16 +22,17 @@ import (
 // one goroutine per directed link delivers control messages before bulk
 // ones, and a link can be cut and restored.
 type fakeNet struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	mu  sync.Mutex
 	// guarded by mu
-	nodes     map[mesh.PeerID]*fakeNode
-	links     map[[2]mesh.PeerID]*fakeLink
-	mutate    func(from, to mesh.PeerID, data []byte) []byte // may change or drop (nil) a BYTES payload
-	wg        sync.WaitGroup
-	chunks    atomic.Int64 // CHUNK messages sent
-	delivered atomic.Int64 // CHUNK messages delivered
+	nodes      map[mesh.PeerID]*fakeNode
+	links      map[[2]mesh.PeerID]*fakeLink
+	mutate     func(from, to mesh.PeerID, data []byte) []byte // may change or drop (nil) a BYTES payload
+	wg         sync.WaitGroup
+	chunks     atomic.Int64 // CHUNK messages sent
+	chunkBytes atomic.Int64 // data bytes of the CHUNKs sent: what a sender put on the wire
+	delivered  atomic.Int64 // CHUNK messages delivered
 }
 
 type fakeNode struct {
@@ -58,7 +59,7 @@ type fakeLink struct {
 	cancel     context.CancelFunc
 }
 
-func newFakeNet(t *testing.T) *fakeNet {
+func newFakeNet(t testing.TB) *fakeNet {
 	n := &fakeNet{t: t, dir: t.TempDir(), nodes: map[mesh.PeerID]*fakeNode{}, links: map[[2]mesh.PeerID]*fakeLink{}}
 	t.Cleanup(n.shutdown) // runs before the TempDir is removed
 	return n
@@ -171,6 +172,7 @@ func (fn *fakeNode) send(ctx context.Context, to mesh.PeerID, m fakeMsg, bulk bo
 		m.data = slices.Clone(m.data)
 		if m.data[0] == byte(kindChunk) {
 			n.chunks.Add(1)
+			n.chunkBytes.Add(int64(len(m.data) - chunkHeaderLen))
 		}
 		if mutate != nil {
 			if m.data = mutate(fn.id, to, m.data); m.data == nil {

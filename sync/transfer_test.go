@@ -35,7 +35,7 @@ var hashModes = []struct {
 	{"streamed", func(c *Config) { c.StreamMinSize = 1 }},
 }
 
-func pair(t *testing.T, edit func(*Config)) (*fakeNet, *fakeNode, *fakeNode) {
+func pair(t testing.TB, edit func(*Config)) (*fakeNet, *fakeNode, *fakeNode) {
 	n := newFakeNet(t)
 	a, b := n.addNode("alice", edit), n.addNode("bob", edit)
 	a.start()
