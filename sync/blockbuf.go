@@ -44,8 +44,12 @@ func (b blockBufs) get(ctx context.Context, n int) []byte {
 	}
 }
 
-// put gives a buffer back.
-func (b blockBufs) put(buf []byte) { b.free <- buf }
+// put gives a buffer back. A zero block's message took none (nil).
+func (b blockBufs) put(buf []byte) {
+	if buf != nil {
+		b.free <- buf
+	}
+}
 
 // alignedBuf returns n bytes starting at a dioAlign boundary. The Go
 // collector never moves heap objects, so the alignment holds.

@@ -54,6 +54,7 @@ type inTransfer struct {
 	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
 	have      bitmap
 	got       []hash32 // streamed: the hash of each block written, checked at DONE
+	holes     bitmap   // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
 	haveKnown bool     // false after a restart until the partial is re-hashed
 	rounds    int
 	last      time.Time
@@ -128,13 +129,14 @@ func (ib *inbound) closeFiles() {
 func (ib *inbound) partPath(k inKey) string { return filepath.Join(ib.partsDir, partBase(k)+".part") }
 func (ib *inbound) metaPath(k inKey) string { return filepath.Join(ib.partsDir, partBase(k)+".json") }
 
-// createPartial makes the empty partial file and its sidecar.
+// createPartial makes the partial file, a hole of the file's size with
+// its data blocks reserved, and its sidecar.
 func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 	f, err := os.OpenFile(ib.partPath(k), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create partial: %w", err)
 	}
-	err = preallocate(f, meta.Size)
+	holes, err := layoutPartial(f, &meta)
 	f.Close()
 	if err != nil {
 		os.Remove(ib.partPath(k))
@@ -144,7 +146,7 @@ func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 		os.Remove(ib.partPath(k))
 		return err
 	}
-	t := &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), haveKnown: true, last: time.Now()}
+	t := &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), holes: holes, haveKnown: true, last: time.Now()}
 	if meta.streamed() {
 		t.got = make([]hash32, meta.blocks())
 	}
@@ -251,6 +253,11 @@ func (ib *inbound) openPartial(t *inTransfer) error {
 		}
 	}
 	if !t.haveKnown {
+		// A partial from before sparse files were kept may be short, and a
+		// zero block written as a hole would not lengthen it.
+		if err := t.f.Truncate(int64(t.meta.Size)); err != nil {
+			return fmt.Errorf("size partial: %w", err)
+		}
 		have, err := haveBlocks(t.f, &t.meta)
 		if err != nil {
 			return err

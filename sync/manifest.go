@@ -70,7 +70,7 @@ func hashFile(ctx context.Context, f *os.File, blockSize int) (manifest, fileVer
 
 // hashBlocks fills m.Blocks in one pass. Only files below StreamMinSize
 // are hashed before their OFFER (larger ones while they are sent), so one
-// goroutine is enough.
+// goroutine is enough. A block in a hole is not read: it is zeros.
 func hashBlocks(ctx context.Context, f *os.File, m *manifest) error {
 	buf := make([]byte, m.BlockSize)
 	for i := range m.Blocks {
@@ -78,7 +78,12 @@ func hashBlocks(ctx context.Context, f *os.File, m *manifest) error {
 			return err
 		}
 		n := blockLen(uint64(m.Size), uint32(m.BlockSize), uint32(i))
-		_, err := f.ReadAt(buf[:n], int64(i)*int64(m.BlockSize))
+		off := int64(i) * int64(m.BlockSize)
+		if !hasData(f, off, n) {
+			m.Blocks[i] = zeroSum(n)
+			continue
+		}
+		_, err := f.ReadAt(buf[:n], off)
 		if errors.Is(err, io.EOF) {
 			return errChanged // shrank while read
 		}

@@ -108,13 +108,21 @@ func (ib *inbound) removeStale(cutoff time.Time) {
 }
 
 // haveBlocks re-hashes a partial and returns the blocks whose content
-// matches the manifest: only those count as held.
+// matches the manifest: only those count as held. A block that is a hole
+// reads as zeros, so it is not read: it holds a zero block.
 func haveBlocks(f *os.File, meta *partialMeta) (bitmap, error) {
 	have := newBitmap(meta.blocks()) // none held if streamed: nothing to check against
 	buf := make([]byte, meta.BlockSize)
 	for i := range meta.Blocks {
 		n := blockLen(meta.Size, meta.BlockSize, uint32(i))
-		_, err := f.ReadAt(buf[:n], int64(i)*int64(meta.BlockSize))
+		off := int64(i) * int64(meta.BlockSize)
+		if !hasData(f, off, n) {
+			if zeroSum(n) == meta.Blocks[i] {
+				have.set(i)
+			}
+			continue
+		}
+		_, err := f.ReadAt(buf[:n], off)
 		if errors.Is(err, io.EOF) {
 			break
 		}

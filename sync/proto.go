@@ -141,7 +141,8 @@ type rejectMsg struct {
 	Reason string
 }
 
-// chunkMsg carries one block.
+// chunkMsg carries one block; without Data, a block of zeros of the
+// block's length.
 type chunkMsg struct {
 	ID    transferID
 	Index uint32
@@ -285,7 +286,7 @@ func decodeMessage(b []byte) (any, error) {
 		return decodeAccept(r)
 	case kindReject:
 		return decodeReject(r)
-	case kindChunk:
+	case kindChunk: // no data is a block of zeros (zero.go)
 		m := &chunkMsg{ID: readID(r), Index: r.U32()}
 		if r.Err() == nil && r.Len() > maxBlockSize {
 			return nil, fmt.Errorf("chunk of %d bytes: %w", r.Len(), errProto)

@@ -31,6 +31,7 @@ func protoCases() []struct {
 		{"accept none", &acceptMsg{ID: id, Have: newBitmap(0)}},
 		{"reject", &rejectMsg{ID: id, Code: rejectNoSpace, Reason: "no space left on bob's disk: needs 64.0 MiB, 40.1 MiB free"}},
 		{"chunk", &chunkMsg{ID: id, Index: 7, Data: []byte("hello")}},
+		{"chunk of zeros", &chunkMsg{ID: id, Index: 8, Data: []byte{}}},
 		{"done", &doneMsg{ID: id}},
 		{"done with manifest", &doneMsg{ID: id, FileHash: hash32{7}, Blocks: []hash32{{1}, {2}}}},
 		{"ack", &ackMsg{ID: id}},

@@ -153,23 +153,38 @@ func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
 		r.p.bufs.put(buf)
 		return
 	}
-	r.wb.start(blockWrite{t: t, index: m.Index, data: m.Data, buf: buf})
+	w := blockWrite{t: t, index: m.Index, data: m.Data, buf: buf}
+	if len(m.Data) == 0 {
+		w.zeros = blockLen(t.meta.Size, t.meta.BlockSize, m.Index)
+	}
+	r.wb.start(w)
 }
 
 // checkChunk reports whether m is a block of a transfer p owns whose hash
-// is right (or, streamed, recorded for DONE).
+// is right (or, streamed, recorded for DONE). A CHUNK without data is a
+// block of zeros, checked as such: against a manifest that says otherwise
+// it is dropped like any corrupt block.
 func (r *receiver) checkChunk(m *chunkMsg) bool {
 	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
 	if t == nil {
 		r.in.log.Debug("chunk for unknown transfer", "peer", r.p.id, "id", m.ID.String())
 		return false
 	}
-	n := t.meta.blocks()
-	if int(m.Index) >= n || len(m.Data) != blockLen(t.meta.Size, t.meta.BlockSize, m.Index) {
-		r.in.log.Debug("chunk out of range", "peer", r.p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
+	if int(m.Index) >= t.meta.blocks() {
+		r.in.log.Debug("chunk out of range", "peer", r.p.id, "path", t.meta.Path, "index", m.Index)
 		return false
 	}
-	sum := blockSum(m.Data)
+	n := blockLen(t.meta.Size, t.meta.BlockSize, m.Index)
+	var sum hash32
+	switch len(m.Data) {
+	case n:
+		sum = blockSum(m.Data)
+	case 0:
+		sum = zeroSum(n)
+	default:
+		r.in.log.Debug("chunk of the wrong length", "peer", r.p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
+		return false
+	}
 	if t.meta.streamed() {
 		t.got[m.Index] = sum // checked when the manifest comes with DONE
 		return true
@@ -328,7 +343,9 @@ func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 		return inMsg{}, err
 	}
 	in := inMsg{msg: msg}
-	if c, ok := msg.(*chunkMsg); ok {
+	if c, ok := msg.(*chunkMsg); ok && len(c.Data) == 0 {
+		c.Data = nil // a zero block: no bytes to keep, no buffer taken
+	} else if ok {
 		if in.buf = p.bufs.get(p.ctx, len(c.Data)); in.buf == nil {
 			return inMsg{}, p.ctx.Err()
 		}

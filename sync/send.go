@@ -300,7 +300,7 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 }
 
 // sendBlock reads block i into buf, hashes it for the manifest if hashing,
-// and sends it if send.
+// and sends it if send. A block of zeros goes out as a CHUNK without data.
 func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing, send bool) error {
 	rec := f.rec
 	if err := s.p.ctx.Err(); err != nil {
@@ -309,43 +309,68 @@ func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing,
 	if s.o.isCancelled(rec) {
 		return fmt.Errorf("cancelled: %w", errChanged)
 	}
-	data, err := readBlock(file, rec, i, buf)
+	blk, err := readBlock(file, rec, i, buf)
 	if err != nil {
 		return err
 	}
 	if hashing {
-		s.o.streamSum(rec, i, data[chunkHeaderLen:])
+		s.o.streamSum(rec, i, blk.sum)
 	}
 	if !send {
 		return nil
 	}
-	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, data); err != nil {
+	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, blk.msg); err != nil {
 		return fmt.Errorf("send chunk %d of %s: %w", i, rec.Rel, err)
 	}
-	s.addSent(f, int64(len(data)-chunkHeaderLen))
-	s.o.log.Debug("chunk sent", "peer", s.p.id, "path", rec.Rel, "index", i)
+	s.addSent(f, int64(blk.n)) // progress: a zero block counts as sent
+	s.o.log.Debug("chunk sent", "peer", s.p.id, "path", rec.Rel, "index", i, "zero", blk.zero)
 	return nil
 }
 
+// outBlock is one block read for sending.
+type outBlock struct {
+	msg  []byte // the CHUNK message: header, then the data unless zero
+	n    int    // the block's length
+	zero bool   // all zeros: msg carries no data
+}
+
+// sum is the block's hash.
+func (b outBlock) sum() hash32 {
+	if b.zero {
+		return zeroSum(b.n)
+	}
+	return blockSum(b.msg[chunkHeaderLen:])
+}
+
 // readBlock reads block i into a CHUNK message in buf, after checking the
-// file is unchanged. It does not hash
-// the block again: the version check catches a rewrite, and the receiver
-// verifies every block anyway (a changed block is dropped and asked for
-// again, and the resend then fails the fileVersion check here).
-func readBlock(file *os.File, rec *outRecord, i int, buf []byte) ([]byte, error) {
+// file is unchanged. A block in a hole of the file is not read, and one
+// that reads as all zeros is not sent as data: both go out as CHUNKs
+// without data. It does not hash the block again: the version check
+// catches a rewrite, and the receiver verifies every block anyway (a
+// changed block is dropped and asked for again, and the resend then fails
+// the fileVersion check here).
+func readBlock(file *os.File, rec *outRecord, i int, buf []byte) (outBlock, error) {
 	fi, err := file.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat: %w", err)
+		return outBlock{}, fmt.Errorf("stat: %w", err)
 	}
 	if !versionOf(fi).sameFile(rec.Version) {
-		return nil, errChanged
+		return outBlock{}, errChanged
 	}
 	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
-	buf = appendChunkHeader(buf[:0], rec.ID, uint32(i))[:chunkHeaderLen+n]
-	if _, err := file.ReadAt(buf[chunkHeaderLen:], int64(i)*int64(rec.Manifest.BlockSize)); err != nil {
-		return nil, fmt.Errorf("read block %d: %w", i, errChanged)
+	off := int64(i) * int64(rec.Manifest.BlockSize)
+	hdr := appendChunkHeader(buf[:0], rec.ID, uint32(i))
+	if !hasData(file, off, n) {
+		return outBlock{msg: hdr, n: n, zero: true}, nil
 	}
-	return buf, nil
+	msg := hdr[:chunkHeaderLen+n]
+	if _, err := file.ReadAt(msg[chunkHeaderLen:], off); err != nil {
+		return outBlock{}, fmt.Errorf("read block %d: %w", i, errChanged)
+	}
+	if allZero(msg[chunkHeaderLen:]) {
+		return outBlock{msg: hdr, n: n, zero: true}, nil
+	}
+	return outBlock{msg: msg, n: n}, nil
 }
 
 // onReject records a refusal: permanent ones stay until the file changes,
@@ -439,9 +464,9 @@ func (o *outbound) manifestOf(rec *outRecord) manifest {
 	return rec.Manifest
 }
 
-// streamSum returns the hash of block i of rec, whose bytes are data,
-// hashing them unless another sender of rec already did.
-func (o *outbound) streamSum(rec *outRecord, i int, data []byte) hash32 {
+// streamSum returns the hash of block i of rec, calling sum unless another
+// sender of rec already did.
+func (o *outbound) streamSum(rec *outRecord, i int, sum func() hash32) hash32 {
 	o.mu.Lock()
 	if rec.Manifest.Blocks != nil {
 		h := rec.Manifest.Blocks[i]
@@ -459,7 +484,7 @@ func (o *outbound) streamSum(rec *outRecord, i int, data []byte) hash32 {
 		return h
 	}
 	o.mu.Unlock()
-	h := blockSum(data)
+	h := sum()
 	o.mu.Lock()
 	s.sums[i] = h
 	s.known.set(i)

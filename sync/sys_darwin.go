@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -8,7 +9,11 @@ import (
 
 // preallocate does nothing on macOS: APFS has no unwritten extents to
 // gain from, and a full disk is still found by the writes themselves.
-func preallocate(*os.File, uint64) error { return nil }
+func preallocate(*os.File, int64, int64) (bool, error) { return false, nil }
+
+// punchHole is not done on macOS (F_PUNCHHOLE exists, but nobody here can
+// test it): a zero block over old bytes is written as zeros.
+func punchHole(*os.File, int64, int64) error { return errors.ErrUnsupported }
 
 // renameNoReplace renames oldpath to newpath, failing with an error that
 // matches fs.ErrExist when newpath exists: a delivered file never replaces

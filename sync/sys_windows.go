@@ -11,7 +11,11 @@ import (
 
 // preallocate does nothing on Windows: NTFS zero-fills what a later write
 // skips over anyway, and a full disk is found by the writes themselves.
-func preallocate(*os.File, uint64) error { return nil }
+func preallocate(*os.File, int64, int64) (bool, error) { return false, nil }
+
+// punchHole is not done on Windows: partials are not marked sparse
+// (FSCTL_SET_SPARSE), so a zero block over old bytes is written as zeros.
+func punchHole(*os.File, int64, int64) error { return errors.ErrUnsupported }
 
 // renameNoReplace renames oldpath to newpath, failing with an error that
 // matches fs.ErrExist when newpath exists: a delivered file never replaces

@@ -21,6 +21,7 @@ type blockWrite struct {
 	index uint32
 	data  []byte
 	buf   []byte // p.bufs buffer holding data
+	zeros int    // > 0: a zero block of this length, and data is empty
 }
 
 // newWriteBehind starts the writer goroutine; the receiver that owns it
@@ -31,7 +32,7 @@ func newWriteBehind(ib *inbound) *writeBehind {
 		defer close(w.exit)
 		background()
 		for j := range w.jobs {
-			w.done <- ib.writeBlock(j.t, j.data, int64(j.index)*int64(j.t.meta.BlockSize))
+			w.done <- ib.storeBlock(j)
 		}
 	}()
 	return w
