@@ -1,7 +1,7 @@
 package sync
 
 // The transfer half of the adversarial-peer harness: one t.Run per row
-// 26-46 of docs/bad-inputs.md. mallory is a member with no engine (the evil
+// 26-46 and 52 of docs/bad-inputs.md. mallory is a member with no engine (the evil
 // peer of evil_test.go) speaking the transfer protocol by hand to bob.
 // After each row bob must still take a good file from mallory, his open
 // files and goroutines must be back near the baseline, and no file may
@@ -238,6 +238,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 44: same name offered twice", row44SameName},
 		{"row 45: FIFO, device and symlink in outbox", row45OutboxSpecial},
 		{"row 46: many small files dropped at once", row46ManyFiles},
+		{"row 52: zero CHUNK for a block that is not zeros", row52ZeroChunk},
 	}
 	parent := t
 	for _, r := range rows {
@@ -771,5 +772,43 @@ func row46ManyFiles(t *testing.T, v *syncVictim) {
 	}
 	os.RemoveAll(filepath.Join(v.b.root, "outbox", "many"))
 	v.b.engine().OutboxRemoved("many")
+	v.check(t)
+}
+
+// row52ZeroChunk: a CHUNK without data says "block 1 is zeros" when its
+// hash says otherwise. Bob drops it like any corrupt block (with a
+// manifest at once, streamed when DONE brings the hashes), asks for block
+// 1 again, and places the right file.
+func row52ZeroChunk(t *testing.T, v *syncVictim) {
+	data := randBytes(52, 3*minBlockSize+7)
+	for _, streamed := range []bool{false, true} {
+		name := fmt.Sprintf("zero-%v.bin", streamed)
+		offer, done := offerOf(v.id(), name, data), &doneMsg{}
+		if streamed {
+			offer, done = streamedOffer(offer.ID, name, data)
+		}
+		done.ID = offer.ID
+		v.ev.sendTo(v.b, offer)
+		if _, ok := v.replyFor(t, offer.ID).(*acceptMsg); !ok {
+			t.Fatalf("%s: offer refused", name)
+		}
+		for i := 0; i*minBlockSize < len(data); i++ {
+			c := &chunkMsg{ID: offer.ID, Index: uint32(i), Data: data[i*minBlockSize : min((i+1)*minBlockSize, len(data))]}
+			if i == 1 {
+				c.Data = nil
+			}
+			v.ev.sendTo(v.b, c)
+		}
+		v.ev.sendTo(v.b, done)
+		if a, ok := v.replyFor(t, offer.ID).(*acceptMsg); !ok || a.Have.has(1) || a.Have.count() != 3 {
+			t.Fatalf("%s: reply = %+v, want ACCEPT asking for block 1 only", name, a)
+		}
+		v.ev.sendTo(v.b, &chunkMsg{ID: offer.ID, Index: 1, Data: data[minBlockSize : 2*minBlockSize]})
+		v.ev.sendTo(v.b, &doneMsg{ID: offer.ID})
+		if r, ok := v.replyFor(t, offer.ID).(*ackMsg); !ok {
+			t.Fatalf("%s: reply = %+v, want ACK", name, r)
+		}
+		v.b.waitFile("inbox/mallory/"+name, data)
+	}
 	v.check(t)
 }
