@@ -11,7 +11,8 @@
 // connection's receiver answers the OFFER, writes verified blocks, checks
 // the whole file at DONE) and deliver.go places it in inbox/ without
 // following links or replacing anything. proto.go is the wire format of
-// these messages; manifest.go the BLAKE3 hashing.
+// these messages; manifest.go the BLAKE3 hashing; zero.go the blocks of
+// zeros, which travel without data and stay holes at the receiver.
 //
 // # What it owns
 //

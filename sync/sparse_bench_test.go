@@ -52,10 +52,7 @@ func (fn *fakeNode) putSparse(rel string, size int64, runs ...dataRun) {
 //
 //	go test -run '^$' -bench SparseSend -benchtime 1x ./sync/
 func BenchmarkSparseSend(b *testing.B) {
-	size := int64(2 << 30)
-	if s := os.Getenv("SPARSE_SIZE"); s != "" {
-		fmt.Sscan(s, &size)
-	}
+	const size = 2 << 30
 	for i := range b.N {
 		b.StopTimer()
 		n, a, bob := pair(b, func(c *Config) { c.BlockSize = DefaultConfig().BlockSize })
