@@ -98,9 +98,11 @@ func (d dirFd) replaceUnchanged(from dirFd, fromName, name string, want fileID) 
 		return false, nil
 	}
 	// A user who writes to, or renames a file over, name between the
-	// check above and the rename below loses that change: the window is
-	// one system call wide, and no rename can make it atomic (renameat2's
-	// RENAME_EXCHANGE could undo it, but not on macOS or Windows).
+	// check above and the rename below loses that change. The window is
+	// one system call wide and left open: closing it would take swapping
+	// the files (RENAME_EXCHANGE, macOS's RENAME_SWAP), checking the old
+	// one and swapping back, which Windows cannot do and which would show
+	// readers the new version vanish again.
 	if err := d.renameOver(from, fromName, name); err != nil {
 		return false, fmt.Errorf("rename over %s: %w", name, err)
 	}
