@@ -59,9 +59,9 @@ func checkClone(t *testing.T, src string, alice, bob *node) {
 	clone := bob.path("inbox", "alice", "clone")
 	// Once every file of the clone is delivered and git is done, the tree
 	// moves to sent/. Git writes .git/config several times during a clone;
-	// a version written after the first was delivered arrives as a
-	// numbered copy (README), so the repository is checked with git rather
-	// than byte for byte.
+	// a version written after the first was delivered replaces it at bob
+	// (README), so no numbered copy may be left. The repository is checked
+	// with git: the files git rewrites may still be on their way.
 	waitNoFiles(t, alice.path("outbox", "clone"))
 	waitTree(t, alice.path("sent", "clone", ".git", "objects"), filepath.Join(clone, ".git", "objects"))
 	waitTree(t, alice.path("sent", "clone", "src"), filepath.Join(clone, "src"))
@@ -72,6 +72,7 @@ func checkClone(t *testing.T, src string, alice, bob *node) {
 	if st := run(t, clone, "git", "status", "--porcelain"); st != "" {
 		t.Errorf("git status of the clone at bob:\n%s", st)
 	}
+	noNumberedNames(t, clone)
 }
 
 // makeProject makes a small git repository with dotfiles and a subfolder.
@@ -104,19 +105,22 @@ func editorSaves(t *testing.T, alice, bob *node) {
 	waitFileContent(t, alice.path("sent", "docs", "doc.txt"), []byte("version 1\n"))
 	atomicSave(t, doc, "version 2\n") // the folder must still be there
 	atomicSave(t, doc, "version 3\n")
-	// Version 2 arrives as doc (1).txt unless version 3 replaced it before
-	// it was sent; the last version always arrives.
-	err := testutil.WaitFor(60*time.Second, func() error {
-		for _, name := range []string{"doc (1).txt", "doc (2).txt"} {
-			if b, _ := os.ReadFile(bob.path("inbox", "alice", "docs", name)); string(b) == "version 3\n" {
-				return nil
-			}
+	// Each version arrives (version 3 may replace version 2 before it is
+	// sent) and replaces the one before: one file, the last version.
+	waitFileContent(t, bob.path("inbox", "alice", "docs", "doc.txt"), []byte("version 3\n"))
+	noNumberedNames(t, bob.path("inbox", "alice", "docs"))
+}
+
+// noNumberedNames fails t if a file under dir has a numbered name: a new
+// version placed next to the old one instead of replacing it.
+func noNumberedNames(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), " (1)") {
+			t.Errorf("numbered copy at bob: %s", p)
 		}
-		return fmt.Errorf("version 3 not at bob")
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // waitNoFiles polls until no regular file is left under dir (its folders

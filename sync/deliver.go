@@ -30,7 +30,8 @@ func (ib *inbound) makeDurable(t *inTransfer) error {
 }
 
 // placeFinal renames the partial to inbox/<folder>/<dirs>/<name> and
-// fsyncs the folder. It returns the inbox-relative path it chose.
+// fsyncs the folder. It returns the inbox-relative path it chose, and
+// notes the placement on t for completeIn.
 func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 	folder, err := ib.folderFor(t.key.peer)
 	if err != nil {
@@ -41,23 +42,19 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 		return "", err
 	}
 	defer parts.close()
-	dir, err := openDir(ib.inboxDir)
+	comps := append([]string{folder}, strings.Split(t.meta.Path, "/")...)
+	dir, used, err := ib.walkTo(comps[:len(comps)-1])
 	if err != nil {
 		return "", err
 	}
-	comps := append([]string{folder}, strings.Split(t.meta.Path, "/")...)
-	used := make([]string, 0, len(comps))
-	for _, c := range comps[:len(comps)-1] {
-		sub, name, err := dir.subdir(c)
-		dir.close()
-		if err != nil {
-			return "", err
-		}
-		dir = sub
-		used = append(used, name)
-	}
 	defer dir.close()
-	final, err := dir.renameUnique(parts, partBase(t.key)+".part", comps[len(comps)-1])
+	partName := partBase(t.key) + ".part"
+	// Taken before the rename, which keeps inode, size and mtime: the
+	// identity of exactly the file placed, not of what the name holds a
+	// moment later.
+	id, _, idErr := parts.statName(partName)
+	dirRel := path.Join(append([]string{"inbox"}, used...)...)
+	final, err := ib.placeName(t, parts, dir, partName, dirRel, comps[len(comps)-1])
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +62,50 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 	if err := dir.sync(); err != nil {
 		return "", fmt.Errorf("sync folder: %w", err)
 	}
-	return path.Join(append([]string{"inbox"}, append(used, final)...)...), nil
+	rel := path.Join(dirRel, final)
+	if idErr == nil { // else the next version gets a numbered name
+		ib.notePlaced(t, rel, id)
+	}
+	return rel, nil
+}
+
+// walkTo opens the folder inbox/<comps...>, making the folders missing
+// (subdir), and returns the names it used. On error nothing stays open.
+func (ib *inbound) walkTo(comps []string) (dirFd, []string, error) {
+	dir, err := openDir(ib.inboxDir)
+	if err != nil {
+		return dir, nil, err
+	}
+	used := make([]string, 0, len(comps))
+	for _, c := range comps {
+		sub, name, err := dir.subdir(c)
+		dir.close()
+		if err != nil {
+			return sub, nil, err
+		}
+		dir = sub
+		used = append(used, name)
+	}
+	return dir, used, nil
+}
+
+// placeName renames the partial into dir (dirRel, inbox-relative). A new
+// version of a path this peer sent before replaces the file placed for
+// the last one, if that file is in the same folder and unchanged since;
+// otherwise, and if the replacing rename fails, the file gets base or the
+// first free "base (n).ext", so what the user changed is never lost.
+func (ib *inbound) placeName(t *inTransfer, parts, dir dirFd, partName, dirRel, base string) (string, error) {
+	if prev, ok := ib.lastPlacement(t.key.peer, t.meta.Path); ok && path.Dir(prev.rel) == dirRel {
+		name := path.Base(prev.rel)
+		replaced, err := dir.replaceUnchanged(parts, partName, name, prev.file)
+		if err != nil {
+			ib.log.Warn("previous version not replaced", "peer", t.key.peer, "path", prev.rel, "err", err)
+		}
+		if replaced {
+			return name, nil
+		}
+	}
+	return dir.renameUnique(parts, partName, base)
 }
 
 // verifyWhole checks the file hash against the block list. Every block

@@ -10,9 +10,11 @@
 // Receiving: engine.go routeBytes hands the messages to receive.go (each
 // connection's receiver answers the OFFER, writes verified blocks, checks
 // the whole file at DONE) and deliver.go places it in inbox/ without
-// following links or replacing anything. proto.go is the wire format of
-// these messages; manifest.go the BLAKE3 hashing; zero.go the blocks of
-// zeros, which travel without data and stay holes at the receiver.
+// following links or replacing anything, except the file it placed for the
+// sender's previous version of the path while that file is unchanged.
+// proto.go is the wire format of these messages; manifest.go the BLAKE3
+// hashing; zero.go the blocks of zeros, which travel without data and stay
+// holes at the receiver.
 //
 // # What it owns
 //
@@ -23,16 +25,17 @@
 // Under Config.StateDir: outgoing/<id>.json (per-member delivery state of
 // each outgoing transfer), completed.json and its journal completed.jsonl
 // (recently completed inbound transfer IDs, so a replayed OFFER is answered
-// with ACK and not a second copy), folders.json (peer ID to inbox folder
-// name, stable forever), and the chat store, write-ahead file and log of
-// package chat (chat.jsonl, chat.wal, chat.log).
+// with ACK and not a second copy, and where each one's file was placed, so
+// the next version of the path replaces it), folders.json (peer ID to
+// inbox folder name, stable forever), and the chat store, write-ahead file
+// and log of package chat (chat.jsonl, chat.wal, chat.log).
 //
 // # State and locks
 //
 // The Engine's state has owners, each with its own mutex, and no code holds
 // two of them at once: the peer set (peers.go: live connections, display
 // names), outbound (records and deliveries), inbound (partial transfers,
-// completed IDs, inbox folders) and the chat delivery (chat.go). A sender
+// completed IDs and placements, inbox folders) and the chat delivery (chat.go). A sender
 // owns its flights and a receiver its open partials; both run on their
 // connection's goroutine.
 //
@@ -47,7 +50,8 @@
 // REJECTs with a code and a reason fit to show (never a local path), the
 // sender sends the missing CHUNKs and then DONE on the bulk queue (DONE must
 // not overtake the chunks), and the receiver verifies, fsyncs, renames the
-// file into place without replacing anything and ACKs.
+// file into place without replacing anything (but its own unchanged last
+// version of the path) and ACKs.
 //
 // Partial files are named <full peer ID>-<transfer ID>.part: the short ID
 // alone could be ground by a malicious member to collide with another's.

@@ -58,6 +58,7 @@ type inTransfer struct {
 	haveKnown bool     // false after a restart until the partial is re-hashed
 	rounds    int
 	last      time.Time
+	placed    *placement // set by placeFinal, recorded by completeIn
 }
 
 // closeFile closes the partial's descriptor (inbound.mu held, or by its owner).
@@ -97,12 +98,13 @@ type inbound struct {
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer
 	completed map[inKey]time.Time
+	placed    map[placeKey]placement // the latest of each sender's path (completed.go)
 	folders   map[mesh.PeerID]string
 }
 
 func newInbound(v *env, peers *peerSet, event func(string)) *inbound {
 	return &inbound{env: v, peers: peers, event: event, transfers: map[inKey]*inTransfer{},
-		completed: map[inKey]time.Time{}, folders: map[mesh.PeerID]string{}}
+		completed: map[inKey]time.Time{}, placed: map[placeKey]placement{}, folders: map[mesh.PeerID]string{}}
 }
 
 // load reads the inbox folder names, the completed transfers and the

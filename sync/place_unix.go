@@ -83,5 +83,22 @@ func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
 	})
 }
 
+// statName returns the identity of the entry name in d, not following a
+// link, and whether it is a regular file.
+func (d dirFd) statName(name string) (fileID, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fileID{}, false, err
+	}
+	id := fileID{Ino: uint64(st.Ino), Size: uint64(st.Size), MTime: st.Mtim.Nano()}
+	return id, st.Mode&unix.S_IFMT == unix.S_IFREG, nil
+}
+
+// renameOver moves from/fromName into d as name, replacing what is there
+// in one step: a reader sees the old file or the new one, never neither.
+func (d dirFd) renameOver(from dirFd, fromName, name string) error {
+	return unix.Renameat(int(from), fromName, int(d), name)
+}
+
 // sync fsyncs the folder.
 func (d dirFd) sync() error { return unix.Fsync(int(d)) }
