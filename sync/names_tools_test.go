@@ -3,6 +3,7 @@ package sync
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,6 +89,9 @@ func TestUnsentSaysWhy(t *testing.T) {
 	waitFor(t, func() bool { return a.engine().UnsentReason("big.img") == want })
 	if st := a.engine().Status(); len(st.Unsent) != 1 || st.Unsent[0] != (UnsentFile{Path: "big.img", Why: want}) {
 		t.Errorf("Status().Unsent = %+v, want big.img and why", st.Unsent)
+	}
+	if table := string(a.engine().PeersTable()); !strings.Contains(table, "not sent from outbox/:\n  big.img: "+want+"\n") {
+		t.Errorf("peers table does not say why big.img is not sent:\n%s", table)
 	}
 	small := randBytes(3, 1000)
 	a.put("big.img", small)

@@ -181,7 +181,29 @@ func (e *Engine) PeersTable() []byte {
 			present.RTT(p.RTT), present.Seen(p.LastSeen, now), formatTransfers(p))
 	}
 	w.Flush()
+	writeUnsent(&b, st.Unsent)
 	return b.Bytes()
+}
+
+// maxUnsentShown bounds the outbox files the peers file lists as not sent;
+// meshfs status lists them all.
+const maxUnsentShown = 10
+
+// writeUnsent appends the outbox files that are not sent, and why, below
+// the members: someone watching peers for a file that never leaves learns
+// why there.
+func writeUnsent(b *bytes.Buffer, unsent []UnsentFile) {
+	if len(unsent) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nnot sent from outbox/:\n")
+	for i, u := range unsent {
+		if i == maxUnsentShown {
+			fmt.Fprintf(b, "  and %d more (meshfs status lists them all)\n", len(unsent)-i)
+			break
+		}
+		fmt.Fprintf(b, "  %s: %s\n", safetext.Text(u.Path), u.Why)
+	}
 }
 
 // formatTransfers gives "2 queued, 1 sending", a refusal, or "-".
