@@ -239,6 +239,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 45: FIFO, device and symlink in outbox", row45OutboxSpecial},
 		{"row 46: many small files dropped at once", row46ManyFiles},
 		{"row 52: zero CHUNK for a block that is not zeros", row52ZeroChunk},
+		{"row 53: links out of the inbox, and files through a link", row53Links},
 	}
 	parent := t
 	for _, r := range rows {
@@ -819,5 +820,42 @@ func row52ZeroChunk(t *testing.T, v *syncVictim) {
 		}
 		v.b.waitFile("inbox/mallory/"+name, data)
 	}
+	v.check(t)
+}
+
+// row53Links: mallory offers links that are absolute, leave her inbox
+// folder, or are not in clean form (a ".." after a link's name could climb
+// out of wherever that link points): each is refused as a bad name. A link
+// that is fine is placed, and a file offered below it is placed in a real
+// folder beside it, never through the link.
+func row53Links(t *testing.T, v *syncVictim) {
+	for _, target := range []string{"/etc/passwd", "../x", "a/../../x", "ok/../l", "sub/./f", `..\x`} {
+		m := &offerMsg{ID: v.id(), Path: "bad-link", BlockSize: minBlockSize, Mode: 0o777, Type: entrySymlink, Target: target}
+		v.ev.sendTo(v.b, m)
+		if r, ok := v.replyFor(t, m.ID).(*rejectMsg); !ok || r.Code != rejectName {
+			t.Errorf("link to %q: reply %+v, want REJECT name", target, r)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(v.b.root, "inbox", "mallory", "bad-link")); err == nil {
+		t.Error("a refused link was placed")
+	}
+	m := &offerMsg{ID: v.id(), Path: "d", BlockSize: minBlockSize, Mode: 0o777, Type: entrySymlink, Target: "."}
+	v.ev.sendTo(v.b, m)
+	if _, ok := v.replyFor(t, m.ID).(*ackMsg); !ok {
+		t.Fatal("a link to its own folder was refused")
+	}
+	if r, ok := v.offer(t, "d/x", []byte("through")).(*ackMsg); !ok {
+		t.Fatalf("file below the link: %+v", r)
+	}
+	for _, through := range []string{"inbox/mallory/x", "inbox/x"} {
+		if exists(filepath.Join(v.b.root, filepath.FromSlash(through))) {
+			t.Errorf("a file was written through a received link: %s", through)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(v.b.root, "inbox", "mallory", "d (1)", "x")); err != nil || string(got) != "through" {
+		t.Errorf("inbox/mallory/d (1)/x: %q, %v", got, err)
+	}
+	os.RemoveAll(filepath.Join(v.b.root, "inbox", "mallory", "d (1)"))
+	os.Remove(filepath.Join(v.b.root, "inbox", "mallory", "d"))
 	v.check(t)
 }

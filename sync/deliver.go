@@ -10,13 +10,20 @@ import (
 // The last steps of a received file: the whole-file check, mode, mtime and
 // fsync, and the rename into inbox/<peer>/ (place.go walks the folders).
 
-// makeDurable sets mode and mtime, fsyncs and closes the partial.
-func (ib *inbound) makeDurable(t *inTransfer) error {
-	mode := os.FileMode(t.meta.Mode & 0o755)
+// placedMode is the mode a received file gets for the sender's mode m: no
+// write bit for others than the owner (a member decides what it shares,
+// not who may change it here), and always readable by the owner.
+func placedMode(m uint32) os.FileMode {
+	mode := os.FileMode(m & 0o755)
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := t.f.Chmod(mode | 0o400); err != nil {
+	return mode | 0o400
+}
+
+// makeDurable sets mode and mtime, fsyncs and closes the partial.
+func (ib *inbound) makeDurable(t *inTransfer) error {
+	if err := t.f.Chmod(placedMode(t.meta.Mode)); err != nil {
 		return err
 	}
 	if err := t.f.Sync(); err != nil {

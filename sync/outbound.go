@@ -41,8 +41,11 @@ type outRecord struct {
 	Version  fileVersion          `json:"identity"` // the name on disk since the first format
 	Manifest manifest             `json:"manifest"`
 	Created  time.Time            `json:"created"`
-	Seq      uint64               `json:"seq"`   // creation order
-	Peers    map[string]*delivery `json:"peers"` // key: full peer ID
+	Seq      uint64               `json:"seq"`              // creation order
+	Peers    map[string]*delivery `json:"peers"`            // key: full peer ID
+	Type     entryType            `json:"type,omitempty"`   // file (omitted), folder or symlink
+	Target   string               `json:"target,omitempty"` // a symlink's target, clean
+	Mode     uint32               `json:"mode,omitempty"`   // permission bits now; Version has those hashed
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
@@ -54,7 +57,8 @@ type delivery struct {
 	State  DeliveryState `json:"state"`
 	Final  bool          `json:"final,omitempty"` // refused until the file changes (name, size, quota)
 	Reason string        `json:"reason,omitempty"`
-	Name   string        `json:"name"` // display name when the record was made
+	Name   string        `json:"name"`           // display name when the record was made
+	Mode   uint32        `json:"mode,omitempty"` // the mode offered; an ATTR follows a later chmod
 
 	// In memory only, guarded by outbound.mu.
 	owner   *peerConn     // the sender that has it in flight; nil when idle
@@ -75,6 +79,7 @@ const (
 	jobRemoved                    // an outbox path (file or folder) was deleted
 	jobPeerRemoved                // a member was revoked
 	jobFinish                     // a record may be fully delivered
+	jobFolder                     // a walk found an empty outbox folder
 )
 
 type job struct {
@@ -197,6 +202,8 @@ func (o *outbound) runJob(j job) {
 		o.dropPeerFromRecords(j.peer)
 	case jobFinish:
 		o.finishRecord(j.id)
+	case jobFolder:
+		o.held[j.rel] = time.Now().Add(o.cfg.DotHold) // filled soon by cp -r, tar, git
 	}
 }
 
@@ -225,6 +232,8 @@ func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
 		o.cancelRel(rel, false)
 	case err != nil:
 		o.log.Warn("outbox file unreadable", "path", rel, "err", err)
+	case fi.IsDir() && settled:
+		o.outboxFolder(rel, abs, fi)
 	case fi.IsDir():
 		o.walkOutbox(abs, rescan)
 	default:
@@ -232,11 +241,19 @@ func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
 	}
 }
 
-// walkOutbox queues every file under dir (a folder renamed into outbox/,
-// or the whole outbox/ when rescan).
+// walkOutbox queues every file and link under dir (a folder renamed into
+// outbox/, or the whole outbox/ when rescan), and every empty folder.
 func (o *outbound) walkOutbox(dir string, rescan bool) {
+	empty := map[string]bool{} // folders seen with no entry seen yet
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
+			return nil
+		}
+		if !temporaryName(d.Name()) { // a folder holding only those arrives empty
+			delete(empty, filepath.Dir(p))
+		}
+		if d.IsDir() {
+			empty[p] = p != o.outboxDir
 			return nil
 		}
 		if rel, err := filepath.Rel(o.outboxDir, p); err == nil {
@@ -244,6 +261,11 @@ func (o *outbound) walkOutbox(dir string, rescan bool) {
 		}
 		return nil
 	})
+	for p, ok := range empty {
+		if rel, err := filepath.Rel(o.outboxDir, p); ok && err == nil {
+			o.jobs.push(job{kind: jobFolder, rel: filepath.ToSlash(rel), rescan: rescan})
+		}
+	}
 }
 
 // outboxFile turns one closed outbox file into a transfer, or records why
@@ -266,9 +288,10 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 		return
 	}
 	if old != nil && old.Version.sameFile(versionOf(fi)) {
+		o.noteMode(old, fi)
 		return
 	}
-	rec, err := o.hashOutbox(rel, abs)
+	rec, err := o.newRecord(rel, abs, fi)
 	if errors.Is(err, errChanged) {
 		o.log.Debug("outbox file changed while hashing", "path", rel)
 		return
@@ -279,6 +302,14 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 	}
 	o.cancelRel(rel, false)
 	o.addRecord(rec)
+}
+
+// newRecord builds the record of a file or a link.
+func (o *outbound) newRecord(rel, abs string, fi os.FileInfo) (*outRecord, error) {
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return o.linkRecord(rel, abs, fi)
+	}
+	return o.hashOutbox(rel, abs)
 }
 
 // hashOutbox reads the file once and builds a record with a delivery for
@@ -300,12 +331,18 @@ func (o *outbound) hashOutbox(rel, abs string) (*outRecord, error) {
 			return nil, err
 		}
 	}
-	rec := &outRecord{Rel: rel, Version: ident, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}}
+	return o.recordOf(rel, ident, m), nil
+}
+
+// recordOf makes a record with a delivery for every member known now,
+// connected or not.
+func (o *outbound) recordOf(rel string, v fileVersion, m manifest) *outRecord {
+	rec := &outRecord{Rel: rel, Version: v, Manifest: m, Created: time.Now(), Peers: map[string]*delivery{}, Mode: v.Mode & 0o777}
 	rand.Read(rec.ID[:])
 	for _, p := range o.transport().Peers() {
 		rec.Peers[p.ID.String()] = &delivery{State: StateQueued, Name: safeName(p.Name)}
 	}
-	return rec, nil
+	return rec
 }
 
 // addRecord persists a new record and wakes the senders.
@@ -322,7 +359,7 @@ func (o *outbound) addRecord(rec *outRecord) {
 	o.records[rec.ID] = rec
 	o.order = append(o.order, rec)
 	o.mu.Unlock()
-	o.log.Info("file queued", "path", rec.Rel, "bytes", rec.Version.Size, "members", len(rec.Peers), "id", rec.ID.String())
+	o.log.Info(rec.Type.String()+" queued", "path", rec.Rel, "bytes", rec.Manifest.Size, "members", len(rec.Peers), "id", rec.ID.String())
 	o.jobs.push(job{kind: jobFinish, id: rec.ID})
 	o.peers.wakeSenders()
 }

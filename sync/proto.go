@@ -21,6 +21,7 @@ const (
 	kindAck      kind = 6 // receiver -> sender: verified and in place
 	kindChatHave kind = 7 // either way: highest seq of your messages I hold
 	kindHello    kind = 8 // either way, first on each connection: the sync protocol I speak
+	kindAttr     kind = 9 // sender -> receiver: a delivered file's mode changed
 )
 
 // Version is the sync protocol this build speaks, sent in HELLO at the start
@@ -28,7 +29,10 @@ const (
 // another version is told apart here, and nothing is offered to it.
 //
 //	1: BLAKE3 block hashes, streamed manifests in DONE, CHAT_HAVE catch-up.
-const Version = 1
+//	2: an OFFER names its entry type (file, folder, symbolic link) and a
+//	   link's target; ATTR carries a delivered file's new mode; a CHUNK
+//	   without data is a block of zeros.
+const Version = 2
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
@@ -85,11 +89,12 @@ const (
 	rejectBusy    rejectCode = 4 // too many concurrent transfers: retried
 	rejectTooBig  rejectCode = 5 // over MaxFileSize: permanent
 	rejectIO      rejectCode = 6 // read/write/verify failure: retried
+	rejectKind    rejectCode = 7 // an entry type this member cannot hold: permanent
 )
 
 // permanent reports whether a sender should stop offering after this code.
 func (c rejectCode) permanent() bool {
-	return c == rejectName || c == rejectQuota || c == rejectTooBig
+	return c == rejectName || c == rejectQuota || c == rejectTooBig || c == rejectKind
 }
 
 // String names the code.
@@ -107,13 +112,16 @@ func (c rejectCode) String() string {
 		return "toobig"
 	case rejectIO:
 		return "io"
+	case rejectKind:
+		return "kind"
 	}
 	return fmt.Sprintf("code%d", uint8(c))
 }
 
-// offerMsg is the manifest of one file. A streamed OFFER has no block
-// hashes and a zero file hash: the sender hashes a large file while it
-// sends it, and the manifest follows in DONE.
+// offerMsg is the manifest of one file, or one folder or symbolic link
+// (Type; no blocks, Size 0). A streamed OFFER has no block hashes and a
+// zero file hash: the sender hashes a large file while it sends it, and the
+// manifest follows in DONE.
 type offerMsg struct {
 	ID        transferID
 	Path      string // relative, '/'-separated
@@ -121,6 +129,8 @@ type offerMsg struct {
 	BlockSize uint32
 	Mode      uint32 // permission bits only
 	MTime     int64  // unix nanoseconds
+	Type      entryType
+	Target    string // a symbolic link's target, relative and clean; else empty
 	FileHash  hash32
 	Blocks    []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
 }
@@ -167,6 +177,13 @@ type chatHaveMsg struct{ Seq uint64 }
 // helloMsg says which sync protocol version its sender speaks.
 type helloMsg struct{ Version uint16 }
 
+// attrMsg says the file delivered as transfer ID now has mode Mode: a
+// chmod after the OFFER went out.
+type attrMsg struct {
+	ID   transferID
+	Mode uint32 // permission bits only
+}
+
 // blockCount is ceil(size/blockSize).
 func blockCount(size uint64, blockSize uint32) uint64 {
 	if blockSize == 0 {
@@ -184,7 +201,7 @@ func blockLen(size uint64, blockSize uint32, i uint32) int {
 // encode functions: one per message, each returning a fresh slice.
 
 func (m *offerMsg) encode() []byte {
-	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+32+4+32*len(m.Blocks))
+	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+1+2+len(m.Target)+32+4+32*len(m.Blocks))
 	b = append(b, byte(kindOffer))
 	b = append(b, m.ID[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Path)))
@@ -193,6 +210,9 @@ func (m *offerMsg) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, m.BlockSize)
 	b = binary.BigEndian.AppendUint32(b, m.Mode)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.MTime))
+	b = append(b, byte(m.Type))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Target)))
+	b = append(b, m.Target...)
 	b = append(b, m.FileHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
 	for _, h := range m.Blocks {
@@ -258,6 +278,11 @@ func (m *helloMsg) encode() []byte {
 	return binary.BigEndian.AppendUint16([]byte{byte(kindHello)}, m.Version)
 }
 
+func (m *attrMsg) encode() []byte {
+	b := append([]byte{byte(kindAttr)}, m.ID[:]...)
+	return binary.BigEndian.AppendUint32(b, m.Mode)
+}
+
 // readID reads a transfer ID.
 func readID(d *wire.Decoder) (id transferID) {
 	d.Into(id[:])
@@ -304,6 +329,12 @@ func decodeMessage(b []byte) (any, error) {
 	case kindHello:
 		m := &helloMsg{Version: r.U16()}
 		return m, end(r)
+	case kindAttr:
+		m := &attrMsg{ID: readID(r), Mode: r.U32()}
+		if r.Err() == nil && m.Mode&^0o777 != 0 {
+			return nil, fmt.Errorf("mode %o: %w", m.Mode, errProto)
+		}
+		return m, end(r)
 	}
 	return nil, fmt.Errorf("unknown message kind %d: %w", b[0], errProto)
 }
@@ -319,10 +350,19 @@ func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
 	m.BlockSize = r.U32()
 	m.Mode = r.U32()
 	m.MTime = int64(r.U64())
+	m.Type = entryType(r.U8())
+	targetLen := int(r.U16())
+	if targetLen > maxPathLen {
+		return nil, fmt.Errorf("link target of %d bytes: %w", targetLen, errProto)
+	}
+	m.Target = string(r.Take(targetLen))
 	r.Into(m.FileHash[:])
 	n := r.U32()
 	if r.Err() != nil {
 		return nil, r.Err()
+	}
+	if err := checkEntry(m, n); err != nil {
+		return nil, err
 	}
 	if m.BlockSize < minBlockSize || m.BlockSize > maxBlockSize {
 		return nil, fmt.Errorf("block size %d: %w", m.BlockSize, errProto)

@@ -27,6 +27,10 @@ func protoCases() []struct {
 			Mode: 0o755, MTime: -5, FileHash: hash32{9}, Blocks: []hash32{{1}, {2}, {3}}}},
 		{"offer streamed", &offerMsg{ID: id, Path: "big.iso", Size: 3 * minBlockSize, BlockSize: minBlockSize,
 			Mode: 0o644, Blocks: []hash32{}}},
+		{"offer folder", &offerMsg{ID: id, Path: "tree/empty", BlockSize: minBlockSize, Mode: 0o755, Type: entryFolder, Blocks: []hash32{}}},
+		{"offer link", &offerMsg{ID: id, Path: "tree/l", BlockSize: minBlockSize, Mode: 0o777, Type: entrySymlink,
+			Target: "../f", Blocks: []hash32{}}},
+		{"attr", &attrMsg{ID: id, Mode: 0o755}},
 		{"accept", &acceptMsg{ID: id, Have: have}},
 		{"accept none", &acceptMsg{ID: id, Have: newBitmap(0)}},
 		{"reject", &rejectMsg{ID: id, Code: rejectNoSpace, Reason: "no space left on bob's disk: needs 64.0 MiB, 40.1 MiB free"}},
@@ -81,6 +85,12 @@ func TestProtoRejects(t *testing.T) {
 		{"done hashes long", append((&doneMsg{Blocks: []hash32{{1}}}).encode(), 0)},
 		{"chat have long", append((&chatHaveMsg{Seq: 1}).encode(), 0)},
 		{"chunk over max", (&chunkMsg{Data: make([]byte, maxBlockSize+1)}).encode()},
+		{"folder with bytes", (&offerMsg{Path: "a", Size: 10, BlockSize: minBlockSize, Type: entryFolder, Blocks: []hash32{{}}}).encode()},
+		{"link without target", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: entrySymlink}).encode()},
+		{"file with target", (&offerMsg{Path: "a", BlockSize: minBlockSize, Target: "b"}).encode()},
+		{"unknown entry type", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: 3}).encode()},
+		{"attr setuid", (&attrMsg{Mode: 0o4755}).encode()},
+		{"attr short", (&attrMsg{Mode: 0o644}).encode()[:19]},
 	}
 	for _, tc := range tests {
 		if m, err := decodeMessage(tc.in); err == nil || !errors.Is(err, errProto) {

@@ -57,6 +57,8 @@ func (r *receiver) receive(in inMsg) {
 		r.onOffer(m)
 	case *doneMsg:
 		r.onDone(m)
+	case *attrMsg:
+		r.onAttr(m)
 	default:
 		r.in.log.Debug("unexpected message", "peer", r.p.id, "type", fmt.Sprintf("%T", m))
 	}
@@ -88,6 +90,10 @@ func (r *receiver) onOffer(m *offerMsg) {
 		r.reply((&ackMsg{ID: m.ID}).encode())
 		return
 	}
+	if m.Type != entryFile {
+		r.onEntry(m)
+		return
+	}
 	if !known {
 		if err := r.admit(m); err != nil {
 			r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
@@ -115,6 +121,20 @@ func (r *receiver) onOffer(m *offerMsg) {
 	have := bitmap{n: t.have.n, bits: slices.Clone(t.have.bits)}
 	r.in.mu.Unlock()
 	r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
+}
+
+// onEntry places a folder or a link and ACKs, or refuses it.
+func (r *receiver) onEntry(m *offerMsg) {
+	shown, err := r.in.placeEntry(r.p.id, m)
+	if err != nil {
+		r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "type", m.Type.String(), "code", ioCode(err).String(), "err", err)
+		r.refuse(m.ID, err)
+		return
+	}
+	r.in.changed(shown)
+	r.in.completeEntry(inKey{r.p.id, m.ID})
+	r.reply((&ackMsg{ID: m.ID}).encode())
+	r.in.log.Info(m.Type.String()+" received", "peer", r.p.id, "path", shown)
 }
 
 // admit checks a new OFFER and creates its partial, or says why not.
@@ -244,7 +264,8 @@ func (r *receiver) failIn(t *inTransfer, op string, err error) {
 }
 
 // finishIn verifies a complete partial, makes it durable and renames it
-// into inbox/<peer-folder>/ without replacing anything, then ACKs.
+// into inbox/<peer-folder>/ (over its own unchanged last version, else
+// without replacing anything), then ACKs.
 func (r *receiver) finishIn(t *inTransfer) {
 	if err := verifyWhole(&t.meta); err != nil {
 		if r.p.ctx.Err() == nil { // a disconnect keeps the partial for resume

@@ -35,6 +35,20 @@ func (r *outRecord) valid() bool {
 	return true
 }
 
+// upgrade fills what records written before sync protocol 2 lack: the
+// current mode is the one hashed, and a member that verified the file has
+// it with that mode.
+func (r *outRecord) upgrade() {
+	if r.Mode == 0 {
+		r.Mode = r.Version.Mode & 0o777
+	}
+	for _, d := range r.Peers {
+		if d.Mode == 0 && d.State == StateVerified {
+			d.Mode = r.Mode
+		}
+	}
+}
+
 // recordFor returns the live record for rel, if any.
 func (o *outbound) recordFor(rel string) *outRecord {
 	o.mu.Lock()
@@ -63,7 +77,7 @@ func (o *outbound) saveRecord(rec *outRecord) error {
 	snap := *rec
 	snap.Peers = make(map[string]*delivery, len(rec.Peers))
 	for k, d := range rec.Peers {
-		dc := delivery{State: d.State, Final: d.Final, Reason: d.Reason, Name: d.Name}
+		dc := delivery{State: d.State, Final: d.Final, Reason: d.Reason, Name: d.Name, Mode: d.Mode}
 		snap.Peers[k] = &dc
 	}
 	cancelled := rec.cancelled
@@ -155,6 +169,7 @@ func (o *outbound) load() error {
 			os.Remove(path)
 			continue
 		}
+		rec.upgrade()
 		o.records[rec.ID] = rec
 		o.order = append(o.order, rec)
 		o.seq = max(o.seq, rec.Seq)

@@ -30,7 +30,9 @@ const maxResendRounds = 3
 type flight struct {
 	rec      *outRecord
 	d        *delivery
-	streamed bool // offered without block hashes: DONE carries them
+	streamed bool   // offered without block hashes: DONE carries them
+	attr     bool   // an ATTR, not an OFFER: the member has the file, mode differs
+	mode     uint32 // the mode offered or sent in the ATTR
 	doneSent bool
 	rounds   int
 	last     time.Time // last reply; a silent receiver times out
@@ -119,9 +121,13 @@ func (s *sender) fillOffers() bool {
 			return true
 		}
 		s.flights[f.rec.ID] = f
-		offer := s.o.offerFor(f.rec)
-		f.streamed = offer.streamed()
-		if err := s.o.transport().SendBytes(s.p.ctx, s.p.id, offer.encode()); err != nil {
+		msg := s.o.attrFor(f)
+		if !f.attr {
+			offer := s.o.offerFor(f)
+			f.streamed = offer.streamed()
+			msg = offer.encode()
+		}
+		if err := s.o.transport().SendBytes(s.p.ctx, s.p.id, msg); err != nil {
 			s.o.log.Debug("offer not sent", "peer", s.p.id, "path", f.rec.Rel, "err", err)
 			s.release(f)
 			delete(s.flights, f.rec.ID)
@@ -132,28 +138,41 @@ func (s *sender) fillOffers() bool {
 	return true
 }
 
-// offerFor builds the OFFER of a record: streamed while its manifest is
+// offerFor builds the OFFER of a flight: streamed while its manifest is
 // not complete yet.
-func (o *outbound) offerFor(rec *outRecord) *offerMsg {
-	m := o.manifestOf(rec)
+func (o *outbound) offerFor(f *flight) *offerMsg {
+	rec, m := f.rec, o.manifestOf(f.rec)
 	return &offerMsg{
-		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize),
-		Mode: rec.Version.Mode & 0o777, MTime: rec.Version.MTime, FileHash: m.FileHash, Blocks: m.Blocks,
+		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize), Mode: f.mode,
+		MTime: rec.Version.MTime, Type: rec.Type, Target: rec.Target, FileHash: m.FileHash, Blocks: m.Blocks,
 	}
 }
 
-// claimNext takes the oldest queued delivery for p that no sender owns.
+// attrFor is the ATTR of an attr flight, or nil.
+func (o *outbound) attrFor(f *flight) []byte {
+	if !f.attr {
+		return nil
+	}
+	return (&attrMsg{ID: f.rec.ID, Mode: f.mode}).encode()
+}
+
+// claimNext takes the oldest delivery for p that no sender owns and that
+// is queued, or verified with an older mode (an ATTR).
 func (o *outbound) claimNext(p *peerConn) *flight {
 	key := p.id.String()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, r := range o.order {
 		d := r.Peers[key]
-		if d == nil || d.State != StateQueued || d.owner != nil || r.cancelled {
+		if d == nil || d.owner != nil || r.cancelled || d.State != StateQueued && !modeDue(r, d) {
 			continue
 		}
 		d.owner, d.phase, d.sent, d.started = p, PhaseOffered, 0, time.Now()
-		return &flight{rec: r, d: d, last: time.Now()}
+		f := &flight{rec: r, d: d, attr: d.State == StateVerified, mode: r.Mode, last: time.Now()}
+		if !f.attr {
+			d.Mode = f.mode
+		}
+		return f
 	}
 	return nil
 }
@@ -222,6 +241,12 @@ func (s *sender) onAccept(m *acceptMsg) {
 		return
 	}
 	f.last = time.Now()
+	if f.attr || f.rec.Type != entryFile {
+		s.o.log.Warn("accept for an entry without blocks", "peer", s.p.id, "path", f.rec.Rel)
+		s.release(f)
+		delete(s.flights, m.ID)
+		return
+	}
 	if uint64(m.Have.n) != blockCount(uint64(f.rec.Manifest.Size), uint32(f.rec.Manifest.BlockSize)) {
 		s.o.log.Warn("accept with wrong bitmap size", "peer", s.p.id, "path", f.rec.Rel)
 		s.release(f)
@@ -401,7 +426,10 @@ func (s *sender) onAck(m *ackMsg) {
 		return
 	}
 	delete(s.flights, m.ID)
-	s.o.log.Info("file delivered", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel)
+	s.o.log.Info(f.rec.Type.String()+" delivered", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel)
+	s.o.mu.Lock()
+	f.d.Mode = f.mode // an ATTR's mode is applied, or the file placed with it
+	s.o.mu.Unlock()
 	s.setDelivery(f, StateVerified, false, "", 0)
 	s.o.jobs.push(job{kind: jobFinish, id: m.ID})
 }

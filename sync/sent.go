@@ -14,10 +14,12 @@ import (
 	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
-// When a file goes from outbox/ to sent/: a top-level file as soon as every
-// member verified it; the files of a folder together, once all are
-// delivered and nothing under the folder changed for TreeSettle. The same
-// timer releases dot-named files after their DotHold.
+// When a file goes from outbox/ to sent/: once every member has it, and
+// nothing at its top-level name (the file, or the folder it is in) changed
+// for TreeSettle. A program still writing there (git clone, tar -x, an
+// editor, a chmod right after cp) must find what it wrote a moment ago.
+// The files of a folder move together; folders stay. The same timer
+// releases held names (dot names, empty folders) after their DotHold.
 
 // releaseHeld queues the held files whose hold is over.
 func (o *outbound) releaseHeld(now time.Time) {
@@ -40,12 +42,9 @@ func (o *outbound) armHold(t *time.Timer) {
 	}
 }
 
-// touch notes a change inside a top-level outbox folder.
+// touch notes a change at or below a top-level outbox name.
 func (o *outbound) touch(rel string) {
-	top, _, nested := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
-	if !nested {
-		return
-	}
+	top, _, _ := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
 	now := time.Now()
 	o.touched[top] = now
 	if len(o.touched) > maxTouched { // forget folders long quiet and not waiting to move
@@ -60,7 +59,7 @@ func (o *outbound) touch(rel string) {
 // maxTouched bounds the folders touch remembers before it forgets quiet ones.
 const maxTouched = 1024
 
-// settleTrees moves the delivered files of every top-level folder that is
+// settleTrees moves the delivered files of every top-level name that is
 // fully delivered and has not changed for TreeSettle.
 func (o *outbound) settleTrees(now time.Time) {
 	for top := range o.settling {
@@ -79,14 +78,14 @@ func (o *outbound) settleTrees(now time.Time) {
 	}
 }
 
-// deliveredUnder returns the records below folder top, and whether every
-// member verified every one of them.
+// deliveredUnder returns the records at or below the top-level name top,
+// and whether every member has every one of them.
 func (o *outbound) deliveredUnder(top string) ([]*outRecord, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var recs []*outRecord
 	for _, r := range o.order {
-		if !strings.HasPrefix(r.Rel, top+"/") {
+		if r.Rel != top && !strings.HasPrefix(r.Rel, top+"/") {
 			continue
 		}
 		if !allVerified(r) {
@@ -97,10 +96,8 @@ func (o *outbound) deliveredUnder(top string) ([]*outRecord, bool) {
 	return recs, true
 }
 
-// finishRecord moves a fully delivered file to sent/ and deletes its
-// record. A file inside a folder waits for its whole tree (settleTrees): a
-// program still writing there (git clone, tar -x, an editor) must find the
-// files it wrote a moment ago.
+// finishRecord marks the top-level name of a fully delivered record as
+// settling: settleTrees moves it to sent/ once it stayed unchanged.
 func (o *outbound) finishRecord(id transferID) {
 	o.mu.Lock()
 	rec, ok := o.records[id]
@@ -109,14 +106,11 @@ func (o *outbound) finishRecord(id transferID) {
 	if !done {
 		return
 	}
-	if top, _, nested := strings.Cut(rec.Rel, "/"); nested {
-		if _, known := o.touched[top]; !known {
-			o.touched[top] = time.Now()
-		}
-		o.settling[top] = true
-		return
+	top, _, _ := strings.Cut(rec.Rel, "/")
+	if _, known := o.touched[top]; !known {
+		o.touched[top] = time.Now()
 	}
-	o.moveDelivered(rec)
+	o.settling[top] = true
 }
 
 // moveDelivered moves a fully delivered file to sent/ and deletes its
@@ -130,11 +124,11 @@ func (o *outbound) moveDelivered(rec *outRecord) {
 	o.dropRecordLocked(rec)
 	o.mu.Unlock()
 	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
-	if fi, err := os.Lstat(abs); err == nil && versionOf(fi).sameFile(rec.Version) {
+	if fi, err := os.Lstat(abs); err == nil && rec.Type != entryFolder && versionOf(fi).sameFile(rec.Version) {
 		if err := o.moveToSent(rec.Rel, abs); err != nil {
 			o.log.Warn("delivered file not moved to sent", "path", rec.Rel, "err", err)
 		} else {
-			o.log.Info("file delivered to every member", "path", rec.Rel, "members", len(rec.Peers))
+			o.log.Info(rec.Type.String()+" delivered to every member", "path", rec.Rel, "members", len(rec.Peers))
 		}
 	}
 	o.removeRecordFile(rec.ID)
@@ -143,7 +137,7 @@ func (o *outbound) moveDelivered(rec *outRecord) {
 // allVerified reports whether every member verified the record.
 func allVerified(rec *outRecord) bool {
 	for _, d := range rec.Peers {
-		if d.State != StateVerified {
+		if !delivered(rec, d) {
 			return false
 		}
 	}

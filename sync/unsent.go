@@ -16,6 +16,10 @@ import (
 // words for its owner, or "".
 func (o *outbound) unsendable(rel, abs string, fi os.FileInfo) string {
 	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		if why := linkProblem(rel, abs); why != "" {
+			return why
+		}
 	case !fi.Mode().IsRegular():
 		return fmt.Sprintf("not sent: a %s, not a regular file", fileKind(fi.Mode()))
 	case incomplete(abs):
