@@ -196,20 +196,33 @@ func (n *outboxNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse
 	return errno
 }
 
-// Setattr also reports a path truncate(2) of a file nobody has open for
-// writing: its content changed without any writable handle.
+// Setattr also reports a file nobody has open for writing whose size, mode
+// or mtime it changed: each makes a new version for the Syncer, which
+// drops a file that changed while it read it and waits for the next
+// report. (git clone copies a loose object with close, then utime; the
+// kernel's RELEASE does not wait, so the utime can land while the Syncer
+// hashes.) A file open for writing is reported at its last release.
 func (n *outboxNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
 	if errno != 0 {
 		return errno
 	}
 	loopbackAttr(n.EmbeddedInode(), &out.Attr)
-	if _, resized := in.GetSize(); resized && f == nil && isRegular(out.Mode) && !n.box.writing(n.EmbeddedInode()) {
+	if newVersion(in) && isRegular(out.Mode) && !n.box.writing(n.EmbeddedInode()) {
 		if rel, ok := subtreeRel(n.LoopbackNode); ok {
 			n.box.syncer.OutboxClosed(rel)
 		}
 	}
 	return 0
+}
+
+// newVersion reports whether a SETATTR changes what the Syncer sends or
+// how it tells versions apart: the size, the mode or the mtime.
+func newVersion(in *fuse.SetAttrIn) bool {
+	_, size := in.GetSize()
+	_, mode := in.GetMode()
+	_, mtime := in.GetMTime()
+	return size || mode || mtime
 }
 
 // revive recreates n's backing folder when it vanished under a cached

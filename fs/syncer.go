@@ -7,8 +7,8 @@ package fs
 type Syncer interface {
 	// OutboxClosed reports that the regular file rel ('/'-separated, relative
 	// to outbox/) was completed: its last writable handle was released, it
-	// was renamed or hard-linked to rel, or it was truncated by path while
-	// nobody had it open for writing.
+	// was renamed or hard-linked to rel, or its size, mode or mtime was
+	// changed (truncate, chmod, utime) while nobody had it open for writing.
 	OutboxClosed(rel string)
 	// OutboxRemoved reports that rel (a file or a folder) no longer exists
 	// under outbox/: it was unlinked, removed, or renamed away (a rename
