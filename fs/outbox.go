@@ -65,6 +65,8 @@ var (
 	_ fusefs.NodeLookuper      = (*outboxNode)(nil)
 	_ fusefs.NodeGetattrer     = (*outboxNode)(nil)
 	_ fusefs.NodeSetattrer     = (*outboxNode)(nil)
+	_ fusefs.NodeMkdirer       = (*outboxNode)(nil)
+	_ fusefs.NodeSymlinker     = (*outboxNode)(nil)
 	_ fusefs.NodeCreater       = (*outboxNode)(nil)
 	_ fusefs.NodeOpener        = (*outboxNode)(nil)
 	_ fusefs.NodeReleaser      = (*outboxNode)(nil)
@@ -149,12 +151,38 @@ func (n *outboxNode) revive(errno syscall.Errno) bool {
 	return os.MkdirAll(dir, 0o755) == nil
 }
 
+// Mkdir reports the new folder: the Syncer sends a folder that stays
+// empty as one, and walks it itself.
 func (n *outboxNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	if n.revive(errno) {
 		ch, errno = n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	}
-	return ch, errno
+	if errno != 0 {
+		return nil, errno
+	}
+	n.reportChild(name)
+	return ch, 0
+}
+
+// Symlink reports the new symbolic link: it is complete once made.
+func (n *outboxNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	if n.revive(errno) {
+		ch, errno = n.LoopbackNode.Symlink(ctx, target, name, out)
+	}
+	if errno != 0 {
+		return nil, errno
+	}
+	n.reportChild(name)
+	return ch, 0
+}
+
+// reportChild reports the entry name of folder n as complete.
+func (n *outboxNode) reportChild(name string) {
+	if rel, ok := n.childRel(name); ok {
+		n.box.syncer.OutboxClosed(rel)
+	}
 }
 
 func (n *outboxNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {

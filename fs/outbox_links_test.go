@@ -79,7 +79,7 @@ func TestOutboxHardLinkNamesGoneMeanwhile(t *testing.T) {
 // open at the link, the final name must be reported by the release.
 func TestOutboxLinkOfClosedFileInWriting(t *testing.T) {
 	m := mountTest(t)
-	if err := os.MkdirAll(m.path("outbox/.git/objects/b9"), 0o755); err != nil {
+	if err := os.MkdirAll(m.backing("outbox/.git/objects/b9"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	tmp := m.path("outbox/.git/objects/b9/tmp_obj_Xa1b2c")

@@ -146,9 +146,8 @@ func (b *outbox) reportNames(ino uint64, names []string) {
 }
 
 // changed reports outbox path rel after a rename or link made it: a
-// regular file is reported (by its last release if it is open for
-// writing); a folder is walked in the backing tree and each such file in
-// it is reported.
+// regular file (by its last release if it is open for writing) or a
+// symbolic link is reported; a folder is walked in the backing tree.
 func (b *outbox) changed(rel string) {
 	full := b.backingPath(rel)
 	var st syscall.Stat_t
@@ -159,38 +158,63 @@ func (b *outbox) changed(rel string) {
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		b.complete(backingIno(b.root, &st), rel)
+	case syscall.S_IFLNK:
+		b.syncer.OutboxClosed(rel)
 	case syscall.S_IFDIR:
 		b.walk(full, rel)
 	}
 }
 
-// walk reports every regular file below the backing folder full (outbox
-// path rel) as changed does. It only reads the backing tree, never the
-// mount.
+// walk reports, below the backing folder full (outbox path rel, itself
+// included), every regular file and symbolic link as changed does, and
+// every folder that has no entries (the Syncer sends those as empty
+// folders; the others arrive with what they hold). It only reads the
+// backing tree, never the mount.
 func (b *outbox) walk(full, rel string) {
+	var dirs []string           // every folder, in walk order
+	filled := map[string]bool{} // folders seen to have an entry
 	err := filepath.WalkDir(full, func(p string, d iofs.DirEntry, err error) error {
 		if err != nil {
 			b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
-			return nil
-		}
-		if !d.Type().IsRegular() {
 			return nil
 		}
 		sub, err := filepath.Rel(full, p)
 		if err != nil {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil // gone meanwhile: its removal is reported by itself
+		sub = path.Join(rel, filepath.ToSlash(sub))
+		if p != full {
+			filled[filepath.Dir(p)] = true
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			b.complete(backingIno(b.root, st), path.Join(rel, filepath.ToSlash(sub)))
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type()&iofs.ModeSymlink != 0:
+			b.syncer.OutboxClosed(sub)
+		case d.Type().IsRegular():
+			b.walkedFile(d, sub)
 		}
 		return nil
 	})
 	if err != nil {
 		b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
+	}
+	for _, p := range dirs {
+		if !filled[p] {
+			sub, _ := filepath.Rel(full, p) // p is full or below it
+			b.syncer.OutboxClosed(path.Join(rel, filepath.ToSlash(sub)))
+		}
+	}
+}
+
+// walkedFile reports the regular file d found by walk at outbox path rel.
+func (b *outbox) walkedFile(d iofs.DirEntry, rel string) {
+	fi, err := d.Info()
+	if err != nil {
+		return // gone meanwhile: its removal is reported by itself
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		b.complete(backingIno(b.root, st), rel)
 	}
 }
 
