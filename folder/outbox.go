@@ -13,11 +13,14 @@ import (
 
 // fileState is what the outbox loop last reported for a file: if the
 // file still has it, another event for the path (a late Write, the
-// debouncer and the writer poll both firing) is not reported again.
+// debouncer and the writer poll both firing, a Chmod that changed
+// nothing, a hard link's change of the link count) is not reported again.
+// The mode is part of it: the engine sends a mode-only change.
 type fileState struct {
 	id    fileID
 	size  int64
 	mtime time.Time
+	mode  fs.FileMode
 }
 
 // outboxWatch is the outbox loop's state, owned by that goroutine.
@@ -78,8 +81,9 @@ func drain(in <-chan event, first string) (paths []string, open bool) {
 
 // settle decides, for paths that have gone quiet, what to tell the engine:
 // gone means removed; a regular file without writers means closed; with
-// writers it stays held. Folders are handled by the reader; other file
-// types are not sent.
+// writers it stays held. A symbolic link (never followed) is reported
+// like a closed file, and a folder once (the reader sends only new ones;
+// the engine walks it). Other file types are not sent.
 func (o *outboxWatch) settle(paths []string) {
 	var targets []writeTarget
 	states := make(map[string]fileState)
@@ -96,6 +100,12 @@ func (o *outboxWatch) settle(paths []string) {
 				states[p] = st
 				targets = append(targets, writeTarget{Path: p, ID: st.id})
 			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if st, ok := stateOf(fi); ok {
+				o.closed(p, st)
+			}
+		case fi.IsDir():
+			o.newFolder(p, fi)
 		default:
 			delete(o.held, p)
 		}
@@ -111,10 +121,25 @@ func (o *outboxWatch) settle(paths []string) {
 	}
 }
 
-// stateOf returns the identity, size and mtime of a file.
+// stateOf returns the identity, size, mtime and mode of a file.
 func stateOf(fi os.FileInfo) (fileState, bool) {
 	id, ok := idOf(fi)
-	return fileState{id: id, size: fi.Size(), mtime: fi.ModTime()}, ok
+	return fileState{id: id, size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode()}, ok
+}
+
+// newFolder reports folder p unless it was reported as a folder already:
+// its mtime changes with every entry added, and a Chmod of a folder sends
+// nothing.
+func (o *outboxWatch) newFolder(p string, fi os.FileInfo) {
+	delete(o.held, p)
+	if old, done := o.reported[p]; done && old.mode.IsDir() {
+		return
+	}
+	st, _ := stateOf(fi) // only its mode matters here
+	o.reported[p] = st
+	rel := o.rel(p)
+	o.f.log.Debug("outbox folder new", "path", rel)
+	o.f.cfg.Syncer.OutboxClosed(rel)
 }
 
 // closed reports a finished file once per version of it.
