@@ -86,7 +86,6 @@ func drain(in <-chan event, first string) (paths []string, open bool) {
 // the engine walks it). Other file types are not sent.
 func (o *outboxWatch) settle(paths []string) {
 	var targets []writeTarget
-	states := make(map[string]fileState)
 	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		switch {
@@ -95,9 +94,7 @@ func (o *outboxWatch) settle(paths []string) {
 		case err != nil:
 			o.f.log.Warn("stat outbox file", "path", p, "err", err)
 		case fi.Mode().IsRegular():
-			st, ok := stateOf(fi)
-			if ok {
-				states[p] = st
+			if st, ok := stateOf(fi); ok {
 				targets = append(targets, writeTarget{Path: p, ID: st.id})
 			}
 		case fi.Mode()&fs.ModeSymlink != 0:
@@ -117,8 +114,24 @@ func (o *outboxWatch) settle(paths []string) {
 			o.f.log.Debug("outbox file open for writing", "path", o.rel(t.Path))
 			continue
 		}
-		o.closed(t.Path, states[t.Path])
+		if st, ok := restat(t); ok {
+			o.closed(t.Path, st)
+		}
 	}
+}
+
+// restat returns the state of target t read again after the writer scan:
+// a writer that wrote and closed during the scan left a state newer than
+// the one read before it, and reporting the older one would report the
+// file twice. It fails when t's path is gone or names another file now;
+// that change has an event of its own.
+func restat(t writeTarget) (fileState, bool) {
+	fi, err := os.Lstat(t.Path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileState{}, false
+	}
+	st, ok := stateOf(fi)
+	return st, ok && st.id == t.ID
 }
 
 // stateOf returns the identity, size, mtime and mode of a file.
