@@ -6,7 +6,9 @@
 //
 //   - outbox/: a file is reported closed once no process holds it open for
 //     writing (a /proc scan on Linux: fsnotify does not export inotify's
-//     close-write), however long a writer pauses; removals are reported.
+//     close-write), however long a writer pauses, and again when a chmod
+//     or utime changes it; symbolic links (never followed) and new folders
+//     are reported too; removals are reported.
 //   - chat: lines the user appends (or writes over the file) are sent, and
 //     the file is then rewritten as the room's log.
 //   - peers: rewritten whenever the rendered table changes.

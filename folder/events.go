@@ -33,25 +33,25 @@ func (f *Tree) readEvents(w *fsnotify.Watcher, outbox, chat chan<- event) {
 	}
 }
 
-// route sends one fsnotify event where it belongs. Chmod alone is
-// ignored, and so is everything under inbox/ and sent/ (the engine's own
-// writes are not even watched there).
+// route sends one fsnotify event where it belongs. Everything under
+// inbox/ and sent/ is ignored (the engine's own writes are not even
+// watched there), and so is Chmod alone on chat. In outbox a Chmod counts:
+// a mode change is a new version for the engine, and the outbox loop
+// drops the Chmods that changed nothing it reports.
 func (f *Tree) route(w *fsnotify.Watcher, ev fsnotify.Event, outbox, chat chan<- event) {
-	op := ev.Op &^ fsnotify.Chmod
-	if op == 0 {
-		return
-	}
 	switch {
 	case ev.Name == f.chat || ev.Name == f.chatLog:
-		chat <- event{Path: ev.Name, Op: op}
+		if op := ev.Op &^ fsnotify.Chmod; op != 0 {
+			chat <- event{Path: ev.Name, Op: op}
+		}
 	case under(f.outbox, ev.Name):
-		if op.Has(fsnotify.Create) {
+		if ev.Op.Has(fsnotify.Create) {
 			if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
 				f.addTree(w, ev.Name, outbox)
 				return
 			}
 		}
-		outbox <- event{Path: ev.Name, Op: op}
+		outbox <- event{Path: ev.Name, Op: ev.Op}
 	}
 }
 
@@ -61,15 +61,24 @@ func under(dir, p string) bool {
 }
 
 // addTree watches a folder that appeared in outbox (made, or moved or
-// copied in) and every folder below it, and reports the files already
-// inside: they may have been written before the watch existed. A file seen
-// both here and by an event is merged by the debouncer.
+// copied in) and every folder below it, and reports the files and
+// symbolic links already inside (they may have been written before the
+// watch existed), the folder itself, and each folder below it that has no
+// entries (the engine sends those as empty folders). A path seen both
+// here and by an event is merged by the debouncer. WalkDir does not
+// follow symbolic links, so a link to a folder is reported, not entered.
 func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
+	var dirs []string           // every folder, in walk order
+	filled := map[string]bool{} // folders seen to have an entry
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return nil // vanished meanwhile: its removal has its own event
 		}
+		if p != root {
+			filled[filepath.Dir(p)] = true
+		}
 		if d.IsDir() {
+			dirs = append(dirs, p)
 			if err := w.Add(p); err != nil {
 				f.log.Warn("watch outbox folder", "path", p, "err", err)
 			}
@@ -80,5 +89,10 @@ func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
 	})
 	if err != nil {
 		f.log.Warn("scan outbox folder", "path", root, "err", err)
+	}
+	for _, p := range dirs {
+		if p == root || !filled[p] {
+			outbox <- event{Path: p, Op: fsnotify.Create}
+		}
 	}
 }

@@ -16,8 +16,12 @@ import (
 // Syncer is what the plain-folder driver needs from the sync engine.
 // *Engine satisfies it; tests use a fake.
 type Syncer interface {
-	// OutboxClosed reports that the file at rel (slash-separated, relative
-	// to outbox/) is complete: no process holds it open for writing.
+	// OutboxClosed reports that rel (slash-separated, relative to outbox/)
+	// is complete: a regular file no process holds open for writing (each
+	// of its names, and again when its content, mtime or mode changed), a
+	// symbolic link (never followed), or a folder that appeared (made or
+	// moved in; in a folder moved in, also each folder without entries).
+	// For a folder, the engine walks it itself.
 	OutboxClosed(rel string)
 	// OutboxRemoved reports that the file or folder at rel (relative to
 	// outbox/) is gone.

@@ -13,11 +13,14 @@ import (
 
 // fileState is what the outbox loop last reported for a file: if the
 // file still has it, another event for the path (a late Write, the
-// debouncer and the writer poll both firing) is not reported again.
+// debouncer and the writer poll both firing, a Chmod that changed
+// nothing, a hard link's change of the link count) is not reported again.
+// The mode is part of it: the engine sends a mode-only change.
 type fileState struct {
 	id    fileID
 	size  int64
 	mtime time.Time
+	mode  fs.FileMode
 }
 
 // outboxWatch is the outbox loop's state, owned by that goroutine.
@@ -78,11 +81,11 @@ func drain(in <-chan event, first string) (paths []string, open bool) {
 
 // settle decides, for paths that have gone quiet, what to tell the engine:
 // gone means removed; a regular file without writers means closed; with
-// writers it stays held. Folders are handled by the reader; other file
-// types are not sent.
+// writers it stays held. A symbolic link (never followed) is reported
+// like a closed file, and a folder once (the reader sends only new ones;
+// the engine walks it). Other file types are not sent.
 func (o *outboxWatch) settle(paths []string) {
 	var targets []writeTarget
-	states := make(map[string]fileState)
 	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		switch {
@@ -91,11 +94,15 @@ func (o *outboxWatch) settle(paths []string) {
 		case err != nil:
 			o.f.log.Warn("stat outbox file", "path", p, "err", err)
 		case fi.Mode().IsRegular():
-			st, ok := stateOf(fi)
-			if ok {
-				states[p] = st
+			if st, ok := stateOf(fi); ok {
 				targets = append(targets, writeTarget{Path: p, ID: st.id})
 			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if st, ok := stateOf(fi); ok {
+				o.closed(p, st)
+			}
+		case fi.IsDir():
+			o.newFolder(p, fi)
 		default:
 			delete(o.held, p)
 		}
@@ -107,14 +114,45 @@ func (o *outboxWatch) settle(paths []string) {
 			o.f.log.Debug("outbox file open for writing", "path", o.rel(t.Path))
 			continue
 		}
-		o.closed(t.Path, states[t.Path])
+		if st, ok := restat(t); ok {
+			o.closed(t.Path, st)
+		}
 	}
 }
 
-// stateOf returns the identity, size and mtime of a file.
+// restat returns the state of target t read again after the writer scan:
+// a writer that wrote and closed during the scan left a state newer than
+// the one read before it, and reporting the older one would report the
+// file twice. It fails when t's path is gone or names another file now;
+// that change has an event of its own.
+func restat(t writeTarget) (fileState, bool) {
+	fi, err := os.Lstat(t.Path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileState{}, false
+	}
+	st, ok := stateOf(fi)
+	return st, ok && st.id == t.ID
+}
+
+// stateOf returns the identity, size, mtime and mode of a file.
 func stateOf(fi os.FileInfo) (fileState, bool) {
 	id, ok := idOf(fi)
-	return fileState{id: id, size: fi.Size(), mtime: fi.ModTime()}, ok
+	return fileState{id: id, size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode()}, ok
+}
+
+// newFolder reports folder p unless it was reported as a folder already:
+// its mtime changes with every entry added, and a Chmod of a folder sends
+// nothing.
+func (o *outboxWatch) newFolder(p string, fi os.FileInfo) {
+	delete(o.held, p)
+	if old, done := o.reported[p]; done && old.mode.IsDir() {
+		return
+	}
+	st, _ := stateOf(fi) // only its mode matters here
+	o.reported[p] = st
+	rel := o.rel(p)
+	o.f.log.Debug("outbox folder new", "path", rel)
+	o.f.cfg.Syncer.OutboxClosed(rel)
 }
 
 // closed reports a finished file once per version of it.

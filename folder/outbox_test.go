@@ -79,7 +79,8 @@ func TestFolderOutboxFolders(t *testing.T) {
 
 // TestFolderOutboxRenameAndRemove: a file renamed into outbox (no writer
 // ever in outbox) is reported; deletions and moves out are reported as
-// removals; files there before the start are left to the engine's rescan.
+// removals; files there before the start are left to the engine's rescan
+// until they change.
 func TestFolderOutboxRenameAndRemove(t *testing.T) {
 	h := startTree(t, func(dir, _ string) {
 		writeFile(t, filepath.Join(dir, "outbox", "old.txt"), "old")
@@ -110,14 +111,16 @@ func TestFolderOutboxRenameAndRemove(t *testing.T) {
 		}
 		return nil
 	})
-	if err := os.Chmod(h.path("outbox/old.txt"), 0o600); err != nil { // Chmod alone is ignored
-		t.Fatal(err)
-	}
 	writeFile(t, h.path("outbox/marker"), "m")
 	h.waitClosed(t, "marker")
 	if closed, _, _ := h.syncer.snapshot(); slices.Contains(closed, "old.txt") {
 		t.Errorf("OutboxClosed calls = %q, want no old.txt (present before start)", closed)
 	}
+	// Its mode changed, it is a new version: reported.
+	if err := os.Chmod(h.path("outbox/old.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.waitClosed(t, "old.txt")
 }
 
 // TestFolderIgnoresInboxAndSent: the engine's own writes are not reported.

@@ -5,7 +5,9 @@
 //
 //	MOUNTPOINT/
 //	  outbox/   loopback of Root/outbox, read-write; a regular file is reported
-//	            to the Syncer when its last writable handle is released
+//	            to the Syncer when its last writable handle is released, a
+//	            symlink or folder when made, anything when renamed in
+//	            (Syncer.OutboxClosed lists every case)
 //	  sent/     loopback of Root/sent: read, unlink, rmdir, rename within
 //	  inbox/    loopback of Root/inbox: read, unlink, rmdir, rename within;
 //	            names starting with ".meshfs" at its top are invisible

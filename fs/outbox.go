@@ -5,12 +5,10 @@ package fs
 import (
 	"context"
 	"errors"
-	iofs "io/fs"
 	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -30,6 +28,10 @@ type outbox struct {
 	mu      sync.Mutex
 	handles map[fusefs.FileHandle]uint64 // guarded by mu: writable handle -> inode number
 	writers map[uint64]int               // guarded by mu: inode number -> writable handles open
+	// names is guarded by mu: inode number of a file open for writing ->
+	// the outbox paths it was created, opened, linked or renamed as
+	// meanwhile, which its last release reports (see outbox_writers.go).
+	names map[uint64]map[string]bool
 }
 
 // newOutbox returns the top node of the outbox/ subtree backed by dir.
@@ -44,106 +46,11 @@ func newOutbox(dir string, syncer Syncer, log *slog.Logger) (*outboxNode, error)
 		log:     log,
 		handles: make(map[fusefs.FileHandle]uint64),
 		writers: make(map[uint64]int),
+		names:   make(map[uint64]map[string]bool),
 	}
 	top := &outboxNode{LoopbackNode: &fusefs.LoopbackNode{RootData: root}, box: box}
 	root.RootNode = top
 	return top, nil
-}
-
-// opened records fh, a handle that may write the file with inode number ino.
-func (b *outbox) opened(ino uint64, fh fusefs.FileHandle) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.handles[fh] = ino
-	b.writers[ino]++
-}
-
-// released forgets fh and reports whether it was the last writable handle
-// of its file.
-func (b *outbox) released(fh fusefs.FileHandle) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ino, ok := b.handles[fh]
-	if !ok {
-		return false
-	}
-	delete(b.handles, fh)
-	b.writers[ino]--
-	if b.writers[ino] > 0 {
-		return false
-	}
-	delete(b.writers, ino)
-	return true
-}
-
-// writing reports whether the file node n is open for writing.
-func (b *outbox) writing(n *fusefs.Inode) bool {
-	if n == nil {
-		return false // the kernel never looked it up, so nobody has it open
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.writers[n.StableAttr().Ino] > 0
-}
-
-// changed reports rel (whose go-fuse node is n, or nil when unknown) as
-// complete after a rename or link: a regular file that nobody is writing
-// is reported; a folder is walked in the backing tree and each such file in
-// it is reported. Files still open for writing are reported on release.
-func (b *outbox) changed(n *fusefs.Inode, rel string) {
-	full := filepath.Join(b.root.Path, filepath.FromSlash(rel))
-	var st syscall.Stat_t
-	if err := syscall.Lstat(full, &st); err != nil {
-		b.log.Warn("stat renamed outbox entry", "path", rel, "err", err)
-		return
-	}
-	switch st.Mode & syscall.S_IFMT {
-	case syscall.S_IFREG:
-		if !b.writing(n) {
-			b.syncer.OutboxClosed(rel)
-		}
-	case syscall.S_IFDIR:
-		b.walk(n, full, rel)
-	}
-}
-
-// walk reports every regular file below the backing folder full (outbox
-// path rel, go-fuse node dir or nil) that nobody is writing. It only reads
-// the backing tree, never the mount.
-func (b *outbox) walk(dir *fusefs.Inode, full, rel string) {
-	err := filepath.WalkDir(full, func(p string, d iofs.DirEntry, err error) error {
-		if err != nil {
-			b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		sub, err := filepath.Rel(full, p)
-		if err != nil {
-			return nil
-		}
-		sub = filepath.ToSlash(sub)
-		if !b.writing(descendant(dir, sub)) {
-			b.syncer.OutboxClosed(path.Join(rel, sub))
-		}
-		return nil
-	})
-	if err != nil {
-		b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
-	}
-}
-
-// descendant finds the known go-fuse node at rel below dir, or nil.
-func descendant(dir *fusefs.Inode, rel string) *fusefs.Inode {
-	n := dir
-	for part := range strings.SplitSeq(rel, "/") {
-		if n == nil {
-			return nil
-		}
-		n = n.GetChild(part)
-	}
-	return n
 }
 
 // outboxNode is a loopback node of outbox/ that tells the Syncer when files
@@ -158,6 +65,8 @@ var (
 	_ fusefs.NodeLookuper      = (*outboxNode)(nil)
 	_ fusefs.NodeGetattrer     = (*outboxNode)(nil)
 	_ fusefs.NodeSetattrer     = (*outboxNode)(nil)
+	_ fusefs.NodeMkdirer       = (*outboxNode)(nil)
+	_ fusefs.NodeSymlinker     = (*outboxNode)(nil)
 	_ fusefs.NodeCreater       = (*outboxNode)(nil)
 	_ fusefs.NodeOpener        = (*outboxNode)(nil)
 	_ fusefs.NodeReleaser      = (*outboxNode)(nil)
@@ -196,20 +105,33 @@ func (n *outboxNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse
 	return errno
 }
 
-// Setattr also reports a path truncate(2) of a file nobody has open for
-// writing: its content changed without any writable handle.
+// Setattr also reports a file nobody has open for writing whose size, mode
+// or mtime it changed: each makes a new version for the Syncer, which
+// drops a file that changed while it read it and waits for the next
+// report. (git clone copies a loose object with close, then utime; the
+// kernel's RELEASE does not wait, so the utime can land while the Syncer
+// hashes.) A file open for writing is reported at its last release.
 func (n *outboxNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
 	if errno != 0 {
 		return errno
 	}
 	loopbackAttr(n.EmbeddedInode(), &out.Attr)
-	if _, resized := in.GetSize(); resized && f == nil && isRegular(out.Mode) && !n.box.writing(n.EmbeddedInode()) {
+	if newVersion(in) && isRegular(out.Mode) {
 		if rel, ok := subtreeRel(n.LoopbackNode); ok {
-			n.box.syncer.OutboxClosed(rel)
+			n.box.complete(n.StableAttr().Ino, rel)
 		}
 	}
 	return 0
+}
+
+// newVersion reports whether a SETATTR changes what the Syncer sends or
+// how it tells versions apart: the size, the mode or the mtime.
+func newVersion(in *fuse.SetAttrIn) bool {
+	_, size := in.GetSize()
+	_, mode := in.GetMode()
+	_, mtime := in.GetMTime()
+	return size || mode || mtime
 }
 
 // revive recreates n's backing folder when it vanished under a cached
@@ -229,12 +151,38 @@ func (n *outboxNode) revive(errno syscall.Errno) bool {
 	return os.MkdirAll(dir, 0o755) == nil
 }
 
+// Mkdir reports the new folder: the Syncer sends a folder that stays
+// empty as one, and walks it itself.
 func (n *outboxNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	if n.revive(errno) {
 		ch, errno = n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	}
-	return ch, errno
+	if errno != 0 {
+		return nil, errno
+	}
+	n.reportChild(name)
+	return ch, 0
+}
+
+// Symlink reports the new symbolic link: it is complete once made.
+func (n *outboxNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	if n.revive(errno) {
+		ch, errno = n.LoopbackNode.Symlink(ctx, target, name, out)
+	}
+	if errno != 0 {
+		return nil, errno
+	}
+	n.reportChild(name)
+	return ch, 0
+}
+
+// reportChild reports the entry name of folder n as complete.
+func (n *outboxNode) reportChild(name string) {
+	if rel, ok := n.childRel(name); ok {
+		n.box.syncer.OutboxClosed(rel)
+	}
 }
 
 func (n *outboxNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
@@ -245,10 +193,8 @@ func (n *outboxNode) Create(ctx context.Context, name string, flags, mode uint32
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	n.box.opened(ch.StableAttr().Ino, fh)
-	if rel, ok := n.childRel(name); ok {
-		n.box.markIncomplete(rel)
-	}
+	rel, ok := n.childRel(name)
+	n.box.opened(ch.StableAttr().Ino, fh, rel, ok)
 	setBlksize(&out.Attr)
 	return ch, fh, fuseFlags, 0
 }
@@ -261,31 +207,29 @@ func writes(flags uint32) bool {
 func (n *outboxNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno == 0 && writes(flags) {
-		n.box.opened(n.StableAttr().Ino, fh)
-		if rel, ok := subtreeRel(n.LoopbackNode); ok {
-			n.box.markIncomplete(rel)
-		}
+		rel, ok := subtreeRel(n.LoopbackNode)
+		n.box.opened(n.StableAttr().Ino, fh, rel, ok)
 	}
 	return fh, fuseFlags, errno
 }
 
-// Release closes the backing file first, so the Syncer reads a closed,
-// complete file; then, if this was the file's last writable handle, it
-// clears the unfinished-writer mark and reports the file. The kernel
-// ignores Release's result.
+// Release clears the unfinished-writer mark if this was the file's last
+// writable handle, closes the backing file, so the Syncer reads a closed,
+// complete file, and then reports every name the file still has: the one
+// go-fuse knows and those it got while open (hard links, renames). The
+// kernel ignores Release's result.
 func (n *outboxNode) Release(ctx context.Context, f fusefs.FileHandle) syscall.Errno {
+	ino, names, last := n.box.released(f)
 	if r, ok := f.(fusefs.FileReleaser); ok {
 		r.Release(ctx)
 	}
-	if !n.box.released(f) {
+	if !last {
 		return 0
 	}
-	rel, ok := subtreeRel(n.LoopbackNode)
-	if !ok {
-		return 0 // unlinked while open: nothing left to send
+	if rel, ok := subtreeRel(n.LoopbackNode); ok {
+		names = append(names, rel)
 	}
-	n.box.clearIncomplete(rel)
-	n.box.syncer.OutboxClosed(rel)
+	n.box.reportNames(ino, names)
 	return 0
 }
 
@@ -307,7 +251,7 @@ func (n *outboxNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 func (n *outboxNode) removed(name string) {
 	if rel, ok := n.childRel(name); ok {
-		n.box.syncer.OutboxRemoved(rel)
+		n.box.removed(rel)
 	}
 }
 
@@ -320,10 +264,6 @@ func (n *outboxNode) Rename(ctx context.Context, name string, newParent fusefs.I
 	if !ok {
 		return syscall.EXDEV
 	}
-	// Look the nodes up before renaming: go-fuse moves them in its tree
-	// only after Rename returns.
-	src := n.GetChild(name)
-	dst := np.GetChild(newName)
 	if errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags); errno != 0 {
 		return errno
 	}
@@ -333,24 +273,25 @@ func (n *outboxNode) Rename(ctx context.Context, name string, newParent fusefs.I
 		return 0
 	}
 	if flags&unix.RENAME_EXCHANGE != 0 {
-		n.box.changed(src, newRel)
-		n.box.changed(dst, oldRel)
+		n.box.changed(newRel)
+		n.box.changed(oldRel)
 		return 0
 	}
-	n.box.syncer.OutboxRemoved(oldRel)
-	n.box.changed(src, newRel)
+	n.box.removed(oldRel)
+	n.box.changed(newRel)
 	return 0
 }
 
-// Link reports the new name of a hard-linked file.
+// Link reports the new name of a hard-linked file, or keeps it for the
+// last release when the file is open for writing.
 func (n *outboxNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	if errno != 0 {
 		return nil, errno
 	}
 	setBlksize(&out.Attr)
-	if rel, ok := n.childRel(name); ok && isRegular(out.Attr.Mode) && !n.box.writing(ch) {
-		n.box.syncer.OutboxClosed(rel)
+	if rel, ok := n.childRel(name); ok {
+		n.box.changed(rel)
 	}
 	return ch, 0
 }

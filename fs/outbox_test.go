@@ -182,11 +182,11 @@ func TestOutboxFolders(t *testing.T) {
 	if err := os.WriteFile(m.path("outbox/d/e/f"), []byte("nested"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m.fake.waitCalls(t, "", closed("d/e/f"))
+	m.fake.waitCalls(t, "", closed("d"), closed("d/e"), closed("d/e/f"))
 	if err := os.Rename(m.path("outbox/d"), m.path("outbox/d2")); err != nil {
 		t.Fatal(err)
 	}
-	m.fake.waitCalls(t, "", closed("d/e/f"), removed("d"), closed("d2/e/f"))
+	m.fake.waitCalls(t, "", closed("d"), closed("d/e"), closed("d/e/f"), removed("d"), closed("d2/e/f"))
 	if err := os.RemoveAll(m.path("outbox/d2")); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestOutboxFolderRemovedBehindTheKernel(t *testing.T) {
 	if err := os.WriteFile(m.path("outbox/proj/sub/late.txt"), []byte("late\n"), 0o644); err != nil {
 		t.Fatalf("create in a folder removed behind the kernel: %v", err)
 	}
-	m.fake.waitCalls(t, "closed", closed("proj/sub/late.txt"))
+	m.fake.waitCalls(t, "closed", closed("proj"), closed("proj/sub"), closed("proj/sub/late.txt"))
 	if got, err := os.ReadFile(m.backing("outbox/proj/sub/late.txt")); err != nil || string(got) != "late\n" {
 		t.Fatalf("backing file = %q, %v", got, err)
 	}

@@ -48,8 +48,9 @@ func (b *outbox) markIncomplete(rel string) {
 	}
 }
 
-// clearIncomplete removes the mark once the last writer has gone.
-func (b *outbox) clearIncomplete(rel string) {
+// clearIncompleteAt removes the mark through the name rel, for a handle
+// that has no file descriptor (see clearIncomplete).
+func (b *outbox) clearIncompleteAt(rel string) {
 	err := unix.Lremovexattr(b.backingPath(rel), xattrIncomplete)
 	if err != nil && err != unix.ENODATA {
 		b.log.Debug("outbox incomplete mark not cleared", "path", rel, "err", err)

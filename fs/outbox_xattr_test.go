@@ -86,7 +86,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 	if err := unix.Setxattr(a, "user.comment", []byte("mine"), 0); err != nil {
 		t.Fatalf("set own xattr: %v", err)
 	}
-	m.fake.waitCallSet(t, "closed", closed("dir/a.txt"), closed("b.txt"), closed("big.img"))
+	m.fake.waitCallSet(t, "closed", closed("dir"), closed("dir/a.txt"), closed("b.txt"), closed("big.img"))
 
 	want := []string{"user.comment", "user.meshfs.bob", "user.meshfs.carol", "user.meshfs.dave", "user.meshfs.state"}
 	if got := listXattr(t, a); !slices.Equal(got, want) {

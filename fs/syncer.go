@@ -5,10 +5,19 @@ package fs
 // it must not block on the network: it records or enqueues and returns
 // (Say alone waits, for its line to be on the local disk).
 type Syncer interface {
-	// OutboxClosed reports that the regular file rel ('/'-separated, relative
-	// to outbox/) was completed: its last writable handle was released, it
-	// was renamed or hard-linked to rel, or it was truncated by path while
-	// nobody had it open for writing.
+	// OutboxClosed reports that rel ('/'-separated, relative to outbox/)
+	// is complete:
+	//   - a regular file whose last writable handle was released, under
+	//     every name it still has (a hard link made while it was open is
+	//     reported with the first);
+	//   - a regular file or symbolic link renamed or hard-linked to rel
+	//     (a file still open for writing waits for its release);
+	//   - in a folder renamed to rel, rel included: each regular file,
+	//     each symbolic link and each folder without entries;
+	//   - a regular file whose size, mode or mtime changed (truncate,
+	//     chmod, utime) while nobody had it open for writing;
+	//   - a symbolic link or folder just made.
+	// For a folder, the Syncer walks it itself.
 	OutboxClosed(rel string)
 	// OutboxRemoved reports that rel (a file or a folder) no longer exists
 	// under outbox/: it was unlinked, removed, or renamed away (a rename
