@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,55 +17,58 @@ import (
 )
 
 // TestOutboxTools puts into alice's outbox what people's own tools write
-// there: cp -r of a project with dotfiles, a git clone (plain outbox), and
-// an editor's atomic saves of one file; with the FUSE outbox and the plain
-// one. Bob
-// must get the trees byte for byte, a working repository, each saved
-// version, and no temporary name any of the tools used.
+// there, with the FUSE outbox and the plain one: cp -a and rsync -a of a
+// project with dotfiles, links, an executable and empty folders; a git
+// clone; an editor's atomic saves; a file hard-linked while open; a chmod
+// right after writing; a sparse file; a link out of the outbox. Bob must
+// get the trees as they are (bytes, modes, links, empty folders), a
+// working repository, the last saved version under the one name, and no
+// temporary name any of the tools used; alice must be told why the link
+// out of the outbox is not sent.
 func TestOutboxTools(t *testing.T) {
 	longTest(t)
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is needed (apt-get install git)")
+	for _, tool := range []string{"git", "rsync"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (apt-get install %s)", tool, tool)
+		}
 	}
 	for _, mode := range []struct {
 		name  string
 		flags []string
-		clone bool // git clone straight into the outbox (see below)
-	}{{"fuse", nil, false}, {"plain", []string{"--no-fuse"}, true}} {
+	}{{"fuse", nil}, {"plain", []string{"--no-fuse"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			c := newCluster(t)
 			bob := c.start("bob")
 			alice := c.join("alice", bob, mode.flags...)
 			alice.waitConnected(bob)
 			src := makeProject(t)
-			run(t, "", "cp", "-r", src, alice.path("outbox", "copy"))
-			waitTree(t, src, bob.path("inbox", "alice", "copy"))
-			// Through the FUSE outbox a git clone now and then leaves one
-			// object unreported (a release the kernel sends around git's
-			// link and unlink of the object); until that is fixed, the
-			// clone is checked in the plain outbox only.
-			if mode.clone {
-				checkClone(t, src, alice, bob)
-			}
+			run(t, "", "cp", "-a", src, alice.path("outbox", "copy"))
+			waitSame(t, src, bob.path("inbox", "alice", "copy"))
+			run(t, "", "rsync", "-a", src+"/", alice.path("outbox", "rsynced")+"/")
+			waitSame(t, src, bob.path("inbox", "alice", "rsynced"))
+			checkClone(t, src, alice, bob)
 			editorSaves(t, alice, bob)
+			hardLinkWhileOpen(t, alice, bob)
+			chmodAfterWrite(t, alice, bob)
+			sparseFile(t, alice, bob)
+			linkOutside(t, alice, bob)
 			noTemporaryNames(t, bob.path("inbox", "alice"))
 		})
 	}
 }
 
-// checkClone clones src into alice's outbox and checks bob's copy with git.
+// checkClone clones src into alice's outbox and checks bob's copy: every
+// file git left is at bob byte for byte, .git/config included (git
+// rewrites it during the clone; each new version replaces the last), and
+// git finds the repository whole.
 func checkClone(t *testing.T, src string, alice, bob *node) {
 	t.Helper()
 	run(t, "", "git", "clone", "-q", src, alice.path("outbox", "clone"))
 	clone := bob.path("inbox", "alice", "clone")
-	// Once every file of the clone is delivered and git is done, the tree
-	// moves to sent/. Git writes .git/config several times during a clone;
-	// a version written after the first was delivered replaces it at bob
-	// (README), so no numbered copy may be left. The repository is checked
-	// with git: the files git rewrites may still be on their way.
+	// Once every file of the clone is delivered and git is done, the files
+	// move to sent/; the folders stay in outbox/.
 	waitNoFiles(t, alice.path("outbox", "clone"))
-	waitTree(t, alice.path("sent", "clone", ".git", "objects"), filepath.Join(clone, ".git", "objects"))
-	waitTree(t, alice.path("sent", "clone", "src"), filepath.Join(clone, "src"))
+	waitSame(t, alice.path("sent", "clone"), clone)
 	run(t, clone, "git", "fsck", "--no-progress")
 	if got, want := run(t, clone, "git", "rev-parse", "HEAD"), run(t, src, "git", "rev-parse", "HEAD"); got != want {
 		t.Errorf("HEAD at bob %s, want %s", got, want)
@@ -72,18 +76,123 @@ func checkClone(t *testing.T, src string, alice, bob *node) {
 	if st := run(t, clone, "git", "status", "--porcelain"); st != "" {
 		t.Errorf("git status of the clone at bob:\n%s", st)
 	}
-	noNumberedNames(t, clone)
+	noNumberedCopies(t, clone)
 }
 
-// makeProject makes a small git repository with dotfiles and a subfolder.
+// hardLinkWhileOpen links a file under a second name while a writer still
+// has it open, as a build tool may: both names arrive, whole.
+func hardLinkWhileOpen(t *testing.T, alice, bob *node) {
+	t.Helper()
+	dir := alice.path("outbox", "links")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "sh", "-c", `exec 3>a.txt; printf 'one\n' >&3; ln a.txt b.txt; printf 'two\n' >&3; exec 3>&-`)
+	for _, name := range []string{"a.txt", "b.txt"} {
+		waitFileContent(t, bob.path("inbox", "alice", "links", name), []byte("one\ntwo\n"))
+	}
+}
+
+// chmodAfterWrite writes a script and makes it executable at once: it
+// arrives executable, whether the chmod came before its OFFER or after.
+func chmodAfterWrite(t *testing.T, alice, bob *node) {
+	t.Helper()
+	dir := alice.path("outbox", "scripts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "sh", "-c", `printf '#!/bin/sh\necho hi\n' > run.sh && chmod 755 run.sh`)
+	got := bob.path("inbox", "alice", "scripts", "run.sh")
+	waitFileContent(t, got, []byte("#!/bin/sh\necho hi\n"))
+	err := testutil.WaitFor(30*time.Second, func() error {
+		fi, err := os.Stat(got)
+		if err == nil && fi.Mode().Perm() != 0o755 {
+			err = fmt.Errorf("mode %v, want -rwxr-xr-x", fi.Mode().Perm())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "", got); out != "hi" {
+		t.Errorf("bob's run.sh printed %q", out)
+	}
+}
+
+// sparseFile sends 256 MiB holding 16 KiB of data, made with truncate and
+// dd: bob's copy has the same bytes and its holes stay holes.
+func sparseFile(t *testing.T, alice, bob *node) {
+	t.Helper()
+	img := alice.path("outbox", "disk.img")
+	run(t, "", "truncate", "-s", "256M", img)
+	run(t, "", "dd", "if=/dev/urandom", "of="+img, "bs=16k", "count=1", "seek=5000", "conv=notrunc", "status=none")
+	want := run(t, "", "sha256sum", img)
+	got := bob.path("inbox", "alice", "disk.img")
+	err := testutil.WaitFor(60*time.Second, func() error {
+		sum, err := exec.Command("sha256sum", got).Output()
+		if err != nil || strings.Fields(string(sum))[0] != strings.Fields(want)[0] {
+			return fmt.Errorf("bob's disk.img not the same yet (%v)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(got, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > 4<<20 {
+		t.Errorf("bob's 256 MiB sparse file takes %d bytes on disk, want its holes kept", used)
+	}
+}
+
+// linkOutside puts a link to /etc/passwd in the outbox: it is not sent,
+// and alice's status and peers file say why.
+func linkOutside(t *testing.T, alice, bob *node) {
+	t.Helper()
+	if err := os.Symlink("/etc/passwd", alice.path("outbox", "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	why := "passwd: not sent: a symbolic link to a place outside outbox/"
+	err := testutil.WaitFor(30*time.Second, func() error {
+		peers, _ := os.ReadFile(alice.path("peers"))
+		status, _ := alice.c.meshfs("status", alice.mnt)
+		if !strings.Contains(string(peers), why) || !strings.Contains(status, "passwd") {
+			return fmt.Errorf("not told why the link is not sent:\n%s\n%s", peers, status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(bob.path("inbox", "alice", "passwd")); err == nil {
+		t.Error("the link out of the outbox reached bob")
+	}
+}
+
+// makeProject makes a small git repository with dotfiles, a subfolder, an
+// executable, two links inside it and an empty folder.
 func makeProject(t *testing.T) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "project")
 	files := map[string]string{
 		"README.md": "# project\n", ".gitignore": "*.o\n", ".env": "SECRET=1\n", "src/main.go": "package main\n",
+		"bin/run": "#!/bin/sh\n",
 	}
 	for rel, data := range files {
 		writeFile(t, filepath.Join(src, rel), data)
+	}
+	if err := os.Chmod(filepath.Join(src, "bin", "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"readme": "README.md", "src/up": "../README.md"} {
+		if err := os.Symlink(target, filepath.Join(src, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(src, "empty", "inner"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	run(t, src, "git", "init", "-q")
 	run(t, src, "git", "add", "-A")
@@ -93,7 +202,8 @@ func makeProject(t *testing.T) string {
 
 // editorSaves saves docs/doc.txt three times the way editors do (write a
 // temporary name, fsync, rename over the file): every save must succeed,
-// even after the first version moved to sent/, and arrive.
+// even after the first version moved to sent/, and bob ends with the last
+// version under the one name.
 func editorSaves(t *testing.T, alice, bob *node) {
 	t.Helper()
 	doc := alice.path("outbox", "docs", "doc.txt")
@@ -105,18 +215,16 @@ func editorSaves(t *testing.T, alice, bob *node) {
 	waitFileContent(t, alice.path("sent", "docs", "doc.txt"), []byte("version 1\n"))
 	atomicSave(t, doc, "version 2\n") // the folder must still be there
 	atomicSave(t, doc, "version 3\n")
-	// Each version arrives (version 3 may replace version 2 before it is
-	// sent) and replaces the one before: one file, the last version.
 	waitFileContent(t, bob.path("inbox", "alice", "docs", "doc.txt"), []byte("version 3\n"))
-	noNumberedNames(t, bob.path("inbox", "alice", "docs"))
+	noNumberedCopies(t, bob.path("inbox", "alice", "docs"))
 }
 
-// noNumberedNames fails t if a file under dir has a numbered name: a new
-// version placed next to the old one instead of replacing it.
-func noNumberedNames(t *testing.T, dir string) {
+// noNumberedCopies fails on a "name (n).ext" under dir: a new version of a
+// file bob did not change must replace it.
+func noNumberedCopies(t *testing.T, dir string) {
 	t.Helper()
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.Contains(d.Name(), " (1)") {
+		if err == nil && strings.Contains(d.Name(), " (") {
 			t.Errorf("numbered copy at bob: %s", p)
 		}
 		return err
@@ -163,30 +271,52 @@ func atomicSave(t *testing.T, path, data string) {
 	}
 }
 
-// waitTree polls until every regular file under want exists under got with
-// the same bytes.
-func waitTree(t *testing.T, want, got string) {
+// waitSame polls until everything under want is under got as it is: each
+// folder, each link with the same target, each file with the same bytes
+// and permission bits.
+func waitSame(t *testing.T, want, got string) {
 	t.Helper()
 	err := testutil.WaitFor(60*time.Second, func() error {
 		return filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			rel, _ := filepath.Rel(want, p)
-			a, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(filepath.Join(got, rel))
-			if err != nil || string(a) != string(b) {
-				return fmt.Errorf("%s: missing or different (%v)", rel, err)
-			}
-			return nil
+			rel, _ := filepath.Rel(want, p)
+			return sameEntry(p, filepath.Join(got, rel), rel)
 		})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sameEntry compares one entry of two trees.
+func sameEntry(want, got, rel string) error {
+	a, err := os.Lstat(want)
+	if err != nil {
+		return err
+	}
+	b, err := os.Lstat(got)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	switch {
+	case a.Mode().Type() != b.Mode().Type():
+		return fmt.Errorf("%s: a %v at bob, want %v", rel, b.Mode().Type(), a.Mode().Type())
+	case a.Mode()&fs.ModeSymlink != 0:
+		ta, _ := os.Readlink(want)
+		tb, _ := os.Readlink(got)
+		if ta != tb {
+			return fmt.Errorf("%s: link to %q at bob, want %q", rel, tb, ta)
+		}
+	case a.Mode().IsRegular():
+		da, _ := os.ReadFile(want)
+		db, _ := os.ReadFile(got)
+		if string(da) != string(db) || a.Mode().Perm() != b.Mode().Perm() {
+			return fmt.Errorf("%s: %d bytes %v at bob, want %d bytes %v", rel, len(db), b.Mode().Perm(), len(da), a.Mode().Perm())
+		}
+	}
+	return nil
 }
 
 // noTemporaryNames fails on any name under dir that a tool only ever used
