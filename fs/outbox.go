@@ -154,22 +154,20 @@ func (n *outboxNode) revive(errno syscall.Errno) bool {
 // Mkdir reports the new folder: the Syncer sends a folder that stays
 // empty as one, and walks it itself.
 func (n *outboxNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
-	if n.revive(errno) {
-		ch, errno = n.LoopbackNode.Mkdir(ctx, name, mode, out)
-	}
-	if errno != 0 {
-		return nil, errno
-	}
-	n.reportChild(name)
-	return ch, 0
+	return n.make(name, func() (*fusefs.Inode, syscall.Errno) { return n.LoopbackNode.Mkdir(ctx, name, mode, out) })
 }
 
 // Symlink reports the new symbolic link: it is complete once made.
 func (n *outboxNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	return n.make(name, func() (*fusefs.Inode, syscall.Errno) { return n.LoopbackNode.Symlink(ctx, target, name, out) })
+}
+
+// make runs op, which makes the entry name in n, once more if n's folder
+// had vanished (revive), and reports the entry once made.
+func (n *outboxNode) make(name string, op func() (*fusefs.Inode, syscall.Errno)) (*fusefs.Inode, syscall.Errno) {
+	ch, errno := op()
 	if n.revive(errno) {
-		ch, errno = n.LoopbackNode.Symlink(ctx, target, name, out)
+		ch, errno = op()
 	}
 	if errno != 0 {
 		return nil, errno

@@ -14,17 +14,18 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // TestOutboxTools puts into alice's outbox what people's own tools write
 // there, with the FUSE outbox and the plain one: cp -a and rsync -a of a
 // project with dotfiles, links, an executable and empty folders; a git
 // clone; an editor's atomic saves; a file hard-linked while open; a chmod
-// right after writing; a sparse file; a link out of the outbox. Bob must
-// get the trees as they are (bytes, modes, links, empty folders), a
-// working repository, the last saved version under the one name, and no
-// temporary name any of the tools used; alice must be told why the link
-// out of the outbox is not sent.
+// right after writing; a sparse file; a link out of the outbox; a file
+// over the size limit. Bob must get the trees as they are (bytes, modes,
+// links, empty folders), a working repository, the last saved version
+// under the one name, and no temporary name any of the tools used; alice
+// must be told why the link and the big file are not sent.
 func TestOutboxTools(t *testing.T) {
 	longTest(t)
 	for _, tool := range []string{"git", "rsync"} {
@@ -52,6 +53,7 @@ func TestOutboxTools(t *testing.T) {
 			chmodAfterWrite(t, alice, bob)
 			sparseFile(t, alice, bob)
 			linkOutside(t, alice, bob)
+			tooBig(t, alice, bob, mode.flags == nil)
 			noTemporaryNames(t, bob.path("inbox", "alice"))
 		})
 	}
@@ -168,6 +170,41 @@ func linkOutside(t *testing.T, alice, bob *node) {
 	}
 	if _, err := os.Lstat(bob.path("inbox", "alice", "passwd")); err == nil {
 		t.Error("the link out of the outbox reached bob")
+	}
+}
+
+// tooBig puts a 5 GiB file (sparse: it costs no disk) in the outbox, over
+// the 4 GiB default limit: it is not sent, and alice is told why in her
+// status, her peers file and, through FUSE, the file's user.meshfs.state.
+func tooBig(t *testing.T, alice, bob *node, fuse bool) {
+	t.Helper()
+	img := alice.path("outbox", "huge.img")
+	run(t, "", "truncate", "-s", "5G", img)
+	why := "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)"
+	err := testutil.WaitFor(30*time.Second, func() error {
+		peers, _ := os.ReadFile(alice.path("peers"))
+		status, _ := alice.c.meshfs("status", alice.mnt)
+		if !strings.Contains(string(peers), "huge.img: "+why) || !strings.Contains(status, why) {
+			return fmt.Errorf("not told why huge.img is not sent:\n%s\n%s", peers, status)
+		}
+		if !fuse {
+			return nil
+		}
+		buf := make([]byte, 256)
+		n, err := unix.Getxattr(img, "user.meshfs.state", buf)
+		if err != nil || string(buf[:n]) != why {
+			return fmt.Errorf("user.meshfs.state = %q, %v", buf[:max(n, 0)], err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(bob.path("inbox", "alice", "huge.img")); err == nil {
+		t.Error("a file over the size limit reached bob")
 	}
 }
 
