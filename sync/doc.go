@@ -14,7 +14,9 @@
 // sender's previous version of the path while that file is unchanged.
 // proto.go is the wire format of these messages; manifest.go the BLAKE3
 // hashing; zero.go the blocks of zeros, which travel without data and stay
-// holes at the receiver.
+// holes at the receiver. Folders and symbolic links travel as OFFERs
+// without blocks (entries.go, place_entries.go); a chmod after the OFFER
+// follows as an ATTR (attr.go).
 //
 // # What it owns
 //
