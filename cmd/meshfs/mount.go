@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	meshsync "github.com/meshfs/meshfs/sync"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,6 +28,7 @@ type mountOptions struct {
 	invite     string
 	name       string
 	noFUSE     bool
+	sync       meshsync.Config // sync's defaults with the limit flags applied
 	debug      bool
 }
 
@@ -94,6 +96,11 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		name:       c.String("name"),
 		noFUSE:     c.Bool("no-fuse"),
 		debug:      c.Bool("debug"),
+	}
+	// Flags that only need parsing come first: a bad one stops the mount
+	// before the state folder or the invite on stdin is touched.
+	if opts.sync, err = syncConfig(c); err != nil {
+		return opts, err
 	}
 	if opts.listen, err = listenAddr(c.String("listen")); err != nil {
 		return opts, err
