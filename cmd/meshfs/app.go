@@ -54,7 +54,12 @@ func mountCommand() *cli.Command {
 				Usage: "private state `DIR` (keys, chat history, transfers); default under $XDG_STATE_HOME/meshfs"},
 			&cli.BoolFlag{Name: "no-fuse", EnvVars: []string{"MESHFS_NO_FUSE"},
 				Usage: "keep the tree as a plain folder watched for changes instead of a FUSE mount"},
-			&cli.BoolFlag{Name: "debug", EnvVars: []string{"MESHFS_DEBUG"}, Usage: "log every frame and FUSE call"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MESHFS_LOG_FORMAT"},
+				Usage: "`FORMAT` of the log on stderr: text or json (one object a line)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MESHFS_LOG_LEVEL"},
+				Usage: "least `LEVEL` logged: debug, info, warn or error"},
+			&cli.BoolFlag{Name: "debug", EnvVars: []string{"MESHFS_DEBUG"},
+				Usage: "same as --log-level debug: log every frame and FUSE call"},
 		}, limitFlags()...),
 		Action: mountAction,
 	}

@@ -136,7 +136,7 @@ func (d *daemon) startTree(context.Context) error {
 		ChatLog:    d.engine.ChatLogPath(),
 		Syncer:     d.engine,
 		Logger:     d.log.With("pkg", "fs"),
-		Debug:      d.opts.debug,
+		Debug:      d.opts.logLevel <= slog.LevelDebug,
 	})
 	if err != nil {
 		return err
