@@ -21,6 +21,7 @@ type limit struct {
 	set       func(cfg *meshsync.Config, v string) error
 }
 
+// limits are the mount flags for sync.Config, in the order --help shows them.
 var limits = []limit{
 	{"max-file-size", "MESHFS_MAX_FILE_SIZE", "4GiB",
 		"largest file sent or accepted, `SIZE` such as 500MiB or 2G (at most 16GiB)",
