@@ -76,7 +76,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 	if err := os.MkdirAll(m.path("outbox/dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m.fake.setUnsent("big.img", "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)")
+	m.fake.setUnsent("big.img", "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)")
 	for _, name := range []string{"dir/a.txt", "b.txt", "big.img"} {
 		if err := os.WriteFile(m.path("outbox/"+name), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
@@ -104,7 +104,7 @@ func TestOutboxDeliveryXattrs(t *testing.T) {
 		{"unknown member", a, "user.meshfs.erin", "", syscall.ENODATA},
 		{"mark hidden", a, "user.meshfs.incomplete", "", syscall.ENODATA},
 		{"not queued", m.path("outbox/b.txt"), "user.meshfs.state", "not queued", nil},
-		{"not sent, and why", m.path("outbox/big.img"), "user.meshfs.state", "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)", nil},
+		{"not sent, and why", m.path("outbox/big.img"), "user.meshfs.state", "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)", nil},
 		{"folder has no state", m.path("outbox/dir"), "user.meshfs.state", "", syscall.ENODATA},
 	}
 	for _, tc := range tests {

@@ -37,7 +37,7 @@ type Syncer interface {
 	// or "refused: <reason>". It reads memory only.
 	Delivery(rel string) (members map[string]string, queued bool)
 	// UnsentReason says why outbox file rel is not sent ("too big: 5.0 GiB,
-	// limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)"), or "". It reads memory only.
+	// limit 4.0 GiB (--max-file-size)"), or "". It reads memory only.
 	UnsentReason(rel string) string
 }
 

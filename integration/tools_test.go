@@ -180,7 +180,7 @@ func tooBig(t *testing.T, alice, bob *node, fuse bool) {
 	t.Helper()
 	img := alice.path("outbox", "huge.img")
 	run(t, "", "truncate", "-s", "5G", img)
-	why := "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)"
+	why := "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)"
 	err := testutil.WaitFor(30*time.Second, func() error {
 		peers, _ := os.ReadFile(alice.path("peers"))
 		status, _ := alice.c.meshfs("status", alice.mnt)

@@ -74,6 +74,10 @@ type Config struct {
 	OnChange func(rel string)
 }
 
+// MaxFileSizeLimit is the largest Config.MaxFileSize New accepts: the
+// biggest file one transfer can carry (16 GiB).
+const MaxFileSizeLimit = maxFileSize
+
 // DefaultConfig returns the default limits (Root and StateDir empty).
 func DefaultConfig() Config {
 	return Config{

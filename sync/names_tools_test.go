@@ -85,7 +85,7 @@ func TestUnsentSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.engine().OutboxClosed("big.img")
-	want := "too big: 5.0 MiB, limit 1.0 MiB (MESHFS_MAX_FILE_SIZE)"
+	want := "too big: 5.0 MiB, limit 1.0 MiB (--max-file-size)"
 	waitFor(t, func() bool { return a.engine().UnsentReason("big.img") == want })
 	if st := a.engine().Status(); len(st.Unsent) != 1 || st.Unsent[0] != (UnsentFile{Path: "big.img", Why: want}) {
 		t.Errorf("Status().Unsent = %+v, want big.img and why", st.Unsent)

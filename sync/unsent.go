@@ -25,7 +25,7 @@ func (o *outbound) unsendable(rel, abs string, fi os.FileInfo) string {
 	case incomplete(abs):
 		return "not sent: it was still being written when meshfs stopped; copy it again"
 	case fi.Size() > o.cfg.MaxFileSize:
-		return fmt.Sprintf("too big: %s, limit %s (MESHFS_MAX_FILE_SIZE)",
+		return fmt.Sprintf("too big: %s, limit %s (--max-file-size)",
 			present.IEC(uint64(fi.Size())), present.IEC(uint64(o.cfg.MaxFileSize)))
 	}
 	if _, err := validatePath(rel); err != nil {

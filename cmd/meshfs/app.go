@@ -40,8 +40,8 @@ func mountCommand() *cli.Command {
 		ArgsUsage: "MOUNTPOINT",
 		Description: "With no saved state and no --join, creates a new mesh whose admin is this node.\n" +
 			"To join an existing mesh the first time, give --join and the --invite token printed\n" +
-			"by 'meshfs invite' on the admin; afterwards 'meshfs mount MOUNTPOINT' is enough." + limitsHelp,
-		Flags: []cli.Flag{
+			"by 'meshfs invite' on the admin; afterwards 'meshfs mount MOUNTPOINT' is enough.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "0", EnvVars: []string{"MESHFS_LISTEN"},
 				Usage: "`ADDR` to accept peers on: PORT, :PORT or HOST:PORT (0 picks a free port)"},
 			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"MESHFS_JOIN"},
@@ -54,8 +54,13 @@ func mountCommand() *cli.Command {
 				Usage: "private state `DIR` (keys, chat history, transfers); default under $XDG_STATE_HOME/meshfs"},
 			&cli.BoolFlag{Name: "no-fuse", EnvVars: []string{"MESHFS_NO_FUSE"},
 				Usage: "keep the tree as a plain folder watched for changes instead of a FUSE mount"},
-			&cli.BoolFlag{Name: "debug", EnvVars: []string{"MESHFS_DEBUG"}, Usage: "log every frame and FUSE call"},
-		},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MESHFS_LOG_FORMAT"},
+				Usage: "`FORMAT` of the log on stderr: text or json (one object a line)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MESHFS_LOG_LEVEL"},
+				Usage: "least `LEVEL` logged: debug, info, warn or error"},
+			&cli.BoolFlag{Name: "debug", EnvVars: []string{"MESHFS_DEBUG"},
+				Usage: "same as --log-level debug: log every frame and FUSE call"},
+		}, limitFlags()...),
 		Action: mountAction,
 	}
 }

@@ -97,14 +97,11 @@ func (d *daemon) treeRoot() string {
 }
 
 func (d *daemon) startMesh(ctx context.Context) error {
-	scfg := meshsync.DefaultConfig()
+	scfg := d.opts.sync
 	scfg.Root = d.treeRoot()
 	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
 	scfg.Logger = d.log.With("pkg", "sync")
 	scfg.OnChange = func(rel string) { d.tree.Load().Changed(rel) } // a nil Server ignores it
-	if err := applyLimits(&scfg, os.Getenv); err != nil {
-		return err
-	}
 	engine, err := meshsync.New(scfg)
 	if err != nil {
 		return err
@@ -139,7 +136,7 @@ func (d *daemon) startTree(context.Context) error {
 		ChatLog:    d.engine.ChatLogPath(),
 		Syncer:     d.engine,
 		Logger:     d.log.With("pkg", "fs"),
-		Debug:      d.opts.debug,
+		Debug:      d.opts.logLevel <= slog.LevelDebug,
 	})
 	if err != nil {
 		return err

@@ -2,45 +2,79 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	meshsync "github.com/meshfs/meshfs/sync"
+	"github.com/urfave/cli/v2"
 )
 
-// limitsHelp documents the limit variables in 'meshfs mount --help'.
-const limitsHelp = "\n\nLimits (environment variables, read at mount):\n" +
-	"  MESHFS_MAX_FILE_SIZE=SIZE          largest file sent or accepted (default 4GiB, at most 16GiB; e.g. 500MiB, 2G)\n" +
-	"  MESHFS_PARTIAL_TTL=DURATION        unfinished incoming files are removed after this (default 24h)\n" +
-	"  MESHFS_MAX_INBOUND_PER_PEER=N      files received at once from one member (default 4)\n" +
-	"  MESHFS_MAX_INBOUND=N               files received at once from all members (default 32)\n" +
-	"  MESHFS_MIN_FREE_PERCENT=P          refuse files that would leave less than P% of the disk free (default 1)"
+// limit is a mount flag that sets one sync limit, with its environment
+// variable as the fallback. Its value is a string parsed here, not by
+// urfave, so a bad one is a usage error that says what is wanted.
+type limit struct {
+	flag, env string
+	def       string // shown in --help; TestLimitDefaults checks it is sync's default
+	usage     string // a `WORD` in it names the value in --help
+	set       func(cfg *meshsync.Config, v string) error
+}
 
-// applyLimits sets the sync limits given in the environment (getenv is
-// os.Getenv in production). An unset or empty variable keeps the default;
-// a malformed one is an error naming it.
-func applyLimits(cfg *meshsync.Config, getenv func(string) string) error {
-	vars := []struct {
-		name  string
-		parse func(string) error
-	}{
-		{"MESHFS_MAX_FILE_SIZE", func(v string) (err error) { cfg.MaxFileSize, err = parseSize(v); return }},
-		{"MESHFS_PARTIAL_TTL", func(v string) (err error) { cfg.PartialTTL, err = parseTTL(v); return }},
-		{"MESHFS_MAX_INBOUND_PER_PEER", func(v string) (err error) { cfg.MaxInboundPerPeer, err = parseCount(v); return }},
-		{"MESHFS_MAX_INBOUND", func(v string) (err error) { cfg.MaxInboundTotal, err = parseCount(v); return }},
-		{"MESHFS_MIN_FREE_PERCENT", func(v string) (err error) { cfg.MinFreePercent, err = parsePercent(v); return }},
+// limits are the mount flags for sync.Config, in the order --help shows them.
+var limits = []limit{
+	{"max-file-size", "MESHFS_MAX_FILE_SIZE", "4GiB",
+		"largest file sent or accepted, `SIZE` such as 500MiB or 2G (at most 16GiB)",
+		func(cfg *meshsync.Config, v string) (err error) { cfg.MaxFileSize, err = parseFileSize(v); return }},
+	{"partial-ttl", "MESHFS_PARTIAL_TTL", "24h",
+		"unfinished incoming files are kept this `DURATION` for resuming, then removed",
+		func(cfg *meshsync.Config, v string) (err error) { cfg.PartialTTL, err = parseTTL(v); return }},
+	{"max-inbound-per-peer", "MESHFS_MAX_INBOUND_PER_PEER", "4",
+		"`N` files received at once from one member",
+		func(cfg *meshsync.Config, v string) (err error) { cfg.MaxInboundPerPeer, err = parseCount(v); return }},
+	{"max-inbound", "MESHFS_MAX_INBOUND", "32",
+		"`N` files received at once from all members",
+		func(cfg *meshsync.Config, v string) (err error) { cfg.MaxInboundTotal, err = parseCount(v); return }},
+	{"min-free-percent", "MESHFS_MIN_FREE_PERCENT", "1",
+		"refuse files that would leave less than `P` percent of the disk free",
+		func(cfg *meshsync.Config, v string) (err error) { cfg.MinFreePercent, err = parsePercent(v); return }},
+}
+
+// limitFlags are the mount command's flags for the sync limits.
+func limitFlags() []cli.Flag {
+	flags := make([]cli.Flag, len(limits))
+	for i, l := range limits {
+		flags[i] = &cli.StringFlag{Name: l.flag, EnvVars: []string{l.env}, Value: l.def,
+			Usage: l.usage}
 	}
-	for _, v := range vars {
-		val := strings.TrimSpace(getenv(v.name))
+	return flags
+}
+
+// syncConfig is sync's default configuration with the limit flags applied.
+// An empty value (an empty variable) keeps the default.
+func syncConfig(c *cli.Context) (meshsync.Config, error) {
+	cfg := meshsync.DefaultConfig()
+	for _, l := range limits {
+		val := strings.TrimSpace(c.String(l.flag))
 		if val == "" {
 			continue
 		}
-		if err := v.parse(val); err != nil {
-			return fmt.Errorf("%s=%q: %w", v.name, val, err)
+		if err := l.set(&cfg, val); err != nil {
+			return cfg, badValue(c, l.flag, l.env, err)
 		}
 	}
-	return nil
+	return cfg, nil
+}
+
+// badValue is the usage error for a flag whose value does not parse. It
+// also names the environment variable when the value may have come from
+// there: urfave does not say, so a variable holding the same value counts.
+func badValue(c *cli.Context, flag, env string, err error) error {
+	val := c.String(flag)
+	if v, ok := os.LookupEnv(env); ok && v == val {
+		return cli.Exit(fmt.Sprintf("--%s %q (from %s): %v", flag, val, env, err), 2)
+	}
+	return cli.Exit(fmt.Sprintf("--%s %q: %v", flag, val, err), 2)
 }
 
 // sizeUnits are the suffixes parseSize accepts, longest first; K, M, G
@@ -67,6 +101,16 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a positive size such as 500MiB, 2G or 1048576")
 	}
 	return n * mult, nil
+}
+
+// parseFileSize reads a size that sync accepts as its largest file, so
+// one over the protocol's cap fails here, before any state is created.
+func parseFileSize(s string) (int64, error) {
+	n, err := parseSize(s)
+	if err == nil && n > meshsync.MaxFileSizeLimit {
+		err = fmt.Errorf("at most 16GiB, the largest file a transfer can carry")
+	}
+	return n, err
 }
 
 // parseTTL reads a positive duration: 24h, 90m.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	meshsync "github.com/meshfs/meshfs/sync"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +28,9 @@ type mountOptions struct {
 	invite     string
 	name       string
 	noFUSE     bool
-	debug      bool
+	sync       meshsync.Config // sync's defaults with the limit flags applied
+	logFormat  string          // "text" or "json"
+	logLevel   slog.Level
 }
 
 // defaultMemoryLimit keeps the heap small while large files move: transfers
@@ -43,7 +46,7 @@ func mountAction(c *cli.Context) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	log := newLogger(c.App.ErrWriter, opts.debug)
+	log := newLogger(c.App.ErrWriter, opts.logFormat, opts.logLevel)
 	slog.SetDefault(log)
 	if addr := os.Getenv("MESHFS_PPROF"); addr != "" {
 		stop, err := servePprof(addr)
@@ -93,7 +96,14 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		join:       c.StringSlice("join"),
 		name:       c.String("name"),
 		noFUSE:     c.Bool("no-fuse"),
-		debug:      c.Bool("debug"),
+	}
+	// Flags that only need parsing come first: a bad one stops the mount
+	// before the state folder or the invite on stdin is touched.
+	if opts.sync, err = syncConfig(c); err != nil {
+		return opts, err
+	}
+	if opts.logFormat, opts.logLevel, err = logSettings(c); err != nil {
+		return opts, err
 	}
 	if opts.listen, err = listenAddr(c.String("listen")); err != nil {
 		return opts, err
@@ -144,14 +154,6 @@ func inviteToken(c *cli.Context) (string, error) {
 		fmt.Fprintln(c.App.ErrWriter, "meshfs: warning: an invite token on the command line is visible to other local users; prefer MESHFS_INVITE or --invite -")
 	}
 	return strings.TrimSpace(tok), nil
-}
-
-func newLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // lockState takes an exclusive lock on the state folder so two nodes never

@@ -24,7 +24,7 @@ func TestPrintStatus(t *testing.T) {
 			Path: "big.bin", Peer: "bob", Direction: "send", Size: 100 << 20, Done: 25 << 20,
 			State: "sending", StartedAt: now.Add(-5 * time.Second),
 		}},
-		Unsent: []meshsync.UnsentFile{{Path: "huge.img", Why: "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)"}},
+		Unsent: []meshsync.UnsentFile{{Path: "huge.img", Why: "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)"}},
 	}
 	var buf bytes.Buffer
 	if err := printStatus(&buf, st, now); err != nil {
@@ -34,7 +34,7 @@ func TestPrintStatus(t *testing.T) {
 	for _, want := range []string{
 		"alice (abcdefgh)", "bob", "connected", "0.3ms", "carol", "offline", "no space left",
 		"big.bin", "-> bob", "[#####...............]", "25%", "100.0 MiB", "5.0 MiB/s", "15s", "sending",
-		"Not sent:", "outbox/huge.img", "too big: 5.0 GiB, limit 4.0 GiB (MESHFS_MAX_FILE_SIZE)",
+		"Not sent:", "outbox/huge.img", "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("printStatus output lacks %q:\n%s", want, out)
