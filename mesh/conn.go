@@ -38,7 +38,7 @@ func (n *Node) acceptLoop() {
 		}
 		backoff = 5 * time.Millisecond
 		if !n.admit(raw, true) {
-			n.log.Debug("connection over pre-auth limit", "addr", raw.RemoteAddr())
+			n.log.Debug("connection over pre-auth limit", "addr", raw.RemoteAddr().String())
 			raw.Close()
 			continue
 		}
@@ -90,7 +90,7 @@ func (n *Node) serveInbound(raw net.Conn) {
 	if err != nil {
 		n.release(raw)
 		raw.Close()
-		n.log.Log(n.ctx, logLevelFor(err), "inbound handshake failed", "addr", raw.RemoteAddr(), "err", err)
+		n.log.Log(n.ctx, logLevelFor(err), "inbound handshake failed", "addr", raw.RemoteAddr().String(), "err", err)
 		return
 	}
 	if hs.role == roleJoiner {

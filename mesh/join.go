@@ -80,7 +80,7 @@ func exporterFor(tc *tls.Conn) ([]byte, error) {
 func (n *Node) serveJoin(hs *handshakeResult) {
 	hs.conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	ip, _, _ := net.SplitHostPort(hs.conn.RemoteAddr().String())
-	log := n.log.With("addr", hs.conn.RemoteAddr(), "joiner", hs.id)
+	log := n.log.With("addr", hs.conn.RemoteAddr().String(), "joiner", hs.id)
 	reply, code, err := n.admitJoiner(hs, ip)
 	if err != nil {
 		log.Warn("join failed", "err", err)

@@ -276,7 +276,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr(), "mesh", n.MeshID())
+	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr().String(), "mesh", n.MeshID())
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.dialLoop()
