@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -10,7 +11,8 @@ import (
 // arguments. urfave/cli v2 stops parsing flags at the first positional
 // argument (Go's flag package semantics), but meshfs documents
 // "meshfs mount MOUNTPOINT --listen 8001", as sshfs and mount(8) do.
-// Everything after a "--" stays positional.
+// Everything after a "--" stays positional. For a command with
+// subcommands (meshfs service install), the subcommand's flags move.
 func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -19,9 +21,14 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	head, rest := args[:2], args[2:]
+	if len(rest) > 0 && len(cmd.Subcommands) > 0 {
+		if sub := cmd.Command(rest[0]); sub != nil {
+			cmd, head, rest = sub, args[:3], args[3:]
+		}
+	}
 	takesValue := valueFlags(cmd)
 	var flags, positional []string
-	rest := args[2:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		switch {
@@ -39,7 +46,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 		}
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(slices.Clone(head), flags...)
 	if len(positional) > 0 {
 		out = append(out, "--")
 		out = append(out, positional...)

@@ -22,6 +22,10 @@ func TestFlagsFirst(t *testing.T) {
 		{"already in order", "meshfs invite --ttl 1h /m", "meshfs invite --ttl 1h -- /m"},
 		{"two positionals", "meshfs remove /m carol", "meshfs remove -- /m carol"},
 		{"double dash keeps a dash name", "meshfs remove /m -- -odd", "meshfs remove -- /m -odd"},
+		{"a subcommand's flags", "meshfs service install /m --listen 8001 --no-start",
+			"meshfs service install --listen 8001 --no-start -- /m"},
+		{"a subcommand's bool flag", "meshfs service install /m --no-fuse --name a",
+			"meshfs service install --no-fuse --name a -- /m"},
 		{"unknown command untouched", "meshfs frobnicate /m --x", "meshfs frobnicate /m --x"},
 		{"no command", "meshfs --help", "meshfs --help"},
 	}
