@@ -14,8 +14,8 @@ func serviceCommand() *cli.Command {
 				Name:      "install",
 				Usage:     "write a systemd user unit that runs 'meshfs mount MOUNTPOINT' with these flags, enable and start it",
 				ArgsUsage: "MOUNTPOINT [mount flags]",
-				Description: "The unit runs this binary by its absolute path, with the mount flags and MESHFS_* limits set\n" +
-					"now and the state folder resolved now. --invite is refused: join once by hand first.",
+				Description: "The unit runs this binary by its absolute path, with the mount flags set now (on the command\n" +
+					"line or through their MESHFS_* variables) and the state folder resolved now. --invite is refused: join once by hand first.",
 				Flags:  serviceInstallFlags(),
 				Action: serviceInstall,
 			},

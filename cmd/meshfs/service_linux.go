@@ -172,8 +172,8 @@ func serviceMountpoint(c *cli.Context, usage string) (string, error) {
 
 // newUnitSpec gathers what the unit runs: this binary, the mount flags set
 // now (on the command line or through their environment variables), the
-// state folder and XDG_STATE_HOME resolved now, and the MESHFS_* limits
-// set now. The user's systemd has its own environment, so the unit must not
+// state folder and XDG_STATE_HOME resolved now. Every setting is a flag,
+// so nothing else of the environment is copied. The user's systemd has its own environment, so the unit must not
 // rely on the one of the shell that ran install.
 func newUnitSpec(c *cli.Context, mnt string) (unitSpec, error) {
 	bin, err := os.Executable()
@@ -197,7 +197,7 @@ func newUnitSpec(c *cli.Context, mnt string) (unitSpec, error) {
 	args := append(mountFlagArgs(c), "--state="+state)
 	// The control socket lives under XDG_STATE_HOME: pinning it lets
 	// 'meshfs status' from this shell find the node the unit starts.
-	env := append([]string{"XDG_STATE_HOME=" + filepath.Dir(base)}, limitEnv(c)...)
+	env := []string{"XDG_STATE_HOME=" + filepath.Dir(base)}
 	return unitSpec{mountpoint: mnt, binary: bin, args: args, env: env}, nil
 }
 
@@ -227,27 +227,6 @@ func mountFlagArgs(c *cli.Context) []string {
 		}
 	}
 	return args
-}
-
-// limitEnv is every MESHFS_* variable set now that is not a flag's (those
-// became arguments): the limits, which have no flags.
-func limitEnv(c *cli.Context) []string {
-	flagVars := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		if df, ok := f.(cli.DocGenerationFlag); ok {
-			for _, v := range df.GetEnvVars() {
-				flagVars[v] = true
-			}
-		}
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		name, val, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "MESHFS_") && !flagVars[name] && val != "" {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // unitPath is the unit's name and the file install writes it to, in the

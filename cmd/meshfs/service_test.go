@@ -107,7 +107,7 @@ func TestUnitVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{quoteExecArg(mnt), quoteExecArg("--name=" + tc.nodeName), `"MESHFS_MAX_FILE_SIZE=1 GiB"`} {
+			for _, want := range []string{quoteExecArg(mnt), quoteExecArg("--name=" + tc.nodeName), `"--max-file-size=1 GiB"`} {
 				if !strings.Contains(string(text), " "+want) && !strings.Contains(string(text), "="+want) {
 					t.Errorf("unit lacks %s:\n%s", want, text)
 				}
