@@ -10,11 +10,13 @@ CROSS_OS  := darwin windows
 PREFIX    ?= /usr/local
 MAN1      := share/man/man1/meshfs.1
 BASH_COMP := share/bash-completion/completions/meshfs
-ZSH_COMP  := share/zsh/vendor-completions/_meshfs
+# Debian's zsh searches vendor-completions under /usr only; under
+# /usr/local it searches site-functions.
+ZSH_COMP  := share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)/_meshfs
 FISH_COMP := share/fish/vendor_completions.d/meshfs.fish
 INSTALLED := bin/meshfs $(MAN1) $(BASH_COMP) $(ZSH_COMP) $(FISH_COMP)
 
-.PHONY: help build man install uninstall install-check test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
+.PHONY: help build man install uninstall installed-list install-check test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,20 +44,27 @@ install: $(BIN) ## install the binary, man page and shell completions under $(DE
 uninstall: ## remove exactly the files install puts under $(DESTDIR)$(PREFIX)
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
 
-install-check: build ## install into a temporary DESTDIR, check each file, uninstall, check only those went
-	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
-	$(MAKE) -s install DESTDIR="$$d" PREFIX=/usr && \
-	for f in $(INSTALLED); do \
-		test -s "$$d/usr/$$f" || { echo "install-check: no $$d/usr/$$f" >&2; exit 1; }; \
-	done && \
-	"$$d/usr/bin/meshfs" --version >/dev/null && bash -n "$$d/usr/$(BASH_COMP)" && \
-	touch "$$d/usr/share/man/man1/other.1" && \
-	$(MAKE) -s uninstall DESTDIR="$$d" PREFIX=/usr && \
-	left=$$(cd "$$d" && find . -type f) && \
-	if [ "$$left" != ./usr/share/man/man1/other.1 ]; then \
-		echo "install-check: after uninstall, files are: $$left (want only other.1)" >&2; exit 1; \
-	fi
-	@echo "install-check: make install and uninstall under a DESTDIR: ok"
+# installed-list prints INSTALLED for the PREFIX given, for install-check.
+installed-list:
+	@echo $(INSTALLED)
+
+install-check: build ## install into a temporary DESTDIR for each PREFIX, check each file, uninstall, check only those went
+	@for p in /usr /usr/local; do \
+		d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+		$(MAKE) -s install DESTDIR="$$d" PREFIX=$$p && \
+		for f in $$($(MAKE) -s --no-print-directory installed-list PREFIX=$$p); do \
+			test -s "$$d$$p/$$f" || { echo "install-check: no $$d$$p/$$f" >&2; exit 1; }; \
+		done && \
+		"$$d$$p/bin/meshfs" --version >/dev/null && bash -n "$$d$$p/$(BASH_COMP)" && \
+		touch "$$d$$p/share/man/man1/other.1" && \
+		$(MAKE) -s uninstall DESTDIR="$$d" PREFIX=$$p && \
+		left=$$(cd "$$d" && find . -type f) && \
+		if [ "$$left" != ".$$p/share/man/man1/other.1" ]; then \
+			echo "install-check: PREFIX=$$p: after uninstall, files are: $$left (want only other.1)" >&2; exit 1; \
+		fi && \
+		rm -rf "$$d" || exit 1; \
+	done
+	@echo "install-check: make install and uninstall under a DESTDIR, PREFIX /usr and /usr/local: ok"
 
 test: build install-check ## the whole suite: vet, staticcheck, macOS and Windows builds, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
 	$(GO) vet $(PKGS)
