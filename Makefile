@@ -5,8 +5,18 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 # The plain-folder mode must keep building there; make test checks it.
 CROSS_OS  := darwin windows
+# make install puts files where Debian's man-db, bash-completion, zsh and
+# fish look for them; DESTDIR stages the tree for a package.
+PREFIX    ?= /usr/local
+MAN1      := share/man/man1/meshfs.1
+BASH_COMP := share/bash-completion/completions/meshfs
+# Debian's zsh searches vendor-completions under /usr only; under
+# /usr/local it searches site-functions.
+ZSH_COMP  := share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)/_meshfs
+FISH_COMP := share/fish/vendor_completions.d/meshfs.fish
+INSTALLED := bin/meshfs $(MAN1) $(BASH_COMP) $(ZSH_COMP) $(FISH_COMP)
 
-.PHONY: help build test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
+.PHONY: help build man install uninstall installed-list install-check test unit race integration lint fmt tidy-check check demo bench fuzz soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,7 +24,49 @@ help: ## list the targets
 build: ## build bin/meshfs
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/meshfs # auto: stamp the commit when built from a git checkout
 
-test: build ## the whole suite: vet, staticcheck, macOS and Windows builds, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
+man: build ## write the man page to bin/meshfs.1 (read it with man -l bin/meshfs.1)
+	$(BIN) man > bin/meshfs.1
+
+# Only when there is no binary yet: 'make build' then 'sudo make install'
+# must not need Go on root's PATH.
+$(BIN):
+	$(MAKE) build
+
+install: $(BIN) ## install the binary, man page and shell completions under $(DESTDIR)$(PREFIX)
+	install -d $(addprefix $(DESTDIR)$(PREFIX)/,$(sort $(dir $(INSTALLED))))
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/meshfs
+	$(BIN) man > $(DESTDIR)$(PREFIX)/$(MAN1)
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/$(BASH_COMP)
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/$(ZSH_COMP)
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/$(FISH_COMP)
+	chmod 644 $(addprefix $(DESTDIR)$(PREFIX)/,$(MAN1) $(BASH_COMP) $(ZSH_COMP) $(FISH_COMP))
+
+uninstall: ## remove exactly the files install puts under $(DESTDIR)$(PREFIX)
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
+
+# installed-list prints INSTALLED for the PREFIX given, for install-check.
+installed-list:
+	@echo $(INSTALLED)
+
+install-check: build ## install into a temporary DESTDIR for each PREFIX, check each file, uninstall, check only those went
+	@for p in /usr /usr/local; do \
+		d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+		$(MAKE) -s install DESTDIR="$$d" PREFIX=$$p && \
+		for f in $$($(MAKE) -s --no-print-directory installed-list PREFIX=$$p); do \
+			test -s "$$d$$p/$$f" || { echo "install-check: no $$d$$p/$$f" >&2; exit 1; }; \
+		done && \
+		"$$d$$p/bin/meshfs" --version >/dev/null && bash -n "$$d$$p/$(BASH_COMP)" && \
+		touch "$$d$$p/share/man/man1/other.1" && \
+		$(MAKE) -s uninstall DESTDIR="$$d" PREFIX=$$p && \
+		left=$$(cd "$$d" && find . -type f) && \
+		if [ "$$left" != ".$$p/share/man/man1/other.1" ]; then \
+			echo "install-check: PREFIX=$$p: after uninstall, files are: $$left (want only other.1)" >&2; exit 1; \
+		fi && \
+		rm -rf "$$d" || exit 1; \
+	done
+	@echo "install-check: make install and uninstall under a DESTDIR, PREFIX /usr and /usr/local: ok"
+
+test: build install-check ## the whole suite: vet, staticcheck, macOS and Windows builds, unit, fuzz corpora, FUSE, CLI scripts and multi-process integration, with -race
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	@for os in $(CROSS_OS); do \

@@ -29,6 +29,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			unmountCommand(),
 			serviceCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors and picks the exit code
 	}
