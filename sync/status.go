@@ -33,6 +33,9 @@ type UnsentFile struct {
 type SelfStatus struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// MaxFileSize is the largest file this node sends or accepts: 'meshfs
+	// doctor' compares it with the free space under the tree.
+	MaxFileSize int64 `json:"max_file_size"`
 }
 
 // PeerStatus is one member, with its transfer counts.
@@ -73,6 +76,7 @@ func (e *Engine) Status() Status {
 		st.Self = SelfStatus{ID: t.ID().String(), Name: safeName(t.Name())}
 		infos = t.Peers()
 	}
+	st.Self.MaxFileSize = e.cfg.MaxFileSize
 	st.ChecksumErrors = e.checksumErrors.Load()
 	for _, p := range infos {
 		ps := PeerStatus{

@@ -28,6 +28,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			removeCommand(),
 			statusCommand(),
 			unmountCommand(),
+			doctorCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors and picks the exit code
 	}

@@ -241,6 +241,8 @@ func (d *daemon) handleControl(ctx context.Context, req controlRequest) (any, er
 		return removeResult{ID: p.ID.String(), Name: p.Name}, nil
 	case "status":
 		return d.engine.Status(), nil
+	case "doctor":
+		return d.doctorReply(), nil
 	case "shutdown":
 		select {
 		case <-d.stop:
