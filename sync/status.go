@@ -49,10 +49,14 @@ type PeerStatus struct {
 	Since    time.Time     `json:"since"`
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
-	Folder   string        `json:"folder"`   // inbox folder name, if any file came
-	Queued   int           `json:"queued"`   // deliveries waiting for this peer
-	InFlight int           `json:"inflight"` // deliveries being offered or sent
-	Problem  string        `json:"problem"`  // last refusal, if any
+	Folder   string        `json:"folder"`            // inbox folder name, if any file came
+	Queued   int           `json:"queued"`            // deliveries waiting for this peer
+	InFlight int           `json:"inflight"`          // deliveries being offered or sent
+	Problem  string        `json:"problem"`           // last refusal, if any
+	Version  string        `json:"version,omitempty"` // the member's meshfs release, when connected
+	// ClockSkew is how far the member's clock is ahead of ours (negative:
+	// behind), once measured on a live connection; nil before.
+	ClockSkew *time.Duration `json:"clock_skew_ns,omitempty"`
 }
 
 // TransferStatus is one delivery (send) or one partial file (receive).
@@ -82,7 +86,10 @@ func (e *Engine) Status() Status {
 		ps := PeerStatus{
 			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
 			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
-			Folder: e.in.folderOf(p.ID),
+			Folder: e.in.folderOf(p.ID), Version: p.Release,
+		}
+		if p.SkewKnown {
+			ps.ClockSkew = &p.Skew
 		}
 		e.out.countFor(&ps)
 		if c := e.peers.get(p.ID); c != nil && c.problem() != "" {
