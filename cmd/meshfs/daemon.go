@@ -113,6 +113,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	mcfg := mesh.DefaultConfig()
 	mcfg.StateDir = d.opts.stateDir // mesh keeps its files in STATE/mesh
 	mcfg.Name = d.opts.name
+	mcfg.Release = releaseVersion(buildInfo())
 	mcfg.Listen = d.opts.listen
 	mcfg.Join = d.opts.join
 	mcfg.Invite = d.opts.invite

@@ -23,6 +23,7 @@ type doctorReply struct {
 	TreeRoot string          `json:"tree_root"` // where received files land: the FUSE backing folder or the plain folder
 	Listen   string          `json:"listen"`
 	NoFUSE   bool            `json:"no_fuse"`
+	Release  string          `json:"release"` // the node's meshfs release, which may differ from this command's
 	Status   meshsync.Status `json:"status"`
 }
 
@@ -30,7 +31,7 @@ type doctorReply struct {
 func (d *daemon) doctorReply() doctorReply {
 	return doctorReply{
 		StateDir: d.opts.stateDir, TreeRoot: d.treeRoot(), Listen: d.node.Addr().String(),
-		NoFUSE: d.opts.noFUSE, Status: d.engine.Status(),
+		NoFUSE: d.opts.noFUSE, Release: releaseVersion(buildInfo()), Status: d.engine.Status(),
 	}
 }
 
@@ -48,7 +49,7 @@ func nodeChecks(ctx context.Context, mnt string) []finding {
 	found := []finding{passed("node", fmt.Sprintf("meshfs serves %s (%s)", mnt, mode))}
 	found = append(found, checkStatePerms(r.StateDir)...)
 	found = append(found, checkFreeSpace(r.TreeRoot, r.Status.Self.MaxFileSize), checkListen(ctx, r.Listen))
-	return append(found, checkMembers(r.Status.Peers, mnt, time.Now())...)
+	return append(found, checkMembers(r.Status.Peers, mnt, r.Release, time.Now())...)
 }
 
 // notServed explains a node that did not answer; a missing socket is the
@@ -158,10 +159,11 @@ func dialableAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// checkMembers gives one finding per member: connected (always directly;
+// checkMembers gives findings per member: connected (always directly;
 // meshfs has no relays) with its round-trip time, or offline, and the last
-// problem sending to it.
-func checkMembers(peers []meshsync.PeerStatus, mnt string, now time.Time) []finding {
+// problem sending to it; for a connected member also its clock and its
+// release against ours.
+func checkMembers(peers []meshsync.PeerStatus, mnt, release string, now time.Time) []finding {
 	if len(peers) == 0 {
 		return []finding{passed("members", "no other members yet; invite one with 'meshfs invite "+mnt+"'")}
 	}
@@ -178,6 +180,56 @@ func checkMembers(peers []meshsync.PeerStatus, mnt string, now time.Time) []find
 		default:
 			found = append(found, passed(check, fmt.Sprintf("connected, direct to %s, RTT %s", p.Addr, present.RTT(p.RTT))))
 		}
+		if p.State == "connected" {
+			found = append(found, checkClock(p), checkVersion(p, release))
+		}
 	}
 	return found
+}
+
+// Clock skew limits. Certificates and revocation lists carry times, so a
+// clock minutes off can make a valid member's certificate look not yet
+// valid, or expired, to the others.
+const (
+	skewWarn = 30 * time.Second
+	skewFail = 5 * time.Minute
+)
+
+// checkClock judges a member's clock skew as measured by the keepalives.
+func checkClock(p meshsync.PeerStatus) finding {
+	check := "clock " + p.Name
+	if p.ClockSkew == nil {
+		return passed(check, "not measured yet (the next keepalive, within 10s, measures it)")
+	}
+	skew := *p.ClockSkew
+	detail := fmt.Sprintf("%s's clock is %s %s this machine's", p.Name, skew.Abs().Round(time.Millisecond), aheadOrBehind(skew))
+	const fix = "turn on time sync (NTP) on both machines, e.g. sudo timedatectl set-ntp true"
+	switch {
+	case skew.Abs() > skewFail:
+		return failed(check, detail+": over 5m, certificates and revocation lists carry times and may be misjudged", fix)
+	case skew.Abs() > skewWarn:
+		return warned(check, detail+": over 30s", fix)
+	}
+	return passed(check, detail)
+}
+
+func aheadOrBehind(d time.Duration) string {
+	if d < 0 {
+		return "behind"
+	}
+	return "ahead of"
+}
+
+// checkVersion compares a member's release with the node's. Connected
+// members speak the same protocol, so a difference is only worth a warning.
+func checkVersion(p meshsync.PeerStatus, release string) finding {
+	check := "version " + p.Name
+	switch {
+	case p.Version == "":
+		return passed(check, "not known (it sent none)")
+	case p.Version != release:
+		return warned(check, fmt.Sprintf("%s runs meshfs %s, this node %s (same protocol, so they work together)", p.Name, p.Version, release),
+			"update the older one when convenient")
+	}
+	return passed(check, fmt.Sprintf("%s runs meshfs %s, as this node does", p.Name, p.Version))
 }

@@ -72,14 +72,54 @@ func TestCheckMembers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := checkMembers(tc.peers, "/m", now)
-			if len(got) != 1 || got[0].Status != tc.status || got[0].Detail != tc.detail {
-				t.Fatalf("checkMembers = %+v, want one %s finding %q", got, tc.status, tc.detail)
+			got := checkMembers(tc.peers, "/m", "v1", now)
+			if len(got) == 0 || got[0].Status != tc.status || got[0].Detail != tc.detail {
+				t.Fatalf("checkMembers = %+v, want first a %s finding %q", got, tc.status, tc.detail)
+			}
+			connected := len(tc.peers) > 0 && tc.peers[0].State == "connected"
+			if want := map[bool]int{true: 3, false: 1}[connected]; len(got) != want {
+				t.Errorf("checkMembers gave %d findings, want %d (clock and version only when connected)", len(got), want)
 			}
 			if (got[0].Fix == "") != (tc.status == statusOK) {
 				t.Errorf("checkMembers fix = %q for status %s", got[0].Fix, got[0].Status)
 			}
 		})
+	}
+}
+
+func TestCheckClock(t *testing.T) {
+	skew := func(d time.Duration) *time.Duration { return &d }
+	tests := []struct {
+		skew   *time.Duration
+		status string
+		detail string
+	}{
+		{nil, statusOK, "not measured yet"},
+		{skew(12 * time.Millisecond), statusOK, "bob's clock is 12ms ahead of this machine's"},
+		{skew(-30 * time.Second), statusOK, "30s behind"},
+		{skew(-31 * time.Second), statusWarn, "31s behind this machine's: over 30s"},
+		{skew(5 * time.Minute), statusWarn, "5m0s ahead"},
+		{skew(5*time.Minute + time.Second), statusFail, "certificates and revocation lists carry times"},
+		{skew(-time.Hour), statusFail, "1h0m0s behind"},
+	}
+	for _, tc := range tests {
+		f := checkClock(meshsync.PeerStatus{Name: "bob", State: "connected", ClockSkew: tc.skew})
+		if f.Status != tc.status || !strings.Contains(f.Detail, tc.detail) || (f.Fix == "") != (tc.status == statusOK) {
+			t.Errorf("checkClock(%v) = %+v, want %s with %q", tc.skew, f, tc.status, tc.detail)
+		}
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	tests := []struct{ theirs, ours, status string }{
+		{"v1.2.0", "v1.2.0", statusOK},
+		{"v1.1.0", "v1.2.0", statusWarn},
+		{"", "v1.2.0", statusOK},
+	}
+	for _, tc := range tests {
+		if f := checkVersion(meshsync.PeerStatus{Name: "bob", Version: tc.theirs}, tc.ours); f.Status != tc.status {
+			t.Errorf("checkVersion(%q against %q) = %+v, want %s", tc.theirs, tc.ours, f, tc.status)
+		}
 	}
 }
 
