@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/present"
@@ -87,7 +88,11 @@ func checkStatePerms(dir string) []finding {
 	if len(bad) > 0 {
 		return bad
 	}
-	return []finding{passed(check, fmt.Sprintf("%s and %s are 0700, the %d key file(s) in it 0600", dir, meshDir, len(keys)))}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = filepath.Base(k)
+	}
+	return []finding{passed(check, fmt.Sprintf("%s and its mesh/ are 0700, keys %s 0600", dir, strings.Join(names, ", ")))}
 }
 
 // checkPrivate reports whether path has no permission bits for group or
@@ -203,6 +208,9 @@ func checkClock(p meshsync.PeerStatus) finding {
 	}
 	skew := *p.ClockSkew
 	detail := fmt.Sprintf("%s's clock is %s %s this machine's", p.Name, skew.Abs().Round(time.Millisecond), aheadOrBehind(skew))
+	if skew.Abs() < time.Millisecond {
+		detail = fmt.Sprintf("%s's clock agrees with this machine's to within 1ms", p.Name) // closer than the estimate can tell
+	}
 	const fix = "turn on time sync (NTP) on both machines, e.g. sudo timedatectl set-ntp true"
 	switch {
 	case skew.Abs() > skewFail:

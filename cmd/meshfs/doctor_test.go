@@ -95,6 +95,7 @@ func TestCheckClock(t *testing.T) {
 		detail string
 	}{
 		{nil, statusOK, "not measured yet"},
+		{skew(300 * time.Microsecond), statusOK, "bob's clock agrees with this machine's to within 1ms"},
 		{skew(12 * time.Millisecond), statusOK, "bob's clock is 12ms ahead of this machine's"},
 		{skew(-30 * time.Second), statusOK, "30s behind"},
 		{skew(-31 * time.Second), statusWarn, "31s behind this machine's: over 30s"},
