@@ -280,12 +280,7 @@ func (n *Node) unregister(p *peer) bool {
 func (n *Node) handleFrame(p *peer, f frame) error {
 	switch f.Type {
 	case framePing:
-		if len(f.Payload) != capPing {
-			return protocolError("ping of %d bytes", len(f.Payload))
-		}
-		if allow(&p.lastPong, n.cfg.PingInterval/10) {
-			p.trySend(encodeFrame(framePong, f.Payload))
-		}
+		return p.handlePing(f.Payload)
 	case framePong:
 		return p.handlePong(f.Payload)
 	case framePeersReq:

@@ -41,7 +41,7 @@ const frameHeaderLen = 5
 // payload byte is allocated, so a peer cannot make us allocate more than the
 // cap of the type it claims.
 const (
-	capPing        = 8
+	capPing        = 16 // PING and PONG: a keepalive payload
 	capChatText    = 4 << 10
 	capChat        = capChatText + 16
 	capPeers       = 256 << 10 // 256 entries with a member certificate each

@@ -17,11 +17,11 @@ var frameCases = []struct {
 	in      []byte
 	wantErr error // nil: must decode; ErrProtocol or io error otherwise
 }{
-	{"ping", encodeFrame(framePing, make([]byte, 8)), nil},
+	{"ping", encodeFrame(framePing, make([]byte, capPing)), nil},
 	{"empty peers req", encodeFrame(framePeersReq, nil), nil},
 	{"chat at cap", encodeFrame(frameChat, make([]byte, capChat)), nil},
 	{"chat over cap", encodeFrame(frameChat, make([]byte, capChat+1)), ErrProtocol},
-	{"ping over cap", encodeFrame(framePing, make([]byte, 9)), ErrProtocol},
+	{"ping over cap", encodeFrame(framePing, make([]byte, capPing+1)), ErrProtocol},
 	{"unknown type 0", encodeFrame(0, nil), ErrProtocol},
 	{"unknown type 200", encodeFrame(200, []byte("x")), ErrProtocol},
 	{"length 2^32-1", []byte{byte(frameBytes), 0xff, 0xff, 0xff, 0xff}, ErrProtocol},
@@ -128,12 +128,13 @@ func payloadSeeds() [][]byte {
 	chat, _ := encodeChat(Chat{Seq: 7, Time: time.Unix(1, 2), Text: "hi \x1b[31m"})
 	revs := &revocationList{Version: 2, IssuedAt: time.Unix(5, 0), Revoked: []PeerID{{1}, {2}}, Sig: make([]byte, 64)}
 	return [][]byte{
-		append([]byte{0}, encodeHello(hello{Version: 1, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9})...),
+		append([]byte{0}, encodeHello(hello{Version: protoVersion, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9, Release: "v1.2.0"})...),
 		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}}})...),
 		append([]byte{2}, chat...),
 		append([]byte{3}, revs.encode()...),
 		append([]byte{4}, encodeJoin(joinRequest{TokenID: []byte{1, 2, 3, 4}, Proof: make([]byte, 32), Name: "c"})...),
 		append([]byte{5}, encodeJoinOK(joinOK{Cert: []byte{1}, CA: []byte{2}, Peers: encodePeers(nil)})...),
+		append([]byte{6}, encodeKeepalive(keepalive{Mono: 5, Wall: -1})...),
 		{1, 0, 1}, // PEERS with a truncated entry
 		{0, 0, 1, 0, 5, 'a'},
 	}
@@ -147,7 +148,7 @@ func FuzzPayloads(f *testing.F) {
 		if len(in) == 0 {
 			return
 		}
-		roundTrip(t, in[0]%6, in[1:])
+		roundTrip(t, in[0]%7, in[1:])
 	})
 }
 
@@ -179,6 +180,9 @@ func roundTrip(t *testing.T, sel byte, p []byte) {
 	case 5:
 		j, err := decodeJoinOK(p)
 		enc = func() ([]byte, error) { return encodeJoinOK(j), err }
+	case 6:
+		k, err := decodeKeepalive(p)
+		enc = func() ([]byte, error) { return encodeKeepalive(k), err }
 	}
 	b, err := enc()
 	if err != nil {
@@ -197,7 +201,7 @@ func roundTrip(t *testing.T, sel byte, p []byte) {
 }
 
 func TestPayloadSeedsDecode(t *testing.T) {
-	for i, s := range payloadSeeds()[:6] {
+	for i, s := range payloadSeeds()[:7] {
 		roundTrip(t, s[0], s[1:]) // must not fail; and:
 		var err error
 		switch s[0] {
@@ -213,6 +217,8 @@ func TestPayloadSeedsDecode(t *testing.T) {
 			_, err = decodeJoin(s[1:])
 		case 5:
 			_, err = decodeJoinOK(s[1:])
+		case 6:
+			_, err = decodeKeepalive(s[1:])
 		}
 		if err != nil {
 			t.Errorf("seed %d: decode = %v, want nil", i, err)

@@ -22,12 +22,15 @@ const (
 	// protoVersion is the mesh wire protocol. 2: PEERS entries carry member
 	// certificates; 3: (sync payloads changed); 4: the payloads of BYTES
 	// frames are versioned by their user (sync sends its own HELLO), so
-	// mesh's version changes only with mesh's own frames.
-	protoVersion = 4
-	maxAddrs     = 8
-	maxAddrLen   = 300
-	maxNameBytes = safetext.MaxNameRunes * 4
-	bufSize      = 64 << 10
+	// mesh's version changes only with mesh's own frames; 5: HELLO carries
+	// the release version and PING and PONG the sender's wall clock, for
+	// 'meshfs doctor'.
+	protoVersion    = 5
+	maxAddrs        = 8
+	maxAddrLen      = 300
+	maxNameBytes    = safetext.MaxNameRunes * 4
+	maxReleaseBytes = 64
+	bufSize         = 64 << 10
 )
 
 // ProtocolVersion is the wire protocol version this package speaks. It goes
@@ -57,6 +60,7 @@ type hello struct {
 	Addrs      []string
 	RevVersion uint64
 	Session    uint64 // random per process start: tells a restart from a duplicate
+	Release    string // the sender's meshfs release, for display (Config.Release)
 }
 
 func encodeHello(h hello) []byte {
@@ -69,15 +73,25 @@ func encodeHello(h hello) []byte {
 	}
 	e.U64(h.RevVersion)
 	e.U64(h.Session)
+	e.Str(h.Release)
 	return e.B
 }
 
+// decodeHello checks the version before anything else: another version's
+// HELLO may be laid out differently, and its sender must still learn that
+// the versions differ rather than that its HELLO was malformed.
 func decodeHello(p []byte) (hello, error) {
 	d := wire.Decoder{B: p}
-	h := hello{Version: d.U16(), Name: d.Str(maxNameBytes)}
+	h := hello{Version: d.U16()}
+	if d.Err() == nil && h.Version != protoVersion {
+		return hello{}, fmt.Errorf("%w: %w: peer speaks mesh protocol %d, this node %d: both need the same meshfs version",
+			ErrProtocol, ErrVersion, h.Version, protoVersion)
+	}
+	h.Name = d.Str(maxNameBytes)
 	h.Addrs = decodeAddrs(&d)
 	h.RevVersion = d.U64()
 	h.Session = d.U64()
+	h.Release = d.Str(maxReleaseBytes)
 	if err := finish(&d); err != nil {
 		return hello{}, fmt.Errorf("decode hello: %w", err)
 	}
@@ -349,12 +363,7 @@ func readHello(br *bufio.Reader) (hello, error) {
 	if f.Type != frameHello {
 		return hello{}, protocolError("%v before hello", f.Type)
 	}
-	h, err := decodeHello(f.Payload)
-	if err == nil && h.Version != protoVersion {
-		err = fmt.Errorf("%w: %w: peer speaks mesh protocol %d, this node %d: both need the same meshfs version",
-			ErrProtocol, ErrVersion, h.Version, protoVersion)
-	}
-	return h, err
+	return decodeHello(f.Payload)
 }
 
 // writeFlush writes one frame and flushes; used before the writer goroutine

@@ -39,6 +39,11 @@ type Config struct {
 	Join []string
 	// Invite is the token used once to join a mesh (only read when not a member).
 	Invite string
+	// Release is this build's release version ("v1.2.0", "devel"), at most
+	// 64 bytes. It goes to members in HELLO, for display only: 'meshfs
+	// doctor' shows which release each member runs. Compatibility is
+	// decided by ProtocolVersion alone.
+	Release string
 	// Handler receives events; nil drops them.
 	Handler Handler
 	// Logger; nil discards.
@@ -185,6 +190,9 @@ func New(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if cfg.StateDir == "" {
 		return nil, errors.New("new mesh node: no state dir")
+	}
+	if len(cfg.Release) > maxReleaseBytes {
+		return nil, fmt.Errorf("new mesh node: release %q over %d bytes", cfg.Release, maxReleaseBytes)
 	}
 	dir := filepath.Join(cfg.StateDir, "mesh")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -495,7 +503,8 @@ func (n *Node) hello() hello {
 	n.mu.Lock()
 	v := n.revs.Version
 	n.mu.Unlock()
-	return hello{Version: protoVersion, Name: n.Name(), Addrs: n.advertised(), RevVersion: v, Session: n.session}
+	return hello{Version: protoVersion, Name: n.Name(), Addrs: n.advertised(), RevVersion: v, Session: n.session,
+		Release: n.cfg.Release}
 }
 
 // advertised returns the listen addresses announced in HELLO.

@@ -3,7 +3,6 @@ package mesh
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshfs/meshfs/internal/safetext"
 	"github.com/meshfs/meshfs/internal/wire"
 )
 
@@ -40,6 +40,7 @@ type peer struct {
 	tiebreak uint64   // same on both ends: TLS exporter value
 	addrs    []string // the remote's advertised listen addresses (hosts resolved)
 	remote   string   // remote address of the connection
+	release  string   // the remote's meshfs release from HELLO, sanitised
 	since    time.Time
 	log      *slog.Logger
 
@@ -54,6 +55,8 @@ type peer struct {
 
 	sent, recv atomic.Uint64
 	rtt        atomic.Int64 // nanoseconds
+	skew       atomic.Int64 // nanoseconds the remote's wall clock is ahead of ours
+	skewKnown  atomic.Bool  // skew has been measured
 	lastSeen   atomic.Int64 // unix nanoseconds
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
 	lastPeers  atomic.Int64
@@ -66,7 +69,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 	p := &peer{
 		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
-		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), since: now,
+		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), release: safetext.Text(hs.hello.Release), since: now,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),
@@ -233,9 +236,28 @@ func (p *peer) flush() error {
 	return p.batch.flush()
 }
 
-// pingFrame carries our monotonic clock; the PONG echoes it back.
+// pingFrame carries our monotonic clock, which the PONG echoes back, and
+// our wall clock.
 func (p *peer) pingFrame() []byte {
-	return encodeFrame(framePing, binary.BigEndian.AppendUint64(nil, uint64(p.n.mono())))
+	return encodeFrame(framePing, encodeKeepalive(keepalive{Mono: uint64(p.n.mono()), Wall: time.Now().UnixNano()}))
+}
+
+// handlePing answers a PING (at most one PONG per PingInterval/10) with
+// its monotonic clock and our wall clock, and updates the skew estimate
+// once a round trip has been measured.
+func (p *peer) handlePing(payload []byte) error {
+	k, err := decodeKeepalive(payload)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if rtt := p.rtt.Load(); rtt > 0 {
+		p.noteSkew(estimateSkew(time.Unix(0, k.Wall), now, time.Duration(rtt)))
+	}
+	if allow(&p.lastPong, p.n.cfg.PingInterval/10) {
+		p.trySend(encodeFrame(framePong, encodeKeepalive(keepalive{Mono: k.Mono, Wall: now.UnixNano()})))
+	}
+	return nil
 }
 
 // readLoop reads frames until an error: the idle deadline (DeadAfter) while
@@ -258,16 +280,24 @@ func (p *peer) readLoop() error {
 	}
 }
 
-// handlePong records the round-trip time measured from our PING.
+// handlePong records the round-trip time measured from our PING, and the
+// skew of the remote's clock.
 func (p *peer) handlePong(payload []byte) error {
-	if len(payload) != capPing {
-		return protocolError("pong of %d bytes", len(payload))
+	k, err := decodeKeepalive(payload)
+	if err != nil {
+		return err
 	}
-	sent := int64(binary.BigEndian.Uint64(payload))
+	sent := int64(k.Mono)
 	if rtt := p.n.mono() - sent; sent > 0 && rtt >= 0 {
 		p.rtt.Store(rtt)
+		p.noteSkew(estimateSkew(time.Unix(0, k.Wall), time.Now(), time.Duration(rtt)))
 	}
 	return nil
+}
+
+func (p *peer) noteSkew(d time.Duration) {
+	p.skew.Store(int64(d))
+	p.skewKnown.Store(true)
 }
 
 // allow is a per-peer rate limit: at most one answer per interval, so a
@@ -282,7 +312,9 @@ func allow(last *atomic.Int64, interval time.Duration) bool {
 func (p *peer) info() PeerInfo {
 	return PeerInfo{
 		ID: p.id, Name: p.name, State: Connected, Addr: p.remote,
-		RTT:      time.Duration(p.rtt.Load()),
+		RTT:     time.Duration(p.rtt.Load()),
+		Release: p.release,
+		Skew:    time.Duration(p.skew.Load()), SkewKnown: p.skewKnown.Load(),
 		LastSeen: time.Unix(0, p.lastSeen.Load()),
 		Since:    p.since,
 		Sent:     p.sent.Load(),

@@ -77,6 +77,11 @@ type PeerInfo struct {
 	Since    time.Time     // when the current connection was established (zero when offline)
 	Sent     uint64        // bytes sent on connections to this member since start
 	Received uint64        // bytes received on connections from this member since start
+	Release  string        // the member's meshfs release from its HELLO ("" when offline)
+	// Skew is how far the member's wall clock is ahead of ours (negative:
+	// behind), estimated from the last PING or PONG; valid when SkewKnown.
+	Skew      time.Duration
+	SkewKnown bool
 }
 
 // Chat is one chat message. Seq and Time are set by the sender; a receiver

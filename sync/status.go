@@ -33,6 +33,9 @@ type UnsentFile struct {
 type SelfStatus struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// MaxFileSize is the largest file this node sends or accepts: 'meshfs
+	// doctor' compares it with the free space under the tree.
+	MaxFileSize int64 `json:"max_file_size"`
 }
 
 // PeerStatus is one member, with its transfer counts.
@@ -46,10 +49,14 @@ type PeerStatus struct {
 	Since    time.Time     `json:"since"`
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
-	Folder   string        `json:"folder"`   // inbox folder name, if any file came
-	Queued   int           `json:"queued"`   // deliveries waiting for this peer
-	InFlight int           `json:"inflight"` // deliveries being offered or sent
-	Problem  string        `json:"problem"`  // last refusal, if any
+	Folder   string        `json:"folder"`            // inbox folder name, if any file came
+	Queued   int           `json:"queued"`            // deliveries waiting for this peer
+	InFlight int           `json:"inflight"`          // deliveries being offered or sent
+	Problem  string        `json:"problem"`           // last refusal, if any
+	Version  string        `json:"version,omitempty"` // the member's meshfs release, when connected
+	// ClockSkew is how far the member's clock is ahead of ours (negative:
+	// behind), once measured on a live connection; nil before.
+	ClockSkew *time.Duration `json:"clock_skew_ns,omitempty"`
 }
 
 // TransferStatus is one delivery (send) or one partial file (receive).
@@ -73,12 +80,16 @@ func (e *Engine) Status() Status {
 		st.Self = SelfStatus{ID: t.ID().String(), Name: safeName(t.Name())}
 		infos = t.Peers()
 	}
+	st.Self.MaxFileSize = e.cfg.MaxFileSize
 	st.ChecksumErrors = e.checksumErrors.Load()
 	for _, p := range infos {
 		ps := PeerStatus{
 			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
 			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
-			Folder: e.in.folderOf(p.ID),
+			Folder: e.in.folderOf(p.ID), Version: p.Release,
+		}
+		if p.SkewKnown {
+			ps.ClockSkew = &p.Skew
 		}
 		e.out.countFor(&ps)
 		if c := e.peers.get(p.ID); c != nil && c.problem() != "" {

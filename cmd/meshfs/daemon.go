@@ -110,6 +110,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	mcfg := mesh.DefaultConfig()
 	mcfg.StateDir = d.opts.stateDir // mesh keeps its files in STATE/mesh
 	mcfg.Name = d.opts.name
+	mcfg.Release = releaseVersion(buildInfo())
 	mcfg.Listen = d.opts.listen
 	mcfg.Join = d.opts.join
 	mcfg.Invite = d.opts.invite
@@ -238,6 +239,8 @@ func (d *daemon) handleControl(ctx context.Context, req controlRequest) (any, er
 		return removeResult{ID: p.ID.String(), Name: p.Name}, nil
 	case "status":
 		return d.engine.Status(), nil
+	case "doctor":
+		return d.doctorReply(), nil
 	case "shutdown":
 		select {
 		case <-d.stop:
