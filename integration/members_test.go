@@ -99,7 +99,7 @@ func staysOut(t *testing.T, out *node, members ...*node) {
 				return nil
 			}
 		}
-		if tries := strings.Count(out.log.String(), "dial failed"); tries < 2*len(members) {
+		if tries := strings.Count(out.log.String(), "could not connect"); tries < 2*len(members) {
 			return fmt.Errorf("%s has tried to dial %d times, want %d before its absence means anything",
 				out.name, tries, 2*len(members))
 		}

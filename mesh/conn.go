@@ -27,7 +27,8 @@ func (n *Node) acceptLoop() {
 			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			n.log.Warn("accept failed", "err", err, "backoff", backoff)
+			n.log.Warn("incoming connection not accepted", "err", err, "backoff", backoff,
+				"fix", "nothing: retried shortly; if it repeats, raise the open-file limit (ulimit -n)")
 			select {
 			case <-n.ctx.Done():
 				return
@@ -90,7 +91,8 @@ func (n *Node) serveInbound(raw net.Conn) {
 	if err != nil {
 		n.release(raw)
 		raw.Close()
-		n.log.Log(n.ctx, logLevelFor(err), "inbound handshake failed", "addr", raw.RemoteAddr().String(), "err", err)
+		n.log.Log(n.ctx, logLevelFor(err), "incoming connection failed", "addr", raw.RemoteAddr().String(), "err", err,
+			"fix", fixFor(err, "the other side"))
 		return
 	}
 	if hs.role == roleJoiner {
@@ -242,7 +244,8 @@ func (n *Node) servePeer(p, old *peer) {
 	n.emit(PeerConnected{Peer: p.info()})
 	err := p.readLoop()
 	if errors.Is(err, ErrProtocol) {
-		p.log.Warn("protocol error", "reason", err)
+		p.log.Warn("member broke the protocol; connection closed", "reason", err,
+			"fix", "nothing: it reconnects; if it repeats, run the same meshfs version on both")
 		p.bye(reasonProtocol, err) // tell the peer why, then close
 	} else {
 		p.close(err)

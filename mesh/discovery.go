@@ -110,7 +110,8 @@ func (n *Node) saveRoster() {
 		err = atomicfile.Write(filepath.Join(n.dir, filePeers), data, 0o600)
 	}
 	if err != nil {
-		n.log.Warn("save roster failed", "err", err)
+		n.log.Warn("member list not saved", "err", err,
+			"fix", "check free space and permissions of the state folder (--state)")
 	}
 }
 
@@ -494,6 +495,11 @@ func (n *Node) dial(t dialTarget) {
 	// Jitter in [backoff/2, backoff) spreads redials of many nodes.
 	ds.next = time.Now().Add(ds.backoff/2 + rand.N(ds.backoff/2+1))
 	if n.ctx.Err() == nil {
-		n.log.Log(n.ctx, logLevelFor(err), "dial failed", "target", t.key, "err", err, "retry", ds.backoff)
+		who := "the member at " + t.key
+		if m := n.roster[t.id]; m != nil && !t.id.IsZero() {
+			who = m.Name
+		}
+		n.log.Log(n.ctx, logLevelFor(err), "could not connect", "target", t.key, "member", who, "err", err,
+			"retry", ds.backoff, "fix", fixFor(err, who))
 	}
 }

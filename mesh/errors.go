@@ -92,3 +92,26 @@ func logLevelFor(err error) slog.Level {
 	}
 	return slog.LevelDebug
 }
+
+// fixFor is the fix attribute logged with a failed connection to who: what
+// a person can do about err.
+func fixFor(err error, who string) string {
+	if errors.Is(err, ErrVersion) {
+		return "install the same meshfs version here and on " + who
+	}
+	return "nothing: connections are tried again"
+}
+
+// joinFix is the fix attribute logged when the admin refuses a joiner with
+// code.
+func joinFix(c reasonCode) string {
+	switch c {
+	case reasonInviteExpired, reasonInviteUsed, reasonInviteUnknown:
+		return "if you know the joiner, give them a new invite (meshfs invite)"
+	case reasonTooManyAttempts:
+		return "nothing: attempts from that address are refused for a while; then it may try again"
+	case reasonTooManyPeers:
+		return "remove a member (meshfs remove) before admitting another"
+	}
+	return "nothing: the joiner may try again with a new invite (meshfs invite)"
+}

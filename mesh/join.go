@@ -80,22 +80,25 @@ func exporterFor(tc *tls.Conn) ([]byte, error) {
 func (n *Node) serveJoin(hs *handshakeResult) {
 	hs.conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	ip, _, _ := net.SplitHostPort(hs.conn.RemoteAddr().String())
-	log := n.log.With("addr", hs.conn.RemoteAddr().String(), "joiner", hs.id)
+	log := n.log.With("addr", hs.conn.RemoteAddr().String(), "joiner", hs.id,
+		"member", safetext.Name(hs.leaf.Subject.CommonName))
 	reply, code, err := n.admitJoiner(hs, ip)
 	if err != nil {
-		log.Warn("join failed", "err", err)
+		log.Warn("joiner not admitted", "err", err,
+			"fix", "nothing: the joiner may try again with the same invite")
 		return
 	}
 	if code != 0 {
-		log.Warn("invite refused", "reason", code)
+		log.Warn("invite refused", "reason", code, "fix", joinFix(code))
 		writeFlush(hs.bw, frameJoinErr, encodeReason(code))
 		return
 	}
 	if err := writeFlush(hs.bw, frameJoinOK, reply); err != nil {
-		log.Warn("join failed", "err", err)
+		log.Warn("joiner not admitted: the reply was lost", "err", err,
+			"fix", "give the joiner a new invite (meshfs invite)")
 		return
 	}
-	log.Info("member admitted", "name", safetext.Name(hs.leaf.Subject.CommonName))
+	log.Info("member admitted")
 }
 
 // admitJoiner reads and checks the JOIN; on success it issues the member
@@ -309,7 +312,8 @@ func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []
 		// like in any PEERS frame; one that does not is skipped.
 		name, err := verifyEntry(pe.ID, pe.Cert, ident.caPool, revs)
 		if err != nil {
-			n.log.Warn("join: bad member entry skipped", "peer", pe.ID, "err", err)
+			n.log.Warn("member from the admin's list skipped: its certificate does not check", "peer", pe.ID, "err", err,
+				"fix", "nothing: the member is checked again when it connects")
 			continue
 		}
 		pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())

@@ -76,7 +76,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		writerDone: make(chan struct{}),
 		chatRate:   newRateLimiter(n.cfg.ChatRate, n.cfg.ChatBurst),
 	}
-	p.log = n.log.With("peer", p.id, "name", p.name, "addr", p.remote)
+	p.log = n.log.With("peer", p.id, "member", p.name, "addr", p.remote)
 	p.lastSeen.Store(now.UnixNano())
 	return p
 }

@@ -159,7 +159,8 @@ func (n *Node) enforce(l *revocationList, payload []byte) ([]PeerInfo, bool) {
 		return nil, false
 	}
 	if err := atomicfile.Write(filepath.Join(n.dir, fileRevocations), payload, 0o600); err != nil {
-		n.log.Warn("save revocations failed", "err", err)
+		n.log.Warn("member removals not saved", "err", err,
+			"fix", "check free space and permissions of the state folder (--state)")
 	}
 	n.log.Info("revocation list adopted", "version", l.Version, "revoked", len(l.Revoked))
 	for _, p := range closing {
@@ -180,7 +181,8 @@ func (n *Node) adopt(l *revocationList) (closing []*peer, removed []PeerInfo, ok
 	n.revs = l
 	for _, id := range l.Revoked {
 		if id == n.self {
-			n.log.Error("this node was removed from the mesh by the admin")
+			n.log.Error("this node was removed from the mesh by the admin",
+				"fix", "ask the mesh admin for a new invite to join again")
 			continue
 		}
 		info, known := PeerInfo{}, false
