@@ -28,7 +28,8 @@ func (o *outbound) noteMode(rec *outRecord, fi os.FileInfo) {
 		return
 	}
 	if err := o.saveRecord(rec); err != nil {
-		o.log.Warn("delivery record not saved", "path", rec.Rel, "err", err)
+		o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", rec.Rel, "err", err,
+			"fix", fixState)
 	}
 	o.log.Info("mode changed", "path", rec.Rel, "mode", os.FileMode(mode).String())
 	o.peers.wakeSenders()

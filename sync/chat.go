@@ -97,7 +97,8 @@ func (e *Engine) chatSyncLoop(dirty <-chan struct{}) {
 		case <-t.C:
 		}
 		if err := e.chat.Sync(); err != nil {
-			e.log.Warn("chat not synced", "err", err)
+			e.log.Warn("chat history not written to disk", "err", err,
+				"fix", fixState+"; retried at the next message")
 		}
 	}
 }
@@ -110,7 +111,7 @@ func (e *Engine) chatDo(j chatJob) {
 		err = e.chat.Receive(j.from, j.name, j.chat)
 	}
 	if err != nil {
-		e.log.Warn("chat not stored", "err", err)
+		e.log.Warn("chat message not stored", "peer", j.from, "member", j.name, "err", err, "fix", fixState)
 	}
 }
 

@@ -85,7 +85,8 @@ func (ib *inbound) completeIn(t *inTransfer) {
 	t.owner = nil
 	ib.mu.Unlock()
 	if err := ib.journalCompleted(entry); err != nil {
-		ib.log.Warn("completed transfer not saved", "err", err)
+		ib.log.Warn("received file not recorded; it may be received again after a restart", "peer", t.key.peer,
+			"member", ib.peers.displayName(t.key.peer), "path", t.meta.Path, "err", err, "fix", fixState)
 	}
 	os.Remove(ib.metaPath(t.key))
 }
@@ -159,7 +160,8 @@ func (ib *inbound) latestPlacementsLocked(cutoff time.Time) map[inKey]placeKey {
 func (ib *inbound) loadCompleted() error {
 	var list []completedEntry
 	if err := atomicfile.ReadJSON(ib.completedPath, &list); err != nil {
-		ib.log.Warn("completed transfers unreadable", "err", err)
+		ib.log.Warn("list of received files unreadable", "err", err,
+			"fix", "nothing: at worst a file is received a second time")
 		return nil
 	}
 	if data, err := os.ReadFile(ib.completedPath + "l"); err == nil {

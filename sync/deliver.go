@@ -106,7 +106,9 @@ func (ib *inbound) placeName(t *inTransfer, parts, dir dirFd, partName, dirRel, 
 		name := path.Base(prev.rel)
 		replaced, err := dir.replaceUnchanged(parts, partName, name, prev.file)
 		if err != nil {
-			ib.log.Warn("previous version not replaced", "peer", t.key.peer, "path", prev.rel, "err", err)
+			ib.log.Warn("older version not replaced; the new one gets another name", "peer", t.key.peer,
+				"member", ib.peers.displayName(t.key.peer), "path", prev.rel, "err", err,
+				"fix", "nothing: remove the older copy if you no longer need it")
 		}
 		if replaced {
 			return name, nil

@@ -369,7 +369,8 @@ func (e *Engine) HandleEvent(ev mesh.Event) {
 		if len(e.pending) < maxPendingEvents {
 			e.pending = append(e.pending, ev)
 		} else {
-			e.log.Warn("event dropped before start", "pending", len(e.pending))
+			e.log.Warn("mesh event dropped during startup", "pending", len(e.pending),
+				"fix", "restart meshfs if files stop reaching a member")
 		}
 		e.mu.Unlock()
 		return
@@ -438,7 +439,8 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		}
 		if p := e.peerOrUp(from); p != nil && !p.greeted(msg.(*helloMsg).Version) {
 			e.log.Warn("member speaks another sync protocol; nothing is sent to it", "peer", from,
-				"name", e.peers.displayName(from), "theirs", msg.(*helloMsg).Version, "ours", Version)
+				"member", e.peers.displayName(from), "theirs", msg.(*helloMsg).Version, "ours", Version,
+				"fix", "install the same meshfs version here and on "+e.peers.displayName(from))
 		}
 	default:
 		e.toReceiver(from, data)

@@ -222,7 +222,7 @@ func cleanRel(rel string) (string, bool) {
 func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
 	rel, ok := cleanRel(rel)
 	if !ok {
-		o.log.Warn("outbox path outside outbox", "path", rel)
+		o.log.Warn("path outside outbox/ ignored", "path", rel, "fix", "nothing: it is not sent")
 		return
 	}
 	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rel))
@@ -231,7 +231,7 @@ func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
 	case errors.Is(err, fs.ErrNotExist):
 		o.cancelRel(rel, false)
 	case err != nil:
-		o.log.Warn("outbox file unreadable", "path", rel, "err", err)
+		o.log.Warn("outbox file unreadable", "path", rel, "err", err, "fix", "check its permissions, then save it again")
 	case fi.IsDir() && settled:
 		o.outboxFolder(rel, abs, fi)
 	case fi.IsDir():
@@ -352,7 +352,8 @@ func (o *outbound) addRecord(rec *outRecord) {
 	rec.Seq = o.seq
 	o.mu.Unlock()
 	if err := o.saveRecord(rec); err != nil {
-		o.log.Error("delivery record not saved", "path", rec.Rel, "err", err)
+		o.log.Error("outbox file not queued: its delivery state was not saved", "path", rec.Rel, "err", err,
+			"fix", fixState+", then save the file again")
 		return
 	}
 	o.mu.Lock()

@@ -48,7 +48,8 @@ func (ib *inbound) loadPartial(metaPath string) {
 	err := atomicfile.ReadJSON(metaPath, &meta)
 	peer, perr := mesh.ParsePeerID(meta.Peer)
 	if err != nil || perr != nil || (len(meta.Blocks) != meta.blocks() && !meta.streamed()) {
-		ib.log.Warn("partial sidecar unreadable", "file", filepath.Base(metaPath), "err", err)
+		ib.log.Warn("unfinished incoming file dropped: its state is unreadable", "file", filepath.Base(metaPath), "err", err,
+			"fix", "nothing: the member sends it again from the start")
 		os.Remove(metaPath)
 		return
 	}

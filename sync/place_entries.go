@@ -81,6 +81,7 @@ func (ib *inbound) completeEntry(k inKey) {
 	ib.completed[k] = now
 	ib.mu.Unlock()
 	if err := ib.journalCompleted(completedEntry{Peer: k.peer.String(), ID: k.id, At: now}); err != nil {
-		ib.log.Warn("completed transfer not saved", "err", err)
+		ib.log.Warn("received folder or link not recorded; it may be received again after a restart", "peer", k.peer,
+			"member", ib.peers.displayName(k.peer), "err", err, "fix", fixState)
 	}
 }

@@ -212,7 +212,7 @@ func (r *receiver) checkChunk(m *chunkMsg) bool {
 	if sum != t.meta.Blocks[m.Index] {
 		err := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: "verify block",
 			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
-		r.in.log.Warn("block dropped", "peer", r.p.id, "err", err)
+		r.in.log.Warn("damaged block dropped", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", t.meta.Path, "err", err, "fix", "nothing: the block is asked for again")
 		r.in.noteError(err)
 		return false
 	}
@@ -257,7 +257,7 @@ func (r *receiver) onDone(m *doneMsg) {
 // partial. The node keeps working.
 func (r *receiver) failIn(t *inTransfer, op string, err error) {
 	terr := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: op, Err: err}
-	r.in.log.Warn("transfer aborted", "peer", r.p.id, "err", terr)
+	r.in.log.Warn("incoming file abandoned", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", t.meta.Path, "err", terr, "fix", receiveFix(err, r.in.peers.displayName(r.p.id)))
 	r.in.noteError(terr)
 	r.in.dropPartial(t)
 	r.refuse(t.key.id, err)
@@ -340,7 +340,7 @@ func (r *receiver) adoptManifest(t *inTransfer, fileHash hash32, blocks []hash32
 	if dropped > 0 {
 		err := &TransferError{Peer: r.p.id.Short(), Path: meta.Path, Op: "verify block",
 			Err: fmt.Errorf("%d blocks differ from the manifest: %w", dropped, ErrChecksum)}
-		r.in.log.Warn("blocks dropped", "peer", r.p.id, "err", err)
+		r.in.log.Warn("damaged blocks dropped", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", meta.Path, "err", err, "fix", "nothing: the blocks are asked for again")
 		r.in.noteError(err)
 	}
 	return nil

@@ -122,7 +122,7 @@ func (o *outbound) dropRecordLocked(r *outRecord) {
 
 func (o *outbound) removeRecordFile(id transferID) {
 	if err := os.Remove(o.recordPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		o.log.Warn("delivery record not removed", "id", id.String(), "err", err)
+		o.log.Warn("finished delivery state not removed", "id", id.String(), "err", err, "fix", fixState)
 	}
 }
 
@@ -140,7 +140,8 @@ func (o *outbound) dropPeerFromRecords(peer mesh.PeerID) {
 	o.mu.Unlock()
 	for _, r := range touched {
 		if err := o.saveRecord(r); err != nil {
-			o.log.Warn("delivery record not saved", "path", r.Rel, "err", err)
+			o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", r.Rel, "err", err,
+				"fix", fixState)
 		}
 		o.finishRecord(r.ID)
 	}
@@ -165,7 +166,8 @@ func (o *outbound) load() error {
 		if err != nil {
 			// The outbox file, if still there, is queued again by the
 			// startup rescan: nothing the user put in outbox/ is lost.
-			o.log.Warn("delivery record unreadable; its file is sent again", "file", ent.Name(), "err", err)
+			o.log.Warn("delivery state unreadable; its file is sent again", "file", ent.Name(), "err", err,
+				"fix", "nothing: the file is sent again if it is still in outbox/")
 			os.Remove(path)
 			continue
 		}

@@ -197,7 +197,7 @@ func (s *sender) releaseFlights() {
 func (s *sender) expireFlights() {
 	for id, f := range s.flights {
 		if time.Since(f.last) > s.o.offerTimeout() {
-			s.o.log.Warn("delivery timed out", "peer", s.p.id, "path", f.rec.Rel)
+			s.o.log.Warn("member stopped answering about a file", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel, "fix", "nothing: the file is offered again")
 			s.release(f)
 			delete(s.flights, id)
 		}
@@ -242,13 +242,13 @@ func (s *sender) onAccept(m *acceptMsg) {
 	}
 	f.last = time.Now()
 	if f.attr || f.rec.Type != entryFile {
-		s.o.log.Warn("accept for an entry without blocks", "peer", s.p.id, "path", f.rec.Rel)
+		s.o.log.Warn("member asked for the data of a folder or link", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel, "fix", "nothing: it is offered again; if it repeats, run the same meshfs version on both")
 		s.release(f)
 		delete(s.flights, m.ID)
 		return
 	}
 	if uint64(m.Have.n) != blockCount(uint64(f.rec.Manifest.Size), uint32(f.rec.Manifest.BlockSize)) {
-		s.o.log.Warn("accept with wrong bitmap size", "peer", s.p.id, "path", f.rec.Rel)
+		s.o.log.Warn("member asked for blocks the file does not have", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel, "fix", "nothing: it is offered again; if it repeats, run the same meshfs version on both")
 		s.release(f)
 		delete(s.flights, m.ID)
 		return
@@ -286,7 +286,7 @@ func (s *sender) sendFailed(f *flight, err error) {
 		s.o.log.Info("outbox file changed while sending", "path", f.rec.Rel)
 		s.o.jobs.push(job{kind: jobClosed, rel: f.rec.Rel})
 	default:
-		s.o.log.Warn("send failed", "peer", s.p.id, "path", f.rec.Rel, "err", err)
+		s.o.log.Warn("file not sent to member", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel, "err", err, "fix", "nothing: it is offered again; if it repeats, check the file can be read")
 	}
 }
 
@@ -410,8 +410,8 @@ func (s *sender) onReject(m *rejectMsg) {
 	if reason == "" {
 		reason = m.Code.String()
 	}
-	s.o.log.Warn("delivery refused", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
-		"code", m.Code.String(), "reason", reason, "final", m.Code.permanent())
+	s.o.log.Warn("member refused the file", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
+		"code", m.Code.String(), "reason", reason, "final", m.Code.permanent(), "fix", rejectFix(m.Code, s.o.peers.displayName(s.p.id)))
 	retryIn := s.o.cfg.RetryInterval
 	if m.Code == rejectBusy { // a slot frees as soon as one of its transfers ends
 		retryIn = min(retryIn, busyRetry)
@@ -444,7 +444,7 @@ func (s *sender) setDelivery(f *flight, state DeliveryState, final bool, reason 
 	f.d.retryAt = time.Now().Add(retryIn)
 	s.o.mu.Unlock()
 	if err := s.o.saveRecord(f.rec); err != nil {
-		s.o.log.Warn("delivery record not saved", "path", f.rec.Rel, "err", err)
+		s.o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", f.rec.Rel, "err", err, "fix", fixState)
 	}
 }
 
@@ -545,7 +545,7 @@ func (o *outbound) finishStream(rec *outRecord, file *os.File) (manifest, error)
 	m := rec.Manifest
 	o.mu.Unlock()
 	if err := o.saveRecord(rec); err != nil {
-		o.log.Warn("delivery record not saved", "path", rec.Rel, "err", err)
+		o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", rec.Rel, "err", err, "fix", fixState)
 	}
 	return m, nil
 }

@@ -126,7 +126,8 @@ func (o *outbound) moveDelivered(rec *outRecord) {
 	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
 	if fi, err := os.Lstat(abs); err == nil && rec.Type != entryFolder && versionOf(fi).sameFile(rec.Version) {
 		if err := o.moveToSent(rec.Rel, abs); err != nil {
-			o.log.Warn("delivered file not moved to sent", "path", rec.Rel, "err", err)
+			o.log.Warn("delivered file left in outbox/: not moved to sent/", "path", rec.Rel, "err", err,
+				"fix", "check permissions of sent/; every member has the file, so you may move it yourself")
 		} else {
 			o.log.Info(rec.Type.String()+" delivered to every member", "path", rec.Rel, "members", len(rec.Peers))
 		}

@@ -41,7 +41,8 @@ func (o *outbound) setUnsent(rel, why string, loud bool) {
 	o.unsent[rel] = why
 	o.mu.Unlock()
 	if prev != why || loud {
-		o.log.Warn("outbox file not sent", "path", rel, "why", why)
+		o.log.Warn("outbox file not sent", "path", rel, "why", why,
+			"fix", "deal with what why says, then save the file again: it is sent then")
 	}
 }
 
