@@ -70,7 +70,7 @@ func (c *chatFile) start() {
 	cur, _ := os.ReadFile(c.f.chat)
 	log, err := readLog(c.f.chatLog)
 	if err != nil {
-		c.f.log.Warn("read chat log", "err", err)
+		c.f.log.Warn("chat log unreadable", "err", err, "fix", "nothing: read again at the next change; if it repeats, check permissions of the state folder (--state)")
 	}
 	c.seen = chatStartSeen(cur, log)
 	c.reconcile()
@@ -91,7 +91,7 @@ func (c *chatFile) reconcile() {
 	c.pollOrphans()
 	file, cur, id, err := openChat(c.f.chat)
 	if err != nil {
-		c.f.log.Warn("read chat file", "err", err)
+		c.f.log.Warn("chat file unreadable", "err", err, "fix", "check the permissions of chat in the folder")
 		return
 	}
 	c.busy = file != nil && openForWriting([]writeTarget{{Path: c.f.chat, ID: id}})[id]
@@ -100,7 +100,7 @@ func (c *chatFile) reconcile() {
 	c.seen = taken
 	log, err := readLog(c.f.chatLog)
 	if err != nil {
-		c.f.log.Warn("read chat log", "err", err)
+		c.f.log.Warn("chat log unreadable", "err", err, "fix", "nothing: read again at the next change; if it repeats, check permissions of the state folder (--state)")
 	}
 	if err != nil || (file != nil && bytes.Equal(cur, log)) {
 		closeQuietly(file)
@@ -111,7 +111,7 @@ func (c *chatFile) reconcile() {
 		file = nil
 	}
 	if err := atomicfile.Write(c.f.chat, log, 0o600); err != nil {
-		c.f.log.Warn("rewrite chat file", "err", err)
+		c.f.log.Warn("chat file not rewritten", "err", err, "fix", "check free space and permissions of the folder; retried at the next change")
 		closeQuietly(file)
 		return
 	}
@@ -169,7 +169,7 @@ func (c *chatFile) pollOrphan(o *orphan) (keep bool) {
 	busy := openForWriting([]writeTarget{{ID: o.id}})[o.id]
 	cur, err := io.ReadAll(io.NewSectionReader(o.file, 0, 1<<62))
 	if err != nil {
-		c.f.log.Warn("read replaced chat file", "err", err)
+		c.f.log.Warn("replaced chat file unreadable; lines written to it may be lost", "err", err, "fix", "write them to chat again")
 		busy = false
 	}
 	lines, taken := chatTake(o.seen, cur, busy)
@@ -185,7 +185,7 @@ func (c *chatFile) pollOrphan(o *orphan) (keep bool) {
 func (c *chatFile) say(lines []string) {
 	for _, line := range lines {
 		if err := c.f.cfg.Syncer.Say(line); err != nil {
-			c.f.log.Warn("say chat line", "err", err)
+			c.f.log.Warn("chat line not sent", "err", err, "fix", "write plain text lines of at most 4 KiB")
 		}
 	}
 }

@@ -28,7 +28,7 @@ func (f *Tree) readEvents(w *fsnotify.Watcher, outbox, chat chan<- event) {
 			}
 			// An overflow loses events; the periodic chat check and the
 			// engine's rescan at the next start cover what we miss.
-			f.log.Warn("watch error", "err", err)
+			f.log.Warn("file changes missed", "err", err, "fix", "nothing: outbox/ is scanned again at the next start; save a file again to send it now")
 		}
 	}
 }
@@ -80,7 +80,8 @@ func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
 		if d.IsDir() {
 			dirs = append(dirs, p)
 			if err := w.Add(p); err != nil {
-				f.log.Warn("watch outbox folder", "path", p, "err", err)
+				f.log.Warn("outbox folder not watched", "path", p, "err", err,
+					"fix", "raise fs.inotify.max_user_watches (Linux), then restart meshfs")
 			}
 			return nil
 		}
@@ -88,7 +89,8 @@ func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
 		return nil
 	})
 	if err != nil {
-		f.log.Warn("scan outbox folder", "path", root, "err", err)
+		f.log.Warn("outbox folder not fully scanned", "path", root, "err", err,
+			"fix", "check permissions inside outbox/, then restart meshfs")
 	}
 	for _, p := range dirs {
 		if p == root || !filled[p] {

@@ -214,7 +214,7 @@ func (f *Tree) runLoops(ctx context.Context, w *fsnotify.Watcher) {
 	wg.Go(func() { f.peersLoop(ctx) })
 	<-ctx.Done()
 	if err := w.Close(); err != nil {
-		f.log.Warn("close watcher", "err", err)
+		f.log.Warn("file watcher not closed cleanly", "err", err, "fix", "nothing: meshfs is stopping")
 	}
 	wg.Wait()
 	f.log.Info("plain folder stopped")

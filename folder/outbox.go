@@ -92,7 +92,7 @@ func (o *outboxWatch) settle(paths []string) {
 		case errors.Is(err, fs.ErrNotExist):
 			o.removed(p)
 		case err != nil:
-			o.f.log.Warn("stat outbox file", "path", p, "err", err)
+			o.f.log.Warn("outbox file unreadable", "path", o.rel(p), "err", err, "fix", "check its permissions, then save it again")
 		case fi.Mode().IsRegular():
 			if st, ok := stateOf(fi); ok {
 				targets = append(targets, writeTarget{Path: p, ID: st.id})

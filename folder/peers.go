@@ -21,7 +21,7 @@ func (f *Tree) peersLoop(ctx context.Context) {
 			return
 		}
 		if err := atomicfile.Write(f.peers, table, 0o644); err != nil {
-			f.log.Warn("rewrite peers file", "err", err)
+			f.log.Warn("peers file not updated", "err", err, "fix", "check free space and permissions of the folder; retried")
 			return
 		}
 		last, written = bytes.Clone(table), true

@@ -199,7 +199,7 @@ func (h *chatHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if errno := h.sendPending(); errno != 0 {
-		h.node.errs.log.Warn("chat line dropped at release", "errno", errno)
+		h.node.errs.log.Warn("chat line not sent", "errno", errno, "fix", "write it to chat again")
 	}
 	return 0
 }

@@ -67,7 +67,8 @@ func (x *errnos) errno(op string, err error) syscall.Errno {
 	if e := known(err); e != 0 {
 		return e
 	}
-	x.once(op, err, "unexpected error, reported as EIO")
+	x.once(op, err, "file operation failed with an unexpected error, reported as EIO",
+		"check free space and permissions of the backing folder; report a bug if it repeats")
 	return syscall.EIO
 }
 
@@ -82,17 +83,18 @@ func (x *errnos) say(err error) syscall.Errno {
 	if e := known(err); e != 0 {
 		return e
 	}
-	x.once("chat write", err, "chat line refused, reported as EINVAL")
+	x.once("chat write", err, "chat line refused, reported as EINVAL",
+		"write plain text lines of at most 4 KiB")
 	return syscall.EINVAL
 }
 
-func (x *errnos) once(op string, err error, msg string) {
+func (x *errnos) once(op string, err error, msg, fix string) {
 	key := fmt.Sprintf("%s/%T", op, err)
 	x.mu.Lock()
 	seen := x.logged[key]
 	x.logged[key] = true
 	x.mu.Unlock()
 	if !seen {
-		x.log.Warn(msg, "op", op, "err", err)
+		x.log.Warn(msg, "op", op, "err", err, "fix", fix)
 	}
 }

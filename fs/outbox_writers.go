@@ -152,7 +152,8 @@ func (b *outbox) changed(rel string) {
 	full := b.backingPath(rel)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(full, &st); err != nil {
-		b.log.Warn("stat renamed outbox entry", "path", rel, "err", err)
+		b.log.Warn("renamed outbox entry not sent: unreadable", "path", rel, "err", err,
+			"fix", "check its permissions, then save or rename it again")
 		return
 	}
 	switch st.Mode & syscall.S_IFMT {
@@ -175,7 +176,8 @@ func (b *outbox) walk(full, rel string) {
 	filled := map[string]bool{} // folders seen to have an entry
 	err := filepath.WalkDir(full, func(p string, d iofs.DirEntry, err error) error {
 		if err != nil {
-			b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
+			b.log.Warn("renamed outbox folder not fully sent: unreadable in part", "path", rel, "err", err,
+				"fix", "check permissions inside it, then rename or copy it again")
 			return nil
 		}
 		sub, err := filepath.Rel(full, p)
@@ -197,7 +199,8 @@ func (b *outbox) walk(full, rel string) {
 		return nil
 	})
 	if err != nil {
-		b.log.Warn("walk renamed outbox folder", "path", rel, "err", err)
+		b.log.Warn("renamed outbox folder not fully sent: unreadable in part", "path", rel, "err", err,
+			"fix", "check permissions inside it, then rename or copy it again")
 	}
 	for _, p := range dirs {
 		if !filled[p] {

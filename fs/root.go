@@ -197,7 +197,8 @@ func (s *Server) unmount() error {
 		s.log.Info("already unmounted", "mountpoint", s.mountpoint)
 		return nil
 	}
-	s.log.Warn("unmount failed, detaching lazily", "mountpoint", s.mountpoint, "err", err)
+	s.log.Warn("mount point busy; detaching it lazily", "mountpoint", s.mountpoint, "err", err,
+		"fix", "nothing: it goes once the programs using it let go")
 	if lerr := lazyUnmount(s.mountpoint); lerr != nil {
 		return fmt.Errorf("unmount %s: %w (lazy unmount: %w)", s.mountpoint, err, lerr)
 	}

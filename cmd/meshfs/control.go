@@ -76,7 +76,8 @@ func (s *controlServer) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("control accept failed", "err", err)
+			s.log.Warn("status connection not accepted", "err", err,
+				"fix", "nothing: retried shortly; meshfs status may fail meanwhile")
 			time.Sleep(100 * time.Millisecond) // back off instead of spinning on a persistent error
 			continue
 		}

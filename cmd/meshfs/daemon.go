@@ -203,7 +203,8 @@ func (d *daemon) shutdown() {
 	d.closing.Do(func() {
 		if d.fuse != nil {
 			if err := d.fuse.Unmount(); err != nil {
-				d.log.Warn("unmount failed", "mountpoint", d.opts.mountpoint, "err", err)
+				d.log.Warn("unmount failed", "mountpoint", d.opts.mountpoint, "err", err,
+					"fix", "close the programs using it, then run fusermount -u (Linux) or umount (macOS) on it")
 			}
 		}
 		if d.folder != nil {
