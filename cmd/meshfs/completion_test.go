@@ -59,14 +59,7 @@ func bashComplete(t *testing.T, scriptFile, dir, line, bashCompletion string) []
 // TestBashCompletion runs the generated script in bash: the script parses,
 // and TAB after each line offers what a user would type next.
 func TestBashCompletion(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "meshfs.bash")
-	if err := os.WriteFile(file, []byte(script(t, "bash")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file, dir := bashScript(t)
 	if out, err := exec.Command("bash", "-n", file).CombinedOutput(); err != nil {
 		t.Fatalf("bash -n: %v\n%s", err, out)
 	}
@@ -124,14 +117,7 @@ func TestBashCompletion(t *testing.T) {
 // its long flags from its whole name, so a command or flag added to the
 // app is checked without touching this test.
 func TestBashCompletionEveryFlag(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "meshfs.bash")
-	if err := os.WriteFile(file, []byte(script(t, "bash")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file, dir := bashScript(t)
 	for _, cmd := range visibleCommands(t) {
 		t.Run(cmd.Name, func(t *testing.T) {
 			if got := bashComplete(t, file, dir, "meshfs "+cmd.Name, ""); !slices.Contains(got, cmd.Name) {
@@ -222,4 +208,20 @@ func longFlags(cmd *cli.Command) []string {
 func fileExists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
+}
+
+// bashScript writes the bash completion script into a temporary folder and
+// returns its path and the folder. bash is part of every system the suite
+// runs on; a machine without it fails here rather than skipping.
+func bashScript(t *testing.T) (file, dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Fatalf("bash is needed: %v", err)
+	}
+	dir = t.TempDir()
+	file = filepath.Join(dir, "meshfs.bash")
+	if err := os.WriteFile(file, []byte(script(t, "bash")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file, dir
 }

@@ -12,15 +12,14 @@
 package layers
 
 import (
-	"encoding/json"
-	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshfs/meshfs/internal/testutil"
 )
 
-const module = "github.com/meshfs/meshfs"
+const module = testutil.Module
 
 // allowed lists, for each package, the meshfs packages it may reach
 // (directly or not) and the outside modules it may import directly.
@@ -45,39 +44,11 @@ var allowed = map[string]struct {
 	"fs": {outside: []string{"github.com/hanwen/go-fuse/v2", "golang.org/x/sys"}},
 }
 
-type pkg struct {
-	ImportPath string
-	Imports    []string
-	Deps       []string
-	Standard   bool
-}
-
-func listPackages(t *testing.T) []pkg {
-	t.Helper()
-	cmd := exec.Command("go", "list", "-mod=readonly", "-json", module+"/...")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	var pkgs []pkg
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("decode go list output: %v", err)
-		}
-		pkgs = append(pkgs, p)
-	}
-	return pkgs
-}
-
 // TestArrows fails when a package reaches a meshfs package or imports an
 // outside module that its layer does not allow.
 func TestArrows(t *testing.T) {
 	seen := 0
-	for _, p := range listPackages(t) {
+	for _, p := range testutil.GoList(t) {
 		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
 		rule, ok := allowed[rel]
 		if !ok {

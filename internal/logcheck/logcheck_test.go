@@ -1,44 +1,22 @@
 package logcheck
 
 import (
-	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/meshfs/meshfs/internal/testutil"
 )
-
-const module = "github.com/meshfs/meshfs"
-
-// pkg is the part of go list's output the test reads.
-type pkg struct {
-	Dir     string
-	GoFiles []string
-	// Files built only on other systems (_windows.go, _darwin.go).
-	IgnoredGoFiles []string
-}
 
 // sources lists every non-test Go file of the module, on every system.
 func sources(t *testing.T) []string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-mod=readonly", "-json", module+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
 	var files []string
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("decode go list output: %v", err)
-		}
+	for _, p := range testutil.GoList(t) {
 		for _, f := range append(p.GoFiles, p.IgnoredGoFiles...) {
 			if !strings.HasSuffix(f, "_test.go") {
 				files = append(files, filepath.Join(p.Dir, f))
