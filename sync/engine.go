@@ -27,8 +27,9 @@ type Config struct {
 	StateDir string
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
-	// BlockSize is the block size of outgoing transfers (64 KiB..4 MiB; it
-	// must also fit the transport's BYTES cap with a 21-byte header).
+	// BlockSize is the block size of outgoing transfers (64 KiB..64 MiB),
+	// doubled for files too large for 16384 blocks of it. A block over
+	// 1 MiB travels in 1 MiB pieces, which fit the transport's BYTES cap.
 	BlockSize int
 	// MaxFileSize is the largest file sent or accepted.
 	MaxFileSize int64
