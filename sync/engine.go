@@ -31,7 +31,9 @@ type Config struct {
 	// doubled for files too large for 16384 blocks of it. A block over
 	// 1 MiB travels in 1 MiB pieces, which fit the transport's BYTES cap.
 	BlockSize int
-	// MaxFileSize is the largest file sent or accepted.
+	// MaxFileSize is the largest file sent or accepted. By default it is
+	// the largest a transfer carries (1 TiB): what refuses a received file
+	// is then the free space it would need (MinFreePercent).
 	MaxFileSize int64
 	// MaxInboundPerPeer caps concurrent inbound transfers from one peer.
 	MaxInboundPerPeer int
@@ -79,7 +81,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BlockSize:         1 << 20,
-		MaxFileSize:       4 << 30,
+		MaxFileSize:       maxFileSize,
 		MaxInboundPerPeer: 4,
 		MaxInboundTotal:   32,
 		MaxOffersInFlight: 4,

@@ -11,7 +11,7 @@ import (
 
 // limitsHelp documents the limit variables in 'meshfs mount --help'.
 const limitsHelp = "\n\nLimits (environment variables, read at mount):\n" +
-	"  MESHFS_MAX_FILE_SIZE=SIZE          largest file sent or accepted (default 4GiB, at most 16GiB; e.g. 500MiB, 2G)\n" +
+	"  MESHFS_MAX_FILE_SIZE=SIZE          largest file sent or accepted (default and at most 1TiB; e.g. 500MiB, 2G)\n" +
 	"  MESHFS_PARTIAL_TTL=DURATION        unfinished incoming files are removed after this (default 24h)\n" +
 	"  MESHFS_MAX_INBOUND_PER_PEER=N      files received at once from one member (default 4)\n" +
 	"  MESHFS_MAX_INBOUND=N               files received at once from all members (default 32)\n" +
