@@ -36,8 +36,8 @@ type Syncer interface {
 	// "queued", "offered", "sending 43%", "verifying", DeliveryVerified
 	// or "refused: <reason>". It reads memory only.
 	Delivery(rel string) (members map[string]string, queued bool)
-	// UnsentReason says why outbox file rel is not sent ("too big: 5.0 GiB,
-	// limit 4.0 GiB (--max-file-size)"), or "". It reads memory only.
+	// UnsentReason says why outbox file rel is not sent ("too big: 2.0 TiB,
+	// limit 1.0 TiB (--max-file-size)"), or "". It reads memory only.
 	UnsentReason(rel string) string
 }
 

@@ -173,14 +173,14 @@ func linkOutside(t *testing.T, alice, bob *node) {
 	}
 }
 
-// tooBig puts a 5 GiB file (sparse: it costs no disk) in the outbox, over
-// the 4 GiB default limit: it is not sent, and alice is told why in her
+// tooBig puts a 2 TiB file (sparse: it costs no disk) in the outbox, over
+// the 1 TiB default limit: it is not sent, and alice is told why in her
 // status, her peers file and, through FUSE, the file's user.meshfs.state.
 func tooBig(t *testing.T, alice, bob *node, fuse bool) {
 	t.Helper()
 	img := alice.path("outbox", "huge.img")
-	run(t, "", "truncate", "-s", "5G", img)
-	why := "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)"
+	run(t, "", "truncate", "-s", "2T", img)
+	why := "too big: 2.0 TiB, limit 1.0 TiB (--max-file-size)"
 	err := testutil.WaitFor(30*time.Second, func() error {
 		peers, _ := os.ReadFile(alice.path("peers"))
 		status, _ := alice.c.meshfs("status", alice.mnt)

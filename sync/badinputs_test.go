@@ -1,7 +1,7 @@
 package sync
 
 // The transfer half of the adversarial-peer harness: one t.Run per row
-// 26-46 and 52 of docs/bad-inputs.md. mallory is a member with no engine (the evil
+// 26-46 and 52-56 of docs/bad-inputs.md. mallory is a member with no engine (the evil
 // peer of evil_test.go) speaking the transfer protocol by hand to bob.
 // After each row bob must still take a good file from mallory, his open
 // files and goroutines must be back near the baseline, and no file may
@@ -240,6 +240,9 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 46: many small files dropped at once", row46ManyFiles},
 		{"row 52: zero CHUNK for a block that is not zeros", row52ZeroChunk},
 		{"row 53: links out of the inbox, and files through a link", row53Links},
+		{"row 54: piece beyond its block's end", row54PieceBeyond},
+		{"row 55: pieces out of order", row55PieceOrder},
+		{"row 56: block whose pieces hash wrong", row56PieceHash},
 	}
 	parent := t
 	for _, r := range rows {
@@ -857,5 +860,130 @@ func row53Links(t *testing.T, v *syncVictim) {
 	}
 	os.RemoveAll(filepath.Join(v.b.root, "inbox", "mallory", "d (1)"))
 	os.Remove(filepath.Join(v.b.root, "inbox", "mallory", "d"))
+	v.check(t)
+}
+
+// Rows 54-56: blocks larger than a piece (pieces.go), here blocks of
+// 256 KiB sent in pieces of 64 KiB: bob takes any piece length up to
+// pieceSize, so small blocks exercise what 64 MiB ones do.
+const rowBS, rowPiece = 4 * minBlockSize, minBlockSize
+
+// pieceOffer is offerOf with blocks of bs bytes.
+func pieceOffer(id transferID, path string, data []byte, bs int) *offerMsg {
+	m := &offerMsg{ID: id, Path: path, Size: uint64(len(data)), BlockSize: uint32(bs), Mode: 0o644, Blocks: []hash32{}}
+	for i := 0; i < len(data); i += bs {
+		m.Blocks = append(m.Blocks, blockSum(data[i:min(i+bs, len(data))]))
+	}
+	m.FileHash = fileHashOf(m.Size, m.BlockSize, m.Blocks)
+	return m
+}
+
+// sendPieces sends block i of data (blocks of rowBS) as pieces of
+// rowPiece bytes, in the order of the piece numbers given, or all in order.
+func sendPieces(ev *evilPeer, to *fakeNode, id transferID, data []byte, i int, order ...int) {
+	blk := data[i*rowBS : min((i+1)*rowBS, len(data))]
+	if order == nil {
+		for p := 0; p*rowPiece < len(blk); p++ {
+			order = append(order, p)
+		}
+	}
+	for _, p := range order {
+		piece := blk[p*rowPiece : min((p+1)*rowPiece, len(blk))]
+		ev.sendTo(to, &chunkMsg{ID: id, Index: uint32(i), Offset: uint32(p * rowPiece), Data: piece})
+	}
+}
+
+// acceptPiecesOffer sends m and fails t unless bob accepts it.
+func (v *syncVictim) acceptPiecesOffer(t *testing.T, m *offerMsg) {
+	t.Helper()
+	v.ev.sendTo(v.b, m)
+	if r, ok := v.replyFor(t, m.ID).(*acceptMsg); !ok {
+		t.Fatalf("%s: reply = %+v, want ACCEPT", m.Path, r)
+	}
+}
+
+// row54PieceBeyond: block 0's last piece comes where the block's hash is
+// but runs half a piece past the block's end, over block 1, which bob
+// holds already. Bob drops it without hashing or writing it: the right
+// last piece then completes block 0, block 1 stays intact, and DONE gets
+// ACK. A piece past the 5-byte last block is dropped too.
+func row54PieceBeyond(t *testing.T, v *syncVictim) {
+	data := randBytes(54, 2*rowBS+5)
+	m := pieceOffer(v.id(), "beyond.bin", data, rowBS)
+	v.acceptPiecesOffer(t, m)
+	sendPieces(v.ev, v.b, m.ID, data, 1)
+	sendPieces(v.ev, v.b, m.ID, data, 2)
+	sendPieces(v.ev, v.b, m.ID, data, 0, 0, 1, 2)
+	over := append(bytes.Clone(data[3*rowPiece:rowBS]), bytes.Repeat([]byte{0xee}, rowPiece/2)...)
+	v.ev.sendTo(v.b, &chunkMsg{ID: m.ID, Index: 0, Offset: 3 * rowPiece, Data: over})
+	v.ev.sendTo(v.b, &chunkMsg{ID: m.ID, Index: 2, Offset: 4, Data: []byte("xy")})
+	sendPieces(v.ev, v.b, m.ID, data, 0, 3)
+	v.ev.sendTo(v.b, &doneMsg{ID: m.ID})
+	if r, ok := v.replyFor(t, m.ID).(*ackMsg); !ok {
+		t.Fatalf("reply = %+v, want ACK", r)
+	}
+	v.b.waitFile("inbox/mallory/beyond.bin", data)
+	v.check(t)
+}
+
+// row55PieceOrder: block 0's pieces come 0, 1, 3, 2, 3: the first piece 3
+// is not where the block's hash is, so bob drops the block, and the
+// pieces after it continue nothing. Block 2 comes 0, 1, 0, 1, 2, 3: the
+// second piece 0 starts it over and it completes. DONE asks for block 0
+// only; sent in order, it completes the file.
+func row55PieceOrder(t *testing.T, v *syncVictim) {
+	data := randBytes(55, 3*rowBS+5)
+	m := pieceOffer(v.id(), "order.bin", data, rowBS)
+	v.acceptPiecesOffer(t, m)
+	sendPieces(v.ev, v.b, m.ID, data, 0, 0, 1, 3, 2, 3)
+	sendPieces(v.ev, v.b, m.ID, data, 1)
+	sendPieces(v.ev, v.b, m.ID, data, 2, 0, 1, 0, 1, 2, 3)
+	sendPieces(v.ev, v.b, m.ID, data, 3)
+	v.ev.sendTo(v.b, &doneMsg{ID: m.ID})
+	if a, ok := v.replyFor(t, m.ID).(*acceptMsg); !ok || a.Have.has(0) || a.Have.count() != 3 {
+		t.Fatalf("reply = %+v, want ACCEPT asking for block 0 only", a)
+	}
+	sendPieces(v.ev, v.b, m.ID, data, 0)
+	v.ev.sendTo(v.b, &doneMsg{ID: m.ID})
+	if r, ok := v.replyFor(t, m.ID).(*ackMsg); !ok {
+		t.Fatalf("reply = %+v, want ACK", r)
+	}
+	v.b.waitFile("inbox/mallory/order.bin", data)
+	v.check(t)
+}
+
+// row56PieceHash: the third piece of block 1 has a flipped bit. Every
+// piece is written as it comes, but the block's hash, complete at its
+// last piece (or when a streamed file's manifest comes with DONE), is
+// wrong: bob does not count the block as held, asks for it again after
+// DONE, and places the right file once it is resent.
+func row56PieceHash(t *testing.T, v *syncVictim) {
+	data := randBytes(56, 3*rowBS+5)
+	bad := bytes.Clone(data)
+	bad[rowBS+2*rowPiece+7] ^= 1
+	for _, streamed := range []bool{false, true} {
+		name := fmt.Sprintf("pieces-%v.bin", streamed)
+		offer, done := pieceOffer(v.id(), name, data, rowBS), &doneMsg{}
+		done.ID = offer.ID
+		if streamed {
+			full := *offer
+			offer.FileHash, offer.Blocks = hash32{}, []hash32{}
+			done.FileHash, done.Blocks = full.FileHash, full.Blocks
+		}
+		v.acceptPiecesOffer(t, offer)
+		for i := range 4 {
+			sendPieces(v.ev, v.b, offer.ID, bad, i)
+		}
+		v.ev.sendTo(v.b, done)
+		if a, ok := v.replyFor(t, offer.ID).(*acceptMsg); !ok || a.Have.has(1) || a.Have.count() != 3 {
+			t.Fatalf("%s: reply = %+v, want ACCEPT asking for block 1 only", name, a)
+		}
+		sendPieces(v.ev, v.b, offer.ID, data, 1)
+		v.ev.sendTo(v.b, &doneMsg{ID: offer.ID})
+		if r, ok := v.replyFor(t, offer.ID).(*ackMsg); !ok {
+			t.Fatalf("%s: reply = %+v, want ACK", name, r)
+		}
+		v.b.waitFile("inbox/mallory/"+name, data)
+	}
 	v.check(t)
 }

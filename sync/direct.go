@@ -26,13 +26,15 @@ import (
 // only add latency.
 const directMinSize = 8 << 20
 
-// writeBlock writes one verified block of t at off: with O_DIRECT when t
-// has a direct descriptor and the block is aligned in memory and length
-// (blockBufs are; only a file's tail is short), else through the page
+// writeBlock writes one verified block or piece of t at off: with O_DIRECT
+// when t has a direct descriptor and the data is aligned in memory, length
+// and file offset (blockBufs are, and pieces start at multiples of
+// pieceSize within blocks of a multiple of it; only a file's tail is
+// short), else through the page
 // cache. A filesystem that accepted O_DIRECT at open but refuses the write
 // (EINVAL) gets ordinary writes from then on.
 func (ib *inbound) writeBlock(t *inTransfer, data []byte, off int64) error {
-	if t.direct != nil && dioAligned(data) {
+	if t.direct != nil && dioAligned(data) && off%dioAlign == 0 {
 		_, err := ib.writeAt(t.direct, data, off)
 		if !errors.Is(err, syscall.EINVAL) {
 			return err

@@ -14,9 +14,10 @@
 // sender's previous version of the path while that file is unchanged.
 // proto.go is the wire format of these messages; manifest.go the BLAKE3
 // hashing; zero.go the blocks of zeros, which travel without data and stay
-// holes at the receiver. Folders and symbolic links travel as OFFERs
-// without blocks (entries.go, place_entries.go); a chmod after the OFFER
-// follows as an ATTR (attr.go).
+// holes at the receiver; pieces.go the blocks over 1 MiB (files over
+// 16 GiB), which travel, are hashed and written in 1 MiB pieces. Folders
+// and symbolic links travel as OFFERs without blocks (entries.go,
+// place_entries.go); a chmod after the OFFER follows as an ATTR (attr.go).
 //
 // # What it owns
 //

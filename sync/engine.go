@@ -27,10 +27,13 @@ type Config struct {
 	StateDir string
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
-	// BlockSize is the block size of outgoing transfers (64 KiB..4 MiB; it
-	// must also fit the transport's BYTES cap with a 21-byte header).
+	// BlockSize is the block size of outgoing transfers (64 KiB..64 MiB),
+	// doubled for files too large for 16384 blocks of it. A block over
+	// 1 MiB travels in 1 MiB pieces, which fit the transport's BYTES cap.
 	BlockSize int
-	// MaxFileSize is the largest file sent or accepted.
+	// MaxFileSize is the largest file sent or accepted. By default it is
+	// the largest a transfer carries (1 TiB): what refuses a received file
+	// is then the free space it would need (MinFreePercent).
 	MaxFileSize int64
 	// MaxInboundPerPeer caps concurrent inbound transfers from one peer.
 	MaxInboundPerPeer int
@@ -75,14 +78,14 @@ type Config struct {
 }
 
 // MaxFileSizeLimit is the largest Config.MaxFileSize New accepts: the
-// biggest file one transfer can carry (16 GiB).
+// biggest file one transfer can carry (1 TiB).
 const MaxFileSizeLimit = maxFileSize
 
 // DefaultConfig returns the default limits (Root and StateDir empty).
 func DefaultConfig() Config {
 	return Config{
 		BlockSize:         1 << 20,
-		MaxFileSize:       4 << 30,
+		MaxFileSize:       maxFileSize,
 		MaxInboundPerPeer: 4,
 		MaxInboundTotal:   32,
 		MaxOffersInFlight: 4,

@@ -53,16 +53,19 @@ type inTransfer struct {
 	f         *os.File
 	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
 	have      bitmap
-	got       []hash32 // streamed: the hash of each block written, checked at DONE
-	holes     bitmap   // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
-	haveKnown bool     // false after a restart until the partial is re-hashed
+	got       []hash32     // streamed: the hash of each block written, checked at DONE
+	holes     bitmap       // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
+	open      []*openBlock // blocks whose pieces are arriving (pieces.go); used like f
+	haveKnown bool         // false after a restart until the partial is re-hashed
 	rounds    int
 	last      time.Time
 	placed    *placement // set by placeFinal, recorded by completeIn
 }
 
-// closeFile closes the partial's descriptor (inbound.mu held, or by its owner).
+// closeFile closes the partial's descriptor and forgets the blocks in
+// progress, which a new owner starts over (inbound.mu held, or by its owner).
 func (t *inTransfer) closeFile() {
+	t.open = nil
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil

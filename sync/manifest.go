@@ -72,7 +72,7 @@ func hashFile(ctx context.Context, f *os.File, blockSize int) (manifest, fileVer
 // are hashed before their OFFER (larger ones while they are sent), so one
 // goroutine is enough. A block in a hole is not read: it is zeros.
 func hashBlocks(ctx context.Context, f *os.File, m *manifest) error {
-	buf := make([]byte, m.BlockSize)
+	buf := make([]byte, min(m.BlockSize, pieceSize))
 	for i := range m.Blocks {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -83,16 +83,45 @@ func hashBlocks(ctx context.Context, f *os.File, m *manifest) error {
 			m.Blocks[i] = zeroSum(n)
 			continue
 		}
-		_, err := f.ReadAt(buf[:n], off)
+		sum, err := sumAt(f, off, n, buf)
 		if errors.Is(err, io.EOF) {
 			return errChanged // shrank while read
 		}
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
-		m.Blocks[i] = blockSum(buf[:n])
+		m.Blocks[i] = sum
 	}
 	return nil
+}
+
+// sumAt is blockSum of the n bytes of f at off, read into buf a piece at a
+// time: a block larger than buf (up to 64 MiB) is never held whole. It
+// fails with io.EOF if f ends first.
+func sumAt(f *os.File, off int64, n int, buf []byte) (hash32, error) {
+	if n <= len(buf) {
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return hash32{}, err
+		}
+		return blockSum(buf[:n]), nil
+	}
+	h := blake3.New()
+	for n > 0 {
+		k := min(n, len(buf))
+		if _, err := f.ReadAt(buf[:k], off); err != nil {
+			return hash32{}, err
+		}
+		h.Write(buf[:k])
+		off, n = off+int64(k), n-k
+	}
+	return sumOf(h), nil
+}
+
+// sumOf is the hash a hasher fed one block's bytes in pieces gives: the
+// same as blockSum of the whole block.
+func sumOf(h *blake3.Hasher) (sum hash32) {
+	h.Sum(sum[:0])
+	return sum
 }
 
 // blockSum is the hash of one block: BLAKE3-256, collision resistant like
@@ -129,11 +158,13 @@ func fileHashOf(size uint64, blockSize uint32, blocks []hash32) hash32 {
 	return blake3.Sum256(buf)
 }
 
-// chooseBlockSize keeps a manifest within the protocol's block count: a
-// huge file gets bigger blocks than configured.
+// chooseBlockSize keeps a manifest within sendBlocks hashes: a huge file
+// gets bigger blocks than configured, 64 MiB for 1 TiB. Blocks over
+// pieceSize cost no memory (they travel, are hashed and written in
+// pieces); what grows is what a corrupt block costs to send again.
 func chooseBlockSize(size int64, configured int) int {
 	bs := configured
-	for size > 0 && blockCount(uint64(size), uint32(bs)) > maxBlocks/4 && bs < maxBlockSize {
+	for size > 0 && blockCount(uint64(size), uint32(bs)) > sendBlocks && bs < maxBlockSize {
 		bs *= 2
 	}
 	return min(bs, maxBlockSize)

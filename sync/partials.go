@@ -110,10 +110,11 @@ func (ib *inbound) removeStale(cutoff time.Time) {
 
 // haveBlocks re-hashes a partial and returns the blocks whose content
 // matches the manifest: only those count as held. A block that is a hole
-// reads as zeros, so it is not read: it holds a zero block.
+// reads as zeros, so it is not read: it holds a zero block. A large block
+// is read and hashed a piece at a time (sumAt).
 func haveBlocks(f *os.File, meta *partialMeta) (bitmap, error) {
 	have := newBitmap(meta.blocks()) // none held if streamed: nothing to check against
-	buf := make([]byte, meta.BlockSize)
+	buf := make([]byte, min(meta.BlockSize, pieceSize))
 	for i := range meta.Blocks {
 		n := blockLen(meta.Size, meta.BlockSize, uint32(i))
 		off := int64(i) * int64(meta.BlockSize)
@@ -123,14 +124,14 @@ func haveBlocks(f *os.File, meta *partialMeta) (bitmap, error) {
 			}
 			continue
 		}
-		_, err := f.ReadAt(buf[:n], off)
+		sum, err := sumAt(f, off, n, buf)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return have, err
 		}
-		if blockSum(buf[:n]) == meta.Blocks[i] {
+		if sum == meta.Blocks[i] {
 			have.set(i)
 		}
 	}

@@ -16,7 +16,7 @@ const (
 	kindOffer    kind = 1 // sender -> receiver: manifest of one file
 	kindAccept   kind = 2 // receiver -> sender: send what I lack
 	kindReject   kind = 3 // receiver -> sender: will not take it
-	kindChunk    kind = 4 // sender -> receiver: one block (bulk queue)
+	kindChunk    kind = 4 // sender -> receiver: one block or a piece of one (bulk queue)
 	kindDone     kind = 5 // sender -> receiver: every wanted block sent
 	kindAck      kind = 6 // receiver -> sender: verified and in place
 	kindChatHave kind = 7 // either way: highest seq of your messages I hold
@@ -31,18 +31,27 @@ const (
 //	1: BLAKE3 block hashes, streamed manifests in DONE, CHAT_HAVE catch-up.
 //	2: an OFFER names its entry type (file, folder, symbolic link) and a
 //	   link's target; ATTR carries a delivered file's new mode; a CHUNK
-//	   without data is a block of zeros.
+//	   without data is a block of zeros; blocks grow to 64 MiB with the
+//	   file (up to 1 TiB) and a CHUNK carries a piece of at most 1 MiB at
+//	   an offset within its block.
 const Version = 2
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
 	minBlockSize = 64 << 10 // smallest block size accepted
-	maxBlockSize = 4 << 20  // largest block size accepted
-	maxBlocks    = 1 << 16  // most blocks in one manifest (2 MiB of hashes)
-	// maxFileSize is the largest file sent: 16384 blocks of 1 MiB. Its
-	// OFFER (512 KiB of hashes) and its CHUNKs (1 MiB + header) fit the
-	// mesh's 2 MiB BYTES cap; larger blocks would not.
-	maxFileSize   = maxBlocks / 4 << 20
+	maxBlockSize = 64 << 20 // largest block size accepted
+	maxBlocks    = 1 << 16  // most blocks in one manifest the decoder takes
+	// sendBlocks is the most blocks a sender puts in a manifest: its
+	// OFFER or DONE (512 KiB of hashes) fits the mesh's 2 MiB BYTES cap.
+	// A larger file gets larger blocks (chooseBlockSize).
+	sendBlocks = maxBlocks / 4
+	// pieceSize is the most data one CHUNK carries: a block larger than
+	// it travels as several CHUNKs (pieces), each of which fits the BYTES
+	// cap with its header. It is also the unit in which such a block is
+	// read, hashed and written, so no side holds a whole block.
+	pieceSize = 1 << 20
+	// maxFileSize is the largest file sent: 16384 blocks of 64 MiB, 1 TiB.
+	maxFileSize   = sendBlocks * maxBlockSize
 	maxPathLen    = 4096 // longest relative path, bytes
 	maxReasonLen  = 1024 // longest REJECT reason, bytes
 	transferIDLen = 16
@@ -151,12 +160,14 @@ type rejectMsg struct {
 	Reason string
 }
 
-// chunkMsg carries one block; without Data, a block of zeros of the
-// block's length.
+// chunkMsg carries one block, or one piece of a block larger than
+// pieceSize at byte Offset within it; without Data, a block of zeros of the
+// block's length (Offset 0).
 type chunkMsg struct {
-	ID    transferID
-	Index uint32
-	Data  []byte
+	ID     transferID
+	Index  uint32
+	Offset uint32 // of Data within block Index
+	Data   []byte
 }
 
 // doneMsg says every requested block was sent. After a streamed OFFER it
@@ -240,18 +251,20 @@ func (m *rejectMsg) encode() []byte {
 }
 
 // chunkHeaderLen is the size of a CHUNK message before its data.
-const chunkHeaderLen = 1 + transferIDLen + 4
+const chunkHeaderLen = 1 + transferIDLen + 4 + 4
 
-// appendChunkHeader appends the header of CHUNK i of transfer id: the one
-// place its layout is written.
-func appendChunkHeader(b []byte, id transferID, i uint32) []byte {
+// appendChunkHeader appends the header of the CHUNK of block i of transfer
+// id whose data starts at byte off of the block: the one place its layout
+// is written.
+func appendChunkHeader(b []byte, id transferID, i, off uint32) []byte {
 	b = append(b, byte(kindChunk))
 	b = append(b, id[:]...)
-	return binary.BigEndian.AppendUint32(b, i)
+	b = binary.BigEndian.AppendUint32(b, i)
+	return binary.BigEndian.AppendUint32(b, off)
 }
 
 func (m *chunkMsg) encode() []byte {
-	b := appendChunkHeader(make([]byte, 0, chunkHeaderLen+len(m.Data)), m.ID, m.Index)
+	b := appendChunkHeader(make([]byte, 0, chunkHeaderLen+len(m.Data)), m.ID, m.Index, m.Offset)
 	return append(b, m.Data...)
 }
 
@@ -311,13 +324,8 @@ func decodeMessage(b []byte) (any, error) {
 		return decodeAccept(r)
 	case kindReject:
 		return decodeReject(r)
-	case kindChunk: // no data is a block of zeros (zero.go)
-		m := &chunkMsg{ID: readID(r), Index: r.U32()}
-		if r.Err() == nil && r.Len() > maxBlockSize {
-			return nil, fmt.Errorf("chunk of %d bytes: %w", r.Len(), errProto)
-		}
-		m.Data = r.Take(r.Len())
-		return m, end(r)
+	case kindChunk:
+		return decodeChunk(r)
 	case kindDone:
 		return decodeDone(r)
 	case kindAck:
@@ -375,6 +383,27 @@ func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
 		return nil, fmt.Errorf("%d block hashes for %d bytes: %w", n, m.Size, errProto)
 	}
 	m.Blocks = readHashes(r, n)
+	return m, end(r)
+}
+
+// decodeChunk reads a CHUNK: a piece of at most pieceSize within the
+// largest block, or no data (a block of zeros, zero.go) at offset 0. The
+// receiver checks it against its block's real length.
+func decodeChunk(r *wire.Decoder) (*chunkMsg, error) {
+	m := &chunkMsg{ID: readID(r), Index: r.U32(), Offset: r.U32()}
+	if r.Err() != nil {
+		return nil, end(r)
+	}
+	n := r.Len()
+	switch {
+	case n > pieceSize:
+		return nil, fmt.Errorf("chunk of %d bytes: %w", n, errProto)
+	case uint64(m.Offset)+uint64(n) > maxBlockSize:
+		return nil, fmt.Errorf("chunk at %d beyond the largest block: %w", m.Offset, errProto)
+	case n == 0 && m.Offset != 0:
+		return nil, fmt.Errorf("zero block at offset %d: %w", m.Offset, errProto)
+	}
+	m.Data = r.Take(n)
 	return m, end(r)
 }
 

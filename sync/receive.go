@@ -160,58 +160,99 @@ func (r *receiver) admit(m *offerMsg) error {
 	return r.in.createPartial(inKey{r.p.id, m.ID}, meta)
 }
 
-// onChunk verifies one block, in buf, and hands it to the write-behind.
-// Bad chunks are dropped: the receiver asks for them again after DONE.
+// onChunk checks one block or piece, in buf, and hands it to the
+// write-behind. Bad chunks are dropped: the receiver asks for them again
+// after DONE. It hashes before it waits for the write in flight, so the
+// two overlap (writebehind.go).
 func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
-	if !r.checkChunk(m) {
+	w, ok := r.checkChunk(m)
+	if !ok {
 		r.p.bufs.put(buf)
 		return
 	}
 	r.wb.settle(r) // may abort the transfer: look it up after
-	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
-	if t == nil {
+	if w.t = r.in.owned(r.p, inKey{r.p.id, m.ID}); w.t == nil {
 		r.p.bufs.put(buf)
 		return
 	}
-	w := blockWrite{t: t, index: m.Index, data: m.Data, buf: buf}
-	if len(m.Data) == 0 {
-		w.zeros = blockLen(t.meta.Size, t.meta.BlockSize, m.Index)
+	if w.piece {
+		// The block on disk is about to change: held again only once
+		// its last piece is verified and written.
+		r.in.mu.Lock()
+		w.t.have.clear(int(w.index))
+		r.in.mu.Unlock()
 	}
+	w.buf = buf
 	r.wb.start(w)
 }
 
-// checkChunk reports whether m is a block of a transfer p owns whose hash
-// is right (or, streamed, recorded for DONE). A CHUNK without data is a
-// block of zeros, checked as such: against a manifest that says otherwise
-// it is dropped like any corrupt block.
-func (r *receiver) checkChunk(m *chunkMsg) bool {
+// checkChunk checks m, a block or a piece of one, of a transfer p owns,
+// and returns its write. A whole block is written only if its hash is
+// right (or, streamed, recorded for DONE); a piece is written as it comes
+// and its block held once the last piece matched (checkPiece). A CHUNK
+// without data is a block of zeros, checked as such: against a manifest
+// that says otherwise it is dropped like any corrupt block.
+func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
 	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
 	if t == nil {
 		r.in.log.Debug("chunk for unknown transfer", "peer", r.p.id, "id", m.ID.String())
-		return false
+		return blockWrite{}, false
 	}
 	if int(m.Index) >= t.meta.blocks() {
 		r.in.log.Debug("chunk out of range", "peer", r.p.id, "path", t.meta.Path, "index", m.Index)
-		return false
+		return blockWrite{}, false
 	}
 	n := blockLen(t.meta.Size, t.meta.BlockSize, m.Index)
+	w := blockWrite{t: t, index: m.Index, off: int(m.Offset), data: m.Data}
 	var sum hash32
-	switch len(m.Data) {
-	case n:
+	switch {
+	case len(m.Data) == 0: // at offset 0 (decodeChunk)
+		t.dropBlock(m.Index)
+		w.zeros, sum = n, zeroSum(n)
+	case m.Offset == 0 && len(m.Data) == n:
+		t.dropBlock(m.Index)
 		sum = blockSum(m.Data)
-	case 0:
-		sum = zeroSum(n)
+	case int(m.Offset)+len(m.Data) > n:
+		r.in.log.Debug("chunk beyond its block", "peer", r.p.id, "path", t.meta.Path, "index", m.Index,
+			"offset", m.Offset, "len", len(m.Data))
+		return blockWrite{}, false
 	default:
-		r.in.log.Debug("chunk of the wrong length", "peer", r.p.id, "path", t.meta.Path, "index", m.Index, "len", len(m.Data))
-		return false
+		return r.checkPiece(w, n)
 	}
+	w.held = r.checkSum(t, m.Index, sum)
+	return w, w.held
+}
+
+// checkPiece feeds a piece of an n-byte block to the block's running
+// hash. A piece out of order is dropped (its block starts over); the last
+// piece is written only if the block's hash is right, and then makes the
+// block held.
+func (r *receiver) checkPiece(w blockWrite, n int) (blockWrite, bool) {
+	t := w.t
+	b := t.feedPiece(w.index, w.off, w.data)
+	if b == nil {
+		r.in.log.Debug("piece out of order", "peer", r.p.id, "path", t.meta.Path, "index", w.index, "offset", w.off)
+		return blockWrite{}, false
+	}
+	w.piece = true
+	if b.next < n {
+		return w, true
+	}
+	t.dropBlock(w.index)
+	w.held = r.checkSum(t, w.index, sumOf(b.h))
+	return w, w.held
+}
+
+// checkSum reports whether sum is block i's hash; streamed, it records it
+// for DONE. A block that differs is counted and logged.
+func (r *receiver) checkSum(t *inTransfer, i uint32, sum hash32) bool {
 	if t.meta.streamed() {
-		t.got[m.Index] = sum // checked when the manifest comes with DONE
+		t.got[i] = sum // checked when the manifest comes with DONE
 		return true
 	}
-	if sum != t.meta.Blocks[m.Index] {
+	if sum != t.meta.Blocks[i] {
 		err := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: "verify block",
-			Err: fmt.Errorf("block %d: %w", m.Index, ErrChecksum)}
+			Err: fmt.Errorf("block %d: %w", i, ErrChecksum)}
 		r.in.log.Warn("damaged block dropped", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", t.meta.Path, "err", err, "fix", "nothing: the block is asked for again")
 		r.in.noteError(err)
 		return false

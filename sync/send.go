@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/meshfs/meshfs/internal/safetext"
 )
 
@@ -303,8 +305,9 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 	defer file.Close()
 	s.setPhase(f, PhaseSending)
 	hashing := s.o.streamed(rec)
-	bs := rec.Manifest.BlockSize
-	buf := make([]byte, chunkHeaderLen+bs) // SendBulk copies: one buffer serves every block
+	// SendBulk copies: one buffer serves every block, or every piece of a
+	// block larger than pieceSize.
+	buf := make([]byte, chunkHeaderLen+min(rec.Manifest.BlockSize, pieceSize))
 	for i := range have.n {
 		if have.has(i) && !hashing {
 			continue
@@ -325,7 +328,8 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 }
 
 // sendBlock reads block i into buf, hashes it for the manifest if hashing,
-// and sends it if send. A block of zeros goes out as a CHUNK without data.
+// and sends it if send. A block of zeros goes out as a CHUNK without data;
+// one larger than pieceSize as pieces (sendPieces).
 func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing, send bool) error {
 	rec := f.rec
 	if err := s.p.ctx.Err(); err != nil {
@@ -333,6 +337,9 @@ func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing,
 	}
 	if s.o.isCancelled(rec) {
 		return fmt.Errorf("cancelled: %w", errChanged)
+	}
+	if blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i)) > pieceSize {
+		return s.sendPieces(f, file, i, buf, hashing, send)
 	}
 	blk, err := readBlock(file, rec, i, buf)
 	if err != nil {
@@ -344,12 +351,99 @@ func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing,
 	if !send {
 		return nil
 	}
-	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, blk.msg); err != nil {
-		return fmt.Errorf("send chunk %d of %s: %w", i, rec.Rel, err)
+	return s.sendChunk(f, i, blk.msg, blk.n, blk.zero)
+}
+
+// sendChunk sends one CHUNK of block i carrying n bytes of it (all of
+// them if zero: a CHUNK without data).
+func (s *sender) sendChunk(f *flight, i int, msg []byte, n int, zero bool) error {
+	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, msg); err != nil {
+		return fmt.Errorf("send chunk %d of %s: %w", i, f.rec.Rel, err)
 	}
-	s.addSent(f, int64(blk.n)) // progress: a zero block counts as sent
-	s.o.log.Debug("chunk sent", "peer", s.p.id, "path", rec.Rel, "index", i, "zero", blk.zero)
+	s.addSent(f, int64(n)) // progress: a zero block counts as sent
+	s.o.log.Debug("chunk sent", "peer", s.p.id, "path", f.rec.Rel, "index", i, "bytes", n, "zero", zero)
 	return nil
+}
+
+// sendPieces is sendBlock for a block larger than pieceSize. Its pieces go
+// out in order, each read into buf just before it is sent, and are hashed
+// as they pass when the manifest needs the block's hash: the block is
+// never held whole. A block that is a hole or reads as zeros is one CHUNK
+// without data, as a small one is; zero pieces of a block with data are
+// sent as data (the receiver hashes the block as its pieces arrive).
+func (s *sender) sendPieces(f *flight, file *os.File, i int, buf []byte, hashing, send bool) error {
+	rec := f.rec
+	if err := checkVersion(file, rec); err != nil {
+		return err
+	}
+	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
+	off := int64(i) * int64(rec.Manifest.BlockSize)
+	first, err := firstData(file, off, n, buf[chunkHeaderLen:])
+	if err != nil {
+		return fmt.Errorf("read block %d: %w", i, err)
+	}
+	if first < 0 {
+		if hashing {
+			s.o.streamSum(rec, i, func() hash32 { return zeroSum(n) })
+		}
+		if !send {
+			return nil
+		}
+		return s.sendChunk(f, i, appendChunkHeader(buf[:0], rec.ID, uint32(i), 0), n, true)
+	}
+	var h *blake3.Hasher
+	if hashing && !s.o.streamKnown(rec, i) {
+		h = blake3.New()
+	}
+	if !send && h == nil {
+		return nil
+	}
+	for p := 0; p*pieceSize < n; p++ {
+		pOff := p * pieceSize
+		msg := appendChunkHeader(buf[:0], rec.ID, uint32(i), uint32(pOff))[:chunkHeaderLen+min(pieceSize, n-pOff)]
+		switch {
+		case p < first: // known zeros: not read again
+			clear(msg[chunkHeaderLen:])
+		case p > 0: // piece 0 with data is in buf already (firstData)
+			if _, err := file.ReadAt(msg[chunkHeaderLen:], off+int64(pOff)); err != nil {
+				return fmt.Errorf("read block %d: %w", i, errChanged)
+			}
+		}
+		if h != nil {
+			h.Write(msg[chunkHeaderLen:])
+		}
+		if send {
+			if err := s.sendChunk(f, i, msg, len(msg)-chunkHeaderLen, false); err != nil {
+				return err
+			}
+		}
+	}
+	if h != nil {
+		s.o.streamSum(rec, i, func() hash32 { return sumOf(h) })
+	}
+	return nil
+}
+
+// firstData returns the first piece of the n-byte block at off that holds
+// a byte other than zero, left in buf, or -1 when the block is all zeros:
+// a hole (not read) or zeros on disk (read once here).
+func firstData(file *os.File, off int64, n int, buf []byte) (int, error) {
+	if !hasData(file, off, n) {
+		return -1, nil
+	}
+	for p := 0; p*pieceSize < n; p++ {
+		pOff, k := off+int64(p*pieceSize), min(pieceSize, n-p*pieceSize)
+		if !hasData(file, pOff, k) {
+			continue
+		}
+		if _, err := file.ReadAt(buf[:k], pOff); err != nil {
+			return 0, errChanged
+		}
+		if !allZero(buf[:k]) {
+			return p, nil
+		}
+	}
+	return -1, nil
 }
 
 // outBlock is one block read for sending.
@@ -367,24 +461,33 @@ func (b outBlock) sum() hash32 {
 	return blockSum(b.msg[chunkHeaderLen:])
 }
 
-// readBlock reads block i into a CHUNK message in buf, after checking the
-// file is unchanged. A block in a hole of the file is not read, and one
-// that reads as all zeros is not sent as data: both go out as CHUNKs
-// without data. It does not hash the block again: the version check
-// catches a rewrite, and the receiver verifies every block anyway (a
-// changed block is dropped and asked for again, and the resend then fails
-// the fileVersion check here).
-func readBlock(file *os.File, rec *outRecord, i int, buf []byte) (outBlock, error) {
+// checkVersion fails with errChanged unless file is still the version rec
+// describes.
+func checkVersion(file *os.File, rec *outRecord) error {
 	fi, err := file.Stat()
 	if err != nil {
-		return outBlock{}, fmt.Errorf("stat: %w", err)
+		return fmt.Errorf("stat: %w", err)
 	}
 	if !versionOf(fi).sameFile(rec.Version) {
-		return outBlock{}, errChanged
+		return errChanged
+	}
+	return nil
+}
+
+// readBlock reads block i (at most pieceSize) into a CHUNK message in buf,
+// after checking the file is unchanged. A block in a hole of the file is
+// not read, and one that reads as all zeros is not sent as data: both go
+// out as CHUNKs without data. It does not hash the block again: the
+// version check catches a rewrite, and the receiver verifies every block
+// anyway (a changed block is dropped and asked for again, and the resend
+// then fails the fileVersion check here).
+func readBlock(file *os.File, rec *outRecord, i int, buf []byte) (outBlock, error) {
+	if err := checkVersion(file, rec); err != nil {
+		return outBlock{}, err
 	}
 	n := blockLen(uint64(rec.Manifest.Size), uint32(rec.Manifest.BlockSize), uint32(i))
 	off := int64(i) * int64(rec.Manifest.BlockSize)
-	hdr := appendChunkHeader(buf[:0], rec.ID, uint32(i))
+	hdr := appendChunkHeader(buf[:0], rec.ID, uint32(i), 0)
 	if !hasData(file, off, n) {
 		return outBlock{msg: hdr, n: n, zero: true}, nil
 	}
@@ -490,6 +593,14 @@ func (o *outbound) manifestOf(rec *outRecord) manifest {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return rec.Manifest
+}
+
+// streamKnown reports whether the hash of block i of rec is known already,
+// from its manifest or another sender's pass.
+func (o *outbound) streamKnown(rec *outRecord, i int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return rec.Manifest.Blocks != nil || rec.stream != nil && rec.stream.known.has(i)
 }
 
 // streamSum returns the hash of block i of rec, calling sum unless another

@@ -15,13 +15,17 @@ type writeBehind struct {
 	cur  *blockWrite // in flight; receiver goroutine only
 }
 
-// blockWrite is one verified block on its way to its partial.
+// blockWrite is one verified block, or one piece of a block, on its way
+// to its partial.
 type blockWrite struct {
 	t     *inTransfer
 	index uint32
+	off   int // of data within the block: a piece's offset, else 0
 	data  []byte
 	buf   []byte // p.bufs buffer holding data
 	zeros int    // > 0: a zero block of this length, and data is empty
+	piece bool   // a piece of a larger block: the block is not held until held
+	held  bool   // the block verified: held once this is written
 }
 
 // newWriteBehind starts the writer goroutine; the receiver that owns it
@@ -60,8 +64,8 @@ func (w *writeBehind) settle(r *receiver) {
 	}
 }
 
-// applied applies the outcome of the write in flight: its block is held,
-// or its transfer is aborted.
+// applied applies the outcome of the write in flight: its block is held
+// (if this completed it), or its transfer is aborted.
 func (w *writeBehind) applied(r *receiver, err error) {
 	j := w.cur
 	w.cur = nil
@@ -72,7 +76,9 @@ func (w *writeBehind) applied(r *receiver, err error) {
 	}
 	failpoint("after-write")
 	r.in.mu.Lock()
-	j.t.have.set(int(j.index))
+	if j.held {
+		j.t.have.set(int(j.index))
+	}
 	j.t.last = time.Now()
 	r.in.mu.Unlock()
 }

@@ -134,13 +134,13 @@ func layoutPartial(f *os.File, meta *partialMeta) (bitmap, error) {
 // reserving nothing (0.23 s).
 const reserveAhead = 64 << 20
 
-// storeBlock writes one verified block, on the write-behind goroutine:
-// its data (reserving ahead first if it lands in a hole), or for a zero
+// storeBlock writes one verified block or one piece, on the write-behind
+// goroutine: its data (reserving ahead first if it lands in a hole), or for a zero
 // block nothing where the partial is still a hole, else a hole punched
 // over what the range held (zeros written where the filesystem cannot
 // punch).
 func (ib *inbound) storeBlock(j blockWrite) error {
-	off := int64(j.index) * int64(j.t.meta.BlockSize)
+	off := int64(j.index)*int64(j.t.meta.BlockSize) + int64(j.off)
 	if j.zeros == 0 {
 		if err := ib.reserve(j.t, j.index); err != nil {
 			return err

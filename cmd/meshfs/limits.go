@@ -23,8 +23,8 @@ type limit struct {
 
 // limits are the mount flags for sync.Config, in the order --help shows them.
 var limits = []limit{
-	{"max-file-size", "MESHFS_MAX_FILE_SIZE", "4GiB",
-		"largest file sent or accepted, `SIZE` such as 500MiB or 2G (at most 16GiB)",
+	{"max-file-size", "MESHFS_MAX_FILE_SIZE", "1TiB",
+		"largest file sent or accepted, `SIZE` such as 500MiB or 2G (at most 1TiB; free space refuses what does not fit)",
 		func(cfg *meshsync.Config, v string) (err error) { cfg.MaxFileSize, err = parseFileSize(v); return }},
 	{"partial-ttl", "MESHFS_PARTIAL_TTL", "24h",
 		"unfinished incoming files are kept this `DURATION` for resuming, then removed",
@@ -108,7 +108,7 @@ func parseSize(s string) (int64, error) {
 func parseFileSize(s string) (int64, error) {
 	n, err := parseSize(s)
 	if err == nil && n > meshsync.MaxFileSizeLimit {
-		err = fmt.Errorf("at most 16GiB, the largest file a transfer can carry")
+		err = fmt.Errorf("at most 1TiB, the largest file a transfer can carry")
 	}
 	return n, err
 }
