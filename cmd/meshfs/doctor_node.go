@@ -49,7 +49,7 @@ func nodeChecks(ctx context.Context, mnt string) []finding {
 	}
 	found := []finding{passed("node", fmt.Sprintf("meshfs serves %s (%s)", mnt, mode))}
 	found = append(found, checkStatePerms(r.StateDir)...)
-	found = append(found, checkFreeSpace(r.TreeRoot, r.Status.Self.MaxFileSize), checkListen(ctx, r.Listen))
+	found = append(found, checkFreeSpace(r.TreeRoot, r.Status.Self.MaxFileSize, lowFree), checkListen(ctx, r.Listen))
 	return append(found, checkMembers(r.Status.Peers, mnt, r.Release, time.Now())...)
 }
 
@@ -113,21 +113,25 @@ func checkPrivate(check, path string, want fs.FileMode) (finding, bool) {
 	return finding{}, true
 }
 
-// checkFreeSpace warns when the filesystem under the tree has less room than
-// the largest file this node accepts: such a file would be refused.
-func checkFreeSpace(root string, maxFile int64) finding {
+// lowFree is the free space below which doctor warns: the largest file
+// accepted is bounded by free space (a receiver refuses what does not fit),
+// and under 1 GiB an ordinary video or disk image no longer fits.
+const lowFree = 1 << 30
+
+// checkFreeSpace says how large a file the filesystem under the tree can
+// take now, and warns when that is under low.
+func checkFreeSpace(root string, maxFile int64, low uint64) finding {
 	const check = "free space"
 	free, err := diskFree(root)
 	if err != nil {
 		return warned(check, fmt.Sprintf("cannot measure free space under %s: %v", root, err), "check that the folder exists")
 	}
-	largest := present.IEC(uint64(maxFile))
-	if free < uint64(maxFile) {
-		return warned(check,
-			fmt.Sprintf("%s free under %s, less than the largest file accepted (%s): larger incoming files are refused", present.IEC(free), root, largest),
-			"free space on that filesystem, or mount with a smaller --max-file-size")
+	detail := fmt.Sprintf("%s free under %s: files up to %s are accepted", present.IEC(free), root,
+		present.IEC(min(free, uint64(maxFile))))
+	if free < low {
+		return warned(check, detail+"; larger ones are refused until there is room", "free space on that filesystem")
 	}
-	return passed(check, fmt.Sprintf("%s free under %s (largest file accepted: %s)", present.IEC(free), root, largest))
+	return passed(check, detail)
 }
 
 // checkListen dials the node's listen address from this machine. It cannot

@@ -155,13 +155,13 @@ func TestDialableAddr(t *testing.T) {
 
 func TestCheckFreeSpace(t *testing.T) {
 	dir := t.TempDir()
-	if f := checkFreeSpace(dir, 1); f.Status != statusOK {
-		t.Errorf("checkFreeSpace(1 byte) = %+v, want ok", f)
+	if f := checkFreeSpace(dir, 1<<20, 1); f.Status != statusOK || !strings.Contains(f.Detail, "files up to 1.0 MiB are accepted") {
+		t.Errorf("checkFreeSpace(limit 1 MiB) = %+v, want ok with files up to 1.0 MiB", f)
 	}
-	if f := checkFreeSpace(dir, 1<<62); f.Status != statusWarn || !strings.Contains(f.Fix, "--max-file-size") {
-		t.Errorf("checkFreeSpace(4 EiB) = %+v, want a warning naming --max-file-size", f)
+	if f := checkFreeSpace(dir, 1<<40, 1<<62); f.Status != statusWarn || !strings.Contains(f.Fix, "free space") {
+		t.Errorf("checkFreeSpace(less free than low) = %+v, want a warning to free space", f)
 	}
-	if f := checkFreeSpace(filepath.Join(dir, "gone"), 1); f.Status != statusWarn {
+	if f := checkFreeSpace(filepath.Join(dir, "gone"), 1, 1); f.Status != statusWarn {
 		t.Errorf("checkFreeSpace(missing folder) = %+v, want a warning", f)
 	}
 }
