@@ -62,29 +62,15 @@ func TestCoreMesh(t *testing.T) {
 		}
 	})
 
-	t.Run("a new version replaces the first unless bob changed it", func(t *testing.T) {
-		send := func(name, text string) {
-			if err := os.WriteFile(alice.path("outbox", name), []byte(text), 0o644); err != nil {
+	t.Run("a second file of the same name never overwrites the first", func(t *testing.T) {
+		for _, text := range []string{"first\n", "second\n"} {
+			if err := os.WriteFile(alice.path("outbox", "same.txt"), []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			waitGone(t, alice.path("outbox", name)) // delivered before the next one
+			waitGone(t, alice.path("outbox", "same.txt")) // delivered before the next one
 		}
-		send("same.txt", "first\n")
-		send("same.txt", "second\n")
-		waitFileContent(t, bob.path("inbox", "alice", "same.txt"), []byte("second\n"))
-		if _, err := os.Lstat(bob.path("inbox", "alice", "same (1).txt")); err == nil {
-			t.Error("the second version arrived as a numbered copy")
-		}
-		// The inbox lets bob rename but not write: he puts another file
-		// under the name, and the next version must go next to it.
-		send("other.txt", "bob keeps this\n")
-		waitFileContent(t, bob.path("inbox", "alice", "other.txt"), []byte("bob keeps this\n"))
-		if err := os.Rename(bob.path("inbox", "alice", "other.txt"), bob.path("inbox", "alice", "same.txt")); err != nil {
-			t.Fatal(err)
-		}
-		send("same.txt", "third\n")
-		waitFileContent(t, bob.path("inbox", "alice", "same (1).txt"), []byte("third\n"))
-		waitFileContent(t, bob.path("inbox", "alice", "same.txt"), []byte("bob keeps this\n"))
+		waitFileContent(t, bob.path("inbox", "alice", "same (1).txt"), []byte("second\n"))
+		waitFileContent(t, bob.path("inbox", "alice", "same.txt"), []byte("first\n"))
 	})
 
 	t.Run("chat reaches every member", func(t *testing.T) {

@@ -311,9 +311,7 @@ func row30Collisions(t *testing.T, v *syncVictim) {
 		}
 		seen[k] = true
 	}
-	// café.txt in NFD is café.txt once normalised: the same path again, so
-	// a new version that replaces the NFC one's file (untouched since).
-	for _, p := range []string{"README", "readme", "cafe\u0301.txt"} {
+	for _, p := range []string{"README", "readme", "caf\u00e9.txt", "cafe\u0301.txt"} {
 		found := false
 		for _, n := range names {
 			if data, err := os.ReadFile(filepath.Join(v.b.root, "inbox", "mallory", n)); err == nil && string(data) == p {
@@ -679,30 +677,23 @@ func row43Crash(t *testing.T, v *syncVictim) {
 }
 
 func row44SameName(t *testing.T, v *syncVictim) {
-	one, two, three := []byte("first version"), []byte("second version"), []byte("third version")
+	one, two := []byte("first version"), []byte("second version")
 	for _, d := range [][]byte{one, two} {
 		if _, ok := v.offer(t, "same.txt", d).(*ackMsg); !ok {
 			t.Fatal("refused")
 		}
 	}
-	// The second is a new version of mallory's same.txt, which nobody
-	// changed: it replaces it.
-	v.b.waitFile("inbox/mallory/same.txt", two)
+	v.b.waitFile("inbox/mallory/same.txt", one)
+	found := false
 	for _, n := range v.inboxNames() {
-		if strings.HasPrefix(n, "same (") {
-			t.Errorf("inbox/mallory holds %q besides same.txt", n)
+		if got, _ := os.ReadFile(filepath.Join(v.b.root, "inbox", "mallory", n)); n != "same.txt" && bytes.Equal(got, two) {
+			found = true
+			t.Logf("second copy as %q", n)
 		}
 	}
-	// Once bob edited it, the next version goes next to it.
-	mine := []byte("bob's edit")
-	if err := os.WriteFile(filepath.Join(v.b.root, "inbox", "mallory", "same.txt"), mine, 0o644); err != nil {
-		t.Fatal(err)
+	if !found {
+		t.Error("second file with the same name overwrote or lost")
 	}
-	if _, ok := v.offer(t, "same.txt", three).(*ackMsg); !ok {
-		t.Fatal("refused")
-	}
-	v.b.waitFile("inbox/mallory/same (1).txt", three)
-	v.b.waitFile("inbox/mallory/same.txt", mine)
 	v.check(t)
 }
 

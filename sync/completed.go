@@ -15,10 +15,10 @@ import (
 
 // Completed inbound transfers: remembered for CompletedTTL in
 // completed.json and its journal, so a replayed OFFER is answered with ACK
-// and not a second copy, and so the next version of a path replaces the
-// file placed for the last one (deliver.go placeName). Entries written
-// before placements were recorded load as before and never allow a
-// replacement: the next version of their file arrives numbered.
+// and not a second copy, and with where the latest file of each path was
+// placed, so a chmod the sender makes later (ATTR, attr.go) reaches that
+// file while it is as placed. Entries written before placements were
+// recorded load as before; an ATTR for their files changes nothing.
 
 // placeKey is one file of a sender: its peer and its path in the sender's
 // outbox (validated, NFC).
@@ -49,14 +49,6 @@ func (ib *inbound) notePlaced(t *inTransfer, rel string, file fileID) {
 	ib.mu.Lock()
 	t.placed = &placement{id: t.key.id, rel: rel, file: file}
 	ib.mu.Unlock()
-}
-
-// lastPlacement returns the latest placement of peer's file p.
-func (ib *inbound) lastPlacement(peer mesh.PeerID, p string) (placement, bool) {
-	ib.mu.Lock()
-	defer ib.mu.Unlock()
-	pl, ok := ib.placed[placeKey{peer, p}]
-	return pl, ok
 }
 
 // notePlacementLocked indexes pl under k unless a later placement of k is

@@ -61,7 +61,7 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 	// moment later.
 	id, _, idErr := parts.statName(partName)
 	dirRel := path.Join(append([]string{"inbox"}, used...)...)
-	final, err := ib.placeName(t, parts, dir, partName, dirRel, comps[len(comps)-1])
+	final, err := dir.renameUnique(parts, partName, comps[len(comps)-1])
 	if err != nil {
 		return "", err
 	}
@@ -70,7 +70,7 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 		return "", fmt.Errorf("sync folder: %w", err)
 	}
 	rel := path.Join(dirRel, final)
-	if idErr == nil { // else the next version gets a numbered name
+	if idErr == nil { // else a later chmod (ATTR) leaves the file as it is
 		ib.notePlaced(t, rel, id)
 	}
 	return rel, nil
@@ -94,27 +94,6 @@ func (ib *inbound) walkTo(comps []string) (dirFd, []string, error) {
 		used = append(used, name)
 	}
 	return dir, used, nil
-}
-
-// placeName renames the partial into dir (dirRel, inbox-relative). A new
-// version of a path this peer sent before replaces the file placed for
-// the last one, if that file is in the same folder and unchanged since;
-// otherwise, and if the replacing rename fails, the file gets base or the
-// first free "base (n).ext", so what the user changed is never lost.
-func (ib *inbound) placeName(t *inTransfer, parts, dir dirFd, partName, dirRel, base string) (string, error) {
-	if prev, ok := ib.lastPlacement(t.key.peer, t.meta.Path); ok && path.Dir(prev.rel) == dirRel {
-		name := path.Base(prev.rel)
-		replaced, err := dir.replaceUnchanged(parts, partName, name, prev.file)
-		if err != nil {
-			ib.log.Warn("older version not replaced; the new one gets another name", "peer", t.key.peer,
-				"member", ib.peers.displayName(t.key.peer), "path", prev.rel, "err", err,
-				"fix", "nothing: remove the older copy if you no longer need it")
-		}
-		if replaced {
-			return name, nil
-		}
-	}
-	return dir.renameUnique(parts, partName, base)
 }
 
 // verifyWhole checks the file hash against the block list. Every block

@@ -305,8 +305,7 @@ func (r *receiver) failIn(t *inTransfer, op string, err error) {
 }
 
 // finishIn verifies a complete partial, makes it durable and renames it
-// into inbox/<peer-folder>/ (over its own unchanged last version, else
-// without replacing anything), then ACKs.
+// into inbox/<peer-folder>/ without replacing anything, then ACKs.
 func (r *receiver) finishIn(t *inTransfer) {
 	if err := verifyWhole(&t.meta); err != nil {
 		if r.p.ctx.Err() == nil { // a disconnect keeps the partial for resume
