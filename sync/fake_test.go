@@ -304,6 +304,17 @@ func (n *fakeNet) shutdown() {
 
 // Helpers for the tests.
 
+// heal drops the mutation a cut installed and connects a and b again. It
+// returns how many messages were delivered since, for counting resends.
+func (n *fakeNet) heal(a, b *fakeNode) (since func() int64) {
+	n.mu.Lock()
+	n.mutate = nil
+	n.mu.Unlock()
+	before := n.delivered.Load()
+	n.connect(a, b)
+	return func() int64 { return n.delivered.Load() - before }
+}
+
 // put writes a file into the node's outbox and reports it closed.
 func (fn *fakeNode) put(rel string, data []byte) {
 	fn.net.t.Helper()

@@ -115,13 +115,9 @@ func TestPiecesResume(t *testing.T) {
 				b.open()
 				b.start()
 			}
-			n.mu.Lock()
-			n.mutate = nil
-			n.mu.Unlock()
-			before := n.delivered.Load()
-			n.connect(a, b)
+			since := n.heal(a, b)
 			b.waitFile("inbox/alice/r.bin", data)
-			if resent := n.delivered.Load() - before; resent != 3*2+1 {
+			if resent := since(); resent != 3*2+1 {
 				t.Errorf("CHUNKs after the cut = %d, want 7 (blocks 2-4 in pieces, the tail)", resent)
 			}
 		})

@@ -90,16 +90,12 @@ func TestStreamSenderRestart(t *testing.T) {
 	a.put("s.bin", data)
 	<-cut
 	a.closeEngine()
-	n.mu.Lock()
-	n.mutate = nil
-	n.mu.Unlock()
 	a.open()
 	a.start()
-	before := n.delivered.Load()
-	n.connect(a, b)
+	since := n.heal(a, b)
 	b.waitFile("inbox/alice/s.bin", data)
 	a.waitFile("sent/s.bin", data)
-	if resent := n.delivered.Load() - before; resent != blocks+1-3 {
+	if resent := since(); resent != blocks+1-3 {
 		t.Errorf("chunks after restart = %d, want %d", resent, blocks+1-3)
 	}
 }

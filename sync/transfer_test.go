@@ -220,13 +220,9 @@ func testReceiverRestart(t *testing.T, edit func(*Config), wantResent int64) {
 	b.closeEngine()
 	b.open()
 	b.start()
-	n.mu.Lock()
-	n.mutate = nil
-	n.mu.Unlock()
-	before := n.delivered.Load()
-	n.connect(a, b)
+	since := n.heal(a, b)
 	b.waitFile("inbox/alice/r.bin", data)
-	if resent := n.delivered.Load() - before; resent != wantResent {
+	if resent := since(); resent != wantResent {
 		t.Errorf("chunks after restart = %d, want %d", resent, wantResent)
 	}
 }
