@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,9 +62,9 @@ func TestOutboxTools(t *testing.T) {
 
 // checkClone clones src into alice's outbox and checks bob's copy: every
 // object and source file git left is at bob byte for byte, and git finds
-// the repository whole. Git writes .git/config and .git/index more than
-// once during a clone; a version written after the first was delivered
-// arrives as a numbered copy (README), so those two are checked with git.
+// the repository whole. Git writes .git/HEAD, .git/config and .git/index
+// more than once during a clone; each later version replaces the one bob
+// got, as the folder is still in outbox/, so no numbered copy is left.
 func checkClone(t *testing.T, src string, alice, bob *node) {
 	t.Helper()
 	run(t, "", "git", "clone", "-q", src, alice.path("outbox", "clone"))
@@ -77,9 +78,25 @@ func checkClone(t *testing.T, src string, alice, bob *node) {
 	if got, want := run(t, clone, "git", "rev-parse", "HEAD"), run(t, src, "git", "rev-parse", "HEAD"); got != want {
 		t.Errorf("HEAD at bob %s, want %s", got, want)
 	}
+	if got := run(t, clone, "git", "symbolic-ref", "HEAD"); got != "refs/heads/main" {
+		t.Errorf("HEAD at bob names %s, want refs/heads/main", got)
+	}
 	if st := run(t, clone, "git", "status", "--porcelain", "--untracked-files=no"); st != "" {
 		t.Errorf("git status of the clone at bob:\n%s", st)
 	}
+	noNumberedCopies(t, clone)
+}
+
+// noNumberedCopies fails for any "name (n)" under dir.
+func noNumberedCopies(t *testing.T, dir string) {
+	t.Helper()
+	numbered := regexp.MustCompile(` \([0-9]+\)(\.[^.]*)?$`)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && numbered.MatchString(d.Name()) {
+			t.Errorf("numbered copy at bob: %s", p)
+		}
+		return nil
+	})
 }
 
 // hardLinkWhileOpen links a file under a second name while a writer still
@@ -232,7 +249,9 @@ func makeProject(t *testing.T) string {
 	if err := os.MkdirAll(filepath.Join(src, "empty", "inner"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run(t, src, "git", "init", "-q")
+	// A branch other than git's default: the clone writes .git/HEAD for
+	// the default first and for main once it knows the remote's.
+	run(t, src, "git", "init", "-q", "-b", "main")
 	run(t, src, "git", "add", "-A")
 	run(t, src, "git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "one")
 	return src

@@ -117,7 +117,12 @@ func (v *syncVictim) replyWithin(t *testing.T, id transferID, d time.Duration) a
 // returns the final reply (ACK or REJECT).
 func (v *syncVictim) offer(t *testing.T, path string, data []byte) any {
 	t.Helper()
-	m := offerOf(v.id(), path, data)
+	return v.offerMsg(t, offerOf(v.id(), path, data), data)
+}
+
+// offerMsg is offer with the OFFER made by the caller.
+func (v *syncVictim) offerMsg(t *testing.T, m *offerMsg, data []byte) any {
+	t.Helper()
 	v.ev.sendTo(v.b, m)
 	r := v.replyFor(t, m.ID)
 	if _, ok := r.(*acceptMsg); !ok {
@@ -243,6 +248,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 54: piece beyond its block's end", row54PieceBeyond},
 		{"row 55: pieces out of order", row55PieceOrder},
 		{"row 56: block whose pieces hash wrong", row56PieceHash},
+		{"row 57: new versions replacing what they may not", row57Replaces},
 	}
 	parent := t
 	for _, r := range rows {
@@ -694,6 +700,36 @@ func row44SameName(t *testing.T, v *syncVictim) {
 	if !found {
 		t.Error("second file with the same name overwrote or lost")
 	}
+	v.check(t)
+}
+
+// row57Replaces: an OFFER may replace the file bob placed for an earlier
+// transfer of the same path from the same member, and only while bob has
+// not changed it. Naming a transfer of another path, or one whose file bob
+// edited, places a numbered copy and leaves his files as they are.
+func row57Replaces(t *testing.T, v *syncVictim) {
+	send := func(path string, data []byte, replaces ...transferID) transferID {
+		m := offerOf(v.id(), path, data)
+		m.Replaces = replaces
+		if r, ok := v.offerMsg(t, m, data).(*ackMsg); !ok {
+			t.Fatalf("%s refused: %+v", path, r)
+		}
+		return m.ID
+	}
+	v1 := send("r/doc.txt", []byte("version 1"))
+	v.b.waitFile("inbox/mallory/r/doc.txt", []byte("version 1"))
+	v2 := send("r/doc.txt", []byte("version 2"), v1)
+	v.b.waitFile("inbox/mallory/r/doc.txt", []byte("version 2"))
+	send("r/other.txt", []byte("other"), v2) // another path's transfer
+	v.b.waitFile("inbox/mallory/r/other.txt", []byte("other"))
+	v.b.waitFile("inbox/mallory/r/doc.txt", []byte("version 2"))
+	mine := []byte("bob's edit")
+	if err := os.WriteFile(filepath.Join(v.b.root, "inbox", "mallory", "r", "doc.txt"), mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	send("r/doc.txt", []byte("version 3"), v2)
+	v.b.waitFile("inbox/mallory/r/doc (1).txt", []byte("version 3"))
+	v.b.waitFile("inbox/mallory/r/doc.txt", mine)
 	v.check(t)
 }
 

@@ -16,7 +16,8 @@ import (
 // Completed inbound transfers: remembered for CompletedTTL in
 // completed.json and its journal, so a replayed OFFER is answered with ACK
 // and not a second copy, and with where the latest file of each path was
-// placed, so a chmod the sender makes later (ATTR, attr.go) reaches that
+// placed, so a chmod the sender makes later (ATTR, attr.go), or a new
+// version that replaces this transfer (deliver.go placeName), reaches that
 // file while it is as placed. Entries written before placements were
 // recorded load as before; an ATTR for their files changes nothing.
 
@@ -49,6 +50,14 @@ func (ib *inbound) notePlaced(t *inTransfer, rel string, file fileID) {
 	ib.mu.Lock()
 	t.placed = &placement{id: t.key.id, rel: rel, file: file}
 	ib.mu.Unlock()
+}
+
+// lastPlacement returns the latest placement of peer's file p.
+func (ib *inbound) lastPlacement(peer mesh.PeerID, p string) (placement, bool) {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	pl, ok := ib.placed[placeKey{peer, p}]
+	return pl, ok
 }
 
 // notePlacementLocked indexes pl under k unless a later placement of k is

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -61,7 +62,7 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 	// moment later.
 	id, _, idErr := parts.statName(partName)
 	dirRel := path.Join(append([]string{"inbox"}, used...)...)
-	final, err := dir.renameUnique(parts, partName, comps[len(comps)-1])
+	final, err := ib.placeName(t, parts, dir, partName, dirRel, comps[len(comps)-1])
 	if err != nil {
 		return "", err
 	}
@@ -74,6 +75,28 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 		ib.notePlaced(t, rel, id)
 	}
 	return rel, nil
+}
+
+// placeName renames the partial into dir (dirRel, inbox-relative). When
+// the OFFER replaces an earlier transfer of the path and the file placed
+// for it is in the same folder and unchanged since, the partial goes over
+// it; otherwise, and if that rename fails, it gets base or the first free
+// "base (n).ext", so what the user changed is never lost.
+func (ib *inbound) placeName(t *inTransfer, parts, dir dirFd, partName, dirRel, base string) (string, error) {
+	if prev, ok := ib.lastPlacement(t.key.peer, t.meta.Path); ok && path.Dir(prev.rel) == dirRel &&
+		slices.Contains(t.meta.Replaces, prev.id) {
+		name := path.Base(prev.rel)
+		replaced, err := dir.replaceUnchanged(parts, partName, name, prev.file)
+		if err != nil {
+			ib.log.Warn("older version not replaced; the new one gets another name", "peer", t.key.peer,
+				"member", ib.peers.displayName(t.key.peer), "path", prev.rel, "err", err,
+				"fix", "nothing: remove the older copy if you no longer need it")
+		}
+		if replaced {
+			return name, nil
+		}
+	}
+	return dir.renameUnique(parts, partName, base)
 }
 
 // walkTo opens the folder inbox/<comps...>, making the folders missing

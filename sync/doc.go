@@ -10,7 +10,8 @@
 // Receiving: engine.go routeBytes hands the messages to receive.go (each
 // connection's receiver answers the OFFER, writes verified blocks, checks
 // the whole file at DONE) and deliver.go places it in inbox/ without
-// following links or replacing anything.
+// following links or replacing anything, except the file it placed for a
+// transfer the OFFER says it replaces, while that file is unchanged.
 // proto.go is the wire format of these messages; manifest.go the BLAKE3
 // hashing; zero.go the blocks of zeros, which travel without data and stay
 // holes at the receiver; pieces.go the blocks over 1 MiB (files over
@@ -28,7 +29,7 @@
 // each outgoing transfer), completed.json and its journal completed.jsonl
 // (recently completed inbound transfer IDs, so a replayed OFFER is answered
 // with ACK and not a second copy, and where each one's file was placed, so
-// a later chmod reaches it), folders.json (peer ID to
+// a later chmod or a replacing version reaches it), folders.json (peer ID to
 // inbox folder name, stable forever), and the chat store, write-ahead file
 // and log of package chat (chat.jsonl, chat.wal, chat.log).
 //
@@ -52,7 +53,8 @@
 // REJECTs with a code and a reason fit to show (never a local path), the
 // sender sends the missing CHUNKs and then DONE on the bulk queue (DONE must
 // not overtake the chunks), and the receiver verifies, fsyncs, renames the
-// file into place without replacing anything and ACKs.
+// file into place without replacing anything (but the unchanged file of a
+// transfer the OFFER replaces) and ACKs.
 //
 // Partial files are named <full peer ID>-<transfer ID>.part: the short ID
 // alone could be ground by a malicious member to collide with another's.

@@ -68,6 +68,9 @@ func checkEntry(m *offerMsg, blocks uint32) error {
 		if (m.Type == entrySymlink) != (m.Target != "") {
 			return fmt.Errorf("%s with target %q: %w", m.Type, m.Target, errProto)
 		}
+		if len(m.Replaces) > 0 { // only a file's placement is ever replaced
+			return fmt.Errorf("%s replacing a transfer: %w", m.Type, errProto)
+		}
 	default:
 		return fmt.Errorf("entry type %d: %w", m.Type, errProto)
 	}

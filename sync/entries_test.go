@@ -134,3 +134,28 @@ func countEntries(t *testing.T, dir string) int {
 	}
 	return len(ents)
 }
+
+// TestNewVersionInFolder: a file inside a folder written again while its
+// first version is still in outbox/ (git rewriting .git/HEAD during a
+// clone) replaces the receiver's copy, also when written twice quickly;
+// once the file moved to sent/, a new version arrives numbered, and so
+// does a top-level file written again at any time.
+func TestNewVersionInFolder(t *testing.T) {
+	_, a, b := pair(t, func(c *Config) { c.TreeSettle = 2 * time.Second })
+	a.put("repo/HEAD", []byte("ref: refs/heads/master\n"))
+	a.put("top.txt", []byte("top 1"))
+	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/master\n"))
+	b.waitFile("inbox/alice/top.txt", []byte("top 1"))
+	a.put("repo/HEAD", []byte("ref: refs/heads/mai\n"))
+	a.put("repo/HEAD", []byte("ref: refs/heads/main\n"))
+	a.put("top.txt", []byte("top 2"))
+	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/main\n"))
+	b.waitFile("inbox/alice/top (1).txt", []byte("top 2"))
+	a.waitFile("sent/repo/HEAD", []byte("ref: refs/heads/main\n"))
+	a.put("repo/HEAD", []byte("ref: refs/heads/next\n"))
+	b.waitFile("inbox/alice/repo/HEAD (1)", []byte("ref: refs/heads/next\n"))
+	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/main\n"))
+	if n := countEntries(t, filepath.Join(b.root, "inbox", "alice", "repo")); n != 2 {
+		t.Errorf("bob's repo/ holds %d entries, want HEAD and HEAD (1)", n)
+	}
+}

@@ -35,6 +35,8 @@ type partialMeta struct {
 	FileHash  hash32     `json:"file_hash"`
 	Blocks    []hash32   `json:"blocks"`
 	Started   time.Time  `json:"started"`
+	// Replaces: the OFFER's, kept so a resumed transfer still replaces.
+	Replaces []transferID `json:"replaces,omitempty"`
 }
 
 // blocks is the number of blocks of the file.

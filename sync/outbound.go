@@ -41,11 +41,12 @@ type outRecord struct {
 	Version  fileVersion          `json:"identity"` // the name on disk since the first format
 	Manifest manifest             `json:"manifest"`
 	Created  time.Time            `json:"created"`
-	Seq      uint64               `json:"seq"`              // creation order
-	Peers    map[string]*delivery `json:"peers"`            // key: full peer ID
-	Type     entryType            `json:"type,omitempty"`   // file (omitted), folder or symlink
-	Target   string               `json:"target,omitempty"` // a symlink's target, clean
-	Mode     uint32               `json:"mode,omitempty"`   // permission bits now; Version has those hashed
+	Seq      uint64               `json:"seq"`                // creation order
+	Peers    map[string]*delivery `json:"peers"`              // key: full peer ID
+	Type     entryType            `json:"type,omitempty"`     // file (omitted), folder or symlink
+	Target   string               `json:"target,omitempty"`   // a symlink's target, clean
+	Mode     uint32               `json:"mode,omitempty"`     // permission bits now; Version has those hashed
+	Replaces []transferID         `json:"replaces,omitempty"` // earlier versions still in outbox/ (replacesOf)
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
@@ -300,8 +301,26 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 		o.setUnsent(rel, "unreadable: "+errText(err), rescan)
 		return
 	}
+	rec.Replaces = replacesOf(rec, old)
 	o.cancelRel(rel, false)
 	o.addRecord(rec)
+}
+
+// replacesOf lists the transfers rec, a new version of a file, replaces at the
+// receivers: old (the version it supersedes, still in outbox/) and what
+// old replaced, newest first. A tool building a folder (git clone, an
+// installer) writes some of its files more than once, and the folder is
+// meant to arrive as it was left, not with numbered copies of .git/HEAD.
+// A top-level file written again is a new file, and a file written again
+// after it moved to sent/ a new version: both arrive numbered (README).
+// The receiver replaces only a file it placed for one of these transfers
+// and nobody changed since, so what a user there edited is never lost.
+func replacesOf(rec, old *outRecord) []transferID {
+	if old == nil || !strings.Contains(rec.Rel, "/") || rec.Type != entryFile || old.Type != entryFile {
+		return nil
+	}
+	ids := append([]transferID{old.ID}, old.Replaces...)
+	return ids[:min(len(ids), maxReplaces)]
 }
 
 // newRecord builds the record of a file or a link.

@@ -9,8 +9,10 @@ import (
 
 // A received file is placed by walking from inbox/ one folder at a time
 // through open folder handles, never following a link, and renamed in
-// without replacing anything (renameUnique): place_unix.go does it with
-// *at calls, place_windows.go with handle-relative NT calls.
+// without replacing anything (renameUnique), except over the file placed
+// for a transfer the new one replaces, when that file is still the one
+// placed (replaceUnchanged): place_unix.go does it with *at calls,
+// place_windows.go with handle-relative NT calls.
 
 // maxNumbered bounds the "name (n).ext" search.
 const maxNumbered = 10000
@@ -81,4 +83,29 @@ type fileID struct {
 	Ino   uint64 // file index on Windows
 	Size  uint64
 	MTime int64 // nanoseconds since the Unix epoch
+}
+
+// replaceUnchanged renames from/fromName over name in d when name is a
+// regular file (not a link) that is still want, and reports whether it
+// did. Anything else, including name being gone, leaves name alone for
+// the caller's numbered fallback; err is only a failed rename, after which
+// fromName is still where it was.
+func (d dirFd) replaceUnchanged(from dirFd, fromName, name string, want fileID) (bool, error) {
+	if want.Ino == 0 { // not recorded: nothing to compare with
+		return false, nil
+	}
+	got, regular, err := d.statName(name)
+	if err != nil || !regular || got != want {
+		return false, nil
+	}
+	// A user who writes to, or renames a file over, name between the
+	// check above and the rename below loses that change. The window is
+	// one system call wide and left open: closing it would take swapping
+	// the files (RENAME_EXCHANGE, macOS's RENAME_SWAP), checking the old
+	// one and swapping back, which Windows cannot do and which would show
+	// readers the new version vanish again.
+	if err := d.renameOver(from, fromName, name); err != nil {
+		return false, fmt.Errorf("rename over %s: %w", name, err)
+	}
+	return true, nil
 }

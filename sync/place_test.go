@@ -120,6 +120,48 @@ func TestPlaceSubdirLink(t *testing.T) {
 	wantContent(t, filepath.Join(root, "inbox", name, "x.txt"), "new")
 }
 
+// TestPlaceReplaceUnchanged: the partial replaces a name only while it is
+// the very file recorded (a regular file, same inode, size and mtime); a
+// link to that file, a changed file, a folder or nothing is left alone,
+// with the partial still in its place.
+// TestPlaceReplaceUnchanged: the partial replaces a name only while it is
+// the very file recorded (a regular file, same inode, size and mtime); a
+// link to that file, a changed file, a folder or nothing is left alone,
+// with the partial still in its place.
+func TestPlaceReplaceUnchanged(t *testing.T) {
+	root, parts, inbox := placeDirs(t)
+	want, regular, err := inbox.statName("r.txt")
+	if err != nil || !regular {
+		t.Fatalf("statName(r.txt) = %+v, %v, %v", want, regular, err)
+	}
+	changed := want
+	changed.MTime++
+	if err := os.Mkdir(filepath.Join(root, "inbox", "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	type replaceCase struct {
+		name string
+		id   fileID
+	}
+	cases := []replaceCase{{"r.txt", changed}, {"missing", want}, {"dir", want}}
+	if os.Symlink("r.txt", filepath.Join(root, "inbox", "link")) == nil {
+		cases = append(cases, replaceCase{"link", want}) // fstat through it would match
+	}
+	for _, tc := range cases {
+		if ok, err := inbox.replaceUnchanged(parts, "a.part", tc.name, tc.id); ok || err != nil {
+			t.Errorf("replaceUnchanged(%s, %+v) = %v, %v; want false, nil", tc.name, tc.id, ok, err)
+		}
+	}
+	wantContent(t, filepath.Join(root, "parts", "a.part"), "new")
+	if ok, err := inbox.replaceUnchanged(parts, "a.part", "r.txt", want); !ok || err != nil {
+		t.Fatalf("replaceUnchanged(r.txt, unchanged) = %v, %v; want true, nil", ok, err)
+	}
+	wantContent(t, filepath.Join(root, "inbox", "r.txt"), "new")
+	if _, err := os.Lstat(filepath.Join(root, "parts", "a.part")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("partial still there after the rename: %v", err)
+	}
+}
+
 // TestRenameNoReplace: an existing target is an fs.ErrExist and both files
 // stay as they were.
 func TestRenameNoReplace(t *testing.T) {

@@ -94,5 +94,11 @@ func (d dirFd) statName(name string) (fileID, bool, error) {
 	return id, st.Mode&unix.S_IFMT == unix.S_IFREG, nil
 }
 
+// renameOver moves from/fromName into d as name, replacing what is there
+// in one step: a reader sees the old file or the new one, never neither.
+func (d dirFd) renameOver(from dirFd, fromName, name string) error {
+	return unix.Renameat(int(from), fromName, int(d), name)
+}
+
 // sync fsyncs the folder.
 func (d dirFd) sync() error { return unix.Fsync(int(d)) }

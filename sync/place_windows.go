@@ -161,7 +161,7 @@ func (d dirFd) renameUnique(from dirFd, fromName, base string) (string, error) {
 	}
 	defer windows.CloseHandle(src)
 	return placeUnique(names, base, func(name string) error {
-		err := renameHandle(src, d, name)
+		err := renameHandle(src, d, name, false)
 		if errors.Is(err, windows.STATUS_OBJECT_NAME_COLLISION) {
 			return errNameTaken
 		}
@@ -178,10 +178,11 @@ type fileRenameInformation struct {
 	FileName        [1]uint16
 }
 
-// renameHandle renames the open file h to name in the folder dir, failing
-// with STATUS_OBJECT_NAME_COLLISION when name exists: renameat with
-// RENAME_NOREPLACE.
-func renameHandle(h windows.Handle, dir dirFd, name string) error {
+// renameHandle renames the open file h to name in the folder dir. Without
+// replace it fails with STATUS_OBJECT_NAME_COLLISION when name exists:
+// renameat with RENAME_NOREPLACE; with replace it renames over name in
+// one step, as renameat does.
+func renameHandle(h windows.Handle, dir dirFd, name string, replace bool) error {
 	if strings.ContainsAny(name, `\/:`) {
 		return fmt.Errorf("%q is not one plain name: %w", name, ErrInvalidName)
 	}
@@ -190,6 +191,9 @@ func renameHandle(h windows.Handle, dir dirFd, name string) error {
 	size := int(unsafe.Offsetof(info.FileName)) + 2*len(u)
 	buf := make([]byte, max(size, int(unsafe.Sizeof(info))))
 	p := (*fileRenameInformation)(unsafe.Pointer(&buf[0]))
+	if replace {
+		p.ReplaceIfExists = 1
+	}
 	p.RootDirectory = windows.Handle(dir)
 	p.FileNameLength = uint32(2 * len(u))
 	copy(unsafe.Slice(&p.FileName[0], len(u)), u)
@@ -216,6 +220,18 @@ func (d dirFd) statName(name string) (fileID, bool, error) {
 	}
 	special := windows.FILE_ATTRIBUTE_DIRECTORY | windows.FILE_ATTRIBUTE_REPARSE_POINT
 	return id, info.FileAttributes&uint32(special) == 0, nil
+}
+
+// renameOver moves from/fromName into d as name, replacing what is there
+// in one step. It fails while a program has name open (Windows does not
+// replace an open file), and the caller then places a numbered copy.
+func (d dirFd) renameOver(from dirFd, fromName, name string) error {
+	src, err := from.openAt(fromName, windows.DELETE|windows.FILE_READ_ATTRIBUTES, windows.FILE_OPEN, windows.FILE_NON_DIRECTORY_FILE)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", fromName, err)
+	}
+	defer windows.CloseHandle(src)
+	return renameHandle(src, d, name, true)
 }
 
 // sync does nothing: a folder handle cannot be flushed without write

@@ -34,7 +34,10 @@ const (
 //	   without data is a block of zeros; blocks grow to 64 MiB with the
 //	   file (up to 1 TiB) and a CHUNK carries a piece of at most 1 MiB at
 //	   an offset within its block.
-const Version = 2
+//	3: an OFFER names the earlier transfers of its path that it replaces
+//	   at a receiver holding one of them untouched (a file rewritten
+//	   inside a folder before it moved to sent/, as git does .git/HEAD).
+const Version = 3
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
@@ -53,6 +56,7 @@ const (
 	// maxFileSize is the largest file sent: 16384 blocks of 64 MiB, 1 TiB.
 	maxFileSize   = sendBlocks * maxBlockSize
 	maxPathLen    = 4096 // longest relative path, bytes
+	maxReplaces   = 8    // most earlier transfers one OFFER replaces
 	maxReasonLen  = 1024 // longest REJECT reason, bytes
 	transferIDLen = 16
 )
@@ -140,8 +144,12 @@ type offerMsg struct {
 	MTime     int64  // unix nanoseconds
 	Type      entryType
 	Target    string // a symbolic link's target, relative and clean; else empty
-	FileHash  hash32
-	Blocks    []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
+	// Replaces names earlier transfers of the same path, newest first,
+	// whose file the receiver replaces if it is still as placed (at most
+	// maxReplaces; see outbound.go replacesOf).
+	Replaces []transferID
+	FileHash hash32
+	Blocks   []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
 }
 
 // streamed reports whether the manifest comes with DONE instead.
@@ -212,7 +220,7 @@ func blockLen(size uint64, blockSize uint32, i uint32) int {
 // encode functions: one per message, each returning a fresh slice.
 
 func (m *offerMsg) encode() []byte {
-	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+1+2+len(m.Target)+32+4+32*len(m.Blocks))
+	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+1+2+len(m.Target)+1+16*len(m.Replaces)+32+4+32*len(m.Blocks))
 	b = append(b, byte(kindOffer))
 	b = append(b, m.ID[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Path)))
@@ -224,6 +232,10 @@ func (m *offerMsg) encode() []byte {
 	b = append(b, byte(m.Type))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Target)))
 	b = append(b, m.Target...)
+	b = append(b, byte(len(m.Replaces)))
+	for _, id := range m.Replaces {
+		b = append(b, id[:]...)
+	}
 	b = append(b, m.FileHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
 	for _, h := range m.Blocks {
@@ -364,6 +376,14 @@ func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
 		return nil, fmt.Errorf("link target of %d bytes: %w", targetLen, errProto)
 	}
 	m.Target = string(r.Take(targetLen))
+	if n := int(r.U8()); n > maxReplaces {
+		return nil, fmt.Errorf("%d replaced transfers: %w", n, errProto)
+	} else if n > 0 {
+		m.Replaces = make([]transferID, n)
+		for i := range m.Replaces {
+			m.Replaces[i] = readID(r)
+		}
+	}
 	r.Into(m.FileHash[:])
 	n := r.U32()
 	if r.Err() != nil {

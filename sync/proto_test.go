@@ -25,6 +25,8 @@ func protoCases() []struct {
 		{"offer empty", &offerMsg{ID: id, Path: "e.txt", BlockSize: minBlockSize, Mode: 0o644, Blocks: []hash32{}}},
 		{"offer three blocks", &offerMsg{ID: id, Path: "tree/sub/n.txt", Size: 2*minBlockSize + 1, BlockSize: minBlockSize,
 			Mode: 0o755, MTime: -5, FileHash: hash32{9}, Blocks: []hash32{{1}, {2}, {3}}}},
+		{"offer replacing", &offerMsg{ID: id, Path: "tree/HEAD", Size: 5, BlockSize: minBlockSize, Mode: 0o644,
+			Replaces: []transferID{{1}, {2}}, FileHash: hash32{7}, Blocks: []hash32{{4}}}},
 		{"offer streamed", &offerMsg{ID: id, Path: "big.iso", Size: 3 * minBlockSize, BlockSize: minBlockSize,
 			Mode: 0o644, Blocks: []hash32{}}},
 		{"offer folder", &offerMsg{ID: id, Path: "tree/empty", BlockSize: minBlockSize, Mode: 0o755, Type: entryFolder, Blocks: []hash32{}}},
@@ -94,6 +96,8 @@ func TestProtoRejects(t *testing.T) {
 		{"link without target", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: entrySymlink}).encode()},
 		{"file with target", (&offerMsg{Path: "a", BlockSize: minBlockSize, Target: "b"}).encode()},
 		{"unknown entry type", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: 3}).encode()},
+		{"replacing too many", (&offerMsg{Path: "a", BlockSize: minBlockSize, Replaces: make([]transferID, maxReplaces+1)}).encode()},
+		{"folder replacing", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: entryFolder, Replaces: []transferID{{1}}}).encode()},
 		{"attr setuid", (&attrMsg{Mode: 0o4755}).encode()},
 		{"attr short", (&attrMsg{Mode: 0o644}).encode()[:19]},
 	}

@@ -155,7 +155,7 @@ func (r *receiver) admit(m *offerMsg) error {
 	}
 	meta := partialMeta{
 		Hash: blockHashName, Peer: r.p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
-		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(),
+		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(), Replaces: m.Replaces,
 	}
 	return r.in.createPartial(inKey{r.p.id, m.ID}, meta)
 }

@@ -146,7 +146,8 @@ func (o *outbound) offerFor(f *flight) *offerMsg {
 	rec, m := f.rec, o.manifestOf(f.rec)
 	return &offerMsg{
 		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize), Mode: f.mode,
-		MTime: rec.Version.MTime, Type: rec.Type, Target: rec.Target, FileHash: m.FileHash, Blocks: m.Blocks,
+		MTime: rec.Version.MTime, Type: rec.Type, Target: rec.Target, Replaces: rec.Replaces, FileHash: m.FileHash,
+		Blocks: m.Blocks,
 	}
 }
 
