@@ -125,6 +125,15 @@ func New(cfg Config) (*Tree, error) {
 	}, nil
 }
 
+// Writing reports whether a process holds a file at or below outbox path
+// rel ('/'-separated, relative to outbox/) open for writing. The Syncer
+// asks before it moves a delivered folder to sent/, so a tool still
+// writing there (git resolving a pack) keeps its files. On Linux it scans
+// /proc; elsewhere it reports no writer.
+func (f *Tree) Writing(rel string) bool {
+	return writingUnder(filepath.Join(f.outbox, filepath.FromSlash(rel)))
+}
+
 // resolveDir makes dir absolute and resolves symlinks, because the
 // kernel reports open files by their real path.
 func resolveDir(dir string) (string, error) {

@@ -49,6 +49,40 @@ func openForWriting(targets []writeTarget) map[fileID]bool {
 	return found
 }
 
+// writingUnder reports whether some process holds a file at or below dir
+// (a real path) open for writing: one scan of /proc/<pid>/fd for links
+// that start with dir.
+func writingUnder(dir string) bool {
+	procs, err := os.ReadDir(watchProcDir)
+	if err != nil {
+		return false
+	}
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err == nil && procWritesUnder(filepath.Join(watchProcDir, p.Name()), dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// procWritesUnder reports whether one process has a file at or below dir
+// open for writing.
+func procWritesUnder(proc, dir string) bool {
+	fdDir := filepath.Join(proc, "fd")
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		dest, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err == nil && (dest == dir || strings.HasPrefix(dest, dir+"/")) &&
+			fdWrites(filepath.Join(proc, "fdinfo", fd.Name())) {
+			return true
+		}
+	}
+	return false
+}
+
 // scanProc adds to found the targets that one process has open for
 // writing.
 func scanProc(proc string, byPath map[string]fileID, byID, found map[fileID]bool) {

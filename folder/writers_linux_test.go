@@ -95,3 +95,34 @@ func TestWatchWritersNone(t *testing.T) {
 		t.Errorf("openForWriting(%v) for a closed file = true, want false", tgt)
 	}
 }
+
+// TestWritingUnder: one /proc scan finds a file open for writing at any
+// depth below a folder, and nothing once it is closed or only read.
+func TestWritingUnder(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := filepath.Join(dir, "repo", "objects", "tmp_pack_1")
+	if err := os.MkdirAll(filepath.Dir(pack), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sub, want := range map[string]bool{"repo": true, "repo/objects": true, "re": false, "other": false} {
+		if got := writingUnder(filepath.Join(dir, sub)); got != want {
+			t.Errorf("writingUnder(%s) = %v with the pack open, want %v", sub, got, want)
+		}
+	}
+	f.Close()
+	r, err := os.Open(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if writingUnder(filepath.Join(dir, "repo")) {
+		t.Error("writingUnder(repo) with the pack closed and only read")
+	}
+}

@@ -54,3 +54,6 @@ func (s *Server) Wait() {}
 
 // Changed does nothing, like the Linux version on a nil Server.
 func (s *Server) Changed(string) {}
+
+// Writing is false, like the Linux version on a nil Server.
+func (s *Server) Writing(string) bool { return false }

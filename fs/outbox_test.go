@@ -4,6 +4,7 @@ package fs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -307,5 +308,44 @@ func TestOutboxFolderRemovedBehindTheKernel(t *testing.T) {
 	}
 	if err := os.Mkdir(m.path("outbox/proj/again"), 0o755); err != nil {
 		t.Fatalf("mkdir in a folder removed behind the kernel: %v", err)
+	}
+}
+
+// TestOutboxWriting: Server.Writing says whether a file at or below an
+// outbox path is open for writing through the mount, as a git clone keeps
+// its pack open while it is quiet; a reader does not count.
+func TestOutboxWriting(t *testing.T) {
+	m := mountTest(t)
+	if err := os.MkdirAll(m.path("outbox/repo/objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("outbox/notes"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(m.path("outbox/notes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, err := os.Create(m.path("outbox/repo/objects/tmp_pack_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]bool{"repo": true, "repo/objects": true, "re": false, "notes": false, "other": false} {
+		if got := m.srv.Writing(rel); got != want {
+			t.Errorf("Writing(%q) = %v with the pack open, want %v", rel, got, want)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = testutil.WaitFor(5*time.Second, func() error { // the release comes after close returns
+		if m.srv.Writing("repo") {
+			return errors.New("repo/ still has a writer")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

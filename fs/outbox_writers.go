@@ -90,6 +90,21 @@ func (b *outbox) writing(n *fusefs.Inode) bool {
 	return b.writers[n.StableAttr().Ino] > 0
 }
 
+// writingUnder reports whether a file open for writing has a name at or
+// below outbox path rel. The names are as many as the open files' links.
+func (b *outbox) writingUnder(rel string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, names := range b.names {
+		for name := range names {
+			if name == rel || strings.HasPrefix(name, rel+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // addName keeps rel as a name of the file with inode number ino. Callers
 // hold mu.
 func (b *outbox) addName(ino uint64, rel string) {

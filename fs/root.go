@@ -238,6 +238,18 @@ func (s *Server) Changed(rel string) {
 	s.inval.changed(clean)
 }
 
+// Writing reports whether a file at or below outbox path rel
+// ('/'-separated, relative to outbox/) is open for writing through the
+// mount. The Syncer asks before it moves a delivered folder to sent/, so
+// a tool still writing there (git resolving a pack) keeps its files. It
+// never blocks on the kernel and is false on a nil Server.
+func (s *Server) Writing(rel string) bool {
+	if s == nil {
+		return false
+	}
+	return s.root.box.writingUnder(rel)
+}
+
 // rootNode is the mount's top folder. Its children are fixed: the three
 // loopback subtrees and the two synthetic files. It refuses every change.
 type rootNode struct {
@@ -246,6 +258,7 @@ type rootNode struct {
 	// immutable after newRoot
 	children []child
 	mtime    time.Time
+	box      *outbox // outbox/'s writers, for Server.Writing
 }
 
 var (
@@ -292,6 +305,7 @@ func newRoot(cfg Config, log *slog.Logger) (*rootNode, error) {
 			{"peers", &peersNode{syncer: cfg.Syncer}, syscall.S_IFREG},
 		},
 		mtime: time.Now(),
+		box:   outbox.box,
 	}, nil
 }
 

@@ -49,6 +49,7 @@ func TestOutboxTools(t *testing.T) {
 			run(t, "", "rsync", "-a", src+"/", alice.path("outbox", "rsynced")+"/")
 			waitSame(t, src, bob.path("inbox", "alice", "rsynced"))
 			checkClone(t, src, alice, bob)
+			quietWriter(t, alice, bob)
 			editorSaves(t, alice, bob)
 			hardLinkWhileOpen(t, alice, bob)
 			chmodAfterWrite(t, alice, bob)
@@ -97,6 +98,46 @@ func noNumberedCopies(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// quietWriter does what a long git clone does while it resolves deltas:
+// it keeps a file open for writing without a sound for longer than a
+// folder takes to settle, then rewrites a file it wrote at the start. The
+// folder must stay in alice's outbox/ meanwhile, and bob must end with the
+// new version in place of the first, with no numbered copy.
+func quietWriter(t *testing.T, alice, bob *node) {
+	t.Helper()
+	head := alice.path("outbox", "slow", "HEAD")
+	if err := os.MkdirAll(filepath.Dir(head), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	atomicSave(t, head, "ref: refs/heads/master\n")
+	pack, err := os.Create(alice.path("outbox", "slow", "tmp_pack_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pack.Close()
+	waitFileContent(t, bob.path("inbox", "alice", "slow", "HEAD"), []byte("ref: refs/heads/master\n"))
+	// Delivered and quiet: without the writer it would move after 5 s.
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Lstat(head); err != nil {
+			t.Fatalf("slow/HEAD left the outbox while a file in slow/ was open for writing: %v", err)
+		}
+	}
+	atomicSave(t, head, "ref: refs/heads/main\n")
+	if _, err := pack.WriteString("PACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pack.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(pack.Name(), alice.path("outbox", "slow", "pack-1.pack")); err != nil {
+		t.Fatal(err)
+	}
+	waitFileContent(t, bob.path("inbox", "alice", "slow", "pack-1.pack"), []byte("PACK"))
+	waitFileContent(t, bob.path("inbox", "alice", "slow", "HEAD"), []byte("ref: refs/heads/main\n"))
+	waitFileContent(t, alice.path("sent", "slow", "HEAD"), []byte("ref: refs/heads/main\n"))
+	noNumberedCopies(t, bob.path("inbox", "alice", "slow"))
 }
 
 // hardLinkWhileOpen links a file under a second name while a writer still

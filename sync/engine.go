@@ -75,6 +75,13 @@ type Config struct {
 	// the engine creates, removes or moves in outbox/, sent/ or inbox/, so
 	// a frontend can drop what it cached. It must not block.
 	OnChange func(rel string)
+	// Writing, when not nil, reports whether a process holds a file at or
+	// below outbox path rel open for writing. A folder waits in outbox/
+	// while it does, however long the writer is quiet (git resolving
+	// deltas), so the tool finds its files and a rewrite still replaces
+	// the earlier version at receivers. It is called from the outbox
+	// loop and must not block for long.
+	Writing func(rel string) bool
 }
 
 // MaxFileSizeLimit is the largest Config.MaxFileSize New accepts: the

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -157,5 +158,37 @@ func TestNewVersionInFolder(t *testing.T) {
 	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/main\n"))
 	if n := countEntries(t, filepath.Join(b.root, "inbox", "alice", "repo")); n != 2 {
 		t.Errorf("bob's repo/ holds %d entries, want HEAD and HEAD (1)", n)
+	}
+}
+
+// TestTreeWaitsForWriter: a delivered folder stays in outbox/ while the
+// frontend says a file under it is open for writing, however long the
+// writer is quiet, and a rewrite meanwhile still replaces bob's copy;
+// once the writer is gone the folder's files move to sent/.
+func TestTreeWaitsForWriter(t *testing.T) {
+	var writing atomic.Bool
+	var asked atomic.Int32
+	writing.Store(true)
+	_, a, b := pair(t, func(c *Config) {
+		c.TreeSettle = 100 * time.Millisecond
+		c.Writing = func(rel string) bool {
+			if rel == "repo" {
+				asked.Add(1)
+			}
+			return writing.Load()
+		}
+	})
+	a.put("repo/HEAD", []byte("ref: refs/heads/master\n"))
+	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/master\n"))
+	waitFor(t, func() bool { return asked.Load() >= 3 }) // settled three times, held each time
+	if !exists(filepath.Join(a.root, "outbox", "repo", "HEAD")) {
+		t.Fatal("repo/HEAD left outbox/ while a file under repo/ was open for writing")
+	}
+	a.put("repo/HEAD", []byte("ref: refs/heads/main\n"))
+	b.waitFile("inbox/alice/repo/HEAD", []byte("ref: refs/heads/main\n"))
+	writing.Store(false)
+	a.waitFile("sent/repo/HEAD", []byte("ref: refs/heads/main\n"))
+	if n := countEntries(t, filepath.Join(b.root, "inbox", "alice", "repo")); n != 1 {
+		t.Errorf("bob's repo/ holds %d entries, want HEAD alone", n)
 	}
 }

@@ -66,6 +66,10 @@ func (o *outbound) settleTrees(now time.Time) {
 		if now.Before(o.touched[top].Add(o.cfg.TreeSettle)) {
 			continue
 		}
+		if o.cfg.Writing != nil && o.cfg.Writing(top) {
+			o.touched[top] = now // asked again after another TreeSettle
+			continue
+		}
 		delete(o.settling, top)
 		recs, done := o.deliveredUnder(top)
 		if !done {

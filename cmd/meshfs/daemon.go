@@ -42,7 +42,8 @@ type daemon struct {
 	wg      sync.WaitGroup
 	closing sync.Once
 
-	tree atomic.Pointer[meshfs.Server] // the FUSE server once mounted, for sync's OnChange
+	tree  atomic.Pointer[meshfs.Server] // the FUSE server once mounted, for sync's OnChange and Writing
+	plain atomic.Pointer[folder.Tree]   // the plain folder once made, for sync's Writing
 }
 
 // startDaemon brings a node up step by step; on any error it tears down what
@@ -102,6 +103,12 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
 	scfg.Logger = d.log.With("pkg", "sync")
 	scfg.OnChange = func(rel string) { d.tree.Load().Changed(rel) } // a nil Server ignores it
+	scfg.Writing = func(rel string) bool {
+		if t := d.plain.Load(); t != nil {
+			return t.Writing(rel)
+		}
+		return d.tree.Load().Writing(rel) // a nil Server knows no writer
+	}
 	engine, err := meshsync.New(scfg)
 	if err != nil {
 		return err
@@ -162,6 +169,7 @@ func (d *daemon) startFolder() error {
 	if err != nil {
 		return err
 	}
+	d.plain.Store(tree)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.folder = cancel
 	d.wg.Add(1)
