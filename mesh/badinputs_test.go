@@ -436,6 +436,12 @@ func row06Flood(t *testing.T, v *victim) {
 	if n := countOpen(v.a); n > v.a.cfg.MaxPendingPerIP {
 		t.Errorf("%d connections in the handshake from one IP, cap %d", n, v.a.cfg.MaxPendingPerIP)
 	}
+	v.a.mu.Lock()
+	waiting := len(v.a.queue)
+	v.a.mu.Unlock()
+	if waiting > v.a.cfg.MaxWaitingPerIP {
+		t.Errorf("%d connections waiting from one IP, cap %d", waiting, v.a.cfg.MaxWaitingPerIP)
+	}
 	v.alive(t) // members are unaffected while the flood is held open
 	for _, c := range conns {
 		c.Close()

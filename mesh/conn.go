@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -17,7 +18,11 @@ var (
 )
 
 // acceptLoop accepts connections until Close, backing off on errors, and
-// hands each to its own goroutine after the pre-auth limits.
+// hands each to its own goroutine after the pre-auth limits. A connection
+// over the handshake caps waits for a slot (waitThenServe) rather than
+// being reset: many members behind one NAT, starting at once, look like
+// one address opening many connections, and each must get in. The
+// waiting room is bounded as well, so a flood is still held off.
 func (n *Node) acceptLoop() {
 	defer n.wg.Done()
 	backoff := 5 * time.Millisecond
@@ -38,33 +43,46 @@ func (n *Node) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		if !n.admit(raw, true) {
+		w, ok := n.admitInbound(raw)
+		if !ok {
 			n.log.Debug("connection over pre-auth limit", "addr", raw.RemoteAddr().String())
 			raw.Close()
 			continue
 		}
 		n.wg.Add(1)
-		go n.serveInbound(raw)
+		if w == nil {
+			go n.serveInbound(raw)
+		} else {
+			go n.waitThenServe(w)
+		}
 	}
 }
 
-// admit registers a connection in the handshake, enforcing MaxPending and
-// (for inbound ones) MaxPendingPerIP. release undoes it.
-func (n *Node) admit(raw net.Conn, inbound bool) bool {
-	ip := ""
-	if inbound {
-		ip, _, _ = net.SplitHostPort(raw.RemoteAddr().String())
-	}
+// admitOutbound registers a dialled connection in the handshake; only
+// the node closing refuses it. release undoes it.
+func (n *Node) admitOutbound(raw net.Conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed || inbound && (len(n.pending) >= n.cfg.MaxPending || n.perIP[ip] >= n.cfg.MaxPendingPerIP) {
+	if n.closed {
 		return false
 	}
+	n.admitLocked(raw, "")
+	return true
+}
+
+// canAdmitLocked reports whether an inbound connection from ip fits
+// MaxPending and MaxPendingPerIP.
+func (n *Node) canAdmitLocked(ip string) bool {
+	return len(n.pending) < n.cfg.MaxPending && n.perIP[ip] < n.cfg.MaxPendingPerIP
+}
+
+// admitLocked registers raw, from ip ("" for a dialled one), in the
+// handshake.
+func (n *Node) admitLocked(raw net.Conn, ip string) {
 	n.pending[raw] = ip
-	if inbound {
+	if ip != "" {
 		n.perIP[ip]++
 	}
-	return true
 }
 
 func (n *Node) release(raw net.Conn) {
@@ -80,6 +98,99 @@ func (n *Node) release(raw net.Conn) {
 			delete(n.perIP, ip)
 		}
 	}
+	n.grantLocked()
+}
+
+// waiter is an accepted connection waiting for a handshake slot.
+type waiter struct {
+	raw   net.Conn
+	ip    string
+	ready chan struct{} // closed once grantLocked admitted it
+}
+
+// admitInbound admits an accepted connection to the handshake, or queues
+// it behind those from its address already waiting (first come, first
+// served), or refuses it when the waiting room is full (MaxWaiting,
+// MaxWaitingPerIP). A nil waiter with ok means admitted.
+func (n *Node) admitInbound(raw net.Conn) (w *waiter, ok bool) {
+	ip, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return nil, false
+	case n.waiting[ip] == 0 && n.canAdmitLocked(ip):
+		n.admitLocked(raw, ip)
+		return nil, true
+	case len(n.queue) >= n.cfg.MaxWaiting || n.waiting[ip] >= n.cfg.MaxWaitingPerIP:
+		return nil, false
+	}
+	w = &waiter{raw: raw, ip: ip, ready: make(chan struct{})}
+	n.queue = append(n.queue, w)
+	n.waiting[ip]++
+	return w, true
+}
+
+// grantLocked admits waiting connections, oldest first, while slots are
+// free. The first of an address that cannot go in stops the others of
+// that address too, so each address is served in order.
+func (n *Node) grantLocked() {
+	kept := n.queue[:0]
+	for _, w := range n.queue {
+		if !n.canAdmitLocked(w.ip) {
+			kept = append(kept, w)
+			continue
+		}
+		n.admitLocked(w.raw, w.ip)
+		n.leaveLocked(w)
+		close(w.ready)
+	}
+	clear(n.queue[len(kept):])
+	n.queue = kept
+}
+
+// leaveLocked uncounts w from the waiting room.
+func (n *Node) leaveLocked(w *waiter) {
+	if n.waiting[w.ip]--; n.waiting[w.ip] <= 0 {
+		delete(n.waiting, w.ip)
+	}
+}
+
+// waitThenServe waits up to HandshakeTimeout for w's handshake slot, then
+// serves it as any accepted connection; without a slot, or once the node
+// closes, it closes the connection. The peer's own handshake deadline
+// covers the wait, so a peer that gave up meanwhile fails at once.
+func (n *Node) waitThenServe(w *waiter) {
+	if !n.awaitSlot(w) {
+		n.log.Debug("connection waited too long for a handshake slot", "addr", w.raw.RemoteAddr().String())
+		w.raw.Close()
+		n.wg.Done()
+		return
+	}
+	n.serveInbound(w.raw)
+}
+
+// awaitSlot reports whether w was admitted within HandshakeTimeout and
+// before the node closed; if not, w leaves the queue.
+func (n *Node) awaitSlot(w *waiter) bool {
+	timer := time.NewTimer(n.cfg.HandshakeTimeout)
+	defer timer.Stop()
+	select {
+	case <-w.ready:
+		return true
+	case <-timer.C:
+	case <-n.ctx.Done():
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-w.ready: // admitted just now: release undoes it if it fails
+		return true
+	default:
+	}
+	n.queue = slices.DeleteFunc(n.queue, func(x *waiter) bool { return x == w })
+	n.leaveLocked(w)
+	return false
 }
 
 // serveInbound runs one accepted connection: handshake, then either the
@@ -129,7 +240,7 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", addr, err)
 	}
-	if !n.admit(raw, false) {
+	if !n.admitOutbound(raw) {
 		raw.Close()
 		return fmt.Errorf("connect %s: %w", addr, ErrClosed)
 	}
@@ -240,7 +351,7 @@ func (n *Node) servePeer(p, old *peer) {
 	p.trySend(encodeFrame(framePeersReq, nil))
 	p.trySend(p.pingFrame())
 	n.pushPeers(p)
-	n.saveRoster()
+	n.rosterChanged()
 	n.emit(PeerConnected{Peer: p.info()})
 	err := p.readLoop()
 	if errors.Is(err, ErrProtocol) {
@@ -258,7 +369,7 @@ func (n *Node) servePeer(p, old *peer) {
 		return
 	}
 	p.log.Info("peer disconnected", "err", p.err)
-	n.saveRoster()
+	n.rosterChanged()
 	n.emit(PeerDisconnected{Peer: p.info(), Err: p.err})
 	n.wake()
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,37 +177,59 @@ func TestSlowlorisHandshake(t *testing.T) {
 }
 
 // TestPreAuthLimitPerIP: a fifth idle connection from one IP is refused at once.
+// TestPreAuthLimitPerIP: four connections from one address are in the
+// handshake at once; the next ones wait for a slot, first come first
+// served, up to MaxWaitingPerIP; one more is closed at once, and a waiter
+// that gets no slot within HandshakeTimeout is closed too.
 func TestPreAuthLimitPerIP(t *testing.T) {
-	a := startNode(t, testConfig(t, "alice"))
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 4 {
+	cfg := testConfig(t, "alice")
+	cfg.MaxWaitingPerIP = 2
+	a := startNode(t, cfg)
+	dial := func() net.Conn {
 		c, err := net.Dial("tcp", a.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	if err := testutil.WaitFor(2*time.Second, func() error {
-		if countOpen(a) != 4 {
-			return fmt.Errorf("%d pending", countOpen(a))
+	var first []net.Conn
+	for range 4 {
+		first = append(first, dial())
+	}
+	waitSlots(t, a, 4, 0)
+	dial()
+	dial()
+	waitSlots(t, a, 4, 2)
+	closedAtOnce(t, dial(), 2*time.Second, "connection over the waiting room")
+	first[0].Close() // its handshake fails: the oldest waiter takes the slot
+	waitSlots(t, a, 4, 1)
+	closedAtOnce(t, first[1], cfg.HandshakeTimeout+2*time.Second, "connection in the handshake past its deadline")
+}
+
+// waitSlots polls until a has pending connections in the handshake and
+// waiting ones queued.
+func waitSlots(t *testing.T, a *Node, pending, waiting int) {
+	t.Helper()
+	err := testutil.WaitFor(5*time.Second, func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if len(a.pending) != pending || len(a.queue) != waiting {
+			return fmt.Errorf("%d pending, %d waiting; want %d, %d", len(a.pending), len(a.queue), pending, waiting)
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", a.Addr().String())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Fatalf("fifth connection read = %v, want EOF (closed at once)", err)
+}
+
+// closedAtOnce fails unless the other side closes c within d.
+func closedAtOnce(t *testing.T, c net.Conn, d time.Duration, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("%s: read = %v, want it closed", what, err)
 	}
 }
 

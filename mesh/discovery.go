@@ -88,6 +88,44 @@ func loadRoster(dir string, pool *x509.CertPool, revs *revocationList) (map[Peer
 	return roster, nil
 }
 
+// rosterSaveGap is the least time between two lazy saves of the member
+// list (rosterLoop).
+const rosterSaveGap = time.Second
+
+// rosterChanged asks rosterLoop to save the member list. It never blocks.
+func (n *Node) rosterChanged() {
+	select {
+	case n.rosterDirty <- struct{}{}:
+	default: // a save is due already
+	}
+}
+
+// rosterLoop saves the member list after connects, disconnects and learned
+// members, at most once per rosterSaveGap: they come in bursts (a crowd
+// joining changes the list thousands of times), each save is an fsync, and
+// the file only has to be current enough for the next start to find the
+// members. Admissions and revocations save at once; Close saves the rest.
+func (n *Node) rosterLoop() {
+	defer n.wg.Done()
+	gap := time.NewTimer(rosterSaveGap)
+	gap.Stop()
+	defer gap.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.rosterDirty:
+		}
+		n.saveRoster()
+		gap.Reset(rosterSaveGap)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-gap.C:
+		}
+	}
+}
+
 // saveRoster writes peers.json atomically. saveMu orders concurrent saves
 // so that the last snapshot taken is the last one written.
 func (n *Node) saveRoster() {
@@ -290,7 +328,7 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	}
 	if changed {
 		from.log.Debug("members learned")
-		n.saveRoster()
+		n.rosterChanged()
 		n.wake()
 	}
 	return nil

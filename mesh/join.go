@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"time"
@@ -154,9 +155,31 @@ func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byt
 }
 
 // redeem is the joiner's side, run by Start when this node is not a member:
-// it tries each Join address until one admits it. A refusal by the admin
-// ends the attempt at once.
+// it tries each Join address until one admits it. A refusal by the admin,
+// or a node that is not of the invite's mesh, ends it at once; a failure
+// of the network (refused, reset, timed out: the node is starting, or
+// busy with others joining) is tried again with backoff, said in the log,
+// for up to JoinRetryFor.
 func (n *Node) redeem(ctx context.Context) error {
+	backoff, deadline := time.Second, time.Now().Add(n.cfg.JoinRetryFor)
+	for {
+		err := n.redeemOnce(ctx)
+		if err == nil || !transientJoin(err) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		n.log.Warn("could not join the mesh yet; trying again", "in", backoff, "err", err,
+			"fix", "nothing if the node you join through is starting or busy; else check the --join address and that its port is reachable")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (stopped: %w)", err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// redeemOnce tries each Join address once.
+func (n *Node) redeemOnce(ctx context.Context) error {
 	var errs []error
 	for _, addr := range n.cfg.Join {
 		err := n.joinVia(ctx, addr)
@@ -173,6 +196,20 @@ func (n *Node) redeem(ctx context.Context) error {
 		return fmt.Errorf("join mesh: no join address: %w", ErrNeedInvite)
 	}
 	return fmt.Errorf("join mesh: %w", errors.Join(errs...))
+}
+
+// transientJoin reports whether a failed join may succeed if tried again:
+// the network failed, and nobody refused the invite.
+func transientJoin(err error) bool {
+	if errors.Is(err, ErrInviteRefused) || errors.Is(err, ErrNeedInvite) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var op *net.OpError // dial, read or write; a TLS alert from the other side is one too, and final
+	if errors.As(err, &op) && op.Op != "remote error" {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // refusedError is a JOIN_ERR from the admin.

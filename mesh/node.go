@@ -56,12 +56,21 @@ type Config struct {
 	// MaxPending caps connections still in the handshake (default 64) and
 	// MaxPendingPerIP those from one source IP (default 4).
 	MaxPending, MaxPendingPerIP int
+	// MaxWaiting caps accepted connections waiting for a handshake slot
+	// (default 256), MaxWaitingPerIP those from one source IP (default
+	// 64). Each waits at most HandshakeTimeout; past either cap a new
+	// connection is closed at once.
+	MaxWaiting, MaxWaitingPerIP int
 	// ControlQueue and BulkQueue are the per-connection queue lengths in frames (256, 8).
 	ControlQueue, BulkQueue int
 	// MaxDials caps concurrent outgoing dials (default 8).
 	MaxDials int
 	// JoinFailLimit caps failed invite attempts per source IP per minute (default 10).
 	JoinFailLimit int
+	// JoinRetryFor is how long a joiner keeps trying when the network
+	// fails (the node it joins through is down, starting or busy) before
+	// Start gives up (default 10 min; a refused invite ends it at once).
+	JoinRetryFor time.Duration
 	// ChatRate caps chat messages read per second from one peer (default
 	// 20) after a burst of ChatBurst (default 1000, a whole history replay);
 	// a faster sender is slowed (its connection is not read), never dropped.
@@ -91,6 +100,8 @@ func DefaultConfig() Config {
 		MaxPeers:          128,
 		MaxPending:        64,
 		MaxPendingPerIP:   4,
+		MaxWaiting:        256,
+		MaxWaitingPerIP:   64,
 		ControlQueue:      256,
 		BulkQueue:         8,
 		MaxDials:          8,
@@ -98,6 +109,7 @@ func DefaultConfig() Config {
 		ChatRate:          20,
 		ChatBurst:         1000,
 		HandshakeTimeout:  10 * time.Second,
+		JoinRetryFor:      10 * time.Minute,
 		FrameTimeout:      60 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		PingInterval:      10 * time.Second,
@@ -116,6 +128,7 @@ func (c Config) withDefaults() Config {
 		d int
 	}{{&c.MaxBytes, d.MaxBytes}, {&c.MaxPeers, d.MaxPeers},
 		{&c.MaxPending, d.MaxPending}, {&c.MaxPendingPerIP, d.MaxPendingPerIP},
+		{&c.MaxWaiting, d.MaxWaiting}, {&c.MaxWaitingPerIP, d.MaxWaitingPerIP},
 		{&c.ControlQueue, d.ControlQueue}, {&c.BulkQueue, d.BulkQueue}, {&c.MaxDials, d.MaxDials},
 		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst}} {
 		setDefault(f.v, f.d)
@@ -125,7 +138,8 @@ func (c Config) withDefaults() Config {
 		d time.Duration
 	}{{&c.HandshakeTimeout, d.HandshakeTimeout},
 		{&c.FrameTimeout, d.FrameTimeout}, {&c.WriteTimeout, d.WriteTimeout}, {&c.PingInterval, d.PingInterval},
-		{&c.DiscoveryInterval, d.DiscoveryInterval}, {&c.RedialMin, d.RedialMin}, {&c.RedialMax, d.RedialMax}} {
+		{&c.DiscoveryInterval, d.DiscoveryInterval}, {&c.RedialMin, d.RedialMin}, {&c.RedialMax, d.RedialMax},
+		{&c.JoinRetryFor, d.JoinRetryFor}} {
 		setDefault(f.v, f.d)
 	}
 	setDefault(&c.DeadAfter, 3*c.PingInterval)
@@ -177,10 +191,14 @@ type Node struct {
 	dials   map[string]*dialState // redial state by target key
 	pending map[net.Conn]string   // connections in the handshake → source IP
 	perIP   map[string]int
-	started bool
-	closed  bool
-	saveMu  sync.Mutex // serialises roster writes (taken before mu)
-	revMu   sync.Mutex // serialises revocation updates (taken before mu)
+	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
+	waiting map[string]int // queue's connections by source IP
+
+	rosterDirty chan struct{} // a lazy save of the member list is due (rosterLoop)
+	started     bool
+	closed      bool
+	saveMu      sync.Mutex // serialises roster writes (taken before mu)
+	revMu       sync.Mutex // serialises revocation updates (taken before mu)
 }
 
 // New loads or creates the node's identity. It creates a new mesh (and
@@ -206,6 +224,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(framePoolSize), ioBufs: newFramePool(ioBufPoolSize),
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
+		waiting: map[string]int{}, rosterDirty: make(chan struct{}, 1),
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
@@ -285,9 +304,10 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr().String(), "mesh", n.MeshID())
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.acceptLoop()
 	go n.dialLoop()
+	go n.rosterLoop()
 	return nil
 }
 
