@@ -89,19 +89,34 @@ type Server struct {
 	once   sync.Once
 }
 
-// New listens on cfg.Addr and starts serving.
-func New(cfg Config) (*Server, error) {
-	cfg = withDefaults(cfg)
-	host, _, err := net.SplitHostPort(cfg.Addr)
+// CheckAddr reports whether New would accept addr: HOST:PORT with an IP
+// address or localhost, loopback unless allowRemote.
+func CheckAddr(addr string, allowRemote bool) error {
+	_, err := bindIP(addr, allowRemote)
+	return err
+}
+
+func bindIP(addr string, allowRemote bool) (net.IP, error) {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("page address %q: want HOST:PORT", cfg.Addr)
+		return nil, fmt.Errorf("page address %q: want HOST:PORT", addr)
 	}
 	ip, err := hostIP(host)
 	if err != nil {
-		return nil, fmt.Errorf("page address %q: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("page address %q: %w", addr, err)
 	}
-	if !ip.IsLoopback() && !cfg.AllowRemote {
-		return nil, fmt.Errorf("page address %q: %w", cfg.Addr, ErrNotLoopback)
+	if !ip.IsLoopback() && !allowRemote {
+		return nil, fmt.Errorf("page address %q: %w", addr, ErrNotLoopback)
+	}
+	return ip, nil
+}
+
+// New listens on cfg.Addr and starts serving.
+func New(cfg Config) (*Server, error) {
+	cfg = withDefaults(cfg)
+	ip, err := bindIP(cfg.Addr, cfg.AllowRemote)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), portOf(cfg.Addr)))
 	if err != nil {

@@ -53,11 +53,14 @@ const online = (p) => p.state === "connected";
 function renderGraph(st) {
   const g = $("graph");
   g.replaceChildren();
-  const cx = 180, cy = 120, r = 88;
+  const cx = 180, cy = 112, rx = 124, ry = 78;
   const peers = st.peers || [];
+  const n = Math.max(peers.length, 1);
+  // Half a step off the vertical, so two members sit left and right and
+  // no link runs through a name.
   const spots = peers.map((p, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(peers.length, 1);
-    return { p, x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) };
+    const a = -Math.PI / 2 + Math.PI / n + (2 * Math.PI * i) / n;
+    return { p, x: cx + rx * Math.cos(a), y: cy + ry * Math.sin(a) };
   });
   for (const s of spots) {
     const cls = online(s.p) ? "link up" : "link down";
