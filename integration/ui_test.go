@@ -30,10 +30,11 @@ const chromiumPath = "/usr/bin/chromium"
 // Chromium: it shows the members and their links, sends a chat line that
 // reaches another member's chat file, follows a file from outbox/ to
 // "delivered" at both members, links a file that arrived so it opens from
-// inbox/, and fits a phone's width. Plain HTTP requests check that what
-// comes without the token, from another origin, for another host name or
-// to a non-loopback address is refused. MESHFS_UI_SCREENSHOT=FILE saves a
-// PNG of the page.
+// inbox/, fits a phone's width, and says why a file waits for a member
+// that went offline. Plain HTTP requests check that what comes without the
+// token, from another origin, for another host name or to a non-loopback
+// address is refused. MESHFS_UI_SCREENSHOT=FILE.png saves the page as a
+// PNG, and at a phone's width as FILE-phone.png.
 func TestUI(t *testing.T) {
 	longTest(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -92,9 +93,6 @@ func TestUI(t *testing.T) {
 		}
 		link := `#arrivals a[href="/inbox/carol/note.txt"]`
 		b.waitText(t, link, "carol/note.txt")
-		if shot := os.Getenv("MESHFS_UI_SCREENSHOT"); shot != "" {
-			b.screenshot(t, shot)
-		}
 		href := b.eval(t, fmt.Sprintf(`document.querySelector(%q).href`, link))
 		b.do(t, chromedp.Navigate(href))
 		if got := b.eval(t, `document.body.innerText`); strings.TrimSpace(got) != "from carol" {
@@ -115,10 +113,29 @@ func TestUI(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+		if shot := os.Getenv("MESHFS_UI_SCREENSHOT"); shot != "" {
+			b.screenshot(t, strings.TrimSuffix(shot, ".png")+"-phone.png")
+		}
+		b.do(t, chromedp.EmulateViewport(1100, 820))
 	})
 
 	t.Run("refused requests", func(t *testing.T) {
 		checkRefused(t, c, alice, pageURL)
+	})
+
+	t.Run("a file waiting for a member says why", func(t *testing.T) {
+		if err := carol.stop(os.Interrupt); err != nil {
+			t.Fatalf("stop carol: %v", err)
+		}
+		b.waitText(t, `li[data-member="carol"]`, "offline")
+		if err := os.WriteFile(alice.path("outbox", "later.txt"), []byte("for carol, later\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.waitText(t, `#transfers li[data-path="later.txt"][data-peer="carol"]`, "waits: carol is offline")
+		b.waitText(t, `#transfers li[data-path="later.txt"][data-peer="bob"]`, "delivered, verified")
+		if shot := os.Getenv("MESHFS_UI_SCREENSHOT"); shot != "" {
+			b.screenshot(t, shot)
+		}
 	})
 }
 
