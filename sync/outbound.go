@@ -147,6 +147,7 @@ type outbound struct {
 	records map[transferID]*outRecord
 	order   []*outRecord      // by creation; cancelled records are skipped
 	unsent  map[string]string // outbox paths not sent, and why
+	recent  []TransferStatus  // the latest verified deliveries, oldest first (recent.go)
 	seq     uint64
 }
 

@@ -531,10 +531,17 @@ func (s *sender) onAck(m *ackMsg) {
 	}
 	delete(s.flights, m.ID)
 	s.o.log.Info(f.rec.Type.String()+" delivered", "peer", s.p.id, "name", s.o.peers.displayName(s.p.id), "path", f.rec.Rel)
+	name := s.o.peers.displayName(s.p.id) // before o.mu: one lock at a time
 	s.o.mu.Lock()
 	f.d.Mode = f.mode // an ATTR's mode is applied, or the file placed with it
+	done := TransferStatus{Path: f.rec.Rel, Peer: name, Direction: "send",
+		Size: f.rec.Manifest.Size, Done: f.rec.Manifest.Size, State: string(StateVerified),
+		StartedAt: f.d.started, FinishedAt: time.Now()}
 	s.o.mu.Unlock()
 	s.setDelivery(f, StateVerified, false, "", 0)
+	if !f.attr { // a mode change alone is not a delivery to show
+		s.o.noteDelivered(done)
+	}
 	s.o.jobs.push(job{kind: jobFinish, id: m.ID})
 }
 

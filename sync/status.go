@@ -16,11 +16,16 @@ import (
 
 // Status is a snapshot of the engine for `meshfs status`.
 type Status struct {
-	Self           SelfStatus       `json:"self"`
-	Peers          []PeerStatus     `json:"peers"`
-	Transfers      []TransferStatus `json:"transfers"`
-	Unsent         []UnsentFile     `json:"unsent,omitempty"` // outbox files not sent, and why
-	ChecksumErrors uint64           `json:"checksum_errors"`  // blocks dropped for a bad hash
+	Self      SelfStatus       `json:"self"`
+	Peers     []PeerStatus     `json:"peers"`
+	Transfers []TransferStatus `json:"transfers"`
+	Unsent    []UnsentFile     `json:"unsent,omitempty"` // outbox files not sent, and why
+	// Delivered lists the latest deliveries verified since this node
+	// started, newest first; Transfers leaves them out.
+	Delivered []TransferStatus `json:"delivered,omitempty"`
+	// Arrivals lists the latest files placed in inbox/, newest first.
+	Arrivals       []ArrivalStatus `json:"arrivals,omitempty"`
+	ChecksumErrors uint64          `json:"checksum_errors"` // blocks dropped for a bad hash
 }
 
 // UnsentFile is an outbox file that is not sent, and why.
@@ -68,6 +73,8 @@ type TransferStatus struct {
 	Done      int64     `json:"done"`  // bytes sent or held
 	State     string    `json:"state"` // a DeliveryState, "receiving" or "paused", maybe with ": reason"
 	StartedAt time.Time `json:"started_at"`
+	// FinishedAt is when a delivery in Status.Delivered was verified.
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // Status returns a snapshot of peers and transfers. It takes each owner's
@@ -102,6 +109,8 @@ func (e *Engine) Status() Status {
 		st.Transfers[i].Done = min(st.Transfers[i].Done, st.Transfers[i].Size)
 	}
 	slices.SortStableFunc(st.Transfers, func(a, b TransferStatus) int { return a.StartedAt.Compare(b.StartedAt) })
+	st.Delivered = e.out.delivered()
+	st.Arrivals = e.in.arrivals()
 	unsent := e.Unsent()
 	for _, rel := range slices.Sorted(maps.Keys(unsent)) {
 		st.Unsent = append(st.Unsent, UnsentFile{Path: rel, Why: unsent[rel]})

@@ -27,6 +27,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			inviteCommand(),
 			removeCommand(),
 			statusCommand(),
+			uiCommand(),
 			unmountCommand(),
 			serviceCommand(),
 			doctorCommand(),
@@ -64,6 +65,10 @@ func mountCommand() *cli.Command {
 				Usage: "least `LEVEL` logged: debug, info, warn or error"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"MESHFS_DEBUG"},
 				Usage: "same as --log-level debug: log every frame and FUSE call"},
+			&cli.StringFlag{Name: "ui", EnvVars: []string{"MESHFS_UI"},
+				Usage: "serve a page of members, transfers and chat on `HOST:PORT` (127.0.0.1:PORT); 'meshfs ui' opens it"},
+			&cli.BoolFlag{Name: "ui-allow-remote", EnvVars: []string{"MESHFS_UI_ALLOW_REMOTE"},
+				Usage: "let --ui bind an address that is not loopback (other machines can reach the page)"},
 		}, limitFlags()...),
 		Action: mountAction,
 	}
@@ -104,6 +109,15 @@ func statusCommand() *cli.Command {
 				Usage: "follow transfers with live progress bars until interrupted"},
 		},
 		Action: statusAction,
+	}
+}
+
+func uiCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ui",
+		Usage:     "print the address of the mount's page (mount with --ui), and open it in a browser if there is one",
+		ArgsUsage: "MOUNTPOINT",
+		Action:    uiAction,
 	}
 }
 

@@ -78,7 +78,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{"meshfs mo", []string{"mount"}},
 		{"meshfs mount --lis", []string{"--listen"}},
-		{"meshfs u", []string{"umount", "unmount"}},
+		{"meshfs u", []string{"ui", "umount", "unmount"}},
 		{"meshfs umount --h", []string{"--help"}},
 		{"meshfs status --w", []string{"--watch"}},
 		{"meshfs --v", []string{"--version"}},

@@ -24,7 +24,7 @@ import (
 const controlTimeout = 30 * time.Second
 
 type controlRequest struct {
-	Op   string        `json:"op"` // invite, remove, status, shutdown
+	Op   string        `json:"op"` // invite, remove, status, doctor, ui, shutdown
 	TTL  time.Duration `json:"ttl,omitempty"`
 	Uses int           `json:"uses,omitempty"`
 	Peer string        `json:"peer,omitempty"`

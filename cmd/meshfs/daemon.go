@@ -15,6 +15,7 @@ import (
 	meshfs "github.com/meshfs/meshfs/fs"
 	"github.com/meshfs/meshfs/mesh"
 	meshsync "github.com/meshfs/meshfs/sync"
+	"github.com/meshfs/meshfs/ui"
 )
 
 // The wiring: *mesh.Node is sync's transport, and *meshsync.Engine is both
@@ -24,6 +25,7 @@ var (
 	_ mesh.Handler       = (*meshsync.Engine)(nil)
 	_ meshfs.Syncer      = (*meshsync.Engine)(nil)
 	_ folder.Syncer      = (*meshsync.Engine)(nil)
+	_ ui.Source          = (*meshsync.Engine)(nil)
 )
 
 // daemon is one running node: mesh, sync engine, the tree (FUSE or plain
@@ -37,6 +39,7 @@ type daemon struct {
 	fuse    *meshfs.Server     // nil in plain-folder mode
 	folder  context.CancelFunc // stops the plain-folder watcher; nil with FUSE
 	control *controlServer
+	page    *ui.Server    // the --ui page; nil without it
 	done    chan error    // the tree stopped by itself (external unmount, watcher error)
 	stop    chan struct{} // 'meshfs unmount' asked us to stop
 	wg      sync.WaitGroup
@@ -48,11 +51,12 @@ type daemon struct {
 
 // startDaemon brings a node up step by step; on any error it tears down what
 // it started, so a failed mount leaves nothing behind. The control socket
-// comes before the tree: once the mount is visible, 'meshfs invite' works.
+// and the page come before the tree: once the mount is visible, 'meshfs invite'
+// and 'meshfs ui' work.
 func startDaemon(ctx context.Context, opts mountOptions, log *slog.Logger) (*daemon, error) {
 	d := &daemon{opts: opts, log: log, done: make(chan error, 1), stop: make(chan struct{})}
 	steps := []func(context.Context) error{
-		d.checkEnvironment, d.openState, d.startMesh, d.startControl, d.startTree,
+		d.checkEnvironment, d.openState, d.startMesh, d.startControl, d.startPage, d.startTree,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -180,6 +184,26 @@ func (d *daemon) startFolder() error {
 	return nil
 }
 
+// startPage serves the --ui page over the engine and the tree's inbox/.
+func (d *daemon) startPage(context.Context) error {
+	if d.opts.uiAddr == "" {
+		return nil
+	}
+	page, err := ui.New(ui.Config{
+		Addr:        d.opts.uiAddr,
+		AllowRemote: d.opts.uiRemote,
+		Source:      d.engine,
+		InboxDir:    filepath.Join(d.treeRoot(), "inbox"),
+		Logger:      d.log.With("pkg", "ui"),
+	})
+	if err != nil {
+		return err
+	}
+	d.page = page
+	d.log.Info("page served", "addr", page.Addr().String(), "open", "meshfs ui "+d.opts.mountpoint)
+	return nil
+}
+
 func (d *daemon) startControl(context.Context) error {
 	path, err := controlSocket(d.opts.mountpoint)
 	if err != nil {
@@ -209,6 +233,9 @@ func (d *daemon) run(ctx context.Context) error {
 // and tolerates a partly started daemon.
 func (d *daemon) shutdown() {
 	d.closing.Do(func() {
+		if d.page != nil { // first: its streams read the engine
+			d.page.Close()
+		}
 		if d.fuse != nil {
 			if err := d.fuse.Unmount(); err != nil {
 				d.log.Warn("unmount failed", "mountpoint", d.opts.mountpoint, "err", err,
@@ -250,6 +277,11 @@ func (d *daemon) handleControl(ctx context.Context, req controlRequest) (any, er
 		return d.engine.Status(), nil
 	case "doctor":
 		return d.doctorReply(), nil
+	case "ui":
+		if d.page == nil {
+			return nil, fmt.Errorf("the page is off: mount with --ui 127.0.0.1:PORT to serve it")
+		}
+		return uiResult{URL: d.page.URL()}, nil
 	case "shutdown":
 		select {
 		case <-d.stop:
@@ -268,6 +300,11 @@ type inviteResult struct {
 	Uses    int       `json:"uses"`
 	Join    string    `json:"join"`
 	MeshID  string    `json:"mesh_id"`
+}
+
+// uiResult is what 'meshfs ui' prints: the page's address with its token.
+type uiResult struct {
+	URL string `json:"url"`
 }
 
 type removeResult struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	meshsync "github.com/meshfs/meshfs/sync"
+	"github.com/meshfs/meshfs/ui"
 	"github.com/urfave/cli/v2"
 )
 
@@ -31,6 +32,8 @@ type mountOptions struct {
 	sync       meshsync.Config // sync's defaults with the limit flags applied
 	logFormat  string          // "text" or "json"
 	logLevel   slog.Level
+	uiAddr     string // --ui: the page's HOST:PORT, "" for no page
+	uiRemote   bool   // --ui-allow-remote
 }
 
 // defaultMemoryLimit keeps the heap small while large files move: transfers
@@ -108,6 +111,9 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 	if opts.listen, err = listenAddr(c.String("listen")); err != nil {
 		return opts, err
 	}
+	if opts.uiAddr, opts.uiRemote, err = uiFlags(c); err != nil {
+		return opts, err
+	}
 	if opts.stateDir, err = stateDirFor(c.String("state"), mnt); err != nil {
 		return opts, err
 	}
@@ -129,6 +135,23 @@ func listenAddr(s string) (string, error) {
 		return "", fmt.Errorf("--listen %q: want PORT, :PORT or HOST:PORT", s)
 	}
 	return s, nil
+}
+
+// uiFlags checks --ui and --ui-allow-remote before anything starts.
+func uiFlags(c *cli.Context) (string, bool, error) {
+	addr, remote := c.String("ui"), c.Bool("ui-allow-remote")
+	if addr == "" {
+		return "", false, nil
+	}
+	err := ui.CheckAddr(addr, remote)
+	switch {
+	case errors.Is(err, ui.ErrNotLoopback):
+		return "", false, cli.Exit(fmt.Sprintf("--ui %s is not a loopback address: other machines could reach the page; "+
+			"use 127.0.0.1:PORT, or add --ui-allow-remote if that is what you want", addr), 2)
+	case err != nil:
+		return "", false, cli.Exit(fmt.Sprintf("--ui %s: want 127.0.0.1:PORT (an IP address or localhost, and a port)", addr), 2)
+	}
+	return addr, remote, nil
 }
 
 func stateDirFor(flag, mnt string) (string, error) {

@@ -65,6 +65,9 @@ func loud(call *ast.CallExpr) ([]ast.Expr, bool) {
 	if !ok {
 		return nil, false
 	}
+	if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "http" {
+		return nil, false // http.Error answers a request; it logs nothing
+	}
 	args := call.Args
 	switch sel.Sel.Name {
 	case "Warn", "Error":
