@@ -64,21 +64,7 @@ func TestCrowdJoinsFromOneAddress(t *testing.T) {
 	}
 	t.Logf("%d joined in %v", crowd, time.Since(start))
 	all := append([]*Node{admin}, nodes...)
-	err = testutil.WaitFor(60*time.Second, func() error {
-		for _, a := range all {
-			for _, b := range all {
-				if a != b {
-					if err := connectedTo(a, b.ID()); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fullMeshWithin(t, 60*time.Second, all...)
 	t.Logf("full mesh of %d in %v", len(all), time.Since(start))
 }
 

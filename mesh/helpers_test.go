@@ -116,7 +116,13 @@ func connectedTo(n *Node, ids ...PeerID) error {
 // fullMesh waits until every node is connected to every other.
 func fullMesh(t *testing.T, nodes ...*Node) {
 	t.Helper()
-	err := testutil.WaitFor(10*time.Second, func() error {
+	fullMeshWithin(t, 10*time.Second, nodes...)
+}
+
+// fullMeshWithin is fullMesh with a bound of d.
+func fullMeshWithin(t *testing.T, d time.Duration, nodes ...*Node) {
+	t.Helper()
+	err := testutil.WaitFor(d, func() error {
 		for _, a := range nodes {
 			for _, b := range nodes {
 				if a != b {
