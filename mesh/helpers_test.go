@@ -113,7 +113,9 @@ func connectedTo(n *Node, ids ...PeerID) error {
 	return nil
 }
 
-// fullMesh waits until every node is connected to every other.
+// fullMesh waits until every node is connected to every other, both ends
+// of each pair holding the same connection: until then a duplicate may
+// still replace one, and frames queued on it are lost with it.
 func fullMesh(t *testing.T, nodes ...*Node) {
 	t.Helper()
 	fullMeshWithin(t, 10*time.Second, nodes...)
@@ -125,10 +127,14 @@ func fullMeshWithin(t *testing.T, d time.Duration, nodes ...*Node) {
 	err := testutil.WaitFor(d, func() error {
 		for _, a := range nodes {
 			for _, b := range nodes {
-				if a != b {
-					if err := connectedTo(a, b.ID()); err != nil {
-						return err
-					}
+				if a == b {
+					continue
+				}
+				if err := connectedTo(a, b.ID()); err != nil {
+					return err
+				}
+				if pa, pb := livePeer(a, b.ID()), livePeer(b, a.ID()); pa == nil || pb == nil || pa.tiebreak != pb.tiebreak {
+					return fmt.Errorf("%s and %s hold different connections", a.Name(), b.Name())
 				}
 			}
 		}
