@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -13,31 +14,68 @@ import (
 // upnpDescription names the mapping in the router's table.
 const upnpDescription = "meshfs"
 
-// upnpIGD is a router's WANIPConnection:1 service (IGD v1 and v2 both
-// offer it).
+// igdClient is the part of a WANIPConnection service we use; versions 1
+// and 2 of the service have it alike.
+type igdClient interface {
+	AddPortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string,
+		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32) error
+	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
+	GetExternalIPAddressCtx(ctx context.Context) (string, error)
+	LocalAddr() net.IP
+}
+
+var (
+	_ igdClient = (*internetgateway2.WANIPConnection1)(nil)
+	_ igdClient = (*internetgateway2.WANIPConnection2)(nil)
+)
+
+// upnpIGD is a router's WANIPConnection service.
 type upnpIGD struct {
-	c     *internetgateway2.WANIPConnection1
+	c     igdClient
 	local string // this machine's address toward the router
 }
 
-// discoverUPnP searches by SSDP for up to timeout and takes the first
-// router that has a local address to forward to.
+// discoverUPnP searches by SSDP, for up to timeout each, for an IGD v2
+// router (WANIPConnection:2), then a v1 one (WANIPConnection:1), and
+// takes the first that has a local address to forward to.
 func discoverUPnP(ctx context.Context, timeout time.Duration) (gateway, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	clients, errs, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("upnp: search: %w", err)
-	}
-	for _, c := range clients {
-		if ip := c.LocalAddr(); ip != nil {
-			return &upnpIGD{c: c, local: ip.String()}, nil
+	var errs []error
+	for _, search := range []func(context.Context) ([]igdClient, []error, error){searchIGD2, searchIGD1} {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		clients, found, err := search(sctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("upnp: search: %w", err)
 		}
+		for _, c := range clients {
+			if ip := c.LocalAddr(); ip != nil {
+				return &upnpIGD{c: c, local: ip.String()}, nil
+			}
+		}
+		errs = append(errs, found...)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("upnp: %w", errors.Join(errs...))
 	}
 	return nil, errors.New("upnp: no internet gateway device answered")
+}
+
+func searchIGD2(ctx context.Context) ([]igdClient, []error, error) {
+	cs, errs, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx)
+	return asIGD(cs), errs, err
+}
+
+func searchIGD1(ctx context.Context) ([]igdClient, []error, error) {
+	cs, errs, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
+	return asIGD(cs), errs, err
+}
+
+func asIGD[T igdClient](cs []T) []igdClient {
+	out := make([]igdClient, len(cs))
+	for i, c := range cs {
+		out[i] = c
+	}
+	return out
 }
 
 func (g *upnpIGD) name() string { return "upnp" }
