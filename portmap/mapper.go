@@ -223,7 +223,9 @@ func (m *Mapper) logFailure(err error) {
 	}
 }
 
-// release deletes the mapping at the router, bounded by Timeout.
+// release deletes the mapping at the router, bounded by Timeout. It does
+// not call OnChange: the node is stopping, and the address it advertised
+// is the one it asks for again when it starts.
 func (m *Mapper) release() {
 	st := m.Status()
 	if !st.Mapped() || m.gw == nil {
@@ -236,7 +238,9 @@ func (m *Mapper) release() {
 			"fix", "the router drops it when its lease ends; nothing to do")
 		return
 	}
-	m.setStatus(Status{Err: errors.New("stopped")})
+	m.mu.Lock()
+	m.status = Status{Err: errors.New("stopped")}
+	m.mu.Unlock()
 }
 
 // renewAfter renews at half the remaining lease, as RFC 6886 advises.

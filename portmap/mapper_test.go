@@ -100,7 +100,12 @@ func TestMapperRenewsAndDeletes(t *testing.T) {
 		if asked[0] != 4100 || asked[1] != 4200 {
 			t.Errorf("asked for external ports %v, want 4100 then the granted 4200", asked)
 		}
+		var changes []Status
+		m.cfg.OnChange = func(s Status) { changes = append(changes, s) }
 		m.Close()
+		if len(changes) != 0 {
+			t.Errorf("OnChange got %+v on Close, want nothing: the address is asked for again on the next start", changes)
+		}
 		if _, _, removed := gw.snapshot(); len(removed) != 1 || removed[0] != 4200 {
 			t.Errorf("removed %v after Close, want [4200]", removed)
 		}
