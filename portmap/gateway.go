@@ -3,6 +3,7 @@ package portmap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -28,18 +29,16 @@ type gateway interface {
 type discoverFunc func(ctx context.Context, timeout time.Duration) (gateway, error)
 
 // discover tries NAT-PMP at the default gateway first (one UDP exchange),
-// then UPnP IGD (an SSDP search that takes a few seconds).
+// then UPnP IGD (an SSDP search that takes a few seconds). The error is
+// one line: status and the peers file show it as the reason.
 func discover(ctx context.Context, timeout time.Duration) (gateway, error) {
-	var errs []error
-	if gw, err := discoverNATPMP(ctx, timeout); err == nil {
-		return gw, nil
-	} else {
-		errs = append(errs, err)
-	}
-	gw, err := discoverUPnP(ctx, timeout)
-	if err == nil {
+	gw, pmpErr := discoverNATPMP(ctx, timeout)
+	if pmpErr == nil {
 		return gw, nil
 	}
-	errs = append(errs, err)
-	return nil, errors.Join(append([]error{ErrNoGateway}, errs...)...)
+	gw, upnpErr := discoverUPnP(ctx, timeout)
+	if upnpErr == nil {
+		return gw, nil
+	}
+	return nil, fmt.Errorf("%w: %v; %v", ErrNoGateway, pmpErr, upnpErr)
 }

@@ -74,8 +74,7 @@ type Mapper struct {
 
 	// Owned by the run goroutine.
 	gw       gateway
-	failures int    // in a row, for the retry backoff
-	lastWhy  string // the failure last logged, so each is logged once
+	failures int // in a row, for the retry backoff and to log a streak once
 }
 
 // New checks cfg; it does no network I/O.
@@ -158,7 +157,7 @@ func (m *Mapper) refresh(ctx context.Context) time.Duration {
 		m.logFailure(err)
 		return retryAfter(m.cfg.Retry, m.failures)
 	}
-	m.failures, m.lastWhy = 0, ""
+	m.failures = 0
 	m.setStatus(st)
 	return renewAfter(time.Until(st.Expires))
 }
@@ -214,13 +213,16 @@ func (m *Mapper) setStatus(st Status) {
 	}
 }
 
-// logFailure logs a failure once, not on every retry.
+// logFailure logs the first failure of a streak as a warning and the
+// retries at debug level: a router without port mapping stays so, and
+// its reason text changes with every try (source ports).
 func (m *Mapper) logFailure(err error) {
-	if why := err.Error(); why != m.lastWhy {
-		m.lastWhy = why
-		m.log.Warn("no port mapping", "port", m.cfg.Port, "err", err,
-			"fix", "enable UPnP IGD or NAT-PMP on the router, or forward the port by hand and give --advertise; --port-mapping=off stops trying")
+	if m.failures > 1 {
+		m.log.Debug("still no port mapping", "port", m.cfg.Port, "err", err, "failures", m.failures)
+		return
 	}
+	m.log.Warn("no port mapping", "port", m.cfg.Port, "err", err,
+		"fix", "enable UPnP IGD or NAT-PMP on the router, or forward the port to this machine by hand; --port-mapping=off stops asking")
 }
 
 // release deletes the mapping at the router, bounded by Timeout. It does

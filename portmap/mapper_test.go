@@ -1,10 +1,12 @@
 package portmap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -54,6 +56,24 @@ func (g *fakeGateway) snapshot() (adds []time.Time, asked, removed []uint16) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]time.Time(nil), g.adds...), append([]uint16(nil), g.asked...), append([]uint16(nil), g.removed...)
+}
+
+// lockedBuffer collects a log written by the mapper's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newTestMapper(t *testing.T, gw gateway, discErr error) *Mapper {
@@ -123,6 +143,8 @@ func TestMapperRetriesWithBackoff(t *testing.T) {
 		m := newTestMapper(t, gw, nil)
 		var changes []Status
 		m.cfg.OnChange = func(s Status) { changes = append(changes, s) }
+		var logged lockedBuffer
+		m.log = slog.New(slog.NewTextHandler(&logged, nil)) // Info and up: the warnings
 		m.Start()
 		defer m.Close()
 		synctest.Wait()
@@ -136,6 +158,9 @@ func TestMapperRetriesWithBackoff(t *testing.T) {
 		gw.mu.Unlock()
 		if adds, _, _ := gw.snapshot(); len(adds) != 0 {
 			t.Fatalf("%d mappings while refused", len(adds))
+		}
+		if n := strings.Count(logged.String(), "level=WARN"); n != 1 {
+			t.Errorf("%d warnings for 3 failed tries, want 1:\n%s", n, logged.String())
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()

@@ -55,7 +55,7 @@ func discoverUPnP(ctx context.Context, timeout time.Duration) (gateway, error) {
 		errs = append(errs, found...)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("upnp: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("upnp: %w", errs[0]) // one line; the first router's reason
 	}
 	return nil, errors.New("upnp: no internet gateway device answered")
 }
