@@ -258,9 +258,15 @@ func verifyEntry(id PeerID, der []byte, pool *x509.CertPool, revs *revocationLis
 	return name, nil
 }
 
-// peersPayload lists known members: connected ones with the listen
-// addresses they advertised, offline ones with their last known addresses.
-func (n *Node) peersPayload() []byte { return n.peersPayloadWith() }
+// peersPayload lists this node itself with the addresses it advertises
+// now, then known members: connected ones with the listen addresses they
+// advertised, offline ones with their last known addresses.
+func (n *Node) peersPayload() []byte {
+	if self, ok := n.selfEntry(); ok {
+		return n.peersPayloadWith(self)
+	}
+	return n.peersPayloadWith()
+}
 
 // peersPayloadWith lists extra entries first, then the verified roster.
 func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
@@ -310,6 +316,10 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	n.mu.Unlock()
 	changed := false
 	for _, pe := range entries {
+		if pe.ID == from.id {
+			changed = n.updateSender(from, pe.Addrs) || changed
+			continue
+		}
 		if pe.ID == n.self || pe.ID.IsZero() || revs.has(pe.ID) {
 			continue
 		}

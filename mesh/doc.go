@@ -28,6 +28,15 @@
 // BYTES and PEERS are accepted only when ready. Anything else closes the
 // connection.
 //
+// # Addresses
+//
+// Each side of a connection tells the other, at the end of its HELLO, the
+// address it sees the other at; Node.Addresses collects them with the
+// listen and interface addresses. Node.SetMapped takes the address a
+// router forwards to the listen port (package portmap finds it; mesh does
+// not talk to routers): it is advertised first, and a member's PEERS
+// lists its own entry, so connected members learn it at once.
+//
 // # Goroutines
 //
 // Start starts an accept loop and a dial loop (redials with backoff and

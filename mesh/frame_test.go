@@ -128,7 +128,7 @@ func payloadSeeds() [][]byte {
 	chat, _ := encodeChat(Chat{Seq: 7, Time: time.Unix(1, 2), Text: "hi \x1b[31m"})
 	revs := &revocationList{Version: 2, IssuedAt: time.Unix(5, 0), Revoked: []PeerID{{1}, {2}}, Sig: make([]byte, 64)}
 	return [][]byte{
-		append([]byte{0}, encodeHello(hello{Version: protoVersion, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9, Release: "v1.2.0"})...),
+		append([]byte{0}, encodeHello(hello{Version: protoVersion, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9, Release: "v1.2.0", Observed: "192.0.2.1:5"})...),
 		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}}})...),
 		append([]byte{2}, chat...),
 		append([]byte{3}, revs.encode()...),

@@ -24,8 +24,10 @@ const (
 	// frames are versioned by their user (sync sends its own HELLO), so
 	// mesh's version changes only with mesh's own frames; 5: HELLO carries
 	// the release version and PING and PONG the sender's wall clock, for
-	// 'meshfs doctor'.
-	protoVersion    = 5
+	// 'meshfs doctor'; 6: HELLO ends with the address the sender sees the
+	// receiver's connection come from, and a member's PEERS lists its own
+	// current addresses (a mapped port found after the handshake).
+	protoVersion    = 6
 	maxAddrs        = 8
 	maxAddrLen      = 300
 	maxNameBytes    = safetext.MaxNameRunes * 4
@@ -61,6 +63,7 @@ type hello struct {
 	RevVersion uint64
 	Session    uint64 // random per process start: tells a restart from a duplicate
 	Release    string // the sender's meshfs release, for display (Config.Release)
+	Observed   string // the receiver's address as the sender sees it ("" if unknown)
 }
 
 func encodeHello(h hello) []byte {
@@ -74,6 +77,7 @@ func encodeHello(h hello) []byte {
 	e.U64(h.RevVersion)
 	e.U64(h.Session)
 	e.Str(h.Release)
+	e.Str(h.Observed)
 	return e.B
 }
 
@@ -92,6 +96,11 @@ func decodeHello(p []byte) (hello, error) {
 	h.RevVersion = d.U64()
 	h.Session = d.U64()
 	h.Release = d.Str(maxReleaseBytes)
+	if h.Observed = d.Str(maxAddrLen); d.Err() == nil && h.Observed != "" {
+		if err := validateAddr(h.Observed); err != nil {
+			d.Fail(err)
+		}
+	}
 	if err := finish(&d); err != nil {
 		return hello{}, fmt.Errorf("decode hello: %w", err)
 	}
@@ -312,7 +321,7 @@ func newHandshakeResult(tc *tls.Conn, cs tls.ConnectionState, role peerRole, out
 // exchangeHello: the server sends HELLO first, then the client. Then the side
 // with the older revocation list receives the newer one before anything else.
 func (n *Node) exchangeHello(hs *handshakeResult) error {
-	mine := n.hello()
+	mine := n.hello(hs.conn.RemoteAddr())
 	var err error
 	if hs.outbound {
 		if hs.hello, err = readHello(hs.br); err == nil {

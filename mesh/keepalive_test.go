@@ -30,20 +30,27 @@ func TestKeepaliveCodec(t *testing.T) {
 }
 
 func TestHelloCodec(t *testing.T) {
-	h := hello{Version: protoVersion, Name: "alice", Addrs: []string{"10.0.0.1:7000"}, RevVersion: 2, Session: 3, Release: "v1.4.0"}
+	h := hello{Version: protoVersion, Name: "alice", Addrs: []string{"10.0.0.1:7000"}, RevVersion: 2, Session: 3, Release: "v1.4.0",
+		Observed: "198.51.100.7:40123"}
 	p := encodeHello(h)
 	got, err := decodeHello(p)
-	if err != nil || got.Release != h.Release || got.Name != h.Name || got.Session != h.Session {
+	if err != nil || got.Release != h.Release || got.Name != h.Name || got.Session != h.Session || got.Observed != h.Observed {
 		t.Fatalf("decodeHello(encodeHello(%+v)) = %+v, %v", h, got, err)
 	}
 	long := h
 	long.Release = string(make([]byte, maxReleaseBytes+1))
+	noPort, ctrl := h, h
+	noPort.Observed, ctrl.Observed = "198.51.100.7", "a\x1b[31m:80"
+	plain := h
+	plain.Observed = ""
 	tests := []struct {
 		name string
 		p    []byte
 	}{
-		{"truncated release", p[:len(p)-1]},
-		{"no release", p[:len(p)-2-len(h.Release)]},
+		{"truncated observed", p[:len(p)-1]},
+		{"no observed", encodeHello(plain)[:len(encodeHello(plain))-2]},
+		{"observed without a port", encodeHello(noPort)},
+		{"control characters in observed", encodeHello(ctrl)},
 		{"extra byte", append(encodeHello(h), 0)},
 		{"release over the limit", encodeHello(long)},
 	}

@@ -193,6 +193,7 @@ type Node struct {
 	perIP   map[string]int
 	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
 	waiting map[string]int // queue's connections by source IP
+	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
 
 	rosterDirty chan struct{} // a lazy save of the member list is due (rosterLoop)
 	started     bool
@@ -518,24 +519,41 @@ func (n *Node) tlsCert() tls.Certificate {
 	return n.ident.tlsCert()
 }
 
-// hello is the HELLO this node sends.
-func (n *Node) hello() hello {
+// hello is the HELLO this node sends on a connection from or to remote.
+func (n *Node) hello(remote net.Addr) hello {
 	n.mu.Lock()
 	v := n.revs.Version
 	n.mu.Unlock()
 	return hello{Version: protoVersion, Name: n.Name(), Addrs: n.advertised(), RevVersion: v, Session: n.session,
-		Release: n.cfg.Release}
+		Release: n.cfg.Release, Observed: observedAddr(remote)}
 }
 
-// advertised returns the listen addresses announced in HELLO.
+// observedAddr is remote as HELLO carries it: "" for a connection that
+// has no host:port (net.Pipe in tests).
+func observedAddr(remote net.Addr) string {
+	if remote == nil || validateAddr(remote.String()) != nil {
+		return ""
+	}
+	return remote.String()
+}
+
+// advertised returns the addresses announced in HELLO and PEERS: the
+// router's mapped port first (it is the one that works from outside),
+// then the configured or actual listen addresses.
 func (n *Node) advertised() []string {
+	n.mu.Lock()
+	mapped := n.mapped
+	n.mu.Unlock()
+	var out []string
+	if mapped != "" {
+		out = append(out, mapped)
+	}
 	if len(n.cfg.Advertise) > 0 {
-		return n.cfg.Advertise[:min(len(n.cfg.Advertise), maxAddrs)]
+		out = append(out, n.cfg.Advertise...)
+	} else if n.ln != nil {
+		out = append(out, n.ln.Addr().String())
 	}
-	if n.ln == nil {
-		return nil
-	}
-	return []string{n.ln.Addr().String()}
+	return out[:min(len(out), maxAddrs)]
 }
 
 func randomU64() uint64 {

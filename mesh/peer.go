@@ -40,6 +40,7 @@ type peer struct {
 	tiebreak uint64   // same on both ends: TLS exporter value
 	addrs    []string // the remote's advertised listen addresses (hosts resolved)
 	remote   string   // remote address of the connection
+	observed string   // our address as the remote sees it (its HELLO), validated
 	release  string   // the remote's meshfs release from HELLO, sanitised
 	since    time.Time
 	log      *slog.Logger
@@ -70,6 +71,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
 		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), release: safetext.Text(hs.hello.Release), since: now,
+		observed:   hs.hello.Observed,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),
@@ -317,6 +319,7 @@ func (p *peer) info() PeerInfo {
 		Skew:    time.Duration(p.skew.Load()), SkewKnown: p.skewKnown.Load(),
 		LastSeen: time.Unix(0, p.lastSeen.Load()),
 		Since:    p.since,
+		Outbound: p.outbound,
 		Sent:     p.sent.Load(),
 		Received: p.recv.Load(),
 	}

@@ -75,6 +75,7 @@ type PeerInfo struct {
 	RTT      time.Duration // last measured round-trip time (0 if never measured)
 	LastSeen time.Time     // last frame received from this member (zero if never)
 	Since    time.Time     // when the current connection was established (zero when offline)
+	Outbound bool          // this node dialed the current connection (false when offline)
 	Sent     uint64        // bytes sent on connections to this member since start
 	Received uint64        // bytes received on connections from this member since start
 	Release  string        // the member's meshfs release from its HELLO ("" when offline)

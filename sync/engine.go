@@ -82,6 +82,9 @@ type Config struct {
 	// the earlier version at receivers. It is called from the outbox
 	// loop and must not block for long.
 	Writing func(rel string) bool
+	// Addresses, when not nil, returns this node's own addresses for
+	// Status and the peers file. It must not block.
+	Addresses func() AddressStatus
 }
 
 // MaxFileSizeLimit is the largest Config.MaxFileSize New accepts: the

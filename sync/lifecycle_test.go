@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,30 @@ func TestHelloVersion(t *testing.T) {
 	})
 	if m := other.drain(); len(m) != 0 {
 		t.Errorf("alice sent %d messages to a member of another version: %T", len(m), m[0])
+	}
+}
+
+// TestAddressLines: the "this node" block shows the mapping or why there
+// is none, and never a control character from an address.
+func TestAddressLines(t *testing.T) {
+	tests := []struct {
+		name string
+		a    AddressStatus
+		want []string
+	}{
+		{"mapped", AddressStatus{Listen: "[::]:8000", Local: []string{"10.0.0.2:8000", "[fd00::2]:8000"},
+			Observed: []string{"203.0.113.5:8000"}, Mapped: "203.0.113.5:8000", MappingProblem: "stale"},
+			[]string{"listen    [::]:8000", "local     10.0.0.2:8000, [fd00::2]:8000", "observed  203.0.113.5:8000",
+				"mapped    203.0.113.5:8000"}},
+		{"no mapping", AddressStatus{Listen: "10.0.0.2:8000", MappingProblem: "off (--port-mapping=off)"},
+			[]string{"listen    10.0.0.2:8000", "no port mapping: off (--port-mapping=off)"}},
+		{"control characters", AddressStatus{Listen: "h\x1b[2J:1"}, []string{"listen    h:1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.Lines(); !slices.Equal(got, tc.want) {
+				t.Errorf("Lines(%+v) = %q, want %q", tc.a, got, tc.want)
+			}
+		})
 	}
 }

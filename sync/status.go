@@ -41,6 +41,41 @@ type SelfStatus struct {
 	// MaxFileSize is the largest file this node sends or accepts: 'meshfs
 	// doctor' compares it with the free space under the tree.
 	MaxFileSize int64 `json:"max_file_size"`
+	// Addresses are where this node listens and is reached (Config.Addresses).
+	Addresses *AddressStatus `json:"addresses,omitempty"`
+}
+
+// AddressStatus is this node's own addresses.
+type AddressStatus struct {
+	Listen   string   `json:"listen"`             // the listen address
+	Local    []string `json:"local,omitempty"`    // interface addresses with the listen port
+	Observed []string `json:"observed,omitempty"` // as connected members see this node
+	Mapped   string   `json:"mapped,omitempty"`   // the router's forwarded address, if any
+	// MappingProblem says why there is no port mapping, when there is none.
+	MappingProblem string `json:"mapping_problem,omitempty"`
+}
+
+// Lines renders the addresses for the peers file and 'meshfs status'.
+func (a AddressStatus) Lines() []string {
+	lines := []string{"listen    " + a.Listen}
+	for _, f := range []struct {
+		label string
+		addrs []string
+	}{{"local     ", a.Local}, {"observed  ", a.Observed}} {
+		if len(f.addrs) > 0 {
+			lines = append(lines, f.label+strings.Join(f.addrs, ", "))
+		}
+	}
+	switch {
+	case a.Mapped != "":
+		lines = append(lines, "mapped    "+a.Mapped)
+	case a.MappingProblem != "":
+		lines = append(lines, "no port mapping: "+a.MappingProblem)
+	}
+	for i, l := range lines {
+		lines[i] = safetext.Text(l)
+	}
+	return lines
 }
 
 // PeerStatus is one member, with its transfer counts.
@@ -52,6 +87,7 @@ type PeerStatus struct {
 	RTT      time.Duration `json:"rtt_ns"`
 	LastSeen time.Time     `json:"last_seen"`
 	Since    time.Time     `json:"since"`
+	Outbound bool          `json:"outbound"` // this node dialed the live connection
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
 	Folder   string        `json:"folder"`            // inbox folder name, if any file came
@@ -88,11 +124,15 @@ func (e *Engine) Status() Status {
 		infos = t.Peers()
 	}
 	st.Self.MaxFileSize = e.cfg.MaxFileSize
+	if e.cfg.Addresses != nil {
+		a := e.cfg.Addresses()
+		st.Self.Addresses = &a
+	}
 	st.ChecksumErrors = e.checksumErrors.Load()
 	for _, p := range infos {
 		ps := PeerStatus{
 			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
-			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Sent: p.Sent, Received: p.Received,
+			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Outbound: p.Outbound, Sent: p.Sent, Received: p.Received,
 			Folder: e.in.folderOf(p.ID), Version: p.Release,
 		}
 		if p.SkewKnown {
@@ -202,6 +242,12 @@ func (e *Engine) PeersTable() []byte {
 	}
 	w.Flush()
 	writeUnsent(&b, st.Unsent)
+	if a := st.Self.Addresses; a != nil {
+		fmt.Fprintf(&b, "\nthis node:\n")
+		for _, l := range a.Lines() {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	return b.Bytes()
 }
 

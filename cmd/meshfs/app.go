@@ -49,6 +49,7 @@ func mountCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "0", EnvVars: []string{"MESHFS_LISTEN"},
 				Usage: "`ADDR` to accept peers on: PORT, :PORT or HOST:PORT (0 picks a free port)"},
+			portMappingFlag(),
 			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"MESHFS_JOIN"},
 				Usage: "`HOST:PORT` of a member to contact first (repeatable; a hint only)"},
 			&cli.StringFlag{Name: "invite", EnvVars: []string{"MESHFS_INVITE"},

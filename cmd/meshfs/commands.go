@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/meshfs/meshfs/mesh"
 	"github.com/urfave/cli/v2"
 )
 
@@ -41,6 +43,17 @@ func inviteAction(c *cli.Context) error {
 	fmt.Fprintf(w, "Anyone holding the token can join until it is used or expires. The token:\n")
 	fmt.Fprintln(w, inv.Token)
 	return nil
+}
+
+// joinAddrs is the --join value an invite prints: every address another
+// machine may reach this node at, best first (the router's mapped port,
+// addresses members reached it at, local ones), joined by commas, which
+// the flag splits.
+func joinAddrs(a mesh.Addresses) string {
+	if d := a.Dialable(); len(d) > 0 {
+		return strings.Join(d, ",")
+	}
+	return joinHint(a.Listen)
 }
 
 // joinHint turns a listen address into one another machine can dial: an

@@ -14,6 +14,7 @@ import (
 	"github.com/meshfs/meshfs/folder"
 	meshfs "github.com/meshfs/meshfs/fs"
 	"github.com/meshfs/meshfs/mesh"
+	"github.com/meshfs/meshfs/portmap"
 	meshsync "github.com/meshfs/meshfs/sync"
 	"github.com/meshfs/meshfs/ui"
 )
@@ -39,11 +40,14 @@ type daemon struct {
 	fuse    *meshfs.Server     // nil in plain-folder mode
 	folder  context.CancelFunc // stops the plain-folder watcher; nil with FUSE
 	control *controlServer
-	page    *ui.Server    // the --ui page; nil without it
-	done    chan error    // the tree stopped by itself (external unmount, watcher error)
-	stop    chan struct{} // 'meshfs unmount' asked us to stop
-	wg      sync.WaitGroup
-	closing sync.Once
+	page    *ui.Server      // the --ui page; nil without it
+	mapper  *portmap.Mapper // keeps the listen port forwarded; nil when off
+	// mapProblem says why there is no mapper; set before the engine reads it.
+	mapProblem string
+	done       chan error    // the tree stopped by itself (external unmount, watcher error)
+	stop       chan struct{} // 'meshfs unmount' asked us to stop
+	wg         sync.WaitGroup
+	closing    sync.Once
 
 	tree  atomic.Pointer[meshfs.Server] // the FUSE server once mounted, for sync's OnChange and Writing
 	plain atomic.Pointer[folder.Tree]   // the plain folder once made, for sync's Writing
@@ -107,6 +111,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	scfg.StateDir = filepath.Join(d.opts.stateDir, "sync")
 	scfg.Logger = d.log.With("pkg", "sync")
 	scfg.OnChange = func(rel string) { d.tree.Load().Changed(rel) } // a nil Server ignores it
+	scfg.Addresses = d.addresses
 	scfg.Writing = func(rel string) bool {
 		if t := d.plain.Load(); t != nil {
 			return t.Writing(rel)
@@ -133,6 +138,9 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	}
 	d.node = node
 	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	if err := d.startPortMapping(); err != nil {
 		return err
 	}
 	return engine.Start(node)
@@ -249,6 +257,9 @@ func (d *daemon) shutdown() {
 		if d.engine != nil {
 			d.engine.Close()
 		}
+		if d.mapper != nil { // the router stops forwarding before the listener closes
+			d.mapper.Close()
+		}
 		if d.node != nil {
 			d.node.Close()
 		}
@@ -321,5 +332,5 @@ func (d *daemon) invite(req controlRequest) (any, error) {
 		return nil, err
 	}
 	return inviteResult{Token: inv.Token, Expires: inv.Expires, Uses: inv.Uses,
-		Join: joinHint(d.node.Addr().String()), MeshID: d.node.MeshID()}, nil
+		Join: joinAddrs(d.node.Addresses()), MeshID: d.node.MeshID()}, nil
 }

@@ -29,11 +29,13 @@ type mountOptions struct {
 	invite     string
 	name       string
 	noFUSE     bool
-	sync       meshsync.Config // sync's defaults with the limit flags applied
-	logFormat  string          // "text" or "json"
-	logLevel   slog.Level
-	uiAddr     string // --ui: the page's HOST:PORT, "" for no page
-	uiRemote   bool   // --ui-allow-remote
+	// portMapping asks the router to forward the listen port (--port-mapping).
+	portMapping bool
+	sync        meshsync.Config // sync's defaults with the limit flags applied
+	logFormat   string          // "text" or "json"
+	logLevel    slog.Level
+	uiAddr      string // --ui: the page's HOST:PORT, "" for no page
+	uiRemote    bool   // --ui-allow-remote
 }
 
 // defaultMemoryLimit keeps the heap small while large files move: transfers
@@ -109,6 +111,9 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		return opts, err
 	}
 	if opts.listen, err = listenAddr(c.String("listen")); err != nil {
+		return opts, err
+	}
+	if opts.portMapping, err = portMappingOn(c); err != nil {
 		return opts, err
 	}
 	if opts.uiAddr, opts.uiRemote, err = uiFlags(c); err != nil {

@@ -20,6 +20,12 @@ func printStatus(w io.Writer, st meshsync.Status, now time.Time) error {
 	fmt.Fprintf(w, "%s (%s)\n\n", st.Self.Name, present.ShortID(st.Self.ID))
 	printMembers(w, st.Peers)
 	printUnsent(w, st.Unsent)
+	if a := st.Self.Addresses; a != nil {
+		fmt.Fprintln(w, "\nThis node:")
+		for _, l := range a.Lines() {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 	fmt.Fprintln(w)
 	if len(st.Transfers) == 0 {
 		fmt.Fprintln(w, "No transfers in flight.")

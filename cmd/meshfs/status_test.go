@@ -9,13 +9,17 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 
+	"github.com/meshfs/meshfs/mesh"
 	meshsync "github.com/meshfs/meshfs/sync"
 )
 
 func TestPrintStatus(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	st := meshsync.Status{
-		Self: meshsync.SelfStatus{ID: "abcdefghijkl", Name: "alice"},
+		Self: meshsync.SelfStatus{ID: "abcdefghijkl", Name: "alice", Addresses: &meshsync.AddressStatus{
+			Listen: "[::]:8000", Local: []string{"192.168.1.10:8000"}, Observed: []string{"203.0.113.5:41000"},
+			MappingProblem: "no router offers port mapping (tried NAT-PMP and UPnP IGD)",
+		}},
 		Peers: []meshsync.PeerStatus{
 			{ID: "bobbobbobbob", Name: "bob", State: "connected", Addr: "127.0.0.1:8001", RTT: 310 * time.Microsecond, InFlight: 1},
 			{ID: "carolcarolca", Name: "carol", State: "offline", Queued: 2, Problem: "no space left on carol's disk"},
@@ -35,6 +39,8 @@ func TestPrintStatus(t *testing.T) {
 		"alice (abcdefgh)", "bob", "connected", "0.3ms", "carol", "offline", "no space left",
 		"big.bin", "-> bob", "[#####...............]", "25%", "100.0 MiB", "5.0 MiB/s", "15s", "sending",
 		"Not sent:", "outbox/huge.img", "too big: 5.0 GiB, limit 4.0 GiB (--max-file-size)",
+		"This node:", "listen    [::]:8000", "local     192.168.1.10:8000", "observed  203.0.113.5:41000",
+		"no port mapping: no router offers port mapping",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("printStatus output lacks %q:\n%s", want, out)
@@ -67,4 +73,26 @@ func TestUpdateBars(t *testing.T) {
 		t.Errorf("after the transfer ended: %d bars, completed=%v; want 0, true", len(bars), b.Completed())
 	}
 	p.Wait()
+}
+
+// TestJoinAddrs: an invite's --join lists what Dialable gives, joined by
+// commas (the flag splits them), or the old single hint when it gives none.
+func TestJoinAddrs(t *testing.T) {
+	tests := []struct {
+		name string
+		a    mesh.Addresses
+		want string
+	}{
+		{"mapped first", mesh.Addresses{Listen: "[::]:8000", Mapped: "203.0.113.5:8000",
+			Local: []string{"192.168.1.10:8000"}}, "203.0.113.5:8000,192.168.1.10:8000"},
+		{"one host", mesh.Addresses{Listen: "10.0.0.2:8000", Local: []string{"10.0.0.2:8000"}}, "10.0.0.2:8000"},
+		{"nothing known", mesh.Addresses{Listen: "127.0.0.1:8000"}, "127.0.0.1:8000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := joinAddrs(tc.a); got != tc.want {
+				t.Errorf("joinAddrs(%+v) = %q, want %q", tc.a, got, tc.want)
+			}
+		})
+	}
 }
