@@ -197,12 +197,27 @@ func (e *Engine) PeersTable() []byte {
 		if addr == "" {
 			addr = "-"
 		}
+		seen := p.LastSeen
+		if p.State == "connected" {
+			seen = now // seen over a live connection: "now", not a count of seconds since the last frame
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, safetext.Text(addr),
-			present.RTT(p.RTT), present.Seen(p.LastSeen, now), formatTransfers(p))
+			present.RTT(roughRTT(p.RTT)), present.Seen(seen, now), formatTransfers(p))
 	}
 	w.Flush()
 	writeUnsent(&b, st.Unsent)
 	return b.Bytes()
+}
+
+// roughRTT keeps one significant digit of d (2.6ms shows as 3ms, 0.34ms
+// as 0.3ms): the peers file is rewritten only when its text changes, and
+// the jitter of every PONG must not change it.
+func roughRTT(d time.Duration) time.Duration {
+	step := time.Duration(1)
+	for d/step >= 10 {
+		step *= 10
+	}
+	return (d + step/2) / step * step
 }
 
 // maxUnsentShown bounds the outbox files the peers file lists as not sent;
