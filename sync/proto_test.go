@@ -153,3 +153,20 @@ func TestRoughRTT(t *testing.T) {
 		}
 	}
 }
+
+// TestShownRTT: the shown RTT follows the measured one only past a factor
+// of two either way.
+func TestShownRTT(t *testing.T) {
+	var s shownRTTs
+	ms := time.Millisecond
+	for i, tc := range []struct{ in, want time.Duration }{
+		{2 * ms, 2 * ms}, {3 * ms, 2 * ms}, {ms, 2 * ms}, {5 * ms, 5 * ms}, {2 * ms, 2 * ms}, {0, 0}, {ms, ms},
+	} {
+		if got := s.show("bob", tc.in); got != tc.want {
+			t.Errorf("step %d: show(%v) = %v, want %v", i, tc.in, got, tc.want)
+		}
+	}
+	if got := s.show("carol", 7*ms); got != 7*ms {
+		t.Errorf("another member's first RTT shown as %v", got)
+	}
+}
