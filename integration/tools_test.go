@@ -161,11 +161,10 @@ func hardLinkWhileOpen(t *testing.T, alice, bob *node) {
 // close-write, not from a timer.
 func pausedWriter(t *testing.T, alice, bob *node) {
 	t.Helper()
-	dir := alice.path("outbox", "paused")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	held, err := os.Create(filepath.Join(dir, "held.txt"))
+	// Both files sit in outbox/ itself: a new folder is walked by the
+	// engine when it appears, and a file open in it then would be sent
+	// as found.
+	held, err := os.Create(alice.path("outbox", "paused-held.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,17 +174,17 @@ func pausedWriter(t *testing.T, alice, bob *node) {
 	}
 	// The marker is written after held.txt, so once bob has it held.txt
 	// was looked at too, and found open.
-	if err := os.WriteFile(filepath.Join(dir, "marker.txt"), []byte("m\n"), 0o644); err != nil {
+	if err := os.WriteFile(alice.path("outbox", "paused-marker.txt"), []byte("m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFileContent(t, bob.path("inbox", "alice", "paused", "marker.txt"), []byte("m\n"))
-	if _, err := os.Stat(bob.path("inbox", "alice", "paused", "held.txt")); err == nil {
-		t.Errorf("held.txt reached bob while alice still had it open for writing")
+	waitFileContent(t, bob.path("inbox", "alice", "paused-marker.txt"), []byte("m\n"))
+	if _, err := os.Stat(bob.path("inbox", "alice", "paused-held.txt")); err == nil {
+		t.Errorf("paused-held.txt reached bob while alice still had it open for writing")
 	}
 	if err := held.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFileContent(t, bob.path("inbox", "alice", "paused", "held.txt"), []byte("whole\n"))
+	waitFileContent(t, bob.path("inbox", "alice", "paused-held.txt"), []byte("whole\n"))
 }
 
 // chmodAfterWrite writes a script and makes it executable at once: it
