@@ -36,17 +36,21 @@ type orphan struct {
 
 // chatLoop owns Dir/chat: it takes the user's new lines to Say, and
 // rewrites the file as the engine's log after each change on either side.
-// It checks again every Debounce while a writer holds a chat file, and
-// every PeersRefresh in case an event was lost.
+// Changes and closes after writing (Linux) arrive as events; a timer runs
+// only while a writer holds a file no event covers: every Debounce while
+// a replaced chat file may still be written to, or, without a close
+// watcher, while a writer holds Dir/chat.
 func (f *Tree) chatLoop(ctx context.Context, in <-chan event) {
 	c := &chatFile{f: f}
 	defer c.closeOrphans()
 	c.start()
-	poll := time.NewTicker(f.cfg.Debounce)
+	poll := time.NewTimer(f.cfg.Debounce)
 	defer poll.Stop()
-	check := time.NewTicker(f.cfg.PeersRefresh)
-	defer check.Stop()
 	for {
+		poll.Reset(f.cfg.Debounce)
+		if !c.polled() {
+			poll.Stop()
+		}
 		select {
 		case _, ok := <-in:
 			if !ok {
@@ -54,15 +58,16 @@ func (f *Tree) chatLoop(ctx context.Context, in <-chan event) {
 			}
 			c.reconcile()
 		case <-poll.C:
-			if c.busy || len(c.orphans) > 0 {
-				c.reconcile()
-			}
-		case <-check.C:
 			c.reconcile()
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// polled says whether the chat loop must check again without an event.
+func (c *chatFile) polled() bool {
+	return len(c.orphans) > 0 || c.busy && !seesCloses
 }
 
 // start sets seen from the file left by an earlier run, then syncs.

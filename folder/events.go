@@ -8,26 +8,38 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// readEvents is the fsnotify reader: it routes each event to the outbox or
-// chat debouncer and watches new outbox subfolders at once, so files that
-// land in them are not missed. It closes both outputs when the watcher
-// closes.
-func (f *Tree) readEvents(w *fsnotify.Watcher, outbox, chat chan<- event) {
+// readEvents is the event reader: it routes each fsnotify event and each
+// close after writing to the outbox or chat debouncer, and watches new
+// outbox subfolders at once, so files that land in them are not missed.
+// It reads until fsnotify and closes are both closed, then closes both
+// outputs.
+func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- event) {
 	defer close(outbox)
 	defer close(chat)
-	for {
+	events, errs := w.fs.Events, w.fs.Errors
+	for events != nil || closes != nil {
 		select {
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return
+				events, errs = nil, nil
+				continue
 			}
 			f.route(w, ev, outbox, chat)
-		case err, ok := <-w.Errors:
+		case p, ok := <-closes:
 			if !ok {
-				return
+				closes = nil
+				continue
 			}
-			// An overflow loses events; the periodic chat check and the
-			// engine's rescan at the next start cover what we miss.
+			// A close is a Write for the loops: they check the file again.
+			f.route(w, fsnotify.Event{Name: p, Op: fsnotify.Write}, outbox, chat)
+		case err, ok := <-errs:
+			if !ok {
+				events, errs = nil, nil
+				continue
+			}
+			// An overflow loses events: chat is checked again now, and
+			// the engine rescans outbox/ at the next start.
+			chat <- event{Path: f.chat, Op: fsnotify.Write}
 			f.log.Warn("file changes missed", "err", err, "fix", "nothing: outbox/ is scanned again at the next start; save a file again to send it now")
 		}
 	}
@@ -38,7 +50,7 @@ func (f *Tree) readEvents(w *fsnotify.Watcher, outbox, chat chan<- event) {
 // watched there), and so is Chmod alone on chat. In outbox a Chmod counts:
 // a mode change is a new version for the engine, and the outbox loop
 // drops the Chmods that changed nothing it reports.
-func (f *Tree) route(w *fsnotify.Watcher, ev fsnotify.Event, outbox, chat chan<- event) {
+func (f *Tree) route(w *watches, ev fsnotify.Event, outbox, chat chan<- event) {
 	switch {
 	case ev.Name == f.chat || ev.Name == f.chatLog:
 		if op := ev.Op &^ fsnotify.Chmod; op != 0 {
@@ -67,7 +79,7 @@ func under(dir, p string) bool {
 // entries (the engine sends those as empty folders). A path seen both
 // here and by an event is merged by the debouncer. WalkDir does not
 // follow symbolic links, so a link to a folder is reported, not entered.
-func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
+func (f *Tree) addTree(w *watches, root string, outbox chan<- event) {
 	var dirs []string           // every folder, in walk order
 	filled := map[string]bool{} // folders seen to have an entry
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -79,7 +91,7 @@ func (f *Tree) addTree(w *fsnotify.Watcher, root string, outbox chan<- event) {
 		}
 		if d.IsDir() {
 			dirs = append(dirs, p)
-			if err := w.Add(p); err != nil {
+			if err := w.add(p); err != nil {
 				f.log.Warn("outbox folder not watched", "path", p, "err", err,
 					"fix", "raise fs.inotify.max_user_watches (Linux), then restart meshfs")
 			}

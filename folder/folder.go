@@ -44,12 +44,11 @@ type Config struct {
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger
 	// Debounce is how long a path must stay quiet before it is acted on,
-	// and how often files still open for writing are checked again.
-	// Default 200 ms.
+	// and how often a file still open for writing that no close watcher
+	// covers is checked again. Default 200 ms.
 	Debounce time.Duration
-	// PeersRefresh is how often the peers table is rendered and compared,
-	// and how often the chat file is re-checked in case an event was lost.
-	// Default 1 s.
+	// PeersRefresh is how often the peers table is rendered and compared
+	// with the file. Default 1 s.
 	PeersRefresh time.Duration
 }
 
@@ -169,12 +168,12 @@ func (f *Tree) Run(ctx context.Context) error {
 	f.started = true
 	f.runMu.Unlock()
 
-	w, err := fsnotify.NewWatcher()
+	w, err := newWatches()
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
 	if err := f.addWatches(w); err != nil {
-		w.Close()
+		w.close(f.log)
 		return err
 	}
 	f.log.Info("plain folder watching", "chatlog", f.chatLog)
@@ -182,12 +181,50 @@ func (f *Tree) Run(ctx context.Context) error {
 	return nil
 }
 
+// watches are the folder's two inotify users: fsnotify for changes, and
+// the close watcher for files closed after writing.
+type watches struct {
+	fs     *fsnotify.Watcher
+	closes *closeWatcher
+}
+
+func newWatches() (*watches, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	cw, err := newCloseWatcher()
+	if err != nil {
+		fw.Close()
+		return nil, err
+	}
+	return &watches{fs: fw, closes: cw}, nil
+}
+
+// add watches dir with both.
+func (w *watches) add(dir string) error {
+	if err := w.fs.Add(dir); err != nil {
+		return err
+	}
+	return w.closes.Add(dir)
+}
+
+// close closes both, which ends their readers.
+func (w *watches) close(log *slog.Logger) {
+	if err := errors.Join(w.fs.Close(), w.closes.Close()); err != nil {
+		log.Warn("file watcher not closed cleanly", "err", err, "fix", "nothing: meshfs is stopping")
+	}
+}
+
 // addWatches watches Dir (for chat), the chat log's folder, and outbox
 // with every subfolder. Files already in outbox are not reported: the
 // engine rescans outbox itself at Start.
-func (f *Tree) addWatches(w *fsnotify.Watcher) error {
-	for _, d := range []string{f.dir, filepath.Dir(f.chatLog)} {
-		if err := w.Add(d); err != nil {
+func (f *Tree) addWatches(w *watches) error {
+	if err := w.add(f.dir); err != nil {
+		return fmt.Errorf("run folder: watch %s: %w", f.dir, err)
+	}
+	for _, d := range []string{filepath.Dir(f.chatLog)} {
+		if err := w.fs.Add(d); err != nil {
 			return fmt.Errorf("run folder: watch %s: %w", d, err)
 		}
 	}
@@ -195,7 +232,7 @@ func (f *Tree) addWatches(w *fsnotify.Watcher) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		if err := w.Add(p); err != nil {
+		if err := w.add(p); err != nil {
 			return fmt.Errorf("watch %s: %w", p, err)
 		}
 		return nil
@@ -207,9 +244,11 @@ func (f *Tree) addWatches(w *fsnotify.Watcher) error {
 }
 
 // runLoops starts the pipeline and waits for all of it. Shutdown runs
-// downstream: closing the watcher ends the reader, which closes the
+// downstream: closing the watchers ends their readers and then the event
+// reader (it reads both until both are closed), which closes the
 // debouncers' inputs, which close their outputs, which end the loops.
-func (f *Tree) runLoops(ctx context.Context, w *fsnotify.Watcher) {
+func (f *Tree) runLoops(ctx context.Context, w *watches) {
+	closes := make(chan string)
 	outboxIn := make(chan event)
 	outboxOut := make(chan event)
 	chatIn := make(chan event)
@@ -217,14 +256,16 @@ func (f *Tree) runLoops(ctx context.Context, w *fsnotify.Watcher) {
 	var wg sync.WaitGroup
 	wg.Go(func() { debounce(outboxIn, outboxOut, f.cfg.Debounce, realClock{}) })
 	wg.Go(func() { debounce(chatIn, chatOut, f.cfg.Debounce, realClock{}) })
-	wg.Go(func() { f.readEvents(w, outboxIn, chatIn) })
+	wg.Go(func() {
+		defer close(closes)
+		w.closes.run(func(p string) { closes <- p })
+	})
+	wg.Go(func() { f.readEvents(w, closes, outboxIn, chatIn) })
 	wg.Go(func() { f.outboxLoop(ctx, outboxOut) })
 	wg.Go(func() { f.chatLoop(ctx, chatOut) })
 	wg.Go(func() { f.peersLoop(ctx) })
 	<-ctx.Done()
-	if err := w.Close(); err != nil {
-		f.log.Warn("file watcher not closed cleanly", "err", err, "fix", "nothing: meshfs is stopping")
-	}
+	w.close(f.log)
 	wg.Wait()
 	f.log.Info("plain folder stopped")
 }

@@ -23,11 +23,12 @@ import (
 type fakeSyncer struct {
 	logPath string
 
-	mu      sync.Mutex
-	closed  []string
-	removed []string
-	said    []string
-	table   []byte
+	mu         sync.Mutex
+	closed     []string
+	removed    []string
+	said       []string
+	table      []byte
+	tableReads int
 }
 
 var _ Syncer = (*fakeSyncer)(nil)
@@ -66,7 +67,15 @@ func (s *fakeSyncer) ChatLogPath() string { return s.logPath }
 func (s *fakeSyncer) PeersTable() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tableReads++
 	return bytes.Clone(s.table)
+}
+
+// reads is how many times the table was rendered.
+func (s *fakeSyncer) reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tableReads
 }
 
 func (s *fakeSyncer) setTable(table string) {

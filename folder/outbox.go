@@ -30,14 +30,30 @@ type outboxWatch struct {
 	reported map[string]fileState // files reported closed, until they change or go
 }
 
+// heldRecheck is how often, on Linux, files still held open for writing
+// are checked without an event: the close watcher reports a writer's
+// close, except for one that opened the file through a hard link outside
+// outbox/.
+const heldRecheck = 5 * time.Second
+
 // outboxLoop reports settled outbox paths to the engine. A file that
-// some process still has open for writing is held and checked again every
-// Debounce until its writers are gone, however long they pause.
+// some process still has open for writing is held and checked again at
+// each close after writing (Linux), and on a timer that runs only while a
+// file is held (every heldRecheck on Linux, every Debounce elsewhere),
+// until its writers are gone, however long they pause.
 func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 	o := &outboxWatch{f: f, held: make(map[string]bool), reported: make(map[string]fileState)}
-	tick := time.NewTicker(f.cfg.Debounce)
+	every := f.cfg.Debounce
+	if seesCloses {
+		every = heldRecheck
+	}
+	tick := time.NewTimer(every)
 	defer tick.Stop()
 	for {
+		tick.Reset(every)
+		if len(o.held) == 0 {
+			tick.Stop() // idle: nothing wakes the loop but an event
+		}
 		select {
 		case ev, ok := <-in:
 			if !ok {
@@ -46,7 +62,7 @@ func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 			// One /proc scan for all the paths already due (cp -r of
 			// many files), not one scan per path.
 			paths, open := drain(in, ev.Path)
-			o.settle(paths)
+			o.settle(o.withHeld(paths))
 			if !open {
 				return
 			}
@@ -58,6 +74,18 @@ func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 			return
 		}
 	}
+}
+
+// withHeld adds the held files to paths: a writer's close is reported
+// for the name it opened, and frees the file's other names (hard links)
+// too.
+func (o *outboxWatch) withHeld(paths []string) []string {
+	for p := range o.held {
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // drain returns first and the paths of the events that can be read

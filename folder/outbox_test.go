@@ -22,9 +22,14 @@ func TestFolderOutboxSlowWriter(t *testing.T) {
 	if _, err := file.Write(make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	// Several debounce periods pass with the writer paused and the file open.
-	h.waitFor(t, "the open file to be checked three times", func() error {
-		if n := h.logs.count("outbox file open for writing"); n < 3 {
+	// The writer pauses with the file open: it is held (and, without a
+	// close watcher, checked again every debounce period).
+	checks := 3
+	if seesCloses {
+		checks = 1
+	}
+	h.waitFor(t, "the open file to be checked", func() error {
+		if n := h.logs.count("outbox file open for writing"); n < checks {
 			return fmt.Errorf("checked %d times", n)
 		}
 		return nil
@@ -45,6 +50,36 @@ func TestFolderOutboxSlowWriter(t *testing.T) {
 	h.waitClosed(t, "marker")
 	if closed, _, _ := h.syncer.snapshot(); countOf(closed, "slow.bin") != 1 {
 		t.Errorf("OutboxClosed calls = %q, want slow.bin once", closed)
+	}
+}
+
+// TestFolderOutboxCloseWrite: a held file is reported when its writer
+// closes it without writing again, found by the close watcher and not by
+// a timer: it is checked for writers once while held.
+func TestFolderOutboxCloseWrite(t *testing.T) {
+	if !seesCloses {
+		t.Skip("this system has no close watcher")
+	}
+	h := startTree(t, nil)
+	file, err := os.Create(h.path("outbox/held.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.Write([]byte("all of it")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the open file to be held", func() error {
+		if n := h.logs.count("outbox file open for writing"); n == 0 {
+			return fmt.Errorf("not checked yet")
+		}
+		return nil
+	})
+	if err := file.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitClosed(t, "held.bin")
+	if n := h.logs.count("outbox file open for writing"); n != 1 {
+		t.Errorf("held file checked %d times while open, want 1: a timer polls it", n)
 	}
 }
 

@@ -52,6 +52,7 @@ func TestOutboxTools(t *testing.T) {
 			quietWriter(t, alice, bob)
 			editorSaves(t, alice, bob)
 			hardLinkWhileOpen(t, alice, bob)
+			pausedWriter(t, alice, bob)
 			chmodAfterWrite(t, alice, bob)
 			sparseFile(t, alice, bob)
 			linkOutside(t, alice, bob)
@@ -152,6 +153,38 @@ func hardLinkWhileOpen(t *testing.T, alice, bob *node) {
 	for _, name := range []string{"a.txt", "b.txt"} {
 		waitFileContent(t, bob.path("inbox", "alice", "links", name), []byte("one\ntwo\n"))
 	}
+}
+
+// pausedWriter keeps a written file open while another file is
+// delivered, then closes it without writing again: it is sent then, and
+// not before. The plain folder learns of that close from inotify's
+// close-write, not from a timer.
+func pausedWriter(t *testing.T, alice, bob *node) {
+	t.Helper()
+	// Both files sit in outbox/ itself: a new folder is walked by the
+	// engine when it appears, and a file open in it then would be sent
+	// as found.
+	held, err := os.Create(alice.path("outbox", "paused-held.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := held.WriteString("whole\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The marker is written after held.txt, so once bob has it held.txt
+	// was looked at too, and found open.
+	if err := os.WriteFile(alice.path("outbox", "paused-marker.txt"), []byte("m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFileContent(t, bob.path("inbox", "alice", "paused-marker.txt"), []byte("m\n"))
+	if _, err := os.Stat(bob.path("inbox", "alice", "paused-held.txt")); err == nil {
+		t.Errorf("paused-held.txt reached bob while alice still had it open for writing")
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFileContent(t, bob.path("inbox", "alice", "paused-held.txt"), []byte("whole\n"))
 }
 
 // chmodAfterWrite writes a script and makes it executable at once: it

@@ -423,15 +423,22 @@ func (n *Node) wake() {
 	}
 }
 
-// dialLoop owns redialing and periodic discovery until Close.
+// dialLoop owns redialing and periodic discovery until Close. Between
+// rounds it sleeps until the next redial is due; a finished dial, a
+// learned member or a lost connection wakes it sooner, so a mesh where
+// every member is connected wakes it for discovery only.
 func (n *Node) dialLoop() {
 	defer n.wg.Done()
-	tick := time.NewTicker(max(n.cfg.RedialMin/4, 20*time.Millisecond))
+	tick := time.NewTimer(time.Hour)
 	defer tick.Stop()
 	discover := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer discover.Stop()
 	for {
 		n.startDials()
+		tick.Stop()
+		if next, ok := n.nextDial(); ok {
+			tick.Reset(max(time.Until(next), 20*time.Millisecond))
+		}
 		select {
 		case <-n.ctx.Done():
 			return
@@ -443,13 +450,26 @@ func (n *Node) dialLoop() {
 	}
 }
 
-// requestPeers sends PEERS_REQ to every connected member.
+// discoveryFanout is how many connected members one discovery round
+// asks: news spreads by push when it happens, so the round only repairs
+// what a push missed, and asking every member would cost each round a
+// member list per connection.
+const discoveryFanout = 2
+
+// requestPeers sends PEERS_REQ to discoveryFanout connected members
+// picked at random (map order is random, and differs each round).
 func (n *Node) requestPeers() {
 	f := encodeFrame(framePeersReq, nil)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	asked := 0
 	for _, p := range n.peers {
-		p.trySend(f)
+		if asked == discoveryFanout {
+			return
+		}
+		if p.trySend(f) {
+			asked++
+		}
 	}
 }
 
@@ -467,6 +487,23 @@ func (n *Node) startDials() {
 		n.wg.Add(1)
 		go n.dial(t)
 	}
+}
+
+// nextDial is when the earliest scheduled redial is due, if any is.
+func (n *Node) nextDial() (time.Time, bool) {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var next time.Time
+	for _, ds := range n.dials {
+		if ds.busy || ds.done || !ds.next.After(now) {
+			continue // dialing (it wakes the loop when done), finished, or connected
+		}
+		if next.IsZero() || ds.next.Before(next) {
+			next = ds.next
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // dueTargets collects (and marks busy) members and join hints to dial now.
@@ -523,6 +560,7 @@ func (n *Node) due(key string, now time.Time) (dialTarget, bool) {
 // dial tries a target's addresses in order and reschedules it.
 func (n *Node) dial(t dialTarget) {
 	defer n.wg.Done()
+	defer n.wake() // after the slot is free: a target may wait for it
 	defer func() { <-n.sem }()
 	var err error
 	for _, a := range t.addrs {

@@ -143,3 +143,28 @@ func TestReleaseTooLong(t *testing.T) {
 		t.Fatal("New with a 65-byte release = nil error, want one")
 	}
 }
+
+// TestPingScaled: with many connections each pings less often, so the
+// node sends at most pingBudget PINGs a second, and the read deadline
+// stretches with the interval.
+func TestPingScaled(t *testing.T) {
+	n := &Node{cfg: Config{PingInterval: 10 * time.Second, DeadAfter: 30 * time.Second}, peers: map[PeerID]*peer{}}
+	p := &peer{n: n}
+	for i := range 80 {
+		if i == 10 {
+			if got := p.armPing(); got != 10*time.Second {
+				t.Errorf("ping interval with 10 connections = %v, want PingInterval", got)
+			}
+			if got := p.deadAfter(); got != 30*time.Second {
+				t.Errorf("deadline with 10 connections = %v, want DeadAfter", got)
+			}
+		}
+		n.peers[PeerID{byte(i)}] = p
+	}
+	if got, want := p.armPing(), 80*time.Second/pingBudget; got != want {
+		t.Errorf("ping interval with 80 connections = %v, want %v", got, want)
+	}
+	if got, want := p.deadAfter(), 3*80*time.Second/pingBudget; got != want {
+		t.Errorf("deadline with 80 connections = %v, want %v", got, want)
+	}
+}

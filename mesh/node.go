@@ -82,11 +82,14 @@ type Config struct {
 	FrameTimeout time.Duration
 	// WriteTimeout bounds every write; a peer that does not read is dropped (30 s).
 	WriteTimeout time.Duration
-	// PingInterval is how often each connection sends PING (10 s).
+	// PingInterval is how often each connection sends PING (10 s); with
+	// many connections it stretches so the node sends at most pingBudget
+	// PINGs a second.
 	PingInterval time.Duration
-	// DeadAfter closes a connection that sent nothing for this long (3 × PingInterval).
+	// DeadAfter closes a connection that sent nothing for this long (3 × PingInterval),
+	// stretched as much as the connection's ping interval is.
 	DeadAfter time.Duration
-	// DiscoveryInterval is how often PEERS_REQ goes to every peer (30 s).
+	// DiscoveryInterval is how often PEERS_REQ goes to discoveryFanout peers (30 s).
 	DiscoveryInterval time.Duration
 	// RedialMin and RedialMax bound the per-member redial backoff (1 s, 60 s).
 	RedialMin, RedialMax time.Duration

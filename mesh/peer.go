@@ -60,6 +60,7 @@ type peer struct {
 	skewKnown  atomic.Bool  // skew has been measured
 	lastSeen   atomic.Int64 // unix nanoseconds
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
+	pingEvery  atomic.Int64 // nanoseconds: the writer's current ping interval (armPing)
 	lastPeers  atomic.Int64
 	chatRate   *rateLimiter // reader goroutine only
 	readBuf    []byte       // reader goroutine only: BYTES payloads (readFrameInto)
@@ -155,17 +156,20 @@ func (p *peer) trySend(f []byte) bool {
 }
 
 // writeLoop is the writer goroutine: control frames (chat among them)
-// first, then bulk, a PING every PingInterval; each queue keeps its order.
+// first, then bulk, a PING every pingEvery; each queue keeps its order.
 // It flushes as flushNow says.
 func (p *peer) writeLoop() {
 	defer close(p.writerDone)
 	p.batch.startHolding() // this goroutine is the only writer from now on
-	ping := time.NewTicker(p.n.cfg.PingInterval)
+	ping := time.NewTimer(p.armPing())
 	defer ping.Stop()
 	for {
 		f, bulk, ok := p.next(ping.C)
 		if !ok {
 			return
+		}
+		if frameType(f[0]) == framePing {
+			ping.Reset(p.armPing())
 		}
 		err := p.write(f)
 		bye := frameType(f[0]) == frameBye
@@ -262,12 +266,12 @@ func (p *peer) handlePing(payload []byte) error {
 	return nil
 }
 
-// readLoop reads frames until an error: the idle deadline (DeadAfter) while
+// readLoop reads frames until an error: the idle deadline (deadAfter) while
 // waiting for a header, then FrameTimeout to finish the frame.
 func (p *peer) readLoop() error {
 	cfg := &p.n.cfg
 	for {
-		p.conn.SetReadDeadline(time.Now().Add(cfg.DeadAfter))
+		p.conn.SetReadDeadline(time.Now().Add(p.deadAfter()))
 		f, err := readFrameInto(p.br, cfg.MaxBytes, func() {
 			p.conn.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
 		}, &p.readBuf)
@@ -280,6 +284,43 @@ func (p *peer) readLoop() error {
 			return err
 		}
 	}
+}
+
+// pingBudget is how many PINGs a second a node sends over all its
+// connections at most, once it has more than pingBudget × PingInterval
+// seconds' worth of them (40 with the defaults): an idle member's cost
+// must not grow with the mesh.
+const pingBudget = 4
+
+// pingEvery is how often each connection sends PING: PingInterval, or
+// longer with many connections, so the node sends at most pingBudget
+// PINGs a second.
+func (n *Node) pingEvery() time.Duration {
+	n.mu.Lock()
+	conns := len(n.peers)
+	n.mu.Unlock()
+	return max(n.cfg.PingInterval, time.Duration(conns)*time.Second/pingBudget)
+}
+
+// armPing returns the wait until this connection's next PING and keeps it
+// for deadAfter.
+func (p *peer) armPing() time.Duration {
+	every := p.n.pingEvery()
+	p.pingEvery.Store(int64(every))
+	return every
+}
+
+// deadAfter is the read deadline while waiting for a frame: DeadAfter,
+// stretched as much as this connection's ping interval is. Each of our
+// PINGs is answered by a PONG, so a live peer always sends something
+// within our own interval, whatever its own interval is.
+func (p *peer) deadAfter() time.Duration {
+	cfg := &p.n.cfg
+	every := time.Duration(p.pingEvery.Load())
+	if every <= cfg.PingInterval {
+		return cfg.DeadAfter
+	}
+	return time.Duration(float64(cfg.DeadAfter) * float64(every) / float64(cfg.PingInterval))
 }
 
 // handlePong records the round-trip time measured from our PING, and the

@@ -203,6 +203,13 @@ func (c *catchUps) done(id mesh.PeerID) {
 	delete(c.m, id)
 }
 
+// pending reports whether any catch-up is awaited.
+func (c *catchUps) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m) > 0
+}
+
 // waiting reports whether live lines to id are held back.
 func (c *catchUps) waiting(id mesh.PeerID) bool {
 	c.mu.Lock()
@@ -229,9 +236,13 @@ func (c *catchUps) expired() map[mesh.PeerID]uint64 {
 // broadcastLoop sends own messages and catch-ups in order, one goroutine,
 // so a peer never sees our lines out of order.
 func (e *Engine) broadcastLoop() {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTimer(time.Second)
 	defer tick.Stop()
 	for {
+		tick.Reset(time.Second)
+		if !e.catchUps.pending() {
+			tick.Stop() // idle: a catch-up to wait for comes with an askHave, which signals
+		}
 		select {
 		case <-e.ctx.Done():
 			return

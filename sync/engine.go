@@ -235,6 +235,8 @@ type Engine struct {
 	chatIn    chan chatJob // work for the chat loop
 	catchUps  catchUps     // connected peers whose catch-up has not run yet
 
+	rtts shownRTTs // the RTT the peers table shows per member (status.go)
+
 	mu      sync.Mutex // guards the life cycle below
 	started bool
 	closed  bool

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // protoCases are valid messages of every kind, for the round-trip table and
@@ -135,4 +136,37 @@ func FuzzProto(f *testing.F) {
 			t.Fatalf("round trip: %x -> %+v -> %x", b, m, enc)
 		}
 	})
+}
+
+// TestRoughRTT: the peers file's RTT keeps one significant digit.
+func TestRoughRTT(t *testing.T) {
+	for _, tc := range []struct{ in, want time.Duration }{
+		{0, 0},
+		{340 * time.Microsecond, 300 * time.Microsecond},
+		{2600 * time.Microsecond, 3 * time.Millisecond},
+		{2400 * time.Microsecond, 2 * time.Millisecond},
+		{32 * time.Millisecond, 30 * time.Millisecond},
+		{1500 * time.Millisecond, 2 * time.Second},
+	} {
+		if got := roughRTT(tc.in); got != tc.want {
+			t.Errorf("roughRTT(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestShownRTT: the shown RTT follows the measured one only past a factor
+// of two either way.
+func TestShownRTT(t *testing.T) {
+	var s shownRTTs
+	ms := time.Millisecond
+	for i, tc := range []struct{ in, want time.Duration }{
+		{2 * ms, 2 * ms}, {3 * ms, 2 * ms}, {ms, 2 * ms}, {5 * ms, 5 * ms}, {2 * ms, 2 * ms}, {0, 0}, {ms, ms},
+	} {
+		if got := s.show("bob", tc.in); got != tc.want {
+			t.Errorf("step %d: show(%v) = %v, want %v", i, tc.in, got, tc.want)
+		}
+	}
+	if got := s.show("carol", 7*ms); got != 7*ms {
+		t.Errorf("another member's first RTT shown as %v", got)
+	}
 }

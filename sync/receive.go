@@ -28,9 +28,14 @@ func (r *receiver) run() {
 	defer r.in.release(r.p)
 	r.wb = newWriteBehind(r.in)
 	defer r.wb.stop(r)
-	tick := time.NewTicker(max(r.in.cfg.InboundIdle/2, 10*time.Millisecond))
+	every := max(r.in.cfg.InboundIdle/2, 10*time.Millisecond)
+	tick := time.NewTimer(every)
 	defer tick.Stop()
 	for {
+		tick.Reset(every)
+		if !r.busy() {
+			tick.Stop() // idle: nothing to settle or expire until a message comes
+		}
 		select {
 		case <-r.p.ctx.Done():
 			return
@@ -413,4 +418,20 @@ func newInMsg(p *peerConn, data []byte) (inMsg, error) {
 		c.Data = in.buf[:copy(in.buf, c.Data)]
 	}
 	return in, nil
+}
+
+// busy reports whether the receiver's tick has work: a block write in
+// flight, or a transfer of this peer's that may go idle.
+func (r *receiver) busy() bool {
+	if r.wb.cur != nil {
+		return true
+	}
+	r.in.mu.Lock()
+	defer r.in.mu.Unlock()
+	for _, t := range r.in.transfers {
+		if t.owner == r.p {
+			return true
+		}
+	}
+	return false
 }

@@ -60,11 +60,15 @@ func (s *sender) run() {
 		return
 	}
 	defer s.releaseFlights()
-	tick := time.NewTicker(s.o.retryTick())
+	tick := time.NewTimer(s.o.retryTick())
 	defer tick.Stop()
 	for {
 		if !s.fillOffers() {
 			return
+		}
+		tick.Reset(s.o.retryTick())
+		if !s.waiting() {
+			tick.Stop() // idle: only new work or a reply wakes the loop
 		}
 		select {
 		case <-s.p.ctx.Done():
@@ -205,6 +209,23 @@ func (s *sender) expireFlights() {
 			delete(s.flights, id)
 		}
 	}
+}
+
+// waiting reports whether the sender has something the tick looks at: a
+// flight that may go silent, or a refused delivery to offer again.
+func (s *sender) waiting() bool {
+	if len(s.flights) > 0 {
+		return true
+	}
+	key := s.p.id.String()
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	for _, r := range s.o.order {
+		if d := r.Peers[key]; d != nil && d.retryable() {
+			return true
+		}
+	}
+	return false
 }
 
 // retryDue requeues p's refused deliveries whose wait is over.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -237,8 +238,12 @@ func (e *Engine) PeersTable() []byte {
 		if addr == "" {
 			addr = "-"
 		}
+		seen := p.LastSeen
+		if p.State == "connected" {
+			seen = now // seen over a live connection: "now", not a count of seconds since the last frame
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, safetext.Text(addr),
-			present.RTT(p.RTT), present.Seen(p.LastSeen, now), formatTransfers(p))
+			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT))), present.Seen(seen, now), formatTransfers(p))
 	}
 	w.Flush()
 	writeUnsent(&b, st.Unsent)
@@ -249,6 +254,41 @@ func (e *Engine) PeersTable() []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// roughRTT keeps one significant digit of d (2.6ms shows as 3ms, 0.34ms
+// as 0.3ms): the peers file is rewritten only when its text changes, and
+// the jitter of every PONG must not change it.
+func roughRTT(d time.Duration) time.Duration {
+	step := time.Duration(1)
+	for d/step >= 10 {
+		step *= 10
+	}
+	return (d + step/2) / step * step
+}
+
+// shownRTTs is the RTT the peers table shows for each member. It follows
+// the measured one only when that is more than twice or less than half
+// of it: on a busy machine loopback round trips swing between 0.1 and
+// 30 ms, and each swing would rewrite the peers file.
+type shownRTTs struct {
+	mu sync.Mutex
+	m  map[string]time.Duration // guarded by mu: member ID to shown RTT
+}
+
+// show returns the RTT to show for member id, measured rtt.
+func (s *shownRTTs) show(id string, rtt time.Duration) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[id]
+	if ok && rtt > 0 && rtt <= 2*old && rtt >= old/2 {
+		return old
+	}
+	if s.m == nil {
+		s.m = make(map[string]time.Duration)
+	}
+	s.m[id] = rtt
+	return rtt
 }
 
 // maxUnsentShown bounds the outbox files the peers file lists as not sent;
