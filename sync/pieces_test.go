@@ -127,23 +127,9 @@ func TestPiecesResume(t *testing.T) {
 // cutAtPiece cuts the link between a and b when CHUNK number at (from 1)
 // is on its way, once b holds held bytes of blocks.
 func cutAtPiece(n *fakeNet, a, b *fakeNode, at int, held int64) <-chan struct{} {
-	cut := make(chan struct{})
-	var sent int
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
-		if d[0] != byte(kindChunk) {
-			return d
-		}
-		if sent++; sent == at {
-			testutil.WaitFor(effectTimeout, func() error { return receiving(b, held) })
-			n.cut(a, b)
-			close(cut)
-			return nil
-		}
-		return d
-	}
-	return cut
+	return cutWhen(n, a, b, at, func() {
+		testutil.WaitFor(effectTimeout, func() error { return receiving(b, held) })
+	})
 }
 
 // receiving is nil once fn holds done bytes of blocks of a transfer.

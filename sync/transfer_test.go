@@ -136,6 +136,13 @@ func testResumeAfterCut(t *testing.T, edit func(*Config)) {
 // is on its way, after letting the ones before it land: the connection
 // drops with that chunk in flight. The channel closes once it is cut.
 func cutAtChunk(n *fakeNet, a, b *fakeNode, at int) <-chan struct{} {
+	return cutWhen(n, a, b, at, func() { heldBlocks(b, at-1) })
+}
+
+// cutWhen cuts the link between a and b when CHUNK number at (from 1) is
+// on its way, once landed returned, and drops that CHUNK. The channel
+// closes once it is cut.
+func cutWhen(n *fakeNet, a, b *fakeNode, at int, landed func()) <-chan struct{} {
 	cut := make(chan struct{})
 	var sent int
 	n.mu.Lock()
@@ -145,7 +152,7 @@ func cutAtChunk(n *fakeNet, a, b *fakeNode, at int) <-chan struct{} {
 			return d
 		}
 		if sent++; sent == at {
-			heldBlocks(b, at-1)
+			landed()
 			n.cut(a, b)
 			close(cut)
 			return nil
