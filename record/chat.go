@@ -1,0 +1,224 @@
+package record
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/internal/wire"
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// MaxText is the longest chat text a record may carry (the same 4 KiB limit
+// the chat store has).
+const MaxText = 4 << 10
+
+// chatVersion is the wire format EncodeChat writes and DecodeChat reads.
+const chatVersion = 1
+
+// chatDomain starts the signed bytes, so that a signature over a chat record
+// is never valid for another kind of record or for the TLS handshake, which
+// sign with the same member key.
+const chatDomain = "meshfs chat record v1\x00"
+
+var (
+	// ErrMalformed is wrapped by every error Check and the decoders return.
+	ErrMalformed = errors.New("malformed record")
+	// ErrBadSignature is wrapped when a record's signature does not verify
+	// under its author's key.
+	ErrBadSignature = errors.New("record signature does not verify")
+)
+
+// Chat is one chat line of one author, as signed by that author.
+type Chat struct {
+	Author  mesh.PeerID
+	Seq     uint64    // 1, 2, 3, ... per author with no gaps; the vector counts these
+	Lamport uint64    // author's Lamport clock when it wrote the line: above every Lamport it had seen; >= 1
+	Time    time.Time // author's wall clock; never zero (encoded as unix nanoseconds, int64)
+	Text    string    // the line; "" marks a skip: a number the author reserved and never used (shows nothing)
+	Sig     []byte    // Ed25519 signature, 64 bytes, over the signed bytes
+}
+
+// Keys gives a member's current public key: an error when the ID is not a
+// current member (unknown, or revoked). mesh.Node will implement it.
+type Keys interface {
+	MemberKey(id mesh.PeerID) (ed25519.PublicKey, error)
+}
+
+// signedBytes is what the author signs: the domain string, author, seq,
+// lamport, time (unix nanos) and the text with a u32 length.
+func (c Chat) signedBytes() []byte {
+	var e wire.Encoder
+	e.Raw([]byte(chatDomain))
+	e.Raw(c.Author[:])
+	e.U64(c.Seq)
+	e.U64(c.Lamport)
+	e.U64(uint64(c.Time.UnixNano()))
+	e.Blob([]byte(c.Text))
+	return e.B
+}
+
+// Sign sets c.Sig with the author's private key. A key of the wrong size
+// leaves Sig empty (ed25519.Sign would panic), which Check then refuses.
+func (c *Chat) Sign(key ed25519.PrivateKey) {
+	if len(key) != ed25519.PrivateKeySize {
+		c.Sig = nil
+		return
+	}
+	c.Sig = ed25519.Sign(key, c.signedBytes())
+}
+
+// Check reports whether c is well formed, without any key: everything an
+// honest author's record satisfies. The error wraps ErrMalformed and says
+// which rule failed.
+func (c Chat) Check() error {
+	if err := c.checkFields(); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
+// checkFields is Check without the wrapping.
+func (c Chat) checkFields() error {
+	switch {
+	case c.Author.IsZero():
+		return errors.New("zero author")
+	case c.Seq == 0:
+		return errors.New("seq 0")
+	case c.Lamport == 0:
+		return errors.New("lamport 0")
+	case len(c.Sig) != ed25519.SignatureSize:
+		return fmt.Errorf("signature of %d bytes, want %d", len(c.Sig), ed25519.SignatureSize)
+	}
+	if err := checkTime(c.Time); err != nil {
+		return err
+	}
+	return checkText(c.Text)
+}
+
+// checkTime refuses the zero time and times that int64 unix nanoseconds
+// cannot hold: those would be signed and sent as a different time. A
+// nanosecond count of 0 is the zero time on the wire (as in mesh's chat).
+func checkTime(t time.Time) error {
+	if t.IsZero() || t.UnixNano() == 0 {
+		return errors.New("zero time")
+	}
+	if !time.Unix(0, t.UnixNano()).Equal(t) {
+		return fmt.Errorf("time %v out of range", t.UTC())
+	}
+	return nil
+}
+
+// checkText refuses text an honest author would not sign: over MaxText,
+// invalid UTF-8, or changed by safetext.Text (authors sign the sanitised
+// line, so anything else was crafted to reach a terminal).
+func checkText(s string) error {
+	switch {
+	case len(s) > MaxText:
+		return fmt.Errorf("text of %d bytes over %d", len(s), MaxText)
+	case !utf8.ValidString(s):
+		return errors.New("text is not valid utf-8")
+	case safetext.Text(s) != s:
+		return errors.New("text has control characters or escape sequences")
+	}
+	return nil
+}
+
+// Verify checks c and then its signature under pub, which must be the
+// author's own key: its ID must be c.Author. A signature that does not
+// verify, or a key of another member, wraps ErrBadSignature.
+func (c Chat) Verify(pub ed25519.PublicKey) error {
+	if err := c.Check(); err != nil {
+		return fmt.Errorf("verify %s: %w", c.name(), err)
+	}
+	if len(pub) != ed25519.PublicKeySize { // ed25519.Verify would panic
+		return fmt.Errorf("verify %s: public key of %d bytes: %w", c.name(), len(pub), ErrBadSignature)
+	}
+	if id, err := idOf(pub); err != nil || id != c.Author {
+		return fmt.Errorf("verify %s: key is not the author's: %w", c.name(), ErrBadSignature)
+	}
+	if !ed25519.Verify(pub, c.signedBytes(), c.Sig) {
+		return fmt.Errorf("verify %s: %w", c.name(), ErrBadSignature)
+	}
+	return nil
+}
+
+// VerifyWith looks up the author's current key in keys and verifies c with
+// it. An author keys does not know, or has revoked, fails with keys' error
+// wrapped.
+func (c Chat) VerifyWith(keys Keys) error {
+	if err := c.Check(); err != nil {
+		return fmt.Errorf("verify %s: %w", c.name(), err)
+	}
+	pub, err := keys.MemberKey(c.Author)
+	if err != nil {
+		return fmt.Errorf("verify %s: author key: %w", c.name(), err)
+	}
+	return c.Verify(pub)
+}
+
+// idOf is the member ID of pub, computed as mesh computes it from a
+// certificate: the SHA-256 of the key's SubjectPublicKeyInfo.
+func idOf(pub ed25519.PublicKey) (mesh.PeerID, error) {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return mesh.PeerID{}, fmt.Errorf("encode public key: %w", err)
+	}
+	return mesh.PeerIDFromKey(spki), nil
+}
+
+// name names the record in errors.
+func (c Chat) name() string {
+	return fmt.Sprintf("chat record %d of %s", c.Seq, c.Author.Short())
+}
+
+// Equal reports whether c and o have the same fields: Time by Time.Equal
+// (location and monotonic reading do not count), Sig by its bytes.
+func (c Chat) Equal(o Chat) bool {
+	return c.Author == o.Author && c.Seq == o.Seq && c.Lamport == o.Lamport &&
+		c.Time.Equal(o.Time) && c.Text == o.Text && bytes.Equal(c.Sig, o.Sig)
+}
+
+// EncodeChat returns the wire form of c: version u8, author (32 bytes), seq
+// u64, lamport u64, time u64 (unix nanos), text (u16 length), signature (64
+// bytes). It does not check c; DecodeChat refuses what Check refuses.
+func EncodeChat(c Chat) []byte {
+	var e wire.Encoder
+	e.U8(chatVersion)
+	e.Raw(c.Author[:])
+	e.U64(c.Seq)
+	e.U64(c.Lamport)
+	e.U64(uint64(c.Time.UnixNano()))
+	e.Str(c.Text)
+	e.Raw(c.Sig)
+	return e.B
+}
+
+// DecodeChat parses exactly one wire-form record (trailing bytes are an
+// error) and runs Check on it. It does not verify the signature.
+func DecodeChat(b []byte) (Chat, error) {
+	d := wire.Decoder{B: b}
+	if v := d.U8(); d.Err() == nil && v != chatVersion {
+		return Chat{}, fmt.Errorf("decode chat record: %w: record format %d, this build reads %d",
+			ErrMalformed, v, chatVersion)
+	}
+	var c Chat
+	d.Into(c.Author[:])
+	c.Seq = d.U64()
+	c.Lamport = d.U64()
+	c.Time = time.Unix(0, int64(d.U64()))
+	c.Text = d.Str(MaxText)
+	c.Sig = d.Fixed(ed25519.SignatureSize)
+	if err := d.End(); err != nil {
+		return Chat{}, fmt.Errorf("decode chat record: %w: %w", ErrMalformed, err)
+	}
+	if err := c.Check(); err != nil {
+		return Chat{}, fmt.Errorf("decode chat record: %w", err)
+	}
+	return c, nil
+}
