@@ -58,7 +58,7 @@ func (c Chat) signedBytes() []byte {
 	e.Raw(c.Author[:])
 	e.U64(c.Seq)
 	e.U64(c.Lamport)
-	e.U64(uint64(c.Time.UnixNano()))
+	e.U64(uint64(unixNanos(c.Time)))
 	e.Blob([]byte(c.Text))
 	return e.B
 }
@@ -99,6 +99,16 @@ func (c Chat) checkFields() error {
 		return err
 	}
 	return checkText(c.Text)
+}
+
+// unixNanos is t as int64 unix nanoseconds, or 0 (the zero time on the
+// wire) when t is zero or out of that range, so that such a record never
+// encodes as a valid one with some other time.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() || !time.Unix(0, t.UnixNano()).Equal(t) {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // checkTime refuses the zero time and times that int64 unix nanoseconds
@@ -193,7 +203,7 @@ func EncodeChat(c Chat) []byte {
 	e.Raw(c.Author[:])
 	e.U64(c.Seq)
 	e.U64(c.Lamport)
-	e.U64(uint64(c.Time.UnixNano()))
+	e.U64(uint64(unixNanos(c.Time)))
 	e.Str(c.Text)
 	e.Raw(c.Sig)
 	return e.B
