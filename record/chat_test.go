@@ -239,12 +239,27 @@ func TestEqual(t *testing.T) {
 	same.Time = c.Time.In(time.FixedZone("x", 3600))
 	same.Sig = bytes.Clone(c.Sig)
 	if !c.Equal(same) {
-		t.Errorf("Equal(same record, other zone) = false")
+		t.Errorf("Equal(same record in another zone) = false")
 	}
-	other := same
-	other.Sig = bytes.Clone(c.Sig)
-	other.Sig[0] ^= 1
-	if c.Equal(other) {
-		t.Errorf("Equal(other signature) = true")
+	tests := []struct {
+		name   string
+		change func(o *Chat)
+	}{
+		{"author", func(o *Chat) { o.Author = newAuthor(t, 2).id }},
+		{"seq", func(o *Chat) { o.Seq++ }},
+		{"lamport", func(o *Chat) { o.Lamport++ }},
+		{"time", func(o *Chat) { o.Time = o.Time.Add(1) }},
+		{"text", func(o *Chat) { o.Text += "!" }},
+		{"sig", func(o *Chat) { o.Sig[0] ^= 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := c
+			o.Sig = bytes.Clone(c.Sig)
+			tc.change(&o)
+			if c.Equal(o) {
+				t.Fatalf("Equal(record with another %s) = true", tc.name)
+			}
+		})
 	}
 }
