@@ -1,0 +1,64 @@
+package mesh
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+)
+
+// Member keys let a program above the mesh check what a member signed even
+// when the bytes came through another member: a record is only as good as
+// the key that verifies it, and that key is the one the mesh CA certified
+// for the member's ID.
+
+var (
+	// ErrUnknownMember: no certificate for this ID has reached this node.
+	ErrUnknownMember = errors.New("not a known member")
+	// ErrRevoked: the admin removed this member.
+	ErrRevoked = errors.New("member was removed")
+)
+
+// Signer signs with this node's member key, whose public half every member
+// can look up with MemberKey. Callers sign only bytes that begin with a
+// domain string of their own, so that a signature for one purpose is never
+// valid for another (TLS 1.3 prefixes what it signs in the same way).
+func (n *Node) Signer() crypto.Signer { return n.ident.key }
+
+// MemberKey returns the Ed25519 key the mesh CA certified for id: this
+// node's own, or a member's from the certificate that proved it (the
+// roster keeps only certificates that verified). It fails for a member
+// never seen (ErrUnknownMember) and for a removed one (ErrRevoked).
+func (n *Node) MemberKey(id PeerID) (ed25519.PublicKey, error) {
+	if id == n.self {
+		return n.ident.key.Public().(ed25519.PublicKey), nil
+	}
+	n.mu.Lock()
+	revoked := n.revs.has(id)
+	var der []byte
+	if m := n.roster[id]; m != nil {
+		der = m.Cert
+	}
+	n.mu.Unlock()
+	switch {
+	case revoked:
+		return nil, fmt.Errorf("member %s: %w", id.Short(), ErrRevoked)
+	case der == nil:
+		return nil, fmt.Errorf("member %s: %w", id.Short(), ErrUnknownMember)
+	}
+	return keyOf(id, der)
+}
+
+// keyOf parses a roster certificate and checks it names id.
+func keyOf(id PeerID, der []byte) (ed25519.PublicKey, error) {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: certificate: %w", id.Short(), err)
+	}
+	pub, ok := c.PublicKey.(ed25519.PublicKey)
+	if !ok || peerIDOf(c) != id {
+		return nil, fmt.Errorf("member %s: certificate is not its Ed25519 key", id.Short())
+	}
+	return pub, nil
+}
