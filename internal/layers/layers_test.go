@@ -3,7 +3,7 @@
 //
 //	cmd/meshfs -> fs, folder, ui, sync
 //	ui -> sync
-//	sync -> chat -> mesh -> internal/{atomicfile,safetext,wire}
+//	sync -> chat -> record -> mesh -> internal/{atomicfile,safetext,wire}
 //	sync -> internal/present
 //	cmd/meshfs -> portmap (the router; no meshfs package)
 //
@@ -34,9 +34,10 @@ var allowed = map[string]struct {
 	"internal/present":    {},
 	"internal/safetext":   {outside: []string{"golang.org/x/text"}},
 	"mesh":                {meshfs: []string{"internal/atomicfile", "internal/safetext", "internal/wire"}},
-	"chat":                {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext", "internal/wire"}},
+	"record":              {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext", "internal/wire"}},
+	"chat":                {meshfs: []string{"mesh", "record", "internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"sync": {
-		meshfs:  []string{"mesh", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"},
+		meshfs:  []string{"mesh", "record", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"},
 		outside: []string{"github.com/zeebo/blake3", "golang.org/x/sys", "golang.org/x/text"},
 	},
 	"folder": {
@@ -46,7 +47,7 @@ var allowed = map[string]struct {
 	"fs": {outside: []string{"github.com/hanwen/go-fuse/v2", "golang.org/x/sys"}},
 	// The page reads sync's Status and chat's errors; it sits beside the
 	// frontends and reaches neither.
-	"ui": {meshfs: []string{"sync", "mesh", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"}},
+	"ui": {meshfs: []string{"sync", "mesh", "record", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"}},
 	// Port mapping talks to the router only; cmd/meshfs hands its result
 	// to mesh.
 	"portmap": {outside: []string{"github.com/huin/goupnp", "github.com/jackpal/go-nat-pmp"}},
