@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshfs/meshfs/record"
+
 	"github.com/meshfs/meshfs/mesh"
 )
 
@@ -33,7 +35,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // all nine.
 func TestGroupCommitSharesFsyncs(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 100)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("AppendOwn(%q): %v", r.text, r.err)
 		}
-		if !bytes.Contains(r.durable, []byte(`"text":"`+r.text+`"}`)) {
+		if !bytes.Contains(r.durable, []byte(`"text":"`+r.text+`",`)) {
 			t.Errorf("%q returned before a sync of the wal that holds it ended", r.text)
 		}
 	}
@@ -113,11 +115,11 @@ func TestCrashRepairsLog(t *testing.T) {
 func crashAndReopen(t *testing.T, storeLost bool) {
 	dir := t.TempDir()
 	logPath, storePath := filepath.Join(dir, "chat.log"), filepath.Join(dir, "chat.jsonl")
-	s, err := Open(dir, 100)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetSelf(mesh.PeerIDFromKey([]byte("alice's key")), "alice")
+	s.SetSelf(mesh.PeerIDFromKey([]byte("alice's key")), "alice", nil)
 	bob := mesh.PeerIDFromKey([]byte("bob's key"))
 	say := func(text string) {
 		if _, ok, err := s.AppendOwn(text); !ok || err != nil {
@@ -134,9 +136,7 @@ func crashAndReopen(t *testing.T, storeLost bool) {
 	synced, storeSynced := int64(len(readFile(t, logPath))), int64(len(readFile(t, storePath)))
 	for i := range 5 {
 		say(fmt.Sprintf("after the sync %d", i))
-		if err := s.Receive(bob, "bob", mesh.Chat{Seq: uint64(i + 1), Text: fmt.Sprintf("reply %d", i)}); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, s, bob, uint64(i+1), fmt.Sprintf("reply %d", i), Added)
 	}
 	if err := s.Event("bob left"); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func crashAndReopen(t *testing.T, storeLost bool) {
 		t.Fatal(err)
 	}
 	appendFile(t, logPath, "[2026-12-07 01:")
-	r, err := Open(dir, 100) // s is never closed: it crashed
+	r, err := Open(dir) // s is never closed: it crashed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func crashAndReopen(t *testing.T, storeLost bool) {
 	// Lines 1..6 are back; the rest of the reservation is skipped (a crash
 	// may have sent a line under it), so catch-up covers 1..64.
 	var lines, all []uint64
-	for _, m := range r.OwnAfter(0) {
+	for _, m := range ownLines(t, r) {
 		all = append(all, m.Seq)
 		if m.Text != "" {
 			lines = append(lines, m.Seq)
@@ -196,7 +196,7 @@ func TestLegacyLogKept(t *testing.T) {
 	log := "[2026-11-25 08:29:50] * bob joined\n[2026-11-25 08:29:53] alice: hi\n"
 	appendFile(t, filepath.Join(dir, "chat.jsonl"), store)
 	appendFile(t, filepath.Join(dir, "chat.log"), log)
-	s, err := Open(dir, 100)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestLegacyLogKept(t *testing.T) {
 	if got := string(readFile(t, filepath.Join(dir, "chat.log"))); got != log {
 		t.Errorf("legacy log changed to:\n%s", got)
 	}
-	if s, err = Open(dir, 100); err != nil { // now with a mark: still as it was
+	if s, err = Open(dir); err != nil { // now with a mark: still as it was
 		t.Fatal(err)
 	}
 	s.Close()
@@ -242,7 +242,7 @@ func appendFile(t *testing.T, p, s string) {
 // after the store is synced, and a crash after that loses nothing.
 func TestWALWraps(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 1000)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,13 +253,13 @@ func TestWALWraps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := Open(dir, 1000) // s crashed
+	r, err := Open(dir) // s crashed
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	lines := 0
-	for _, m := range r.OwnAfter(0) {
+	for _, m := range ownLines(t, r) {
 		if m.Text != "" {
 			lines++
 		}
@@ -268,8 +268,18 @@ func TestWALWraps(t *testing.T) {
 		t.Errorf("%d own lines after the crash, want %d", lines, n)
 	}
 	// The rest of the last reservation is skipped: at most reserveAhead.
-	if got := r.LastOwnSeq(); got < uint64(n) || got > uint64(n+reserveAhead) {
+	if got := r.Held(r.selfID); got < uint64(n) || got > uint64(n+reserveAhead) {
 		t.Errorf("last own seq after the crash %d, want %d to %d", got, n, n+reserveAhead)
 	}
 	s.closeFiles()
+}
+
+// ownLines is every own record the store holds, skips included.
+func ownLines(t *testing.T, s *Store) []record.Chat {
+	t.Helper()
+	own, err := s.After(s.selfID, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own
 }

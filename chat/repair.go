@@ -17,7 +17,7 @@ import (
 // repair brings the log up to date with the store after the last mark.
 // Without a mark (a store from before marks, or a new one) the log is
 // taken as it is.
-func (c *Store) repair(mark *record) error {
+func (c *Store) repair(mark *entry) error {
 	if mark == nil {
 		return nil
 	}
@@ -25,7 +25,7 @@ func (c *Store) repair(mark *record) error {
 		return nil // files shorter than a mark said: nothing to repair from
 	}
 	var want strings.Builder
-	err := c.scan(mark.Store, func(r record) {
+	err := c.scan(mark.Store, func(r entry, _ int64) {
 		if !r.Mark {
 			want.WriteString(r.line())
 		}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/meshfs/meshfs/mesh"
 )
 
 // Own lines go out before they are on disk here (AppendOwn), so that chat
@@ -79,11 +77,13 @@ func (c *Store) reserveThrough(seq uint64) error {
 // a crash, a line under one of them may have reached members.
 func (c *Store) skipReserved() error {
 	for seq := c.ownSeq + 1; seq <= c.reserved.Load(); seq++ {
-		if _, err := c.appendLocked(record{Self: true, Skip: true, Seq: seq, Time: time.Now()}); err != nil {
+		r := entry{Self: true, Skip: true, Seq: seq, Time: time.Now(), Lamport: c.lamport + 1}
+		_, off, err := c.appendLocked(r)
+		if err != nil {
 			return err
 		}
 		c.ownSeq = seq
-		c.keepOwn(mesh.Chat{Seq: seq})
+		c.indexLocked(c.selfID, r, off)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package chat
 
 import (
 	"bufio"
-	"cmp"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,13 +17,14 @@ import (
 
 	"github.com/meshfs/meshfs/internal/safetext"
 	"github.com/meshfs/meshfs/mesh"
+	"github.com/meshfs/meshfs/record"
 )
 
 // MaxBytes is the longest chat message accepted from the local user.
 const MaxBytes = 4 << 10
 
 // record is one line of chat.jsonl: a message, an event line, or a mark.
-type record struct {
+type entry struct {
 	Self  bool      `json:"self,omitempty"`  // written by this node's user
 	From  string    `json:"from,omitempty"`  // sender's full ID (others' messages)
 	Event bool      `json:"event,omitempty"` // an event line ("* text"), no sender
@@ -35,10 +36,16 @@ type record struct {
 	Seq   uint64    `json:"seq,omitempty"`
 	Time  time.Time `json:"time,omitzero"`
 	Text  string    `json:"text,omitempty"`
+	// Lamport and Sig make a message a signed record (package record)
+	// that can be passed on to members who lack it. An own message keeps
+	// no signature: it is signed again, to the same bytes, when sent.
+	// Messages stored before records existed have neither.
+	Lamport uint64 `json:"lamport,omitempty"`
+	Sig     []byte `json:"sig,omitempty"`
 }
 
 // line is the record as the log shows it ("" for a skip).
-func (r record) line() string {
+func (r entry) line() string {
 	if r.Skip {
 		return ""
 	}
@@ -50,7 +57,9 @@ func (r record) line() string {
 }
 
 // seenSeqs tracks which of one sender's messages we hold: everything up to
-// highest except the holes (messages skipped when a later one arrived first).
+// highest except the holes (messages skipped when a later one arrived
+// first, which only stores from before records can hold: records are taken
+// in order).
 type seenSeqs struct {
 	highest uint64
 	holes   map[uint64]bool
@@ -92,7 +101,6 @@ func (s *seenSeqs) contiguous() uint64 {
 // documentation for what is durable when.
 type Store struct {
 	logPath string
-	history int
 	// datasync makes the wal durable for the group commit: fdatasync;
 	// tests count and delay it.
 	datasync func(*os.File) error
@@ -104,15 +112,19 @@ type Store struct {
 	seqFile  *os.File      // chat.seq: own sequence numbers reserved (reserve.go)
 	resMu    sync.Mutex    // serialises writes of chat.seq
 	reserved atomic.Uint64 // own seqs up to this one may have been sent
-	walOff   int64         // where the next own record goes in wal
+	walOff   int64         // where the next own entry goes in wal
 	storeOff int64         // sizes of both files after everything written
 	logOff   int64
 	marked   int64 // logOff the last mark recorded, -1 if none yet
 	selfID   mesh.PeerID
 	self     string
+	signer   crypto.Signer // signs own records; nil until SetSelf
 	ownSeq   uint64
-	own      []mesh.Chat // last `history` durable own messages, by seq, for catch-up
+	lamport  uint64                   // the highest Lamport clock stored: an own line gets the next
+	index    map[mesh.PeerID][]stored // where each author's records are in the store (records.go)
 	senders  map[mesh.PeerID]*seenSeqs
+
+	lastOwnData []byte // the store line of the own entry stageLocked wrote last
 
 	written atomic.Uint64 // own records written to the wal; rises under mu
 	group   groupCommit
@@ -121,9 +133,9 @@ type Store struct {
 
 // Open opens (creating) the store, the log and the wal in dir, loads the
 // store and brings it and the log up to date (wal.go, repair.go).
-func Open(dir string, history int) (*Store, error) {
-	c := &Store{logPath: filepath.Join(dir, "chat.log"), history: history, marked: -1,
-		senders: map[mesh.PeerID]*seenSeqs{}, datasync: fdatasync}
+func Open(dir string) (*Store, error) {
+	c := &Store{logPath: filepath.Join(dir, "chat.log"), marked: -1,
+		senders: map[mesh.PeerID]*seenSeqs{}, index: map[mesh.PeerID][]stored{}, datasync: fdatasync}
 	c.group.cond.L = &c.group.mu
 	var err error
 	if c.store, c.storeOff, err = openAppend(filepath.Join(dir, "chat.jsonl")); err != nil {
@@ -197,50 +209,40 @@ func openAppend(path string) (*os.File, int64, error) {
 	return f, size, nil
 }
 
-// load replays chat.jsonl to learn own seqs and who sent what, and returns
-// the last mark (nil if there is none).
-func (c *Store) load() (*record, error) {
-	var mark *record
-	err := c.scan(0, func(r record) {
+// load replays chat.jsonl to learn own seqs and who sent what, and where
+// each record is, and returns the last mark (nil if there is none).
+func (c *Store) load() (*entry, error) {
+	var mark *entry
+	err := c.scan(0, func(r entry, off int64) {
 		switch {
 		case r.Mark:
 			mark = &r
 		case r.Self:
 			c.ownSeq = max(c.ownSeq, r.Seq)
-			c.keepOwn(mesh.Chat{Seq: r.Seq, Time: r.Time, Text: r.Text})
+			c.indexLocked(c.selfID, r, off)
 		case r.From != "":
 			if id, err := mesh.ParsePeerID(r.From); err == nil {
-				c.sender(id).add(r.Seq, c.history)
+				c.sender(id).add(r.Seq, maxHoles)
+				c.indexLocked(id, r, off)
 			}
 		}
 	})
 	return mark, err
 }
 
-// scan calls f with every record of the store from byte offset off on;
-// lines that do not parse (a torn write) are skipped.
-func (c *Store) scan(off int64, f func(record)) error {
+// scan calls f with every record of the store from byte offset off on, and
+// the record's offset; lines that do not parse (a torn write) are skipped.
+func (c *Store) scan(off int64, f func(r entry, off int64)) error {
 	sc := bufio.NewScanner(io.NewSectionReader(c.store, off, c.storeOff-off))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var r record
+		var r entry
 		if json.Unmarshal(sc.Bytes(), &r) == nil {
-			f(r)
+			f(r, off)
 		}
+		off += int64(len(sc.Bytes())) + 1
 	}
 	return sc.Err()
-}
-
-// keepOwn adds a durable own message to the catch-up window. Concurrent
-// writers may get here out of order, so it inserts by seq.
-func (c *Store) keepOwn(m mesh.Chat) {
-	i, _ := slices.BinarySearchFunc(c.own, m.Seq, func(o mesh.Chat, s uint64) int {
-		return cmp.Compare(o.Seq, s)
-	})
-	c.own = slices.Insert(c.own, i, m)
-	if len(c.own) > c.history {
-		c.own = slices.Delete(c.own, 0, len(c.own)-c.history)
-	}
 }
 
 func (c *Store) sender(id mesh.PeerID) *seenSeqs {
@@ -252,15 +254,20 @@ func (c *Store) sender(id mesh.PeerID) *seenSeqs {
 	return s
 }
 
-// SetSelf records our own ID and display name.
-func (c *Store) SetSelf(id mesh.PeerID, name string) {
+// SetSelf records our own ID, display name and the key own records are
+// signed with. Records of ours loaded before it are re-indexed under id.
+func (c *Store) SetSelf(id mesh.PeerID, name string, signer crypto.Signer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.selfID, c.self = id, safetext.Text(name)
+	if own, ok := c.index[c.selfID]; ok && id != c.selfID {
+		delete(c.index, c.selfID)
+		c.index[id] = own
+	}
+	c.selfID, c.self, c.signer = id, safetext.Text(name), signer
 }
 
 // AppendOwn is Stage, returning once the line is on disk.
-func (c *Store) AppendOwn(text string) (mesh.Chat, bool, error) {
+func (c *Store) AppendOwn(text string) (record.Chat, bool, error) {
 	m, ok, durable, err := c.Stage(text)
 	if ok && err == nil {
 		err = durable()
@@ -277,7 +284,7 @@ func (c *Store) AppendOwn(text string) (mesh.Chat, bool, error) {
 // the line only after durable. It rejects text over MaxBytes or not UTF-8;
 // control characters and escape sequences are stripped, and a line with
 // nothing left is not stored (ok is false).
-func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, err error) {
+func (c *Store) Stage(text string) (m record.Chat, ok bool, durable func() error, err error) {
 	if len(text) > MaxBytes {
 		return m, false, nil, fmt.Errorf("chat line of %d bytes: %w", len(text), ErrTooLong)
 	}
@@ -288,27 +295,10 @@ func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, 
 		return m, false, nil, nil
 	}
 	c.mu.Lock()
-	m = mesh.Chat{Seq: c.ownSeq + 1, Time: time.Now(), Text: text}
-	name := c.self
-	if name == "" {
-		name = "me"
-	}
+	m, err = c.stageLocked(text)
 	var n uint64
-	err = c.reserveLocked(m.Seq)
 	if err == nil {
-		var data []byte
-		data, err = c.appendLocked(record{Self: true, Name: name, Seq: m.Seq, Time: m.Time, Text: text})
-		if err == nil {
-			c.ownSeq = m.Seq
-			n, err = c.walAppendLocked(data)
-		}
-	}
-	if err == nil {
-		// Catch-up may send it from now on, like the live broadcast: a
-		// peer that connects while the line waits for the disk must get it
-		// one way or the other. Its number is reserved, so a crash that
-		// loses it here cannot reuse it.
-		c.keepOwn(m)
+		n, err = c.walAppendLocked(c.lastOwnData)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -322,27 +312,6 @@ func (c *Store) Stage(text string) (m mesh.Chat, ok bool, durable func() error, 
 	}, nil
 }
 
-// Receive stores and renders a message from a peer unless it is a
-// duplicate. It does not wait for the disk: a received line lost in a
-// crash is asked for again by catch-up, since HaveFrom is rebuilt from the
-// store.
-func (c *Store) Receive(from mesh.PeerID, name string, m mesh.Chat) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if from == c.selfID || !c.sender(from).add(m.Seq, c.history) {
-		return nil
-	}
-	text := safetext.Text(m.Text)
-	if text == "" {
-		return nil
-	}
-	if m.Time.IsZero() {
-		m.Time = time.Now()
-	}
-	_, err := c.appendLocked(record{From: from.String(), Name: displayText(name, from), Seq: m.Seq, Time: m.Time, Text: text})
-	return err
-}
-
 // displayText is a sanitised display name for the log.
 func displayText(name string, id mesh.PeerID) string {
 	if n := safetext.Text(name); n != "" {
@@ -352,34 +321,36 @@ func displayText(name string, id mesh.PeerID) string {
 }
 
 // appendLocked writes the record to the store and, unless it is a mark,
-// its line to the log. It returns the record as written to the store.
-func (c *Store) appendLocked(r record) ([]byte, error) {
+// its line to the log. It returns the record as written to the store, and
+// where it starts there.
+func (c *Store) appendLocked(r entry) ([]byte, int64, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	data = append(data, '\n')
+	off := c.storeOff
 	n, err := c.store.Write(data)
 	c.storeOff += int64(n)
 	if err != nil {
-		return nil, fmt.Errorf("append chat store: %w", err)
+		return nil, 0, fmt.Errorf("append chat store: %w", err)
 	}
 	if r.Mark {
-		return data, nil
+		return data, off, nil
 	}
 	n, err = c.log.WriteString(r.line())
 	c.logOff += int64(n)
 	if err != nil {
-		return nil, fmt.Errorf("append chat log: %w", err)
+		return nil, 0, fmt.Errorf("append chat log: %w", err)
 	}
-	return data, nil
+	return data, off, nil
 }
 
 // Event stores and renders an event line ("[time] * text").
 func (c *Store) Event(text string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.appendLocked(record{Event: true, Time: time.Now(), Text: safetext.Text(text)})
+	_, _, err := c.appendLocked(entry{Event: true, Time: time.Now(), Text: safetext.Text(text)})
 	return err
 }
 
@@ -407,28 +378,11 @@ func (c *Store) syncAll() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.appendLocked(record{Mark: true, Store: storeOff, Log: logOff}); err != nil {
+	if _, _, err := c.appendLocked(entry{Mark: true, Store: storeOff, Log: logOff}); err != nil {
 		return err
 	}
 	c.marked = logOff
 	return nil
-}
-
-// HaveFrom is what we hold of a sender's messages, for CHAT_HAVE.
-func (c *Store) HaveFrom(id mesh.PeerID) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sender(id).contiguous()
-}
-
-// OwnAfter returns own messages with seq > seq, oldest first.
-func (c *Store) OwnAfter(seq uint64) []mesh.Chat {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i, _ := slices.BinarySearchFunc(c.own, seq+1, func(m mesh.Chat, s uint64) int {
-		return cmp.Compare(m.Seq, s)
-	})
-	return slices.Clone(c.own[i:])
 }
 
 // Close syncs (the last mark too) and closes both files.
@@ -453,13 +407,6 @@ func (c *Store) closeFiles() {
 	c.log.Close()
 	c.wal.Close()
 	c.seqFile.Close()
-}
-
-// LastOwnSeq is the seq of our latest message.
-func (c *Store) LastOwnSeq() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ownSeq
 }
 
 // LogPath is the rendered chat log: what the chat file shows. It exists

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/record"
 
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -35,22 +40,20 @@ func TestSeenSeqs(t *testing.T) {
 // across a restart, so sequence numbers go on and duplicates stay out.
 func TestStoreSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 10)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	peer := mesh.PeerIDFromKey([]byte("bob's key"))
-	s.SetSelf(mesh.PeerIDFromKey([]byte("alice's key")), "alice")
+	s.SetSelf(mesh.PeerIDFromKey([]byte("alice's key")), "alice", nil)
 	if _, ok, err := s.AppendOwn("one"); !ok || err != nil {
 		t.Fatalf("AppendOwn = %v, %v", ok, err)
 	}
-	if err := s.Receive(peer, "bob", mesh.Chat{Seq: 1, Text: "hi \x1b[31mthere"}); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, s, peer, 1, "hi there", Added)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, 10)
+	s, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +62,9 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	if err != nil || m.Seq != 2 {
 		t.Fatalf("second own line: seq %d, err %v; want seq 2", m.Seq, err)
 	}
-	if err := s.Receive(peer, "bob", mesh.Chat{Seq: 1, Text: "replayed"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.HaveFrom(peer); got != 1 {
-		t.Errorf("HaveFrom(bob) = %d, want 1", got)
+	accept(t, s, peer, 1, "replayed", Duplicate)
+	if got := s.Held(peer); got != 1 {
+		t.Errorf("Held(bob) = %d, want 1", got)
 	}
 	log, err := os.ReadFile(filepath.Join(dir, "chat.log"))
 	if err != nil {
@@ -75,7 +76,7 @@ func TestStoreSurvivesReopen(t *testing.T) {
 }
 
 func TestAppendOwnRejects(t *testing.T) {
-	s, err := Open(t.TempDir(), 10)
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestAppendOwnRejects(t *testing.T) {
 // next number; only a crash skips what was reserved.
 func TestCleanCloseSkipsNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 10)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestCleanCloseSkipsNothing(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, 10)
+	s, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,28 +118,29 @@ func TestCleanCloseSkipsNothing(t *testing.T) {
 	}
 }
 
-// TestSkipFillsHole: a skipped number from a member (empty text) fills the
-// hole it left, so catch-up stops asking for it, and shows nothing.
-func TestSkipFillsHole(t *testing.T) {
-	s, err := Open(t.TempDir(), 10)
+// TestAcceptInOrder: a member's records are taken in its order only; one
+// that comes before an earlier one is refused as a gap, and a skip (empty
+// text) fills its number and shows nothing.
+func TestAcceptInOrder(t *testing.T) {
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	peer := mesh.PeerIDFromKey([]byte("bob's key"))
-	for _, m := range []mesh.Chat{{Seq: 1, Text: "a"}, {Seq: 3, Text: "c"}} {
-		if err := s.Receive(peer, "bob", m); err != nil {
-			t.Fatal(err)
-		}
+	accept(t, s, peer, 1, "a", Added)
+	accept(t, s, peer, 3, "c", Gap)
+	if got := s.Held(peer); got != 1 {
+		t.Fatalf("Held with 2 missing = %d, want 1", got)
 	}
-	if got := s.HaveFrom(peer); got != 1 {
-		t.Fatalf("HaveFrom with a hole at 2 = %d, want 1", got)
+	accept(t, s, peer, 2, "", Added)
+	accept(t, s, peer, 3, "c", Added)
+	accept(t, s, peer, 2, "", Duplicate)
+	if got := s.Held(peer); got != 3 {
+		t.Errorf("Held after the skip = %d, want 3", got)
 	}
-	if err := s.Receive(peer, "bob", mesh.Chat{Seq: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.HaveFrom(peer); got != 3 {
-		t.Errorf("HaveFrom after the skip = %d, want 3", got)
+	if v := s.Vector(); v[peer] != 3 || len(v) != 1 {
+		t.Errorf("Vector = %v, want bob at 3 only", v)
 	}
 	log, _ := os.ReadFile(s.LogPath())
 	if n := strings.Count(string(log), "bob:"); n != 2 {
@@ -146,11 +148,69 @@ func TestSkipFillsHole(t *testing.T) {
 	}
 }
 
+// TestAfterServesEveryAuthor: what the store holds of any author comes back
+// in order, own lines signed with the store's signer, others' as received.
+func TestAfterServesEveryAuthor(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(nil)
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := mesh.PeerIDFromKey(spki)
+	s.SetSelf(self, "alice", key)
+	peer := mesh.PeerIDFromKey([]byte("bob's key"))
+	for i := range 3 {
+		if _, _, err := s.AppendOwn(fmt.Sprintf("own %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		accept(t, s, peer, uint64(i+1), fmt.Sprintf("bob %d", i), Added)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetSelf(self, "alice", key)
+	own, err := s.After(self, 1, 10)
+	if err != nil || len(own) != 2 || own[0].Seq != 2 || own[1].Text != "own 2" {
+		t.Fatalf("After(self, 1) = %+v, %v; want own 1 and own 2", own, err)
+	}
+	for _, m := range own {
+		if err := m.Verify(pub); err != nil {
+			t.Errorf("own record %d as served: %v", m.Seq, err)
+		}
+	}
+	theirs, err := s.After(peer, 0, 2)
+	if err != nil || len(theirs) != 2 || theirs[0].Text != "bob 0" || theirs[1].Seq != 2 || string(theirs[1].Sig) != "sig 2" {
+		t.Errorf("After(bob, 0, limit 2) = %+v, %v; want bob's first two as received", theirs, err)
+	}
+	if s.Vector()[self] != 3 || s.Vector()[peer] != 3 {
+		t.Errorf("Vector after reopen = %v, want both at 3", s.Vector())
+	}
+}
+
+// accept hands the store bob's record seq and checks the outcome.
+func accept(t *testing.T, s *Store, author mesh.PeerID, seq uint64, text string, want Outcome) {
+	t.Helper()
+	m := record.Chat{Author: author, Seq: seq, Lamport: seq, Time: time.Now(), Text: text, Sig: []byte(fmt.Sprintf("sig %d", seq))}
+	got, err := s.Accept(m, "bob")
+	if err != nil || got != want {
+		t.Fatalf("Accept(bob %d %q) = %v, %v; want %v", seq, text, got, err, want)
+	}
+}
+
 // TestStageReservesFirst: a staged line may be sent before it is on disk,
 // so its number is already reserved in chat.seq when Stage returns.
 func TestStageReservesFirst(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 10)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

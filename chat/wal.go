@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
-	"github.com/meshfs/meshfs/mesh"
 )
 
 // The write-ahead file chat.wal is what an own line waits on. It has a
@@ -87,11 +86,11 @@ func (c *Store) walAppendLocked(data []byte) (uint64, error) {
 // holds that the store lost. Stale lines, and pieces of lines that a
 // later one overwrote, fail to parse or have an old seq.
 func (c *Store) replayWAL() error {
-	var lost []record
+	var lost []entry
 	sc := bufio.NewScanner(io.NewSectionReader(c.wal, 0, walSize))
 	sc.Buffer(make([]byte, 64<<10), walSize+1)
 	for sc.Scan() {
-		var r record
+		var r entry
 		line := bytes.Trim(sc.Bytes(), "\x00")
 		if json.Unmarshal(line, &r) == nil && r.Self && r.Seq > c.ownSeq {
 			lost = append(lost, r)
@@ -100,14 +99,15 @@ func (c *Store) replayWAL() error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("replay chat wal: %w", err)
 	}
-	slices.SortFunc(lost, func(a, b record) int { return cmp.Compare(a.Seq, b.Seq) })
-	lost = slices.CompactFunc(lost, func(a, b record) bool { return a.Seq == b.Seq })
+	slices.SortFunc(lost, func(a, b entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	lost = slices.CompactFunc(lost, func(a, b entry) bool { return a.Seq == b.Seq })
 	for _, r := range lost {
-		if _, err := c.appendLocked(r); err != nil {
+		_, off, err := c.appendLocked(r)
+		if err != nil {
 			return err
 		}
 		c.ownSeq = r.Seq
-		c.keepOwn(mesh.Chat{Seq: r.Seq, Time: r.Time, Text: r.Text})
+		c.indexLocked(c.selfID, r, off)
 	}
 	return nil
 }

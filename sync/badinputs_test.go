@@ -249,6 +249,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 55: pieces out of order", row55PieceOrder},
 		{"row 56: block whose pieces hash wrong", row56PieceHash},
 		{"row 57: new versions replacing what they may not", row57Replaces},
+		{"row 58: forged, altered, replayed, truncated and revoked chat records", row58Records},
 	}
 	parent := t
 	for _, r := range rows {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshfs/meshfs/record"
+
 	"github.com/meshfs/meshfs/chat"
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
@@ -147,13 +149,108 @@ func TestChatSanitises(t *testing.T) {
 		t.Errorf("Say(invalid utf-8) = %v, want chat.ErrBadUTF8", err)
 	}
 	waitChat(t, b, []string{"alice: red evil"})
-	// A raw peer sending escapes and a seq-0 message twice.
+	// mallory, a member with no engine, sends records by hand.
 	evil := n.addNode("mallory\x1b[2J", nil)
 	evil.eng.Close()
 	evil.eng = nil
-	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 0, Text: "\x1b]0;title\x07hi"}})
-	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 0, Text: "hi"}})
-	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 5, Text: "five"}})
-	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: evil.id, Name: evil.name}, Chat: mesh.Chat{Seq: 5, Text: "five again"}})
-	waitChat(t, b, []string{"alice: red evil", "mallory: hi", "mallory: hi", "mallory: five"})
+	send := func(data []byte) { b.engine().HandleEvent(mesh.BytesReceived{From: evil.id, Data: data}) }
+	send((&recordsMsg{Records: []record.Chat{evil.line(1, "hi")}}).encode())
+	forged := evil.line(2, "two")
+	forged.Text = "altered after signing"
+	send((&recordsMsg{Records: []record.Chat{forged}}).encode())
+	escaped := evil.line(2, "\x1b]0;title\x07two")
+	send((&recordsMsg{Records: []record.Chat{escaped}}).encode()) // refused whole: no honest author signs escapes
+	send((&recordsMsg{Records: []record.Chat{evil.line(2, "two"), evil.line(2, "two again")}}).encode())
+	waitChat(t, b, []string{"alice: red evil", "mallory: hi", "mallory: two"})
+	waitFor(t, func() bool { // the forged record counted against mallory
+		return peerStatus(b, evil.id).BadRecords == 1
+	})
+}
+
+// TestChatRelays: alice and carol are not connected; bob between them
+// passes each one's lines to the other, in order, once each.
+func TestChatRelays(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, c := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil)
+	for _, fn := range []*fakeNode{a, b, c} {
+		fn.start()
+	}
+	n.connect(a, b)
+	n.connect(b, c)
+	var want []string
+	for i := range 5 {
+		say(t, a, fmt.Sprintf("a%d", i))
+		say(t, c, fmt.Sprintf("c%d", i))
+		want = append(want, fmt.Sprintf("alice: a%d", i), fmt.Sprintf("carol: c%d", i))
+	}
+	for _, fn := range []*fakeNode{a, b, c} {
+		waitChatPerSender(t, fn, want)
+	}
+}
+
+// TestChatCatchUpWhileAuthorAway: carol was away while alice spoke; alice
+// is gone when carol comes back, and bob gives her alice's lines.
+func TestChatCatchUpWhileAuthorAway(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, c := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil)
+	for _, fn := range []*fakeNode{a, b, c} {
+		fn.start()
+	}
+	n.connect(a, b)
+	want := []string{"alice: one", "alice: two", "alice: three"}
+	for _, l := range []string{"one", "two", "three"} {
+		say(t, a, l)
+	}
+	waitChat(t, b, want)
+	n.cut(a, b)
+	n.connect(b, c)
+	waitChat(t, c, want)
+	say(t, c, "thanks")
+	waitChat(t, b, append(want, "carol: thanks"))
+	n.connect(a, b) // alice back: she gets carol's line, and nothing twice
+	waitChat(t, a, append(want, "carol: thanks"))
+}
+
+// TestChatLiarFoundOut: mallory passes on bob's lines altered; alice has
+// them from bob too, keeps only the true ones, and names mallory.
+func TestChatLiarFoundOut(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, m := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("mallory", nil)
+	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
+		msg, err := decodeMessage(d)
+		recs, ok := msg.(*recordsMsg)
+		if err != nil || !ok || from != m.id {
+			return d
+		}
+		for i := range recs.Records {
+			if recs.Records[i].Author != m.id {
+				recs.Records[i].Text += " (altered)"
+			}
+		}
+		return recs.encode()
+	}
+	for _, fn := range []*fakeNode{a, b, m} {
+		fn.start()
+	}
+	n.connect(b, m)
+	say(t, b, "one")
+	waitChat(t, m, []string{"bob: one"})
+	n.connect(a, m) // mallory's altered copy comes first
+	n.connect(a, b)
+	say(t, b, "two")
+	waitChat(t, a, []string{"bob: one", "bob: two"})
+	waitFor(t, func() bool { return peerStatus(a, m.id).BadRecords >= 1 })
+	if got := peerStatus(a, b.id).BadRecords; got != 0 {
+		t.Errorf("bob, who passed nothing altered, has %d bad records", got)
+	}
+}
+
+// peerStatus is fn's status of member id.
+func peerStatus(fn *fakeNode, id mesh.PeerID) PeerStatus {
+	for _, p := range fn.engine().Status().Peers {
+		if p.ID == id.String() {
+			return p
+		}
+	}
+	return PeerStatus{}
 }

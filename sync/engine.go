@@ -48,8 +48,9 @@ type Config struct {
 	RetryInterval time.Duration
 	// MinFreePercent of the inbox filesystem is kept free.
 	MinFreePercent float64
-	// ChatHistory is how many own chat messages are kept for catch-up.
-	ChatHistory int
+	// AntiEntropy is how often the room compares what it holds with one
+	// member at random (room.go); members also compare when they connect.
+	AntiEntropy time.Duration
 	// CompletedTTL is how long completed inbound transfer IDs are
 	// remembered, so a replayed OFFER gets an ACK instead of a second copy.
 	CompletedTTL time.Duration
@@ -102,7 +103,7 @@ func DefaultConfig() Config {
 		PartialTTL:        24 * time.Hour,
 		RetryInterval:     30 * time.Second,
 		MinFreePercent:    1,
-		ChatHistory:       1000,
+		AntiEntropy:       time.Minute,
 		CompletedTTL:      7 * 24 * time.Hour,
 		InboundIdle:       2 * time.Minute,
 		JanitorInterval:   time.Hour,
@@ -130,7 +131,7 @@ func (c Config) withDefaults() (Config, error) {
 	fill(&c.MaxInboundPerPeer, d.MaxInboundPerPeer)
 	fill(&c.MaxInboundTotal, d.MaxInboundTotal)
 	fill(&c.MaxOffersInFlight, d.MaxOffersInFlight)
-	fill(&c.ChatHistory, d.ChatHistory)
+	fillDur(&c.AntiEntropy, d.AntiEntropy)
 	fill(&c.QueueLen, d.QueueLen)
 	if c.StreamMinSize <= 0 {
 		c.StreamMinSize = d.StreamMinSize
@@ -229,11 +230,11 @@ type Engine struct {
 	out   *outbound
 	in    *inbound
 
-	// The chat delivery (chat.go).
-	chat      *chat.Store
-	broadcast chatQueue    // work for the chat broadcaster
-	chatIn    chan chatJob // work for the chat loop
-	catchUps  catchUps     // connected peers whose catch-up has not run yet
+	// The room (chat.go, room.go).
+	chat   *chat.Store
+	own    ownQueue     // own lines for the room loop
+	roomIn chan roomJob // received records, vectors, members up and down, events
+	bad    badRecords   // records that did not verify, per member that sent them
 
 	rtts shownRTTs // the RTT the peers table shows per member (status.go)
 
@@ -269,9 +270,7 @@ func New(cfg Config) (*Engine, error) {
 		writeAt:       (*os.File).WriteAt,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
-	e := &Engine{env: v, peers: newPeerSet(), chatIn: make(chan chatJob, cfg.QueueLen),
-		catchUps: catchUps{m: map[mesh.PeerID]pendingPeer{}}}
-	e.broadcast.init(cfg.ChatHistory)
+	e := &Engine{env: v, peers: newPeerSet(), roomIn: make(chan roomJob, cfg.QueueLen), own: newOwnQueue()}
 	if err := e.open(); err != nil {
 		v.cancel()
 		if e.chat != nil {
@@ -292,7 +291,7 @@ func (e *Engine) open() error {
 	if err := os.MkdirAll(e.outgoingDir, 0o700); err != nil {
 		return fmt.Errorf("create state: %w", err)
 	}
-	store, err := chat.Open(e.cfg.StateDir, e.cfg.ChatHistory)
+	store, err := chat.Open(e.cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -320,10 +319,9 @@ func (e *Engine) Start(t Transport) error {
 	}
 	e.mu.Unlock()
 
-	e.chat.SetSelf(t.ID(), t.Name())
+	e.chat.SetSelf(t.ID(), t.Name(), t.Signer())
 	e.goLoop(e.out.loop)
-	e.goLoop(e.chatLoop)
-	e.goLoop(e.broadcastLoop)
+	e.goLoop(e.roomLoop)
 	e.goLoop(e.in.janitorLoop)
 	e.out.rescan()
 	for _, p := range t.Peers() {
@@ -403,14 +401,17 @@ func (e *Engine) dispatch(ev mesh.Event) {
 		e.chatEvent(fmt.Sprintf("%s joined", e.peers.displayName(ev.Peer.ID)))
 	case mesh.PeerDisconnected:
 		e.peerDown(ev.Peer.ID)
+		e.toRoom(roomJob{from: ev.Peer.ID, gone: true})
 		e.chatEvent(fmt.Sprintf("%s left", e.peers.displayName(ev.Peer.ID)))
 	case mesh.PeerRemoved:
 		e.peerDown(ev.Peer.ID)
+		e.toRoom(roomJob{from: ev.Peer.ID, gone: true})
 		e.out.jobs.push(job{kind: jobPeerRemoved, peer: ev.Peer.ID})
 		e.chatEvent(fmt.Sprintf("%s was removed", e.peers.displayName(ev.Peer.ID)))
 	case mesh.ChatReceived:
-		e.peers.noteName(ev.From)
-		e.sendChatJob(chatJob{from: ev.From.ID, name: ev.From.Name, chat: ev.Chat})
+		// A CHAT frame: unsigned, from a member on sync protocol 3 or
+		// older, whose HELLO already put the reason in its status.
+		e.log.Debug("chat frame of an older protocol ignored", "peer", ev.From.ID)
 	case mesh.BytesReceived:
 		e.routeBytes(ev.From, ev.Data)
 	}
@@ -439,20 +440,23 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		if p := e.peers.get(from); p != nil {
 			p.replies.put(msg)
 		}
-	case kindChatHave:
+	case kindHave, kindRecords:
 		msg, err := decodeMessage(data)
 		if err != nil {
 			e.log.Debug("bad message", "peer", from, "err", err)
 			return
 		}
-		e.broadcast.catchUp(from, msg.(*chatHaveMsg).Seq)
+		e.toRoom(roomJob{from: from, msg: msg})
 	case kindHello:
 		msg, err := decodeMessage(data)
 		if err != nil {
 			e.log.Debug("bad message", "peer", from, "err", err)
 			return
 		}
-		if p := e.peerOrUp(from); p != nil && !p.greeted(msg.(*helloMsg).Version) {
+		p := e.peerOrUp(from)
+		if p != nil && p.greeted(msg.(*helloMsg).Version) {
+			e.toRoom(roomJob{from: from, ready: true})
+		} else if p != nil {
 			e.log.Warn("member speaks another sync protocol; nothing is sent to it", "peer", from,
 				"member", e.peers.displayName(from), "theirs", msg.(*helloMsg).Version, "ours", Version,
 				"fix", "install the same meshfs version here and on "+e.peers.displayName(from))

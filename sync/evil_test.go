@@ -69,14 +69,14 @@ func (ev *evilPeer) firstHello() (*helloMsg, bool) {
 	}
 }
 
-// drain returns what is queued now, but CHAT_HAVE and HELLO.
+// drain returns what is queued now, but HELLO and the room's messages.
 func (ev *evilPeer) drain() []any {
 	var got []any
 	for {
 		select {
 		case m := <-ev.replies:
 			switch m.(type) {
-			case *chatHaveMsg, *helloMsg:
+			case *haveMsg, *recordsMsg, *helloMsg:
 			default:
 				got = append(got, m)
 			}
@@ -86,14 +86,14 @@ func (ev *evilPeer) drain() []any {
 	}
 }
 
-// next returns the next reply, skipping CHAT_HAVE and HELLO.
+// next returns the next reply, skipping HELLO and the room's messages.
 func (ev *evilPeer) next() any {
 	ev.t.Helper()
 	for {
 		select {
 		case m := <-ev.replies:
 			switch m.(type) {
-			case *chatHaveMsg, *helloMsg:
+			case *haveMsg, *recordsMsg, *helloMsg:
 				continue
 			}
 			return m

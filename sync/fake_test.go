@@ -2,7 +2,10 @@ package sync
 
 import (
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meshfs/meshfs/record"
 
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
@@ -28,6 +33,7 @@ type fakeNet struct {
 	// guarded by mu
 	nodes      map[mesh.PeerID]*fakeNode
 	links      map[[2]mesh.PeerID]*fakeLink
+	revoked    map[mesh.PeerID]bool                           // MemberKey refuses these
 	mutate     func(from, to mesh.PeerID, data []byte) []byte // may change or drop (nil) a BYTES payload
 	wg         sync.WaitGroup
 	chunks     atomic.Int64 // CHUNK messages sent
@@ -38,6 +44,7 @@ type fakeNet struct {
 type fakeNode struct {
 	net  *fakeNet
 	id   mesh.PeerID
+	key  ed25519.PrivateKey
 	name string
 	root string
 	st   string
@@ -49,7 +56,6 @@ type fakeNode struct {
 
 type fakeMsg struct {
 	data []byte
-	chat *mesh.Chat
 }
 
 type fakeLink struct {
@@ -68,12 +74,18 @@ func newFakeNet(t testing.TB) *fakeNet {
 // addNode registers a member with its own temp dirs and engine (not started).
 func (n *fakeNet) addNode(name string, edit func(*Config)) *fakeNode {
 	n.t.Helper()
-	id := mesh.PeerIDFromKey([]byte(name))
+	seed := sha256.Sum256([]byte(name))
+	key := ed25519.NewKeyFromSeed(seed[:])
+	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	id := mesh.PeerIDFromKey(spki) // as mesh derives it: records check it
 	dir, err := os.MkdirTemp(n.dir, "node")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	fn := &fakeNode{net: n, id: id, name: name, root: filepath.Join(dir, "tree"), st: filepath.Join(dir, "sync")}
+	fn := &fakeNode{net: n, id: id, key: key, name: name, root: filepath.Join(dir, "tree"), st: filepath.Join(dir, "sync")}
 	fn.cfg = DefaultConfig()
 	fn.cfg.Root, fn.cfg.StateDir = fn.root, fn.st
 	fn.cfg.Logger = testutil.Logger(n.t).With("node", name)
@@ -202,8 +214,20 @@ func (fn *fakeNode) SendBulk(ctx context.Context, to mesh.PeerID, data []byte) e
 	return fn.send(ctx, to, fakeMsg{data: data}, true)
 }
 
-func (fn *fakeNode) SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) error {
-	return fn.send(ctx, to, fakeMsg{chat: &c}, false)
+func (fn *fakeNode) Signer() crypto.Signer { return fn.key }
+
+// MemberKey knows every node of the net; revoked ones are refused.
+func (fn *fakeNode) MemberKey(id mesh.PeerID) (ed25519.PublicKey, error) {
+	fn.net.mu.Lock()
+	defer fn.net.mu.Unlock()
+	other := fn.net.nodes[id]
+	switch {
+	case other == nil:
+		return nil, mesh.ErrUnknownMember
+	case fn.net.revoked[id]:
+		return nil, mesh.ErrRevoked
+	}
+	return other.key.Public().(ed25519.PublicKey), nil
 }
 
 // connect brings up both directions between a and b and tells both.
@@ -256,10 +280,6 @@ func (fn *fakeNode) receive(from *fakeNode, m fakeMsg) {
 		if m.data != nil {
 			fn.recv(from.id, m.data)
 		}
-		return
-	}
-	if m.chat != nil {
-		fn.deliver(mesh.ChatReceived{From: mesh.PeerInfo{ID: from.id, Name: from.name, State: mesh.Connected}, Chat: *m.chat})
 		return
 	}
 	fn.deliver(mesh.BytesReceived{From: from.id, Data: m.data})
@@ -379,3 +399,11 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // effect shows, and is generous because -race on a loaded two-core machine
 // runs the engines several times slower.
 const effectTimeout = 20 * time.Second
+
+// line is a chat record of this node's, signed with its key, as its engine
+// would send it.
+func (fn *fakeNode) line(seq uint64, text string) record.Chat {
+	c := record.Chat{Author: fn.id, Seq: seq, Lamport: seq, Time: time.Now(), Text: text}
+	c.Sign(fn.key)
+	return c
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshfs/meshfs/record"
+
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/mesh"
@@ -193,7 +195,8 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestEventsBeforeStart(t *testing.T) {
 	n := newFakeNet(t)
 	a, b := n.addNode("alice", nil), n.addNode("bob", nil)
-	b.engine().HandleEvent(mesh.ChatReceived{From: mesh.PeerInfo{ID: a.id, Name: "alice"}, Chat: mesh.Chat{Seq: 1, Text: "early"}})
+	early := (&recordsMsg{Records: []record.Chat{a.line(1, "early")}}).encode()
+	b.engine().HandleEvent(mesh.BytesReceived{From: a.id, Data: early})
 	a.start()
 	b.start()
 	waitChat(t, b, []string{"alice: early"})

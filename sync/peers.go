@@ -250,8 +250,6 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 		return live
 	}
 	e.out.requeueRefused(info.ID)
-	e.catchUps.add(info.ID, e.chat.LastOwnSeq())
-	e.broadcast.askHave(info.ID)
 	go func() {
 		defer e.wg.Done()
 		defer close(p.sendDone)
@@ -272,7 +270,6 @@ func (e *Engine) peerUp(info mesh.PeerInfo) *peerConn {
 // peerDown stops the goroutines of a peer that disconnected or was removed.
 func (e *Engine) peerDown(id mesh.PeerID) {
 	e.peers.remove(id)
-	e.catchUps.done(id)
 }
 
 // waitOrDone waits for ch to close; false if ctx ended first.

@@ -13,15 +13,17 @@ import (
 type kind uint8
 
 const (
-	kindOffer    kind = 1 // sender -> receiver: manifest of one file
-	kindAccept   kind = 2 // receiver -> sender: send what I lack
-	kindReject   kind = 3 // receiver -> sender: will not take it
-	kindChunk    kind = 4 // sender -> receiver: one block or a piece of one (bulk queue)
-	kindDone     kind = 5 // sender -> receiver: every wanted block sent
-	kindAck      kind = 6 // receiver -> sender: verified and in place
-	kindChatHave kind = 7 // either way: highest seq of your messages I hold
-	kindHello    kind = 8 // either way, first on each connection: the sync protocol I speak
-	kindAttr     kind = 9 // sender -> receiver: a delivered file's mode changed
+	kindOffer  kind = 1 // sender -> receiver: manifest of one file
+	kindAccept kind = 2 // receiver -> sender: send what I lack
+	kindReject kind = 3 // receiver -> sender: will not take it
+	kindChunk  kind = 4 // sender -> receiver: one block or a piece of one (bulk queue)
+	kindDone   kind = 5 // sender -> receiver: every wanted block sent
+	kindAck    kind = 6 // receiver -> sender: verified and in place
+	// 7 was CHAT_HAVE (protocols 1 to 3), replaced by HAVE and RECORDS.
+	kindHello   kind = 8  // either way, first on each connection: the sync protocol I speak
+	kindAttr    kind = 9  // sender -> receiver: a delivered file's mode changed
+	kindHave    kind = 10 // either way: the records I hold, per author (a version vector)
+	kindRecords kind = 11 // either way: signed records, each author's in order
 )
 
 // Version is the sync protocol this build speaks, sent in HELLO at the start
@@ -37,7 +39,10 @@ const (
 //	3: an OFFER names the earlier transfers of its path that it replaces
 //	   at a receiver holding one of them untouched (a file rewritten
 //	   inside a folder before it moved to sent/, as git does .git/HEAD).
-const Version = 3
+//	4: chat lines are records signed by their author (package record),
+//	   carried in RECORDS whoever wrote them; HAVE (a version vector)
+//	   replaces CHAT_HAVE, and the mesh's CHAT frames are no longer used.
+const Version = 4
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
@@ -190,9 +195,6 @@ type doneMsg struct {
 // ackMsg says the file was verified, made durable and put in place.
 type ackMsg struct{ ID transferID }
 
-// chatHaveMsg asks for the receiver's own chat messages after Seq.
-type chatHaveMsg struct{ Seq uint64 }
-
 // helloMsg says which sync protocol version its sender speaks.
 type helloMsg struct{ Version uint16 }
 
@@ -295,10 +297,6 @@ func (m *doneMsg) encode() []byte {
 
 func (m *ackMsg) encode() []byte { return append([]byte{byte(kindAck)}, m.ID[:]...) }
 
-func (m *chatHaveMsg) encode() []byte {
-	return binary.BigEndian.AppendUint64([]byte{byte(kindChatHave)}, m.Seq)
-}
-
 func (m *helloMsg) encode() []byte {
 	return binary.BigEndian.AppendUint16([]byte{byte(kindHello)}, m.Version)
 }
@@ -343,9 +341,10 @@ func decodeMessage(b []byte) (any, error) {
 	case kindAck:
 		m := &ackMsg{ID: readID(r)}
 		return m, end(r)
-	case kindChatHave:
-		m := &chatHaveMsg{Seq: r.U64()}
-		return m, end(r)
+	case kindHave:
+		return decodeHave(r)
+	case kindRecords:
+		return decodeRecords(r)
 	case kindHello:
 		m := &helloMsg{Version: r.U16()}
 		return m, end(r)

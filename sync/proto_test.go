@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshfs/meshfs/mesh"
+	"github.com/meshfs/meshfs/record"
 )
 
 // protoCases are valid messages of every kind, for the round-trip table and
@@ -43,8 +46,18 @@ func protoCases() []struct {
 		{"done", &doneMsg{ID: id}},
 		{"done with manifest", &doneMsg{ID: id, FileHash: hash32{7}, Blocks: []hash32{{1}, {2}}}},
 		{"ack", &ackMsg{ID: id}},
-		{"chat have", &chatHaveMsg{Seq: 42}},
+		{"have", &haveMsg{Vector: record.Vector{{1}: 42, {2}: 7}}},
+		{"have nothing", &haveMsg{Vector: record.Vector{}}},
+		{"records", &recordsMsg{Records: []record.Chat{testRecord(1, "one"), testRecord(2, "")}}},
+		{"records more", &recordsMsg{More: true, Records: []record.Chat{testRecord(3, "three")}}},
 	}
+}
+
+// testRecord is a well-formed chat record; its signature is not a real one
+// (the codec does not check signatures, the room does).
+func testRecord(seq uint64, text string) record.Chat {
+	return record.Chat{Author: mesh.PeerID{9}, Seq: seq, Lamport: seq + 10, Time: time.Unix(1_700_000_000, int64(seq)),
+		Text: text, Sig: bytes.Repeat([]byte{byte(seq)}, 64)}
 }
 
 func TestProtoRoundTrip(t *testing.T) {
@@ -87,7 +100,14 @@ func TestProtoRejects(t *testing.T) {
 		{"done with zero hashes", append((&doneMsg{}).encode(), make([]byte, 36)...)},
 		{"done hashes short", (&doneMsg{Blocks: []hash32{{1}}}).encode()[:60]},
 		{"done hashes long", append((&doneMsg{Blocks: []hash32{{1}}}).encode(), 0)},
-		{"chat have long", append((&chatHaveMsg{Seq: 1}).encode(), 0)},
+		{"retired chat have", []byte{7, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{"have long", append((&haveMsg{Vector: record.Vector{{1}: 1}}).encode(), 0)},
+		{"have with seq 0", append([]byte{byte(kindHave), 0, 1}, make([]byte, 40)...)},
+		{"records long", append((&recordsMsg{Records: []record.Chat{testRecord(1, "a")}}).encode(), 0)},
+		{"records unknown flag", []byte{byte(kindRecords), 2, 0, 0}},
+		{"records over the count", []byte{byte(kindRecords), 0, 1, 1}},
+		{"records count short", (&recordsMsg{Records: []record.Chat{testRecord(1, "a"), testRecord(2, "b")}}).encode()[:4+4]},
+		{"record with escapes", (&recordsMsg{Records: []record.Chat{testRecord(1, "\x1b[2Jhi")}}).encode()},
 		{"chunk over a piece", (&chunkMsg{Data: make([]byte, pieceSize+1)}).encode()},
 		{"piece beyond the largest block", (&chunkMsg{Offset: maxBlockSize - 4, Data: make([]byte, 5)}).encode()},
 		{"piece offset overflow", (&chunkMsg{Offset: 1<<32 - 1, Data: make([]byte, 5)}).encode()},

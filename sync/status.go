@@ -91,11 +91,14 @@ type PeerStatus struct {
 	Outbound bool          `json:"outbound"` // this node dialed the live connection
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
-	Folder   string        `json:"folder"`            // inbox folder name, if any file came
-	Queued   int           `json:"queued"`            // deliveries waiting for this peer
-	InFlight int           `json:"inflight"`          // deliveries being offered or sent
-	Problem  string        `json:"problem"`           // last refusal, if any
-	Version  string        `json:"version,omitempty"` // the member's meshfs release, when connected
+	Folder   string        `json:"folder"`   // inbox folder name, if any file came
+	Queued   int           `json:"queued"`   // deliveries waiting for this peer
+	InFlight int           `json:"inflight"` // deliveries being offered or sent
+	Problem  string        `json:"problem"`  // last refusal, if any
+	// BadRecords counts the records this member sent that did not verify
+	// against their author's key: altered on the way, or forged.
+	BadRecords uint64 `json:"bad_records,omitempty"`
+	Version    string `json:"version,omitempty"` // the member's meshfs release, when connected
 	// ClockSkew is how far the member's clock is ahead of ours (negative:
 	// behind), once measured on a live connection; nil before.
 	ClockSkew *time.Duration `json:"clock_skew_ns,omitempty"`
@@ -143,6 +146,7 @@ func (e *Engine) Status() Status {
 		if c := e.peers.get(p.ID); c != nil && c.problem() != "" {
 			ps.Problem = c.problem()
 		}
+		ps.BadRecords = e.bad.of(p.ID)
 		st.Peers = append(st.Peers, ps)
 	}
 	st.Transfers = append(e.out.transfers(), e.in.transfersStatus()...)
@@ -323,6 +327,9 @@ func formatTransfers(p PeerStatus) string {
 	}
 	if p.Problem != "" {
 		parts = append(parts, safetext.Text(p.Problem))
+	}
+	if p.BadRecords > 0 {
+		parts = append(parts, fmt.Sprintf("bad data from it: %d records", p.BadRecords))
 	}
 	if len(parts) == 0 {
 		return "-"

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"context"
+	"crypto"
+	"crypto/ed25519"
 
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -25,6 +27,9 @@ type Transport interface {
 	SendBytes(ctx context.Context, to mesh.PeerID, data []byte) error
 	// SendBulk queues a bulk message (file chunks) to one member.
 	SendBulk(ctx context.Context, to mesh.PeerID, data []byte) error
-	// SendChat sends one chat message to one member.
-	SendChat(ctx context.Context, to mesh.PeerID, c mesh.Chat) error
+	// Signer signs with this node's member key (own chat records).
+	Signer() crypto.Signer
+	// MemberKey is a member's certified key, or an error for an unknown
+	// or removed one: what a record second-hand is checked against.
+	MemberKey(id mesh.PeerID) (ed25519.PublicKey, error)
 }

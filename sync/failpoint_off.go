@@ -1,0 +1,7 @@
+//go:build !failpoints
+
+package sync
+
+// failLie is off in every build but the one the tests make on purpose
+// (go build -tags failpoints; see failpoint_on.go).
+const failLie = false
