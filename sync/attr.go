@@ -51,7 +51,7 @@ func delivered(rec *outRecord, d *delivery) bool {
 // file the receiver no longer holds as placed keeps its mode, and the
 // sender has nothing more to do about it.
 func (r *receiver) onAttr(m *attrMsg) {
-	k := inKey{r.p.id, m.ID}
+	k := inKey{r.p.id, m.ID} // only the author changes a mode: an ATTR is not signed
 	if !r.in.isCompleted(k) {
 		return // not placed (yet): the sender offers the file itself
 	}

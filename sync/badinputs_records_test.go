@@ -27,7 +27,7 @@ func row58Records(t *testing.T, v *syncVictim) {
 	v.n.mu.Lock()
 	v.n.revoked = map[mesh.PeerID]bool{dave.id: true}
 	v.n.mu.Unlock()
-	before := peerStatus(v.b, v.ev.id).BadRecords
+	before := peerStatus(v.b, v.ev.id).BadData
 
 	wrongKey := carol.line(1, "forged: carol never said this")
 	wrongKey.Sign(v.ev.key)
@@ -47,7 +47,7 @@ func row58Records(t *testing.T, v *syncVictim) {
 	v.ev.sendTo(v.b, &recordsMsg{Records: []record.Chat{honest, honest}}) // the replay is a duplicate
 	v.ev.sendTo(v.b, &recordsMsg{Records: []record.Chat{v.ev.line(1, "mallory's own line")}})
 	waitChatHas(t, v.b, "carol: carol's true line", "mallory: mallory's own line")
-	waitFor(t, func() bool { return peerStatus(v.b, v.ev.id).BadRecords-before == 3 })
+	waitFor(t, func() bool { return peerStatus(v.b, v.ev.id).BadData-before == 3 })
 	log, err := os.ReadFile(v.b.engine().ChatLogPath())
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,12 @@ func (v *syncVictim) unblock(t *testing.T) {
 		for {
 			select {
 			case m := <-v.ev.replies:
+				if o, ok := m.(*offerMsg); ok && o.Author != v.b.id {
+					// A file of another evil peer that bob passes on:
+					// mallory says she has it, so rows see bob's own only.
+					v.ev.SendBytes(v.ev.t.Context(), v.b.id, (&ackMsg{ID: o.ID}).encode())
+					continue
+				}
 				v.inbox <- m
 			case <-stop:
 				return
@@ -560,7 +566,7 @@ func row40ManyOffers(t *testing.T, v *syncVictim) {
 	go func() { // send while the replies are read: the link applies back-pressure
 		defer close(sent)
 		for _, m := range msgs {
-			if v.ev.SendBytes(t.Context(), v.b.id, m.encode()) != nil {
+			if v.ev.SendBytes(t.Context(), v.b.id, v.ev.encode(m)) != nil {
 				return
 			}
 		}

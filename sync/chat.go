@@ -110,8 +110,8 @@ func (q *ownQueue) take() []record.Chat {
 	return items
 }
 
-// badRecords counts, per member, the records it sent that did not verify:
-// the peers table shows it ("bad data").
+// badRecords counts, per member, what it sent that did not verify (chat
+// records, file manifests, blocks): the peers table shows it ("bad data").
 type badRecords struct {
 	mu sync.Mutex
 	n  map[mesh.PeerID]uint64

@@ -163,7 +163,7 @@ func TestChatSanitises(t *testing.T) {
 	send((&recordsMsg{Records: []record.Chat{evil.line(2, "two"), evil.line(2, "two again")}}).encode())
 	waitChat(t, b, []string{"alice: red evil", "mallory: hi", "mallory: two"})
 	waitFor(t, func() bool { // the forged record counted against mallory
-		return peerStatus(b, evil.id).BadRecords == 1
+		return peerStatus(b, evil.id).BadData == 1
 	})
 }
 
@@ -239,8 +239,8 @@ func TestChatLiarFoundOut(t *testing.T) {
 	n.connect(a, b)
 	say(t, b, "two")
 	waitChat(t, a, []string{"bob: one", "bob: two"})
-	waitFor(t, func() bool { return peerStatus(a, m.id).BadRecords >= 1 })
-	if got := peerStatus(a, b.id).BadRecords; got != 0 {
+	waitFor(t, func() bool { return peerStatus(a, m.id).BadData >= 1 })
+	if got := peerStatus(a, b.id).BadData; got != 0 {
 		t.Errorf("bob, who passed nothing altered, has %d bad records", got)
 	}
 }

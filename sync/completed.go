@@ -75,6 +75,13 @@ func (ib *inbound) notePlacementLocked(k placeKey, pl placement) {
 func (ib *inbound) completeIn(t *inTransfer) {
 	now := time.Now()
 	ib.mu.Lock()
+	rc := received{key: t.key, meta: t.meta, typ: entryFile}
+	if t.owner != nil {
+		rc.from = t.owner.id
+	}
+	if t.placed != nil {
+		rc.placed = t.placed.rel
+	}
 	ib.completed[t.key] = now
 	entry := completedEntry{Peer: t.key.peer.String(), ID: t.key.id, At: now}
 	if pl := t.placed; pl != nil {
@@ -90,6 +97,9 @@ func (ib *inbound) completeIn(t *inTransfer) {
 			"member", ib.peers.displayName(t.key.peer), "path", t.meta.Path, "err", err, "fix", fixState)
 	}
 	os.Remove(ib.metaPath(t.key))
+	if rc.placed != "" { // else its identity is unknown: not passed on
+		ib.done(rc)
+	}
 }
 
 // journalCompleted appends one completed transfer to completed.jsonl:

@@ -175,6 +175,7 @@ type env struct {
 	wg                                      sync.WaitGroup // every goroutine of the engine
 	tr                                      atomic.Pointer[Transport]
 	checksumErrors                          atomic.Uint64 // blocks dropped for a bad hash
+	bad                                     *badRecords   // data that did not verify, per member that sent it
 
 	// Test hooks, set before Start.
 	freeSpace func(path string) (free, total uint64, err error)
@@ -230,11 +231,11 @@ type Engine struct {
 	out   *outbound
 	in    *inbound
 
-	// The room (chat.go, room.go).
-	chat   *chat.Store
-	own    ownQueue     // own lines for the room loop
-	roomIn chan roomJob // received records, vectors, members up and down, events
-	bad    badRecords   // records that did not verify, per member that sent them
+	// The room (chat.go, room.go), which also spreads receipts.
+	chat     *chat.Store
+	receipts *receiptBook
+	own      ownQueue     // own lines for the room loop
+	roomIn   chan roomJob // received records, vectors, members up and down, events
 
 	rtts shownRTTs // the RTT the peers table shows per member (status.go)
 
@@ -267,6 +268,7 @@ func New(cfg Config) (*Engine, error) {
 		completedPath: filepath.Join(cfg.StateDir, "completed.json"),
 		foldersPath:   filepath.Join(cfg.StateDir, "folders.json"),
 		freeSpace:     statfsFree,
+		bad:           &badRecords{},
 		writeAt:       (*os.File).WriteAt,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
@@ -275,6 +277,9 @@ func New(cfg Config) (*Engine, error) {
 		v.cancel()
 		if e.chat != nil {
 			e.chat.Close()
+		}
+		if e.receipts != nil {
+			e.receipts.close()
 		}
 		return nil, err
 	}
@@ -296,7 +301,10 @@ func (e *Engine) open() error {
 		return err
 	}
 	e.chat = store
-	e.in = newInbound(e.env, e.peers, e.chatEvent)
+	if e.receipts, err = openReceipts(filepath.Join(e.cfg.StateDir, "receipts.jsonl")); err != nil {
+		return err
+	}
+	e.in = newInbound(e.env, e.peers, e.chatEvent, e.received)
 	e.out = newOutbound(e.env, e.peers)
 	if err := e.in.load(); err != nil {
 		return err
@@ -320,6 +328,9 @@ func (e *Engine) Start(t Transport) error {
 	e.mu.Unlock()
 
 	e.chat.SetSelf(t.ID(), t.Name(), t.Signer())
+	for _, r := range e.receipts.all() { // those that came while we were away
+		e.out.noteReceipt(keyOf(r), r.Receiver)
+	}
 	e.goLoop(e.out.loop)
 	e.goLoop(e.roomLoop)
 	e.goLoop(e.in.janitorLoop)
@@ -366,6 +377,7 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
 	e.in.closeFiles()
+	e.receipts.close()
 	return e.chat.Close()
 }
 
@@ -440,7 +452,7 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		if p := e.peers.get(from); p != nil {
 			p.replies.put(msg)
 		}
-	case kindHave, kindRecords:
+	case kindHave, kindRecords, kindReceipts:
 		msg, err := decodeMessage(data)
 		if err != nil {
 			e.log.Debug("bad message", "peer", from, "err", err)

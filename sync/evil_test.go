@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ type evilPeer struct {
 	*fakeNode
 	t       *testing.T
 	replies chan any
+	mu      sync.Mutex
+	offered map[transferID]offerMsg // to sign the DONE of a streamed offer
 }
 
 // newEvil connects an evil peer to target. It answers a HELLO with its own,
@@ -32,7 +35,7 @@ func newEvilSpeaking(t *testing.T, n *fakeNet, name string, target *fakeNode, ve
 	fn.mu.Lock()
 	fn.eng = nil
 	fn.mu.Unlock()
-	ev := &evilPeer{fakeNode: fn, t: t, replies: make(chan any, 256)}
+	ev := &evilPeer{fakeNode: fn, t: t, replies: make(chan any, 256), offered: map[transferID]offerMsg{}}
 	fn.recv = func(from mesh.PeerID, data []byte) {
 		m, err := decodeMessage(data)
 		if err != nil {
@@ -49,9 +52,38 @@ func newEvilSpeaking(t *testing.T, n *fakeNet, name string, target *fakeNode, ve
 
 func (ev *evilPeer) sendTo(to *fakeNode, m interface{ encode() []byte }) {
 	ev.t.Helper()
-	if err := ev.SendBytes(ev.t.Context(), to.id, m.encode()); err != nil {
+	if err := ev.SendBytes(ev.t.Context(), to.id, ev.encode(m)); err != nil {
 		ev.t.Fatalf("send: %v", err)
 	}
+}
+
+// encode encodes m as an honest author would send it: an OFFER without an
+// author is mallory's own, signed by her unless streamed; a streamed
+// OFFER's DONE gets her signature over the manifest it completes. The
+// rows that forge signatures set Author or Sig themselves.
+func (ev *evilPeer) encode(m interface{ encode() []byte }) []byte {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	switch m := m.(type) {
+	case *offerMsg:
+		if m.Author.IsZero() {
+			m.Author = ev.id
+		}
+		if m.Sig == nil && !m.streamed() {
+			f := manifestRecord(m.Author, m)
+			f.Sign(ev.key)
+			m.Sig = f.Sig
+		}
+		ev.offered[m.ID] = *m
+	case *doneMsg:
+		if o, ok := ev.offered[m.ID]; ok && m.Sig == nil && len(m.Blocks) > 0 {
+			o.FileHash = m.FileHash
+			f := manifestRecord(o.Author, &o)
+			f.Sign(ev.key)
+			m.Sig = f.Sig
+		}
+	}
+	return m.encode()
 }
 
 // firstHello returns the first HELLO, skipping CHAT_HAVE.
@@ -76,7 +108,7 @@ func (ev *evilPeer) drain() []any {
 		select {
 		case m := <-ev.replies:
 			switch m.(type) {
-			case *haveMsg, *recordsMsg, *helloMsg:
+			case *haveMsg, *recordsMsg, *receiptsMsg, *helloMsg:
 			default:
 				got = append(got, m)
 			}
@@ -93,7 +125,7 @@ func (ev *evilPeer) next() any {
 		select {
 		case m := <-ev.replies:
 			switch m.(type) {
-			case *haveMsg, *recordsMsg, *helloMsg:
+			case *haveMsg, *recordsMsg, *receiptsMsg, *helloMsg:
 				continue
 			}
 			return m

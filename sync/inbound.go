@@ -15,7 +15,8 @@ import (
 // partialsName is the hidden folder of partial files inside inbox/.
 const partialsName = ".meshfs-partials"
 
-// inKey identifies an inbound transfer: a peer can only feed its own.
+// inKey identifies an inbound transfer: its author (the peer field) and
+// its ID. Whoever sends it, the author's signature vouches for it.
 type inKey struct {
 	peer mesh.PeerID
 	id   transferID
@@ -25,7 +26,7 @@ type inKey struct {
 // restarted node can resume.
 type partialMeta struct {
 	Hash      string     `json:"hash"` // blockHashName
-	Peer      string     `json:"peer"`
+	Peer      string     `json:"peer"` // the author (before relays, always the sender)
 	ID        transferID `json:"id"`
 	Path      string     `json:"path"` // validated, NFC
 	Size      uint64     `json:"size"`
@@ -37,6 +38,9 @@ type partialMeta struct {
 	Started   time.Time  `json:"started"`
 	// Replaces: the OFFER's, kept so a resumed transfer still replaces.
 	Replaces []transferID `json:"replaces,omitempty"`
+	// Sig is the author's signature of the manifest; the file is passed
+	// on with it (relay.go). Empty until a streamed DONE brings it.
+	Sig []byte `json:"sig,omitempty"`
 }
 
 // blocks is the number of blocks of the file.
@@ -99,6 +103,7 @@ type inbound struct {
 	*env
 	peers *peerSet
 	event func(text string) // a line for the chat log
+	done  func(received)    // a transfer completed: its receipt, and passing it on (relay.go)
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer
@@ -107,8 +112,8 @@ type inbound struct {
 	folders   map[mesh.PeerID]string
 }
 
-func newInbound(v *env, peers *peerSet, event func(string)) *inbound {
-	return &inbound{env: v, peers: peers, event: event, transfers: map[inKey]*inTransfer{},
+func newInbound(v *env, peers *peerSet, event func(string), done func(received)) *inbound {
+	return &inbound{env: v, peers: peers, event: event, done: done, transfers: map[inKey]*inTransfer{},
 		completed: map[inKey]time.Time{}, placed: map[placeKey]placement{}, folders: map[mesh.PeerID]string{}}
 }
 
@@ -317,11 +322,11 @@ func (ib *inbound) dropPartial(t *inTransfer) {
 // version means it gave the older one up (the file changed while it was
 // sent, as git's and editors' files do); holding its slot until
 // InboundIdle would refuse the sender's next offers as busy.
-func (ib *inbound) dropSuperseded(p *peerConn, path string, id transferID) {
+func (ib *inbound) dropSuperseded(p *peerConn, author mesh.PeerID, path string, id transferID) {
 	ib.mu.Lock()
 	var old []*inTransfer
 	for k, t := range ib.transfers {
-		if k.peer == p.id && k.id != id && t.meta.Path == path && (t.owner == nil || t.owner == p) {
+		if k.peer == author && k.id != id && t.meta.Path == path && (t.owner == nil || t.owner == p) {
 			old = append(old, t)
 		}
 	}

@@ -18,6 +18,8 @@ func rejectFix(c rejectCode, member string) string {
 		return "ask " + member + " to raise --max-file-size, or send a smaller file"
 	case rejectKind:
 		return "nothing: " + member + "'s system cannot hold this kind of entry"
+	case rejectForged:
+		return "nothing: " + member + " could not check the file's signature; run the same meshfs version on both"
 	case rejectBusy:
 		return "nothing: offered again when " + member + " finishes another file"
 	}
@@ -30,7 +32,7 @@ func receiveFix(err error, member string) string {
 	switch ioCode(err) {
 	case rejectNoSpace:
 		return "free disk space for inbox/; " + member + " offers the file again"
-	case rejectName, rejectQuota, rejectTooBig, rejectKind:
+	case rejectName, rejectQuota, rejectTooBig, rejectKind, rejectForged:
 		return "nothing: " + member + " is told why and keeps the file"
 	}
 	return "nothing: " + member + " offers the file again"

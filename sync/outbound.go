@@ -47,6 +47,14 @@ type outRecord struct {
 	Target   string               `json:"target,omitempty"`   // a symlink's target, clean
 	Mode     uint32               `json:"mode,omitempty"`     // permission bits now; Version has those hashed
 	Replaces []transferID         `json:"replaces,omitempty"` // earlier versions still in outbox/ (replacesOf)
+	// A relay record passes on a file another member wrote (relay.go):
+	// Author is that member's full ID, Src the Root-relative path of the
+	// verified copy placed here, Sig the author's manifest signature. Own
+	// records have none of them (and are signed when offered).
+	Author      string `json:"author,omitempty"`
+	Src         string `json:"src,omitempty"`
+	Sig         []byte `json:"sig,omitempty"`
+	AuthorMTime int64  `json:"author_mtime,omitempty"` // the mtime signed; Version is the copy's here
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block

@@ -75,7 +75,7 @@ func (ib *inbound) placeLink(dir dirFd, k inKey, target, base string) (string, e
 // completeEntry remembers a placed folder or link like a received file, so
 // a replayed OFFER is answered with ACK. It has no placement: a file is
 // never put over it.
-func (ib *inbound) completeEntry(k inKey) {
+func (ib *inbound) completeEntry(k inKey, m *offerMsg, from mesh.PeerID) {
 	now := time.Now()
 	ib.mu.Lock()
 	ib.completed[k] = now
@@ -84,4 +84,7 @@ func (ib *inbound) completeEntry(k inKey) {
 		ib.log.Warn("received folder or link not recorded; it may be received again after a restart", "peer", k.peer,
 			"member", ib.peers.displayName(k.peer), "err", err, "fix", fixState)
 	}
+	ib.done(received{key: k, from: from, typ: m.Type, target: m.Target,
+		meta: partialMeta{Path: m.Path, Size: m.Size, BlockSize: m.BlockSize, Mode: m.Mode, MTime: m.MTime,
+			FileHash: m.FileHash, Sig: m.Sig}})
 }

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshfs/meshfs/internal/wire"
+	"github.com/meshfs/meshfs/mesh"
 )
 
 // kind is the first byte of every sync message carried in a BYTES frame.
@@ -20,10 +21,11 @@ const (
 	kindDone   kind = 5 // sender -> receiver: every wanted block sent
 	kindAck    kind = 6 // receiver -> sender: verified and in place
 	// 7 was CHAT_HAVE (protocols 1 to 3), replaced by HAVE and RECORDS.
-	kindHello   kind = 8  // either way, first on each connection: the sync protocol I speak
-	kindAttr    kind = 9  // sender -> receiver: a delivered file's mode changed
-	kindHave    kind = 10 // either way: the records I hold, per author (a version vector)
-	kindRecords kind = 11 // either way: signed records, each author's in order
+	kindHello    kind = 8  // either way, first on each connection: the sync protocol I speak
+	kindAttr     kind = 9  // sender -> receiver: a delivered file's mode changed
+	kindHave     kind = 10 // either way: the records I hold, per author (a version vector)
+	kindRecords  kind = 11 // either way: signed records, each author's in order
+	kindReceipts kind = 12 // either way: signed receipts, "I hold this file"
 )
 
 // Version is the sync protocol this build speaks, sent in HELLO at the start
@@ -42,6 +44,9 @@ const (
 //	4: chat lines are records signed by their author (package record),
 //	   carried in RECORDS whoever wrote them; HAVE (a version vector)
 //	   replaces CHAT_HAVE, and the mesh's CHAT frames are no longer used.
+//	   Every manifest is signed by its author and an OFFER names its
+//	   author: a member passes on files of others (relay.go). RECEIPTS
+//	   spread who holds which file (receipts.go).
 const Version = 4
 
 // Protocol limits, checked by the decoder before anything is allocated.
@@ -64,6 +69,7 @@ const (
 	maxReplaces   = 8    // most earlier transfers one OFFER replaces
 	maxReasonLen  = 1024 // longest REJECT reason, bytes
 	transferIDLen = 16
+	sigLen        = 64 // an Ed25519 signature
 )
 
 // hash32 is a 32-byte block or file hash (blockSum, fileHashOf); it is
@@ -108,11 +114,12 @@ const (
 	rejectTooBig  rejectCode = 5 // over MaxFileSize: permanent
 	rejectIO      rejectCode = 6 // read/write/verify failure: retried
 	rejectKind    rejectCode = 7 // an entry type this member cannot hold: permanent
+	rejectForged  rejectCode = 8 // the manifest is not signed by its author, or the author was removed: permanent
 )
 
 // permanent reports whether a sender should stop offering after this code.
 func (c rejectCode) permanent() bool {
-	return c == rejectName || c == rejectQuota || c == rejectTooBig || c == rejectKind
+	return c == rejectName || c == rejectQuota || c == rejectTooBig || c == rejectKind || c == rejectForged
 }
 
 // String names the code.
@@ -132,6 +139,8 @@ func (c rejectCode) String() string {
 		return "io"
 	case rejectKind:
 		return "kind"
+	case rejectForged:
+		return "forged"
 	}
 	return fmt.Sprintf("code%d", uint8(c))
 }
@@ -153,6 +162,12 @@ type offerMsg struct {
 	// whose file the receiver replaces if it is still as placed (at most
 	// maxReplaces; see outbound.go replacesOf).
 	Replaces []transferID
+	// Author is the member whose outbox the file came from: the sender,
+	// or another member whose file the sender passes on (relay.go). Sig is
+	// the author's signature of the manifest (record.File); a streamed
+	// OFFER has none, its DONE brings it with the block hashes.
+	Author   mesh.PeerID
+	Sig      []byte
 	FileHash hash32
 	Blocks   []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
 }
@@ -184,11 +199,13 @@ type chunkMsg struct {
 }
 
 // doneMsg says every requested block was sent. After a streamed OFFER it
-// carries the manifest (file hash and block hashes), which the receiver
-// checks the blocks it holds against; otherwise Blocks is empty.
+// carries the manifest (file hash, the author's signature and the block
+// hashes), which the receiver checks the blocks it holds against;
+// otherwise Blocks is empty.
 type doneMsg struct {
 	ID       transferID
 	FileHash hash32
+	Sig      []byte
 	Blocks   []hash32
 }
 
@@ -238,6 +255,9 @@ func (m *offerMsg) encode() []byte {
 	for _, id := range m.Replaces {
 		b = append(b, id[:]...)
 	}
+	b = append(b, m.Author[:]...)
+	b = append(b, byte(len(m.Sig)))
+	b = append(b, m.Sig...)
 	b = append(b, m.FileHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
 	for _, h := range m.Blocks {
@@ -288,6 +308,11 @@ func (m *doneMsg) encode() []byte {
 		return b
 	}
 	b = append(b, m.FileHash[:]...)
+	if len(m.Sig) == sigLen {
+		b = append(b, m.Sig...)
+	} else {
+		b = append(b, make([]byte, sigLen)...) // no signature: one that never verifies
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Blocks)))
 	for _, h := range m.Blocks {
 		b = append(b, h[:]...)
@@ -345,6 +370,8 @@ func decodeMessage(b []byte) (any, error) {
 		return decodeHave(r)
 	case kindRecords:
 		return decodeRecords(r)
+	case kindReceipts:
+		return decodeReceipts(r)
 	case kindHello:
 		m := &helloMsg{Version: r.U16()}
 		return m, end(r)
@@ -382,6 +409,15 @@ func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
 		for i := range m.Replaces {
 			m.Replaces[i] = readID(r)
 		}
+	}
+	r.Into(m.Author[:])
+	if r.Err() == nil && m.Author.IsZero() {
+		return nil, fmt.Errorf("offer without an author: %w", errProto)
+	}
+	if n := int(r.U8()); n != 0 && n != sigLen {
+		return nil, fmt.Errorf("manifest signature of %d bytes: %w", n, errProto)
+	} else if n > 0 {
+		m.Sig = r.Fixed(sigLen)
 	}
 	r.Into(m.FileHash[:])
 	n := r.U32()
@@ -433,6 +469,7 @@ func decodeDone(r *wire.Decoder) (*doneMsg, error) {
 		return m, end(r)
 	}
 	r.Into(m.FileHash[:])
+	m.Sig = r.Fixed(sigLen)
 	n := r.U32()
 	if r.Err() == nil && (n == 0 || n > maxBlocks) {
 		return nil, fmt.Errorf("DONE with %d block hashes: %w", n, errProto)
@@ -484,7 +521,7 @@ func decodeReject(r *wire.Decoder) (*rejectMsg, error) {
 	if err := end(r); err != nil {
 		return nil, err
 	}
-	if m.Code < rejectName || m.Code > rejectIO {
+	if m.Code < rejectName || m.Code > rejectForged {
 		return nil, fmt.Errorf("reject code %d: %w", m.Code, errProto)
 	}
 	if !utf8.Valid(reason) {

@@ -14,9 +14,10 @@ import (
 
 // Limits of the room's messages, checked before anything is allocated.
 const (
-	maxRecordsPerMsg = 256       // records in one RECORDS message
-	maxRecordBytes   = 16 << 10  // one encoded record: 4 KiB of text and its header, with room
-	recordsMsgBytes  = 512 << 10 // a sender fills a RECORDS message up to about this
+	maxReceiptsPerMsg = 4096      // receipts in one RECEIPTS message: 580 KiB
+	maxRecordsPerMsg  = 256       // records in one RECORDS message
+	maxRecordBytes    = 16 << 10  // one encoded record: 4 KiB of text and its header, with room
+	recordsMsgBytes   = 512 << 10 // a sender fills a RECORDS message up to about this
 )
 
 // haveMsg is a version vector: author -> highest number held without a gap.
@@ -72,6 +73,35 @@ func decodeRecords(d *wire.Decoder) (*recordsMsg, error) {
 			return nil, fmt.Errorf("%w: %w", errProto, err)
 		}
 		m.Records = append(m.Records, r)
+	}
+	return m, end(d)
+}
+
+// receiptsMsg carries signed receipts (receipts.go), whoever signed them.
+type receiptsMsg struct{ Receipts []record.Receipt }
+
+func (m *receiptsMsg) encode() []byte {
+	e := wire.Encoder{B: make([]byte, 0, 3+len(m.Receipts)*record.ReceiptSize)}
+	e.U8(uint8(kindReceipts))
+	e.U16(uint16(len(m.Receipts)))
+	for _, r := range m.Receipts {
+		e.Raw(record.EncodeReceipt(r))
+	}
+	return e.B
+}
+
+func decodeReceipts(d *wire.Decoder) (*receiptsMsg, error) {
+	n := int(d.U16())
+	if d.Err() == nil && (n > maxReceiptsPerMsg || d.Len() != n*record.ReceiptSize) {
+		return nil, fmt.Errorf("receipts message with %d receipts in %d bytes: %w", n, d.Len(), errProto)
+	}
+	m := &receiptsMsg{}
+	for range n {
+		r, err := record.DecodeReceipt(d.Take(record.ReceiptSize))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errProto, err)
+		}
+		m.Receipts = append(m.Receipts, r)
 	}
 	return m, end(d)
 }

@@ -19,6 +19,7 @@ func protoCases() []struct {
 	msg  interface{ encode() []byte }
 } {
 	id := transferID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	author, sig := mesh.PeerID{9}, bytes.Repeat([]byte{5}, sigLen)
 	have := newBitmap(3)
 	have.set(0)
 	have.set(2)
@@ -26,15 +27,15 @@ func protoCases() []struct {
 		name string
 		msg  interface{ encode() []byte }
 	}{
-		{"offer empty", &offerMsg{ID: id, Path: "e.txt", BlockSize: minBlockSize, Mode: 0o644, Blocks: []hash32{}}},
-		{"offer three blocks", &offerMsg{ID: id, Path: "tree/sub/n.txt", Size: 2*minBlockSize + 1, BlockSize: minBlockSize,
+		{"offer empty", &offerMsg{ID: id, Author: author, Sig: sig, Path: "e.txt", BlockSize: minBlockSize, Mode: 0o644, Blocks: []hash32{}}},
+		{"offer three blocks", &offerMsg{ID: id, Author: author, Sig: sig, Path: "tree/sub/n.txt", Size: 2*minBlockSize + 1, BlockSize: minBlockSize,
 			Mode: 0o755, MTime: -5, FileHash: hash32{9}, Blocks: []hash32{{1}, {2}, {3}}}},
-		{"offer replacing", &offerMsg{ID: id, Path: "tree/HEAD", Size: 5, BlockSize: minBlockSize, Mode: 0o644,
+		{"offer replacing", &offerMsg{ID: id, Author: author, Sig: sig, Path: "tree/HEAD", Size: 5, BlockSize: minBlockSize, Mode: 0o644,
 			Replaces: []transferID{{1}, {2}}, FileHash: hash32{7}, Blocks: []hash32{{4}}}},
-		{"offer streamed", &offerMsg{ID: id, Path: "big.iso", Size: 3 * minBlockSize, BlockSize: minBlockSize,
+		{"offer streamed", &offerMsg{ID: id, Author: author, Path: "big.iso", Size: 3 * minBlockSize, BlockSize: minBlockSize,
 			Mode: 0o644, Blocks: []hash32{}}},
-		{"offer folder", &offerMsg{ID: id, Path: "tree/empty", BlockSize: minBlockSize, Mode: 0o755, Type: entryFolder, Blocks: []hash32{}}},
-		{"offer link", &offerMsg{ID: id, Path: "tree/l", BlockSize: minBlockSize, Mode: 0o777, Type: entrySymlink,
+		{"offer folder", &offerMsg{ID: id, Author: author, Sig: sig, Path: "tree/empty", BlockSize: minBlockSize, Mode: 0o755, Type: entryFolder, Blocks: []hash32{}}},
+		{"offer link", &offerMsg{ID: id, Author: author, Sig: sig, Path: "tree/l", BlockSize: minBlockSize, Mode: 0o777, Type: entrySymlink,
 			Target: "../f", Blocks: []hash32{}}},
 		{"attr", &attrMsg{ID: id, Mode: 0o755}},
 		{"accept", &acceptMsg{ID: id, Have: have}},
@@ -44,7 +45,8 @@ func protoCases() []struct {
 		{"chunk of zeros", &chunkMsg{ID: id, Index: 8, Data: []byte{}}},
 		{"piece", &chunkMsg{ID: id, Index: 9, Offset: 3 * pieceSize, Data: []byte("piece")}},
 		{"done", &doneMsg{ID: id}},
-		{"done with manifest", &doneMsg{ID: id, FileHash: hash32{7}, Blocks: []hash32{{1}, {2}}}},
+		{"done with manifest", &doneMsg{ID: id, FileHash: hash32{7}, Sig: sig, Blocks: []hash32{{1}, {2}}}},
+		{"receipts", &receiptsMsg{Receipts: []record.Receipt{{Receiver: mesh.PeerID{1}, Author: author, ID: id, Sig: sig}}}},
 		{"ack", &ackMsg{ID: id}},
 		{"have", &haveMsg{Vector: record.Vector{{1}: 42, {2}: 7}}},
 		{"have nothing", &haveMsg{Vector: record.Vector{}}},
@@ -76,9 +78,10 @@ func TestProtoRoundTrip(t *testing.T) {
 }
 
 func TestProtoRejects(t *testing.T) {
-	valid := (&offerMsg{Path: "a", Size: 10, BlockSize: minBlockSize, Blocks: []hash32{{}}}).encode()
-	tooMany := (&offerMsg{Path: "a", Size: 10, BlockSize: minBlockSize, Blocks: []hash32{{}, {}}}).encode()
-	small := (&offerMsg{Path: "a", Size: 10, BlockSize: 1024, Blocks: []hash32{{}}}).encode()
+	a := mesh.PeerID{3}
+	valid := (&offerMsg{Path: "a", Author: a, Size: 10, BlockSize: minBlockSize, Blocks: []hash32{{}}}).encode()
+	tooMany := (&offerMsg{Path: "a", Author: a, Size: 10, BlockSize: minBlockSize, Blocks: []hash32{{}, {}}}).encode()
+	small := (&offerMsg{Path: "a", Author: a, Size: 10, BlockSize: 1024, Blocks: []hash32{{}}}).encode()
 	tests := []struct {
 		name string
 		in   []byte
@@ -89,16 +92,20 @@ func TestProtoRejects(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(valid), 0)},
 		{"block count mismatch", tooMany},
 		{"block size too small", small},
-		{"setuid mode", (&offerMsg{Path: "a", BlockSize: minBlockSize, Mode: 0o4755}).encode()},
+		{"setuid mode", (&offerMsg{Path: "a", Author: a, BlockSize: minBlockSize, Mode: 0o4755}).encode()},
 		{"huge path length", append([]byte{byte(kindOffer)}, append(make([]byte, 16), 0xff, 0xff)...)},
 		{"accept padding", append((&acceptMsg{Have: newBitmap(3)}).encode()[:21], 0xff)},
 		{"accept huge", append([]byte{byte(kindAccept)}, append(make([]byte, 16), 0xff, 0xff, 0xff, 0xff)...)},
 		{"reject bad code", (&rejectMsg{Code: 0}).encode()},
 		{"reject bad utf8", (&rejectMsg{Code: rejectIO, Reason: "\xff"}).encode()},
 		{"done short", []byte{byte(kindDone), 1, 2}},
-		{"streamed offer with a file hash", (&offerMsg{Path: "a", Size: 10, BlockSize: minBlockSize, FileHash: hash32{1}}).encode()},
-		{"done with zero hashes", append((&doneMsg{}).encode(), make([]byte, 36)...)},
-		{"done hashes short", (&doneMsg{Blocks: []hash32{{1}}}).encode()[:60]},
+		{"streamed offer with a file hash", (&offerMsg{Path: "a", Author: a, Size: 10, BlockSize: minBlockSize, FileHash: hash32{1}}).encode()},
+		{"done with zero hashes", append((&doneMsg{}).encode(), make([]byte, 32+sigLen+4)...)},
+		{"offer without an author", (&offerMsg{Path: "a", Size: 10, BlockSize: minBlockSize, Blocks: []hash32{{}}}).encode()},
+		{"offer with a short signature", (&offerMsg{Path: "a", Author: mesh.PeerID{1}, Sig: []byte{1}, BlockSize: minBlockSize}).encode()},
+		{"receipts count short", (&receiptsMsg{Receipts: []record.Receipt{{Receiver: mesh.PeerID{1}, Author: mesh.PeerID{2}, Sig: make([]byte, sigLen)}}}).encode()[:10]},
+		{"receipt from its own author", (&receiptsMsg{Receipts: []record.Receipt{{Receiver: mesh.PeerID{1}, Author: mesh.PeerID{1}, Sig: make([]byte, sigLen)}}}).encode()},
+		{"done hashes short", (&doneMsg{Blocks: []hash32{{1}}}).encode()[:130]},
 		{"done hashes long", append((&doneMsg{Blocks: []hash32{{1}}}).encode(), 0)},
 		{"retired chat have", []byte{7, 0, 0, 0, 0, 0, 0, 0, 1}},
 		{"have long", append((&haveMsg{Vector: record.Vector{{1}: 1}}).encode(), 0)},

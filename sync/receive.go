@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/internal/present"
+	"github.com/meshfs/meshfs/mesh"
 )
 
 // receiver handles one connection's OFFER, CHUNK and DONE messages in
@@ -18,9 +19,23 @@ type receiver struct {
 	in *inbound
 	p  *peerConn
 	wb *writeBehind
+	// authors maps the transfers offered on this connection to their
+	// authors: CHUNK, DONE and ATTR name only the transfer, and a relay
+	// passes on files of other members (relay.go).
+	authors map[transferID]mesh.PeerID
 }
 
-func newReceiver(in *inbound, p *peerConn) *receiver { return &receiver{in: in, p: p} }
+func newReceiver(in *inbound, p *peerConn) *receiver {
+	return &receiver{in: in, p: p, authors: map[transferID]mesh.PeerID{}}
+}
+
+// key is the inbound key of transfer id as offered on this connection.
+func (r *receiver) key(id transferID) inKey {
+	if a, ok := r.authors[id]; ok {
+		return inKey{a, id}
+	}
+	return inKey{r.p.id, id}
+}
 
 // run handles one peer's OFFER, CHUNK and DONE messages in order.
 func (r *receiver) run() {
@@ -86,15 +101,21 @@ func (r *receiver) refuse(id transferID, err error) {
 // onOffer validates an OFFER before touching the disk, then answers ACK
 // (already done), ACCEPT with the blocks held, or REJECT.
 func (r *receiver) onOffer(m *offerMsg) {
-	k := inKey{r.p.id, m.ID}
+	k := inKey{m.Author, m.ID}
 	r.in.mu.Lock()
 	_, done := r.in.completed[k]
 	_, known := r.in.transfers[k]
 	r.in.mu.Unlock()
-	if done {
+	if done || m.Author == r.in.transport().ID() { // ours, passed back: we have it
 		r.reply((&ackMsg{ID: m.ID}).encode())
 		return
 	}
+	if err := r.in.checkOffer(r.p.id, m); err != nil {
+		r.in.log.Info("offer refused", "peer", r.p.id, "author", m.Author, "path", m.Path, "code", ioCode(err).String(), "err", err)
+		r.refuse(m.ID, err)
+		return
+	}
+	r.authors[m.ID] = m.Author
 	if m.Type != entryFile {
 		r.onEntry(m)
 		return
@@ -117,7 +138,7 @@ func (r *receiver) onOffer(m *offerMsg) {
 		return
 	}
 	if !m.streamed() {
-		if err := r.adoptManifest(t, m.FileHash, m.Blocks); err != nil {
+		if err := r.adoptManifest(t, m.FileHash, m.Blocks, m.Sig); err != nil {
 			r.failIn(t, "verify manifest", err)
 			return
 		}
@@ -130,14 +151,14 @@ func (r *receiver) onOffer(m *offerMsg) {
 
 // onEntry places a folder or a link and ACKs, or refuses it.
 func (r *receiver) onEntry(m *offerMsg) {
-	shown, err := r.in.placeEntry(r.p.id, m)
+	shown, err := r.in.placeEntry(m.Author, m)
 	if err != nil {
 		r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "type", m.Type.String(), "code", ioCode(err).String(), "err", err)
 		r.refuse(m.ID, err)
 		return
 	}
 	r.in.changed(shown)
-	r.in.completeEntry(inKey{r.p.id, m.ID})
+	r.in.completeEntry(inKey{m.Author, m.ID}, m, r.p.id)
 	r.reply((&ackMsg{ID: m.ID}).encode())
 	r.in.log.Info(m.Type.String()+" received", "peer", r.p.id, "path", shown)
 }
@@ -148,21 +169,22 @@ func (r *receiver) admit(m *offerMsg) error {
 	if err != nil {
 		return err
 	}
-	r.in.dropSuperseded(r.p, clean, m.ID)
+	r.in.dropSuperseded(r.p, m.Author, clean, m.ID)
 	if m.Size > uint64(r.in.cfg.MaxFileSize) {
 		return refused(rejectTooBig, fmt.Sprintf("%s is over the %s limit", present.IEC(m.Size), present.IEC(uint64(r.in.cfg.MaxFileSize))))
 	}
-	if err := r.in.checkQuota(r.p.id, m.Size); err != nil {
+	if err := r.in.checkQuota(m.Author, m.Size); err != nil {
 		return err
 	}
 	if err := r.in.checkSpace(m.Size); err != nil {
 		return err
 	}
 	meta := partialMeta{
-		Hash: blockHashName, Peer: r.p.id.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
+		Hash: blockHashName, Peer: m.Author.String(), ID: m.ID, Path: clean, Size: m.Size, BlockSize: m.BlockSize,
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(), Replaces: m.Replaces,
+		Sig: m.Sig,
 	}
-	return r.in.createPartial(inKey{r.p.id, m.ID}, meta)
+	return r.in.createPartial(inKey{m.Author, m.ID}, meta)
 }
 
 // onChunk checks one block or piece, in buf, and hands it to the
@@ -176,7 +198,7 @@ func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
 		return
 	}
 	r.wb.settle(r) // may abort the transfer: look it up after
-	if w.t = r.in.owned(r.p, inKey{r.p.id, m.ID}); w.t == nil {
+	if w.t = r.in.owned(r.p, r.key(m.ID)); w.t == nil {
 		r.p.bufs.put(buf)
 		return
 	}
@@ -198,7 +220,7 @@ func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
 // without data is a block of zeros, checked as such: against a manifest
 // that says otherwise it is dropped like any corrupt block.
 func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
-	t := r.in.owned(r.p, inKey{r.p.id, m.ID})
+	t := r.in.owned(r.p, r.key(m.ID))
 	if t == nil {
 		r.in.log.Debug("chunk for unknown transfer", "peer", r.p.id, "id", m.ID.String())
 		return blockWrite{}, false
@@ -260,6 +282,7 @@ func (r *receiver) checkSum(t *inTransfer, i uint32, sum hash32) bool {
 			Err: fmt.Errorf("block %d: %w", i, ErrChecksum)}
 		r.in.log.Warn("damaged block dropped", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", t.meta.Path, "err", err, "fix", "nothing: the block is asked for again")
 		r.in.noteError(err)
+		r.in.bad.add(r.p.id)
 		return false
 	}
 	return true
@@ -268,7 +291,7 @@ func (r *receiver) checkSum(t *inTransfer, i uint32, sum hash32) bool {
 // onDone finishes a transfer whose blocks are all present, or asks again
 // for the missing ones (at most maxResendRounds times).
 func (r *receiver) onDone(m *doneMsg) {
-	k := inKey{r.p.id, m.ID}
+	k := r.key(m.ID)
 	t := r.in.owned(r.p, k)
 	if t == nil {
 		r.in.mu.Lock()
@@ -307,6 +330,7 @@ func (r *receiver) failIn(t *inTransfer, op string, err error) {
 	r.in.noteError(terr)
 	r.in.dropPartial(t)
 	r.refuse(t.key.id, err)
+	delete(r.authors, t.key.id)
 }
 
 // finishIn verifies a complete partial, makes it durable and renames it
@@ -331,16 +355,25 @@ func (r *receiver) finishIn(t *inTransfer) {
 	r.in.changed(shown)
 	r.in.completeIn(t)
 	r.reply((&ackMsg{ID: t.key.id}).encode())
-	name := r.in.peers.displayName(r.p.id)
-	r.in.log.Info("file received", "peer", r.p.id, "name", name, "path", shown, "bytes", t.meta.Size)
-	r.in.event(fmt.Sprintf("%s sent %s (%s) -> %s", name, path.Base(t.meta.Path), present.SI(t.meta.Size), shown))
+	delete(r.authors, t.key.id)
+	name, via := r.in.peerName(t.key.peer), ""
+	if t.key.peer != r.p.id {
+		via = " via " + r.in.peers.displayName(r.p.id)
+	}
+	r.in.log.Info("file received", "peer", r.p.id, "name", name, "via", via, "path", shown, "bytes", t.meta.Size)
+	r.in.event(fmt.Sprintf("%s sent %s (%s)%s -> %s", name, path.Base(t.meta.Path), present.SI(t.meta.Size), via, shown))
 }
 
 // doneManifest applies the manifest a DONE carries. A DONE without one is
 // an error while the transfer is still streamed.
 func (r *receiver) doneManifest(t *inTransfer, m *doneMsg) error {
 	if len(m.Blocks) > 0 {
-		return r.adoptManifest(t, m.FileHash, m.Blocks)
+		if t.meta.streamed() {
+			if err := r.in.checkDoneSig(r.p.id, t, m); err != nil {
+				return err
+			}
+		}
+		return r.adoptManifest(t, m.FileHash, m.Blocks, m.Sig)
 	}
 	if t.meta.streamed() {
 		return fmt.Errorf("DONE without the block hashes of a streamed file: %w", errProto)
@@ -353,7 +386,7 @@ func (r *receiver) doneManifest(t *inTransfer, m *doneMsg) error {
 // chunk, and the sidecar is stored with the manifest so that a restart can
 // resume by re-hashing. A transfer that has its manifest accepts only the
 // same one again.
-func (r *receiver) adoptManifest(t *inTransfer, fileHash hash32, blocks []hash32) error {
+func (r *receiver) adoptManifest(t *inTransfer, fileHash hash32, blocks []hash32, sig []byte) error {
 	if !t.meta.streamed() {
 		if fileHash != t.meta.FileHash {
 			return fmt.Errorf("manifest differs from the one offered: %w", ErrChecksum)
@@ -367,7 +400,7 @@ func (r *receiver) adoptManifest(t *inTransfer, fileHash hash32, blocks []hash32
 		return fmt.Errorf("file hash does not match its block hashes: %w", ErrChecksum)
 	}
 	meta := t.meta
-	meta.FileHash, meta.Blocks = fileHash, blocks
+	meta.FileHash, meta.Blocks, meta.Sig = fileHash, blocks, sig
 	if err := atomicfile.WriteJSON(r.in.metaPath(t.key), &meta); err != nil {
 		return err
 	}

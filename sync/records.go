@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 	"github.com/meshfs/meshfs/mesh"
@@ -59,7 +60,7 @@ func (o *outbound) recordFor(rel string) *outRecord {
 // recordForLocked is recordFor with o.mu held.
 func (o *outbound) recordForLocked(rel string) *outRecord {
 	for _, r := range o.records {
-		if r.Rel == rel {
+		if r.Rel == rel && !r.relay() {
 			return r
 		}
 	}
@@ -99,6 +100,9 @@ func (o *outbound) cancelRel(rel string, subtree bool) {
 	}
 	var gone []*outRecord
 	for _, r := range o.records {
+		if r.relay() {
+			continue // not in outbox/
+		}
 		if r.Rel == rel || subtree && strings.HasPrefix(r.Rel, rel+"/") {
 			gone = append(gone, r)
 		}
@@ -171,6 +175,10 @@ func (o *outbound) load() error {
 			os.Remove(path)
 			continue
 		}
+		if rec.relay() && time.Since(rec.Created) > RelayTTL {
+			os.Remove(path)
+			continue
+		}
 		rec.upgrade()
 		o.records[rec.ID] = rec
 		o.order = append(o.order, rec)
@@ -186,7 +194,9 @@ func (o *outbound) load() error {
 func (o *outbound) rescan() {
 	o.mu.Lock()
 	for _, r := range o.order {
-		o.jobs.push(job{kind: jobClosed, rel: r.Rel, rescan: true})
+		if !r.relay() {
+			o.jobs.push(job{kind: jobClosed, rel: r.Rel, rescan: true})
+		}
 		o.jobs.push(job{kind: jobFinish, id: r.ID})
 	}
 	o.mu.Unlock()

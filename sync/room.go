@@ -37,11 +37,12 @@ import (
 
 // roomJob is work for the room loop.
 type roomJob struct {
-	from  mesh.PeerID
-	msg   any    // *haveMsg or *recordsMsg received from 'from'
-	ready bool   // from greeted us with this protocol: exchange vectors
-	gone  bool   // from disconnected
-	event string // an event line for the log
+	from    mesh.PeerID
+	msg     any             // *haveMsg, *recordsMsg or *receiptsMsg received from 'from'
+	ready   bool            // from greeted us with this protocol: exchange vectors
+	gone    bool            // from disconnected
+	event   string          // an event line for the log
+	receipt *record.Receipt // our own new receipt, signed
 }
 
 const (
@@ -113,6 +114,9 @@ func (r *room) do(j roomJob) {
 	case *recordsMsg:
 		r.take(j.from, m)
 		return
+	case *receiptsMsg:
+		r.takeReceipts(j.from, m.Receipts)
+		return
 	}
 	switch {
 	case j.event != "":
@@ -120,9 +124,12 @@ func (r *room) do(j roomJob) {
 			r.e.log.Warn("chat event not stored", "err", err, "fix", fixState)
 		}
 		r.stored()
+	case j.receipt != nil:
+		r.takeReceipts(r.e.transport().ID(), []record.Receipt{*j.receipt})
 	case j.ready:
 		r.ready[j.from] = true
 		r.sendHave(j.from)
+		r.sendReceipts(j.from, r.e.receipts.all())
 	case j.gone:
 		delete(r.ready, j.from)
 		delete(r.asked, j.from)
@@ -368,4 +375,56 @@ func (r *room) authorName(id mesh.PeerID) string {
 		}
 	}
 	return id.Short()
+}
+
+// takeReceipts keeps the receipts from a member (or our own) that are new
+// and verify against their receiver's key, applies them to our deliveries
+// and passes them on to every other member.
+func (r *room) takeReceipts(from mesh.PeerID, rs []record.Receipt) {
+	var fresh []record.Receipt
+	for _, rc := range rs {
+		if r.e.receipts.has(keyOf(rc), rc.Receiver) || !r.receiptVerified(from, rc) {
+			continue
+		}
+		isNew, err := r.e.receipts.add(rc)
+		if err != nil {
+			r.e.log.Warn("receipt not recorded", "err", err, "fix", fixState)
+		}
+		if isNew {
+			fresh = append(fresh, rc)
+			r.e.out.noteReceipt(keyOf(rc), rc.Receiver)
+		}
+	}
+	for id := range r.ready {
+		if id != from {
+			r.sendReceipts(id, fresh)
+		}
+	}
+}
+
+// receiptVerified checks a receipt against its receiver's key; one that
+// does not verify is counted against the member that sent it.
+func (r *room) receiptVerified(from mesh.PeerID, rc record.Receipt) bool {
+	err := rc.VerifyWith(r.e.transport())
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, mesh.ErrUnknownMember), errors.Is(err, mesh.ErrRevoked):
+		r.e.log.Debug("receipt of an unknown or removed member", "peer", from, "receiver", rc.Receiver)
+	default:
+		r.e.bad.add(from)
+		r.e.log.Warn("receipt does not verify; dropped", "peer", from, "member", r.e.peers.displayName(from),
+			"receiver", r.authorName(rc.Receiver), "err", err,
+			"fix", "the member that sent it altered it or is broken: if it goes on, remove it with 'meshfs remove'")
+	}
+	return false
+}
+
+// sendReceipts sends receipts to a member, as many messages as they need.
+func (r *room) sendReceipts(to mesh.PeerID, rs []record.Receipt) {
+	for len(rs) > 0 {
+		n := min(len(rs), maxReceiptsPerMsg)
+		r.send(to, (&receiptsMsg{Receipts: rs[:n]}).encode())
+		rs = rs[n:]
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -129,7 +128,13 @@ func (s *sender) fillOffers() bool {
 		s.flights[f.rec.ID] = f
 		msg := s.o.attrFor(f)
 		if !f.attr {
-			offer := s.o.offerFor(f)
+			offer, err := s.o.offerFor(f)
+			if err != nil {
+				s.o.log.Warn("file not offered", "path", f.rec.Rel, "err", err, "fix", "nothing: it is offered again")
+				s.release(f)
+				delete(s.flights, f.rec.ID)
+				return true
+			}
 			f.streamed = offer.streamed()
 			msg = offer.encode()
 		}
@@ -144,15 +149,26 @@ func (s *sender) fillOffers() bool {
 	return true
 }
 
-// offerFor builds the OFFER of a flight: streamed while its manifest is
-// not complete yet.
-func (o *outbound) offerFor(f *flight) *offerMsg {
+// offerFor builds the OFFER of a flight, with the author's signature:
+// ours, made now for the mode offered, or the one a relay record keeps.
+// It is streamed, and unsigned, while its manifest is not complete yet.
+func (o *outbound) offerFor(f *flight) (*offerMsg, error) {
 	rec, m := f.rec, o.manifestOf(f.rec)
-	return &offerMsg{
+	offer := &offerMsg{
 		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize), Mode: f.mode,
 		MTime: rec.Version.MTime, Type: rec.Type, Target: rec.Target, Replaces: rec.Replaces, FileHash: m.FileHash,
-		Blocks: m.Blocks,
+		Blocks: m.Blocks, Author: o.authorOf(rec), Sig: rec.Sig,
 	}
+	if rec.relay() {
+		offer.MTime = rec.AuthorMTime
+		return offer, nil
+	}
+	if offer.streamed() {
+		return offer, nil
+	}
+	var err error
+	offer.Sig, err = o.signOffer(offer)
+	return offer, err
 }
 
 // attrFor is the ATTR of an attr flight, or nil.
@@ -306,6 +322,9 @@ func (s *sender) sendFailed(f *flight, err error) {
 	s.release(f)
 	switch {
 	case s.p.ctx.Err() != nil:
+	case errors.Is(err, errChanged) && f.rec.relay():
+		s.o.log.Info("file passed on changed here; no longer passed on", "path", f.rec.Src)
+		s.o.dropRelay(f.rec)
 	case errors.Is(err, errChanged):
 		s.o.log.Info("outbox file changed while sending", "path", f.rec.Rel)
 		s.o.jobs.push(job{kind: jobClosed, rel: f.rec.Rel})
@@ -320,7 +339,7 @@ func (s *sender) sendFailed(f *flight, err error) {
 // the blocks the receiver holds too, and hashes them all (send.go).
 func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 	rec := f.rec
-	file, err := os.Open(filepath.Join(s.o.outboxDir, filepath.FromSlash(rec.Rel)))
+	file, err := os.Open(s.o.sourceOf(rec))
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", errChanged)
 	}
@@ -344,7 +363,11 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 		if err != nil {
 			return nil, err
 		}
-		done.FileHash, done.Blocks = m.FileHash, m.Blocks
+		offer, err := s.o.offerFor(f) // complete now: signed
+		if err != nil {
+			return nil, err
+		}
+		done.FileHash, done.Sig, done.Blocks = m.FileHash, offer.Sig, m.Blocks
 	}
 	return done, nil
 }
@@ -379,6 +402,9 @@ func (s *sender) sendBlock(f *flight, file *os.File, i int, buf []byte, hashing,
 // sendChunk sends one CHUNK of block i carrying n bytes of it (all of
 // them if zero: a CHUNK without data).
 func (s *sender) sendChunk(f *flight, i int, msg []byte, n int, zero bool) error {
+	if failLie && f.rec.relay() && len(msg) > chunkHeaderLen {
+		msg[len(msg)-1] ^= 0xff // failpoint.go: a relay that damages what it passes on
+	}
 	if err := s.o.transport().SendBulk(s.p.ctx, s.p.id, msg); err != nil {
 		return fmt.Errorf("send chunk %d of %s: %w", i, f.rec.Rel, err)
 	}
@@ -560,7 +586,7 @@ func (s *sender) onAck(m *ackMsg) {
 		StartedAt: f.d.started, FinishedAt: time.Now()}
 	s.o.mu.Unlock()
 	s.setDelivery(f, StateVerified, false, "", 0)
-	if !f.attr { // a mode change alone is not a delivery to show
+	if !f.attr && !f.rec.relay() { // a mode change, or a file passed on, is not a delivery of ours to show
 		s.o.noteDelivered(done)
 	}
 	s.o.jobs.push(job{kind: jobFinish, id: m.ID})

@@ -89,7 +89,7 @@ func (o *outbound) deliveredUnder(top string) ([]*outRecord, bool) {
 	defer o.mu.Unlock()
 	var recs []*outRecord
 	for _, r := range o.order {
-		if r.Rel != top && !strings.HasPrefix(r.Rel, top+"/") {
+		if r.relay() || r.Rel != top && !strings.HasPrefix(r.Rel, top+"/") {
 			continue
 		}
 		if !allVerified(r) {
@@ -108,6 +108,10 @@ func (o *outbound) finishRecord(id transferID) {
 	done := ok && allVerified(rec)
 	o.mu.Unlock()
 	if !done {
+		return
+	}
+	if rec.relay() { // every member has it: nothing more to pass on
+		o.dropRelay(rec)
 		return
 	}
 	top, _, _ := strings.Cut(rec.Rel, "/")

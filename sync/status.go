@@ -95,10 +95,11 @@ type PeerStatus struct {
 	Queued   int           `json:"queued"`   // deliveries waiting for this peer
 	InFlight int           `json:"inflight"` // deliveries being offered or sent
 	Problem  string        `json:"problem"`  // last refusal, if any
-	// BadRecords counts the records this member sent that did not verify
-	// against their author's key: altered on the way, or forged.
-	BadRecords uint64 `json:"bad_records,omitempty"`
-	Version    string `json:"version,omitempty"` // the member's meshfs release, when connected
+	// BadData counts what this member sent that did not verify: chat
+	// records and file manifests against their author's key, blocks
+	// against their hash. An honest member passes things on unchanged.
+	BadData uint64 `json:"bad_data,omitempty"`
+	Version string `json:"version,omitempty"` // the member's meshfs release, when connected
 	// ClockSkew is how far the member's clock is ahead of ours (negative:
 	// behind), once measured on a live connection; nil before.
 	ClockSkew *time.Duration `json:"clock_skew_ns,omitempty"`
@@ -108,7 +109,7 @@ type PeerStatus struct {
 type TransferStatus struct {
 	Path      string    `json:"path"`
 	Peer      string    `json:"peer"`      // display name
-	Direction string    `json:"direction"` // "send" or "receive"
+	Direction string    `json:"direction"` // "send", "receive", or "relay": a file of another member passed on
 	Size      int64     `json:"size"`
 	Done      int64     `json:"done"`  // bytes sent or held
 	State     string    `json:"state"` // a DeliveryState, "receiving" or "paused", maybe with ": reason"
@@ -146,7 +147,7 @@ func (e *Engine) Status() Status {
 		if c := e.peers.get(p.ID); c != nil && c.problem() != "" {
 			ps.Problem = c.problem()
 		}
-		ps.BadRecords = e.bad.of(p.ID)
+		ps.BadData = e.bad.of(p.ID)
 		st.Peers = append(st.Peers, ps)
 	}
 	st.Transfers = append(e.out.transfers(), e.in.transfersStatus()...)
@@ -199,7 +200,11 @@ func (o *outbound) transfers() []TransferStatus {
 			if d.owner != nil {
 				state = string(d.phase)
 			}
-			out = append(out, TransferStatus{Path: r.Rel, Peer: o.peers.nameOf(key, d.Name), Direction: "send",
+			dir, p := "send", r.Rel
+			if r.relay() {
+				dir, p = "relay", r.Src
+			}
+			out = append(out, TransferStatus{Path: p, Peer: o.peers.nameOf(key, d.Name), Direction: dir,
 				Size: r.Manifest.Size, Done: d.sent, State: state, StartedAt: d.started})
 		}
 	}
@@ -328,8 +333,8 @@ func formatTransfers(p PeerStatus) string {
 	if p.Problem != "" {
 		parts = append(parts, safetext.Text(p.Problem))
 	}
-	if p.BadRecords > 0 {
-		parts = append(parts, fmt.Sprintf("bad data from it: %d records", p.BadRecords))
+	if p.BadData > 0 {
+		parts = append(parts, fmt.Sprintf("bad data from it: %d", p.BadData))
 	}
 	if len(parts) == 0 {
 		return "-"

@@ -1,0 +1,148 @@
+package sync
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/meshfs/meshfs/mesh"
+	"github.com/meshfs/meshfs/record"
+)
+
+// Passing files on. A member that placed a verified file of another member
+// keeps a relay record for it: the author's signed manifest and where the
+// file is. Its senders offer that file, as they offer the member's own, to
+// every member whose receipt for it (receipts.go) has not come: so a file
+// reaches a member its author cannot reach, or while its author is away,
+// through anyone who has it, and the receiver checks it against the
+// author's signature whoever sends it (signed.go). Two members offering
+// the same file to a third at once is harmless: the receiver takes one and
+// refuses the other as busy, and the later offer gets an ACK.
+//
+// A relay record goes when every member's receipt has come, when the file
+// placed here changed (the user edited or removed it: it is no longer the
+// author's), or RelayTTL after it was made.
+
+// RelayTTL is how long a member offers a file it holds for another member.
+const RelayTTL = 30 * 24 * time.Hour
+
+// received is a transfer this member completed, as relaying it needs it.
+type received struct {
+	key    inKey       // author and transfer
+	from   mesh.PeerID // the member it came from (has it)
+	meta   partialMeta // manifest and the author's signature
+	typ    entryType
+	target string // a link's
+	placed string // Root-relative path of the file placed; "" for a folder or link
+}
+
+// relay reports whether rec passes on another member's file.
+func (r *outRecord) relay() bool { return r.Author != "" }
+
+// authorOf is the member whose file rec is.
+func (o *outbound) authorOf(rec *outRecord) mesh.PeerID {
+	if rec.relay() {
+		id, _ := mesh.ParsePeerID(rec.Author)
+		return id
+	}
+	return o.transport().ID()
+}
+
+// sourceOf is the file rec's blocks are read from.
+func (o *outbound) sourceOf(rec *outRecord) string {
+	if rec.relay() {
+		return filepath.Join(o.cfg.Root, filepath.FromSlash(rec.Src))
+	}
+	return filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
+}
+
+// passOn makes the relay record of a completed transfer, with a delivery
+// for every member but the author, the member it came from and those
+// whose receipt is known. Like the author's own record, it lists the
+// members known when it is made.
+func (o *outbound) passOn(rc received, holds func(inKey, mesh.PeerID) bool) {
+	rec := &outRecord{ID: rc.key.id, Rel: rc.meta.Path, Type: rc.typ, Target: rc.target, Created: time.Now(),
+		Mode: rc.meta.Mode, Replaces: rc.meta.Replaces, Author: rc.key.peer.String(), Src: rc.placed,
+		Sig: rc.meta.Sig, AuthorMTime: rc.meta.MTime, Peers: map[string]*delivery{},
+		Manifest: manifest{Hash: blockHashName, Size: int64(rc.meta.Size), BlockSize: int(rc.meta.BlockSize),
+			FileHash: rc.meta.FileHash, Blocks: rc.meta.Blocks}}
+	if rc.typ == entryFile {
+		fi, err := os.Stat(o.sourceOf(rec))
+		if err != nil {
+			return
+		}
+		rec.Version = versionOf(fi)
+	}
+	self := o.transport().ID()
+	for _, p := range o.transport().Peers() {
+		if p.ID == self || p.ID == rc.key.peer || p.ID == rc.from || holds(rc.key, p.ID) {
+			continue
+		}
+		rec.Peers[p.ID.String()] = &delivery{State: StateQueued, Name: safeName(p.Name)}
+	}
+	if len(rec.Peers) == 0 {
+		return
+	}
+	o.mu.Lock()
+	_, dup := o.records[rec.ID]
+	o.mu.Unlock()
+	if !dup {
+		o.addRecord(rec)
+	}
+}
+
+// dropRelay forgets a relay record.
+func (o *outbound) dropRelay(rec *outRecord) {
+	o.mu.Lock()
+	if o.records[rec.ID] != rec {
+		o.mu.Unlock()
+		return
+	}
+	o.dropRecordLocked(rec)
+	o.mu.Unlock()
+	o.log.Debug("file no longer passed on", "path", rec.Src, "id", rec.ID.String())
+	o.removeRecordFile(rec.ID)
+}
+
+// noteReceipt records that member who holds transfer k: its delivery of
+// our file, or of one we pass on, is done, and the file moves on when
+// every member has it (finishRecord). It reports whether anything changed.
+func (o *outbound) noteReceipt(k inKey, who mesh.PeerID) bool {
+	o.mu.Lock()
+	rec := o.records[k.id]
+	var d *delivery
+	if rec != nil && o.authorOf(rec) == k.peer {
+		d = rec.Peers[who.String()]
+	}
+	if d == nil || d.State == StateVerified {
+		o.mu.Unlock()
+		return false
+	}
+	// The member has the file with the mode it was offered with: a later
+	// chmod here still goes to it as an ATTR (modeDue).
+	d.State, d.Final, d.Reason, d.Mode = StateVerified, false, "", rec.Version.Mode&0o777
+	if rec.relay() {
+		d.Mode = rec.Mode
+	}
+	o.mu.Unlock()
+	if err := o.saveRecord(rec); err != nil {
+		o.log.Warn("delivery state not saved; the file may be offered again after a restart", "path", rec.Rel,
+			"err", err, "fix", fixState)
+	}
+	o.jobs.push(job{kind: jobFinish, id: rec.ID})
+	o.peers.wakeSenders()
+	return true
+}
+
+// received signs the receipt of a transfer this member completed, spreads
+// it, and passes the file on to the members that lack it.
+func (e *Engine) received(rc received) {
+	t := e.transport()
+	r := record.Receipt{Receiver: t.ID(), Author: rc.key.peer, ID: rc.key.id}
+	if err := r.SignWith(t.Signer()); err != nil {
+		e.log.Warn("receipt not signed", "err", err, "fix", "nothing: the file is offered again and acknowledged")
+	} else {
+		e.toRoom(roomJob{receipt: &r})
+	}
+	e.out.passOn(rc, e.receipts.has)
+}

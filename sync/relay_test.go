@@ -1,0 +1,101 @@
+package sync
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// trio starts alice, bob and carol on one fake net, none linked yet.
+func trio(t *testing.T) (*fakeNet, *fakeNode, *fakeNode, *fakeNode) {
+	n := newFakeNet(t)
+	a, b, c := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil)
+	for _, fn := range []*fakeNode{a, b, c} {
+		fn.start()
+	}
+	return n, a, b, c
+}
+
+// TestFileRelays: alice and carol are never linked; bob between them
+// passes alice's file, a folder and a link on to carol, under alice's
+// name, and carol's receipt reaches alice through bob, who then moves the
+// file to sent/.
+func TestFileRelays(t *testing.T) {
+	n, a, b, c := trio(t)
+	n.connect(a, b)
+	n.connect(b, c)
+	data := randBytes(1, 3*minBlockSize+17)
+	a.mkdir("tree/empty")
+	a.put("tree/report.bin", data)
+	a.symlink("tree/link", "report.bin")
+	c.waitFile("inbox/alice/tree/report.bin", data)
+	waitFor(t, func() bool { // a folder goes once it stayed empty for DotHold
+		fi, err := os.Stat(filepath.Join(c.root, "inbox", "alice", "tree", "empty"))
+		return err == nil && fi.IsDir()
+	})
+	waitFor(t, func() bool {
+		target, err := os.Readlink(filepath.Join(c.root, "inbox", "alice", "tree", "link"))
+		return err == nil && target == "report.bin"
+	})
+	a.waitFile("sent/tree/report.bin", data) // carol's receipt came through bob
+	waitFor(t, func() bool { return len(b.engine().Status().Transfers) == 0 })
+}
+
+// TestFileWhileAuthorAway: carol is away while alice shares a file; alice
+// is gone when carol comes back and bob gives it to her; alice, back,
+// moves it to sent/ on the receipt without sending a block again.
+func TestFileWhileAuthorAway(t *testing.T) {
+	n, a, b, c := trio(t)
+	n.connect(a, b)
+	data := randBytes(2, 5*minBlockSize)
+	a.put("away.bin", data)
+	b.waitFile("inbox/alice/away.bin", data)
+	n.cut(a, b)
+	n.connect(b, c)
+	c.waitFile("inbox/alice/away.bin", data)
+	if !exists(filepath.Join(a.root, "outbox", "away.bin")) {
+		t.Fatal("alice moved the file while carol's receipt could not reach her")
+	}
+	before := n.chunkBytes.Load()
+	n.connect(a, c)
+	a.waitFile("sent/away.bin", data)
+	if sent := n.chunkBytes.Load() - before; sent != 0 {
+		t.Errorf("%d bytes of blocks sent after alice came back; carol had the file", sent)
+	}
+	if exists(filepath.Join(c.root, "inbox", "alice", "away (1).bin")) {
+		t.Error("carol placed the file twice")
+	}
+}
+
+// TestFileRelayLiarFoundOut: mallory damages every block she passes on;
+// carol gets alice's file whole from bob anyway, and names mallory.
+func TestFileRelayLiarFoundOut(t *testing.T) {
+	n := newFakeNet(t)
+	a, b, c, m := n.addNode("alice", nil), n.addNode("bob", nil), n.addNode("carol", nil), n.addNode("mallory", nil)
+	n.mutate = func(from, to mesh.PeerID, d []byte) []byte {
+		if from == m.id && kind(d[0]) == kindChunk && len(d) > chunkHeaderLen {
+			d[len(d)-1] ^= 0xff
+		}
+		return d
+	}
+	for _, fn := range []*fakeNode{a, b, c, m} {
+		fn.start()
+	}
+	n.connect(a, b)
+	n.connect(a, m)
+	data := randBytes(3, 4*minBlockSize+5)
+	a.put("true.bin", data)
+	b.waitFile("inbox/alice/true.bin", data)
+	m.waitFile("inbox/alice/true.bin", data)
+	n.cut(a, b)
+	n.cut(a, m)
+	n.connect(m, c) // mallory first: her damaged blocks are refused
+	waitFor(t, func() bool { return peerStatus(c, m.id).BadData > 0 })
+	n.connect(b, c)
+	c.waitFile("inbox/alice/true.bin", data)
+	if got := peerStatus(c, b.id).BadData; got != 0 {
+		t.Errorf("bob, who passed the file on intact, has %d bad data", got)
+	}
+}
