@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,15 +19,7 @@ import (
 // them, counts each that does not verify against mallory, and still takes
 // her own honest line and carol's true one.
 func row58Records(t *testing.T, v *syncVictim) {
-	carol := v.n.addNode("carol", nil)
-	carol.engine().Close()
-	carol.eng = nil
-	dave := v.n.addNode("dave", nil)
-	dave.engine().Close()
-	dave.eng = nil
-	v.n.mu.Lock()
-	v.n.revoked = map[mesh.PeerID]bool{dave.id: true}
-	v.n.mu.Unlock()
+	carol, dave := v.n.nodeNamed(t, "carol"), v.n.nodeNamed(t, "dave")
 	before := peerStatus(v.b, v.ev.id).BadData
 
 	wrongKey := carol.line(1, "forged: carol never said this")
@@ -82,4 +75,107 @@ func waitChatHas(t *testing.T, fn *fakeNode, lines ...string) {
 		}
 		return true
 	})
+}
+
+// row59Manifests: mallory passes on files that are not as their author
+// signed them: no signature, her signature in carol's name, carol's with
+// the path changed, a removed member's, a streamed one (only an author
+// streams); and a receipt she forged in carol's name. bob refuses each
+// offer as forged before writing anything, counts each bad signature
+// against her, ignores the forged receipt, and still takes carol's file
+// through her when it is as carol signed it, and carol's true receipt.
+func row59Manifests(t *testing.T, v *syncVictim) {
+	carol, dave := v.n.nodeNamed(t, "carol"), v.n.nodeNamed(t, "dave")
+	v.folders = append(v.folders, "carol")
+	before := peerStatus(v.b, v.ev.id).BadData
+	data := []byte("carol's file, passed on by mallory")
+	signed := func(author *fakeNode, key *fakeNode, path string) *offerMsg {
+		m := offerOf(v.id(), path, data)
+		m.Author = author.id
+		f := manifestRecord(author.id, m)
+		f.Sign(key.key)
+		m.Sig = f.Sig
+		return m
+	}
+	unsigned := offerOf(v.id(), "unsigned.txt", data)
+	unsigned.Author, unsigned.Sig = carol.id, []byte{}
+	altered := signed(carol, carol, "altered.txt")
+	altered.Path = "renamed.txt"
+	streamed := offerOf(v.id(), "streamed.bin", make([]byte, 3*minBlockSize))
+	streamed.Author, streamed.Blocks, streamed.FileHash, streamed.Sig = carol.id, []hash32{}, hash32{}, []byte{}
+	for _, m := range []*offerMsg{unsigned, signed(carol, v.ev.fakeNode, "hers.txt"), altered,
+		signed(dave, dave, "removed.txt"), streamed} {
+		if r, ok := v.offerMsg(t, m, nil).(*rejectMsg); !ok || r.Code != rejectForged {
+			t.Errorf("%s: bob answered %+v, want REJECT forged", m.Path, r)
+		}
+	}
+	good := signed(carol, carol, "relayed.txt")
+	if r, ok := v.offerMsg(t, good, data).(*ackMsg); !ok {
+		t.Fatalf("carol's file as she signed it, through mallory: %+v, want ACK", r)
+	}
+	v.b.waitFile("inbox/carol/relayed.txt", data)
+
+	v.b.put("mine.txt", []byte("bob's own"))
+	id := v.b.recordID(t, "mine.txt")
+	forged := record.Receipt{Receiver: carol.id, Author: v.b.id, ID: id}
+	forged.Sign(v.ev.key)
+	v.ev.sendTo(v.b, &receiptsMsg{Receipts: []record.Receipt{forged}})
+	waitFor(t, func() bool { return peerStatus(v.b, v.ev.id).BadData-before == 3 })
+	if v.b.delivered(id, carol.id) {
+		t.Error("a receipt mallory forged in carol's name marked carol delivered")
+	}
+	honest := record.Receipt{Receiver: carol.id, Author: v.b.id, ID: id}
+	honest.Sign(carol.key)
+	v.ev.sendTo(v.b, &receiptsMsg{Receipts: []record.Receipt{honest}})
+	waitFor(t, func() bool { return v.b.delivered(id, carol.id) })
+	os.Remove(filepath.Join(v.b.root, "outbox", "mine.txt"))
+	v.b.engine().OutboxRemoved("mine.txt")
+	v.check(t)
+}
+
+// nodeNamed is a member of the net with no engine (only its key is
+// used); "dave" is made a removed member.
+func (n *fakeNet) nodeNamed(t *testing.T, name string) *fakeNode {
+	n.mu.Lock()
+	for _, fn := range n.nodes {
+		if fn.name == name {
+			n.mu.Unlock()
+			return fn
+		}
+	}
+	n.mu.Unlock()
+	fn := n.addNode(name, nil)
+	fn.engine().Close()
+	fn.eng = nil
+	if name == "dave" {
+		n.mu.Lock()
+		if n.revoked == nil {
+			n.revoked = map[mesh.PeerID]bool{}
+		}
+		n.revoked[fn.id] = true
+		n.mu.Unlock()
+	}
+	return fn
+}
+
+// recordID is the transfer ID of fn's outbox file rel, once recorded.
+func (fn *fakeNode) recordID(t *testing.T, rel string) transferID {
+	var id transferID
+	waitFor(t, func() bool {
+		rec := fn.engine().out.recordFor(rel)
+		if rec != nil {
+			id = rec.ID
+		}
+		return rec != nil
+	})
+	return id
+}
+
+// delivered reports whether fn counts member who delivered with transfer id.
+func (fn *fakeNode) delivered(id transferID, who mesh.PeerID) bool {
+	o := fn.engine().out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rec := o.records[id]
+	return rec != nil && rec.Peers[who.String()] != nil && rec.Peers[who.String()].State == StateVerified
 }

@@ -256,6 +256,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 56: block whose pieces hash wrong", row56PieceHash},
 		{"row 57: new versions replacing what they may not", row57Replaces},
 		{"row 58: forged, altered, replayed, truncated and revoked chat records", row58Records},
+		{"row 59: files passed on unsigned, forged, altered, streamed or revoked; forged receipts", row59Manifests},
 	}
 	parent := t
 	for _, r := range rows {
