@@ -100,11 +100,23 @@ func (n *Node) rosterChanged() {
 	}
 }
 
-// rosterLoop saves the member list after connects, disconnects and learned
-// members, at most once per rosterSaveGap: they come in bursts (a crowd
-// joining changes the list thousands of times), each save is an fsync, and
-// the file only has to be current enough for the next start to find the
-// members. Admissions and revocations save at once; Close saves the rest.
+// rosterNow asks rosterLoop to save the member list without waiting for
+// the gap: a member or an address the file lacks is what a restart needs
+// to find the mesh again (a node killed a moment after a member joined
+// would not know where it is). It never blocks; mu may be held.
+func (n *Node) rosterNow() {
+	select {
+	case n.rosterUrgent <- struct{}{}:
+	default:
+	}
+}
+
+// rosterLoop saves the member list after connects, disconnects and
+// address updates, at most once per rosterSaveGap: they come in bursts (a
+// crowd joining changes the list thousands of times), each save is an
+// fsync, and last-seen times only have to be roughly current. A new member
+// or a new address (rosterNow) is saved at once, as are admissions and
+// revocations; Close saves the rest.
 func (n *Node) rosterLoop() {
 	defer n.wg.Done()
 	gap := time.NewTimer(rosterSaveGap)
@@ -115,6 +127,7 @@ func (n *Node) rosterLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-n.rosterDirty:
+		case <-n.rosterUrgent:
 		}
 		n.saveRoster()
 		gap.Reset(rosterSaveGap)
@@ -122,6 +135,9 @@ func (n *Node) rosterLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-gap.C:
+		case <-n.rosterUrgent:
+			gap.Stop()
+			n.rosterChanged() // save now, and let what was dirty wait no longer
 		}
 	}
 }
@@ -163,6 +179,9 @@ func (n *Node) noteConnected(p *peer) {
 		n.roster[p.id] = m
 	}
 	m.Name = p.name
+	if len(p.addrs) > 0 && !slices.Equal(m.Addrs, p.addrs) || m.Cert == nil {
+		n.rosterNow()
+	}
 	if len(p.addrs) > 0 {
 		m.Addrs = p.addrs
 	}
@@ -377,6 +396,7 @@ func (n *Node) learn(pe peerEntry, name string) bool {
 		return false
 	}
 	m.Name, m.Cert = name, pe.Cert
+	n.rosterNow()
 	if len(pe.Addrs) > 0 {
 		m.Addrs = pe.Addrs
 		if ds := n.dials[idKey(pe.ID)]; ds != nil && !ds.busy {

@@ -198,11 +198,12 @@ type Node struct {
 	waiting map[string]int // queue's connections by source IP
 	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
 
-	rosterDirty chan struct{} // a lazy save of the member list is due (rosterLoop)
-	started     bool
-	closed      bool
-	saveMu      sync.Mutex // serialises roster writes (taken before mu)
-	revMu       sync.Mutex // serialises revocation updates (taken before mu)
+	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
+	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
+	started      bool
+	closed       bool
+	saveMu       sync.Mutex // serialises roster writes (taken before mu)
+	revMu        sync.Mutex // serialises revocation updates (taken before mu)
 }
 
 // New loads or creates the node's identity. It creates a new mesh (and
@@ -228,7 +229,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(framePoolSize), ioBufs: newFramePool(ioBufPoolSize),
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
-		waiting: map[string]int{}, rosterDirty: make(chan struct{}, 1),
+		waiting: map[string]int{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
