@@ -91,6 +91,7 @@ func (ib *inbound) completeIn(t *inTransfer) {
 	}
 	delete(ib.transfers, t.key)
 	t.owner = nil
+	t.notifyLocked()
 	ib.mu.Unlock()
 	if err := ib.journalCompleted(entry); err != nil {
 		ib.log.Warn("received file not recorded; it may be received again after a restart", "peer", t.key.peer,

@@ -63,8 +63,14 @@ type Config struct {
 	// applies back-pressure to that peer's connection.
 	QueueLen int
 	// StreamMinSize: files at least this large are offered at once and
-	// hashed while they are sent (send.go); smaller ones are hashed first.
+	// hashed while they are sent (send.go) when they go to one member;
+	// smaller ones are hashed first. It is also the size from which a file
+	// goes to at most FileUploads members at once from here.
 	StreamMinSize int64
+	// FileUploads is how many members one large file is sent to at once
+	// from this member; the others get it from those, passed on while it
+	// comes in (relay.go), so each uplink carries each block about once.
+	FileUploads int
 	// DotHold: a closed file whose name starts with a dot is sent once it
 	// stayed unchanged this long (names.go heldName).
 	DotHold time.Duration
@@ -109,6 +115,7 @@ func DefaultConfig() Config {
 		JanitorInterval:   time.Hour,
 		QueueLen:          64,
 		StreamMinSize:     4 << 20,
+		FileUploads:       1,
 		DotHold:           2 * time.Second,
 		TreeSettle:        5 * time.Second,
 	}
@@ -131,6 +138,7 @@ func (c Config) withDefaults() (Config, error) {
 	fill(&c.MaxInboundPerPeer, d.MaxInboundPerPeer)
 	fill(&c.MaxInboundTotal, d.MaxInboundTotal)
 	fill(&c.MaxOffersInFlight, d.MaxOffersInFlight)
+	fill(&c.FileUploads, d.FileUploads)
 	fillDur(&c.AntiEntropy, d.AntiEntropy)
 	fill(&c.QueueLen, d.QueueLen)
 	if c.StreamMinSize <= 0 {
@@ -306,6 +314,7 @@ func (e *Engine) open() error {
 	}
 	e.in = newInbound(e.env, e.peers, e.chatEvent, e.received)
 	e.out = newOutbound(e.env, e.peers)
+	e.out.blocks = e.in.blockState
 	if err := e.in.load(); err != nil {
 		return err
 	}

@@ -42,16 +42,17 @@ type fakeNet struct {
 }
 
 type fakeNode struct {
-	net  *fakeNet
-	id   mesh.PeerID
-	key  ed25519.PrivateKey
-	name string
-	root string
-	st   string
-	cfg  Config
-	mu   sync.Mutex
-	eng  *Engine
-	recv func(from mesh.PeerID, data []byte) // for engine-less nodes
+	net        *fakeNet
+	id         mesh.PeerID
+	key        ed25519.PrivateKey
+	sentBlocks atomic.Int64 // data bytes of the CHUNKs this node sent
+	name       string
+	root       string
+	st         string
+	cfg        Config
+	mu         sync.Mutex
+	eng        *Engine
+	recv       func(from mesh.PeerID, data []byte) // for engine-less nodes
 }
 
 type fakeMsg struct {
@@ -185,6 +186,7 @@ func (fn *fakeNode) send(ctx context.Context, to mesh.PeerID, m fakeMsg, bulk bo
 		if m.data[0] == byte(kindChunk) {
 			n.chunks.Add(1)
 			n.chunkBytes.Add(int64(len(m.data) - chunkHeaderLen))
+			fn.sentBlocks.Add(int64(len(m.data) - chunkHeaderLen))
 		}
 		if mutate != nil {
 			if m.data = mutate(fn.id, to, m.data); m.data == nil {

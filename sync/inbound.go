@@ -63,6 +63,7 @@ type inTransfer struct {
 	holes     bitmap       // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
 	open      []*openBlock // blocks whose pieces are arriving (pieces.go); used like f
 	haveKnown bool         // false after a restart until the partial is re-hashed
+	changed   chan struct{} // closed when a block is held or the transfer ends (blockState)
 	rounds    int
 	last      time.Time
 	placed    *placement // set by placeFinal, recorded by completeIn
@@ -276,6 +277,7 @@ func (ib *inbound) openPartial(t *inTransfer) error {
 		}
 		ib.mu.Lock()
 		t.have, t.haveKnown = have, true
+		t.notifyLocked()
 		if t.meta.streamed() {
 			t.got = make([]hash32, t.meta.blocks())
 		}
@@ -309,6 +311,7 @@ func (ib *inbound) dropPartial(t *inTransfer) {
 	ib.mu.Lock()
 	t.closeFile()
 	t.owner = nil
+	t.notifyLocked()
 	if ib.transfers[t.key] == t {
 		delete(ib.transfers, t.key)
 	}
@@ -360,4 +363,33 @@ func (ib *inbound) closeIdle(p *peerConn, cutoff time.Time) {
 			t.owner = nil
 		}
 	}
+}
+
+// notifyLocked wakes whoever waits for a block of t (ib.mu held).
+func (t *inTransfer) notifyLocked() {
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
+}
+
+// blockState says whether block i of transfer k is held here, verified:
+// a member passing on a file it is still receiving sends each block once
+// it has it (relay.go). gone means the transfer ended without the file;
+// otherwise, if not held, wait is closed when that may have changed.
+func (ib *inbound) blockState(k inKey, i int) (held, gone bool, wait <-chan struct{}) {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	t := ib.transfers[k]
+	if t == nil {
+		_, done := ib.completed[k]
+		return done, !done, nil
+	}
+	if t.haveKnown && i < t.have.n && t.have.has(i) {
+		return true, false, nil
+	}
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return false, false, t.changed
 }

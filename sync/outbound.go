@@ -55,6 +55,10 @@ type outRecord struct {
 	Src         string `json:"src,omitempty"`
 	Sig         []byte `json:"sig,omitempty"`
 	AuthorMTime int64  `json:"author_mtime,omitempty"` // the mtime signed; Version is the copy's here
+	// Partial: Src is a partial file still being received; each block is
+	// sent once it is held there (relay.go). Never changes on a record:
+	// the record of the placed copy replaces it.
+	Partial bool `json:"partial,omitempty"`
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
@@ -145,6 +149,9 @@ type outbound struct {
 	*env
 	peers *peerSet
 	jobs  jobQueue // work for the outbox loop
+	// blocks is inbound.blockState: whether a block of a file still being
+	// received here is held yet, for a relay record of it (relay.go).
+	blocks func(k inKey, i int) (held, gone bool, wait <-chan struct{})
 
 	// Owned by the loop goroutine.
 	held     map[string]time.Time // dot-named files and when their hold ends
@@ -354,7 +361,10 @@ func (o *outbound) hashOutbox(rel, abs string) (*outRecord, error) {
 	}
 	bs := chooseBlockSize(fi.Size(), o.cfg.BlockSize)
 	m, ident := manifest{Hash: blockHashName, Size: fi.Size(), BlockSize: bs}, versionOf(fi)
-	if fi.Size() < o.cfg.StreamMinSize { // larger files are hashed as they are sent
+	// A larger file is hashed as it is sent, unless it goes to several
+	// members: then the first passes it on while it comes in, which needs
+	// the signed manifest at once (relay.go).
+	if fi.Size() < o.cfg.StreamMinSize || len(o.transport().Peers()) > 1 {
 		if m, ident, err = hashFile(o.ctx, f, bs); err != nil {
 			return nil, err
 		}

@@ -97,6 +97,7 @@ func (ib *inbound) removeStale(cutoff time.Time) {
 		if t.owner == nil && t.last.Before(cutoff) {
 			stale = append(stale, t)
 			delete(ib.transfers, k)
+			t.notifyLocked()
 		}
 	}
 	ib.mu.Unlock()

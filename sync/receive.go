@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -184,7 +185,15 @@ func (r *receiver) admit(m *offerMsg) error {
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(), Replaces: m.Replaces,
 		Sig: m.Sig,
 	}
-	return r.in.createPartial(inKey{m.Author, m.ID}, meta)
+	k := inKey{m.Author, m.ID}
+	if err := r.in.createPartial(k, meta); err != nil {
+		return err
+	}
+	if !m.streamed() { // signed: others can have it from here while it comes in
+		rel, _ := filepath.Rel(r.in.cfg.Root, r.in.partPath(k))
+		r.in.done(received{key: k, from: r.p.id, meta: meta, typ: entryFile, placed: filepath.ToSlash(rel), partial: true})
+	}
+	return nil
 }
 
 // onChunk checks one block or piece, in buf, and hands it to the

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,6 +35,9 @@ type received struct {
 	typ    entryType
 	target string // a link's
 	placed string // Root-relative path of the file placed; "" for a folder or link
+	// partial: placed is the partial still being received (admit): it is
+	// passed on as it comes in, and no receipt is due yet.
+	partial bool
 }
 
 // relay reports whether rec passes on another member's file.
@@ -63,10 +67,10 @@ func (o *outbound) sourceOf(rec *outRecord) string {
 func (o *outbound) passOn(rc received, holds func(inKey, mesh.PeerID) bool) {
 	rec := &outRecord{ID: rc.key.id, Rel: rc.meta.Path, Type: rc.typ, Target: rc.target, Created: time.Now(),
 		Mode: rc.meta.Mode, Replaces: rc.meta.Replaces, Author: rc.key.peer.String(), Src: rc.placed,
-		Sig: rc.meta.Sig, AuthorMTime: rc.meta.MTime, Peers: map[string]*delivery{},
+		Sig: rc.meta.Sig, AuthorMTime: rc.meta.MTime, Partial: rc.partial, Peers: map[string]*delivery{},
 		Manifest: manifest{Hash: blockHashName, Size: int64(rc.meta.Size), BlockSize: int(rc.meta.BlockSize),
 			FileHash: rc.meta.FileHash, Blocks: rc.meta.Blocks}}
-	if rc.typ == entryFile {
+	if rc.typ == entryFile && !rc.partial {
 		fi, err := os.Stat(o.sourceOf(rec))
 		if err != nil {
 			return
@@ -84,11 +88,30 @@ func (o *outbound) passOn(rc received, holds func(inKey, mesh.PeerID) bool) {
 		return
 	}
 	o.mu.Lock()
-	_, dup := o.records[rec.ID]
+	old := o.records[rec.ID]
 	o.mu.Unlock()
-	if !dup {
+	switch {
+	case old == nil:
 		o.addRecord(rec)
+	case old.Partial && !rec.Partial:
+		o.replaceRelay(old, rec)
 	}
+}
+
+// replaceRelay puts the record of the placed copy in the place of the one
+// that passed on the partial. Its flights stop at their next block and the
+// new record offers again at once: the receivers resume where they are.
+// Members that got it meanwhile stay delivered.
+func (o *outbound) replaceRelay(old, rec *outRecord) {
+	o.mu.Lock()
+	for key, d := range old.Peers {
+		if nd := rec.Peers[key]; nd != nil && d.State == StateVerified {
+			nd.State, nd.Mode = StateVerified, d.Mode
+		}
+	}
+	o.mu.Unlock()
+	o.dropRelay(old)
+	o.addRecord(rec)
 }
 
 // dropRelay forgets a relay record.
@@ -137,6 +160,10 @@ func (o *outbound) noteReceipt(k inKey, who mesh.PeerID) bool {
 // received signs the receipt of a transfer this member completed, spreads
 // it, and passes the file on to the members that lack it.
 func (e *Engine) received(rc received) {
+	if rc.partial {
+		e.out.passOn(rc, e.receipts.has)
+		return
+	}
 	t := e.transport()
 	r := record.Receipt{Receiver: t.ID(), Author: rc.key.peer, ID: rc.key.id}
 	if err := r.SignWith(t.Signer()); err != nil {
@@ -145,4 +172,48 @@ func (e *Engine) received(rc received) {
 		e.toRoom(roomJob{receipt: &r})
 	}
 	e.out.passOn(rc, e.receipts.has)
+}
+
+// uploadsFullLocked reports whether a large file is already going to as
+// many members as it may from here at once (Config.FileUploads; o.mu
+// held). The others wait: the members it goes to pass it on while it
+// comes in, so the file leaves this member's uplink about once instead of
+// once per member, and a slow uplink serves four members almost as fast
+// as one.
+func (o *outbound) uploadsFullLocked(r *outRecord) bool {
+	if r.Type != entryFile || r.Manifest.Size < o.cfg.StreamMinSize {
+		return false
+	}
+	n := 0
+	for _, d := range r.Peers {
+		if d.owner != nil {
+			n++
+		}
+	}
+	return n >= o.cfg.FileUploads
+}
+
+// awaitBlock waits until block i of the partial rec passes on is held
+// here, or fails: the transfer ended without the file (errChanged: the
+// record goes), or nothing came for InboundIdle.
+func (s *sender) awaitBlock(rec *outRecord, i int) error {
+	k := inKey{s.o.authorOf(rec), rec.ID}
+	idle := time.NewTimer(s.o.cfg.InboundIdle)
+	defer idle.Stop()
+	for {
+		held, gone, wait := s.o.blocks(k, i)
+		switch {
+		case held:
+			return nil
+		case gone:
+			return fmt.Errorf("block %d of %s: %w", i, rec.Rel, errChanged)
+		}
+		select {
+		case <-wait:
+		case <-s.p.ctx.Done():
+			return s.p.ctx.Err()
+		case <-idle.C:
+			return fmt.Errorf("block %d of %s not received here for %v", i, rec.Rel, s.o.cfg.InboundIdle)
+		}
+	}
 }

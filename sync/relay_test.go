@@ -99,3 +99,31 @@ func TestFileRelayLiarFoundOut(t *testing.T) {
 		t.Errorf("bob, who passed the file on intact, has %d bad data", got)
 	}
 }
+
+// TestFileFansOut: a large file to four members leaves alice about once:
+// she sends it to one at a time, and each passes it on while it comes in.
+func TestFileFansOut(t *testing.T) {
+	n := newFakeNet(t)
+	a := n.addNode("alice", nil)
+	others := []*fakeNode{n.addNode("bob", nil), n.addNode("carol", nil), n.addNode("dave", nil), n.addNode("erin", nil)}
+	all := append([]*fakeNode{a}, others...)
+	for _, fn := range all {
+		fn.start()
+	}
+	for i, x := range all {
+		for _, y := range all[i+1:] {
+			n.connect(x, y)
+		}
+	}
+	data := randBytes(5, 96*minBlockSize) // 6 MiB: over StreamMinSize
+	a.put("big.bin", data)
+	for _, fn := range others {
+		fn.waitFile("inbox/alice/big.bin", data)
+	}
+	a.waitFile("sent/big.bin", data)
+	if sent := a.sentBlocks.Load(); sent > int64(len(data))*3/2 {
+		t.Errorf("alice sent %d bytes of blocks for a %d-byte file to 4 members; want about one copy", sent, len(data))
+	}
+	t.Logf("alice sent %.2f copies; the others %d, %d, %d, %d bytes", float64(a.sentBlocks.Load())/float64(len(data)),
+		others[0].sentBlocks.Load(), others[1].sentBlocks.Load(), others[2].sentBlocks.Load(), others[3].sentBlocks.Load())
+}

@@ -190,6 +190,9 @@ func (o *outbound) claimNext(p *peerConn) *flight {
 		if d == nil || d.owner != nil || r.cancelled || d.State != StateQueued && !modeDue(r, d) {
 			continue
 		}
+		if d.State == StateQueued && o.uploadsFullLocked(r) {
+			continue // others get it from the member(s) it is going to now
+		}
 		d.owner, d.phase, d.sent, d.started = p, PhaseOffered, 0, time.Now()
 		f := &flight{rec: r, d: d, attr: d.State == StateVerified, mode: r.Mode, last: time.Now()}
 		if !f.attr {
@@ -343,6 +346,8 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", errChanged)
 	}
+	// A partial grows while it is passed on: each block waits until it is
+	// held here (awaitBlock), and no file version is checked.
 	defer file.Close()
 	s.setPhase(f, PhaseSending)
 	hashing := s.o.streamed(rec)
@@ -352,6 +357,11 @@ func (s *sender) sendBlocks(f *flight, have bitmap) (*doneMsg, error) {
 	for i := range have.n {
 		if have.has(i) && !hashing {
 			continue
+		}
+		if rec.Partial {
+			if err := s.awaitBlock(rec, i); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.sendBlock(f, file, i, buf, hashing, !have.has(i)); err != nil {
 			return nil, err
@@ -512,6 +522,9 @@ func (b outBlock) sum() hash32 {
 // checkVersion fails with errChanged unless file is still the version rec
 // describes.
 func checkVersion(file *os.File, rec *outRecord) error {
+	if rec.Partial {
+		return nil // it grows; every block sent was verified here
+	}
 	fi, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("stat: %w", err)

@@ -78,6 +78,7 @@ func (w *writeBehind) applied(r *receiver, err error) {
 	r.in.mu.Lock()
 	if j.held {
 		j.t.have.set(int(j.index))
+		j.t.notifyLocked()
 	}
 	j.t.last = time.Now()
 	r.in.mu.Unlock()
