@@ -108,13 +108,14 @@ type inbound struct {
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer
+	creating  map[inKey]bool // partials being made (createPartial)
 	completed map[inKey]time.Time
 	placed    map[placeKey]placement // the latest of each sender's path (completed.go)
 	folders   map[mesh.PeerID]string
 }
 
 func newInbound(v *env, peers *peerSet, event func(string), done func(received)) *inbound {
-	return &inbound{env: v, peers: peers, event: event, done: done, transfers: map[inKey]*inTransfer{},
+	return &inbound{env: v, peers: peers, event: event, done: done, transfers: map[inKey]*inTransfer{}, creating: map[inKey]bool{},
 		completed: map[inKey]time.Time{}, placed: map[placeKey]placement{}, folders: map[mesh.PeerID]string{}}
 }
 
@@ -145,6 +146,21 @@ func (ib *inbound) metaPath(k inKey) string { return filepath.Join(ib.partsDir, 
 // createPartial makes the partial file, a hole of the file's size with
 // its data blocks reserved, and its sidecar.
 func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
+	// Two members may offer one file at the same moment: the first makes
+	// the partial, the other is told it is busy and offers again later.
+	ib.mu.Lock()
+	_, exists := ib.transfers[k]
+	if exists || ib.creating[k] {
+		ib.mu.Unlock()
+		return refused(rejectBusy, "transfer busy on another connection")
+	}
+	ib.creating[k] = true
+	ib.mu.Unlock()
+	defer func() {
+		ib.mu.Lock()
+		delete(ib.creating, k)
+		ib.mu.Unlock()
+	}()
 	f, err := os.OpenFile(ib.partPath(k), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create partial: %w", err)

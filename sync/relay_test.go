@@ -127,3 +127,29 @@ func TestFileFansOut(t *testing.T) {
 	t.Logf("alice sent %.2f copies; the others %d, %d, %d, %d bytes", float64(a.sentBlocks.Load())/float64(len(data)),
 		others[0].sentBlocks.Load(), others[1].sentBlocks.Load(), others[2].sentBlocks.Load(), others[3].sentBlocks.Load())
 }
+
+// TestTwoOffersOneFile: two members offering one file at the same moment
+// make one partial; the second is told busy and offers again later.
+func TestTwoOffersOneFile(t *testing.T) {
+	_, _, b := pair(t, nil)
+	ib := b.engine().in
+	k := inKey{mesh.PeerID{7}, transferID{1}}
+	data := randBytes(6, minBlockSize)
+	meta := partialMeta{Hash: blockHashName, Peer: k.peer.String(), ID: k.id, Path: "one.bin", Size: uint64(len(data)),
+		BlockSize: minBlockSize, Blocks: []hash32{blockSum(data)}, FileHash: fileHashOf(uint64(len(data)), minBlockSize, []hash32{blockSum(data)})}
+	ib.mu.Lock()
+	ib.creating[k] = true // the first offer is making it
+	ib.mu.Unlock()
+	if err := ib.createPartial(k, meta); ioCode(err) != rejectBusy {
+		t.Errorf("second offer while the first makes the partial: %v, want busy", err)
+	}
+	ib.mu.Lock()
+	delete(ib.creating, k)
+	ib.mu.Unlock()
+	if err := ib.createPartial(k, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := ib.createPartial(k, meta); ioCode(err) != rejectBusy {
+		t.Errorf("offer after the partial was made: %v, want busy", err)
+	}
+}

@@ -325,8 +325,11 @@ func (s *sender) sendFailed(f *flight, err error) {
 	s.release(f)
 	switch {
 	case s.p.ctx.Err() != nil:
+	case errors.Is(err, errChanged) && f.rec.relay() && s.o.isCancelled(f.rec):
+		// Every member has it, or the placed copy's record took over.
+		s.o.log.Debug("passing on stopped: its record ended", "path", f.rec.Src)
 	case errors.Is(err, errChanged) && f.rec.relay():
-		s.o.log.Info("file passed on changed here; no longer passed on", "path", f.rec.Src)
+		s.o.log.Info("copy of another member's file changed or went here; no longer passed on", "path", f.rec.Src)
 		s.o.dropRelay(f.rec)
 	case errors.Is(err, errChanged):
 		s.o.log.Info("outbox file changed while sending", "path", f.rec.Rel)
