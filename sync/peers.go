@@ -3,8 +3,6 @@ package sync
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -106,13 +104,6 @@ func (s *peerSet) get(id mesh.PeerID) *peerConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns[id]
-}
-
-// connected lists the peers with a live peerConn.
-func (s *peerSet) connected() []mesh.PeerID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.conns))
 }
 
 // add registers a new connection for id unless one is live; it returns the
