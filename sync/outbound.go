@@ -62,6 +62,7 @@ type outRecord struct {
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
+	detached  bool          // replaced by a newer record of the same ID (replaceRelay); never saved
 	stream    *streamHashes // block hashes so far, while Manifest has none (send.go)
 }
 

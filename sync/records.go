@@ -81,9 +81,9 @@ func (o *outbound) saveRecord(rec *outRecord) error {
 		dc := delivery{State: d.State, Final: d.Final, Reason: d.Reason, Name: d.Name, Mode: d.Mode}
 		snap.Peers[k] = &dc
 	}
-	cancelled := rec.cancelled
+	skip := rec.cancelled || rec.detached
 	o.mu.Unlock()
-	if cancelled {
+	if skip {
 		return nil
 	}
 	return atomicfile.WriteJSON(o.recordPath(rec.ID), &snap)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/meshfs/meshfs/mesh"
@@ -109,8 +110,13 @@ func (o *outbound) replaceRelay(old, rec *outRecord) {
 			nd.State, nd.Mode = StateVerified, d.Mode
 		}
 	}
+	// Detached, not cancelled: its flights go on to the end, reading the
+	// placed file through the descriptor they hold, so no block is sent
+	// twice; the new record's offer to those members then gets an ACK.
+	old.detached = true
+	delete(o.records, old.ID)
+	o.order = slices.DeleteFunc(o.order, func(x *outRecord) bool { return x == old })
 	o.mu.Unlock()
-	o.dropRelay(old)
 	o.addRecord(rec)
 }
 
@@ -191,6 +197,15 @@ func (o *outbound) uploadsFullLocked(r *outRecord) bool {
 		}
 	}
 	return n >= o.cfg.FileUploads
+}
+
+// slotFreed wakes every sender when a delivery of a large file ends or
+// goes back to the queue: the senders that skipped it while its uploads
+// were full (uploadsFullLocked) sleep until woken.
+func (o *outbound) slotFreed(r *outRecord) {
+	if r.Type == entryFile && r.Manifest.Size >= o.cfg.StreamMinSize {
+		o.peers.wakeSenders()
+	}
 }
 
 // awaitBlock waits until block i of the partial rec passes on is held

@@ -153,3 +153,23 @@ func TestTwoOffersOneFile(t *testing.T) {
 		t.Errorf("offer after the partial was made: %v, want busy", err)
 	}
 }
+
+// TestFileFansOutWithoutRelays: the members cannot reach each other, so
+// alice sends the large file to each in turn: the end of one upload wakes
+// the senders that waited for it.
+func TestFileFansOutWithoutRelays(t *testing.T) {
+	n := newFakeNet(t)
+	a := n.addNode("alice", nil)
+	others := []*fakeNode{n.addNode("bob", nil), n.addNode("carol", nil), n.addNode("dave", nil)}
+	a.start()
+	for _, fn := range others {
+		fn.start()
+		n.connect(a, fn)
+	}
+	data := randBytes(7, 80*minBlockSize) // 5 MiB: over StreamMinSize
+	a.put("big.bin", data)
+	for _, fn := range others {
+		fn.waitFile("inbox/alice/big.bin", data)
+	}
+	a.waitFile("sent/big.bin", data)
+}

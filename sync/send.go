@@ -3,6 +3,7 @@ package sync
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"time"
@@ -206,10 +207,11 @@ func (o *outbound) claimNext(p *peerConn) *flight {
 // release gives a flight back to the queue (if this sender still owns it).
 func (s *sender) release(f *flight) {
 	s.o.mu.Lock()
-	defer s.o.mu.Unlock()
 	if f.d.owner == s.p {
 		f.d.owner, f.d.phase, f.d.sent = nil, "", 0
 	}
+	s.o.mu.Unlock()
+	s.o.slotFreed(f.rec)
 }
 
 // releaseFlights requeues every flight of a stopping sender.
@@ -577,7 +579,11 @@ func (s *sender) onReject(m *rejectMsg) {
 	if reason == "" {
 		reason = m.Code.String()
 	}
-	s.o.log.Warn("member refused the file", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
+	level := slog.LevelWarn
+	if m.Code == rejectBusy { // it is getting the file from another member, or others: routine
+		level = slog.LevelDebug
+	}
+	s.o.log.Log(s.p.ctx, level, "member refused the file", "peer", s.p.id, "member", s.o.peers.displayName(s.p.id), "path", f.rec.Rel,
 		"code", m.Code.String(), "reason", reason, "final", m.Code.permanent(), "fix", rejectFix(m.Code, s.o.peers.displayName(s.p.id)))
 	retryIn := s.o.cfg.RetryInterval
 	if m.Code == rejectBusy { // a slot frees as soon as one of its transfers ends
@@ -617,6 +623,7 @@ func (s *sender) setDelivery(f *flight, state DeliveryState, final bool, reason 
 	f.d.State, f.d.Final, f.d.Reason = state, final, reason
 	f.d.retryAt = time.Now().Add(retryIn)
 	s.o.mu.Unlock()
+	s.o.slotFreed(f.rec)
 	if err := s.o.saveRecord(f.rec); err != nil {
 		s.o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", f.rec.Rel, "err", err, "fix", fixState)
 	}
