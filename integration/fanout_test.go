@@ -138,12 +138,15 @@ func runFanOut(t *testing.T, net *fanNet, label string, receivers ...string) fan
 	for _, n := range nodes[1:] {
 		wants = append(wants, fileWant{"at " + n.name, n.path("inbox", "alice", f.rel), f})
 	}
-	took := waitVerified(t, fanOutWait, closed, label+": alice's file", wants...)
+	took, err := waitVerified(t, fanOutWait, closed, label+": alice's file", wants...)
 	run := fanOutRun{took: took, tx: net.txBytes("alice") - before}
 
 	logSent(t, label, nodes)
 	for _, n := range nodes[1:] {
 		t.Logf("%s: %s: %s", label, n.name, receivedLine(n, f.rel))
+	}
+	if err != nil {
+		t.Fatalf("%s: %v (%.1f MiB left alice)", label, err, mib(run.tx))
 	}
 	for _, n := range nodes {
 		if err := n.stop(syscall.SIGTERM); err != nil {
@@ -153,11 +156,12 @@ func runFanOut(t *testing.T, net *fanNet, label string, receivers ...string) fan
 	return run
 }
 
-// waitVerified is waitFiles that also returns how long after since the
-// last file was there whole: each file's time is taken when the poll that
-// found it with the right size and sha256 began, so hashing it is not
-// counted.
-func waitVerified(t *testing.T, within time.Duration, since time.Time, what string, wants ...fileWant) time.Duration {
+// waitVerified is waitFiles that returns how long after since the last
+// file was there whole, or what is still missing after within, for the
+// caller to log its figures before it fails. Each file's time is taken
+// when the poll that found it with the right size and sha256 began, so
+// hashing it is not counted.
+func waitVerified(t *testing.T, within time.Duration, since time.Time, what string, wants ...fileWant) (time.Duration, error) {
 	t.Helper()
 	took := make([]time.Duration, len(wants))
 	err := testutil.WaitFor(within, func() error {
@@ -186,9 +190,9 @@ func waitVerified(t *testing.T, within time.Duration, since time.Time, what stri
 		last = max(last, took[i])
 	}
 	if err != nil {
-		t.Fatalf("%s: %v", what, err)
+		return last, fmt.Errorf("%s: %v", what, err)
 	}
-	return last
+	return last, nil
 }
 
 // logSent logs, for every node, the bytes its process sent each other
@@ -302,9 +306,12 @@ func fanOutMemory(t *testing.T, size int64, receivers ...string) (uint64, time.D
 	for _, n := range nodes[1:] {
 		wants = append(wants, fileWant{"at " + n.name, n.path("inbox", "alice", f.rel), f})
 	}
-	took := waitVerified(t, 15*time.Minute, closed, label+": alice's file", wants...)
+	took, err := waitVerified(t, 15*time.Minute, closed, label+": alice's file", wants...)
 	hwm := vmHWM(t, alice.cmd.Process.Pid)
 	logSent(t, label, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range nodes {
 		if err := n.stop(syscall.SIGTERM); err != nil {
 			t.Fatalf("stop %s: %v", n.name, err)
