@@ -391,21 +391,25 @@ func (t *inTransfer) notifyLocked() {
 
 // blockState says whether block i of transfer k is held here, verified:
 // a member passing on a file it is still receiving sends each block once
-// it has it (relay.go). gone means the transfer ended without the file;
+// it has it (relay.go). gone means the transfer ended without the file,
+// idle that it is not coming in now (no member is sending it here);
 // otherwise, if not held, wait is closed when that may have changed.
-func (ib *inbound) blockState(k inKey, i int) (held, gone bool, wait <-chan struct{}) {
+func (ib *inbound) blockState(k inKey, i int) (held, gone, idle bool, wait <-chan struct{}) {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
 	t := ib.transfers[k]
 	if t == nil {
 		_, done := ib.completed[k]
-		return done, !done, nil
+		return done, !done, false, nil
 	}
 	if t.haveKnown && i < t.have.n && t.have.has(i) {
-		return true, false, nil
+		return true, false, false, nil
+	}
+	if t.owner == nil {
+		return false, false, true, nil
 	}
 	if t.changed == nil {
 		t.changed = make(chan struct{})
 	}
-	return false, false, t.changed
+	return false, false, false, t.changed
 }

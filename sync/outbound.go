@@ -152,7 +152,7 @@ type outbound struct {
 	jobs  jobQueue // work for the outbox loop
 	// blocks is inbound.blockState: whether a block of a file still being
 	// received here is held yet, for a relay record of it (relay.go).
-	blocks func(k inKey, i int) (held, gone bool, wait <-chan struct{})
+	blocks func(k inKey, i int) (held, gone, idle bool, wait <-chan struct{})
 
 	// Owned by the loop goroutine.
 	held     map[string]time.Time // dot-named files and when their hold ends

@@ -138,6 +138,9 @@ func (r *receiver) onOffer(m *offerMsg) {
 		r.refuse(m.ID, refused(rejectIO, "transfer id reused with a different manifest"))
 		return
 	}
+	if !known {
+		r.passOnWhileReceiving(t, m)
+	}
 	if !m.streamed() {
 		if err := r.adoptManifest(t, m.FileHash, m.Blocks, m.Sig); err != nil {
 			r.failIn(t, "verify manifest", err)
@@ -185,15 +188,19 @@ func (r *receiver) admit(m *offerMsg) error {
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(), Replaces: m.Replaces,
 		Sig: m.Sig,
 	}
-	k := inKey{m.Author, m.ID}
-	if err := r.in.createPartial(k, meta); err != nil {
-		return err
+	return r.in.createPartial(inKey{m.Author, m.ID}, meta)
+}
+
+// passOnWhileReceiving lets the members that lack a large file have it
+// from here while it comes in (relay.go), once this member is receiving
+// it: the OFFER was signed, and a transfer that is not running here would
+// only hold up whoever took it from us.
+func (r *receiver) passOnWhileReceiving(t *inTransfer, m *offerMsg) {
+	if m.streamed() || int64(m.Size) < r.in.cfg.StreamMinSize {
+		return
 	}
-	if !m.streamed() { // signed: others can have it from here while it comes in
-		rel, _ := filepath.Rel(r.in.cfg.Root, r.in.partPath(k))
-		r.in.done(received{key: k, from: r.p.id, meta: meta, typ: entryFile, placed: filepath.ToSlash(rel), partial: true})
-	}
-	return nil
+	rel, _ := filepath.Rel(r.in.cfg.Root, r.in.partPath(t.key))
+	r.in.done(received{key: t.key, from: r.p.id, meta: t.meta, typ: entryFile, placed: filepath.ToSlash(rel), partial: true})
 }
 
 // onChunk checks one block or piece, in buf, and hands it to the

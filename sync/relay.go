@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,12 @@ import (
 
 // RelayTTL is how long a member offers a file it holds for another member.
 const RelayTTL = 30 * 24 * time.Hour
+
+// RelayDelay is how long a member that placed a file waits before it
+// offers it to the members that lack it. Most get it from its author at
+// the same time, and their receipts arrive within this; offering at once
+// would only meet "busy" at each of them.
+const RelayDelay = 2 * time.Second
 
 // received is a transfer this member completed, as relaying it needs it.
 type received struct {
@@ -83,7 +90,13 @@ func (o *outbound) passOn(rc received, holds func(inKey, mesh.PeerID) bool) {
 		if p.ID == self || p.ID == rc.key.peer || p.ID == rc.from || holds(rc.key, p.ID) {
 			continue
 		}
-		rec.Peers[p.ID.String()] = &delivery{State: StateQueued, Name: safeName(p.Name)}
+		d := &delivery{State: StateQueued, Name: safeName(p.Name)}
+		if !rc.partial {
+			// The author, or whoever passes it on while it comes in, is
+			// likely at it: offer only if no receipt came meanwhile.
+			d.State, d.retryAt = StateRefused, time.Now().Add(RelayDelay)
+		}
+		rec.Peers[p.ID.String()] = d
 	}
 	if len(rec.Peers) == 0 {
 		return
@@ -199,6 +212,17 @@ func (o *outbound) uploadsFullLocked(r *outRecord) bool {
 	return n >= o.cfg.FileUploads
 }
 
+// errNotHere: a file passed on while it comes in is not coming in now.
+var errNotHere = errors.New("not coming in here now")
+
+// comingIn reports whether the file a partial relay record passes on is
+// being received here now: offering it otherwise would hold up the member
+// that takes it from us.
+func (o *outbound) comingIn(rec *outRecord) bool {
+	held, gone, idle, _ := o.blocks(inKey{o.authorOf(rec), rec.ID}, 0)
+	return held || !gone && !idle
+}
+
 // slotFreed wakes every sender when a delivery of a large file ends or
 // goes back to the queue: the senders that skipped it while its uploads
 // were full (uploadsFullLocked) sleep until woken.
@@ -210,18 +234,22 @@ func (o *outbound) slotFreed(r *outRecord) {
 
 // awaitBlock waits until block i of the partial rec passes on is held
 // here, or fails: the transfer ended without the file (errChanged: the
-// record goes), or nothing came for InboundIdle.
+// record goes), it is not coming in now, or nothing came for InboundIdle.
+// A failed flight is offered again later, and the member that took it
+// from us meanwhile takes it from someone else.
 func (s *sender) awaitBlock(rec *outRecord, i int) error {
 	k := inKey{s.o.authorOf(rec), rec.ID}
 	idle := time.NewTimer(s.o.cfg.InboundIdle)
 	defer idle.Stop()
 	for {
-		held, gone, wait := s.o.blocks(k, i)
+		held, gone, stalled, wait := s.o.blocks(k, i)
 		switch {
 		case held:
 			return nil
 		case gone:
 			return fmt.Errorf("block %d of %s: %w", i, rec.Rel, errChanged)
+		case stalled:
+			return fmt.Errorf("block %d of %s: %w", i, rec.Rel, errNotHere)
 		}
 		select {
 		case <-wait:

@@ -126,6 +126,10 @@ func (s *sender) fillOffers() bool {
 		if f == nil {
 			return true
 		}
+		if f.rec.Partial && !s.o.comingIn(f.rec) {
+			s.setDelivery(f, StateRefused, false, errNotHere.Error(), busyRetry)
+			continue
+		}
 		s.flights[f.rec.ID] = f
 		msg := s.o.attrFor(f)
 		if !f.attr {
@@ -327,6 +331,8 @@ func (s *sender) sendFailed(f *flight, err error) {
 	s.release(f)
 	switch {
 	case s.p.ctx.Err() != nil:
+	case errors.Is(err, errNotHere):
+		s.setDelivery(f, StateRefused, false, errNotHere.Error(), busyRetry)
 	case errors.Is(err, errChanged) && f.rec.relay() && s.o.isCancelled(f.rec):
 		// Every member has it, or the placed copy's record took over.
 		s.o.log.Debug("passing on stopped: its record ended", "path", f.rec.Src)

@@ -180,7 +180,7 @@ func (o *outbound) countFor(ps *PeerStatus) {
 		case d.State == StateQueued:
 			ps.Queued++
 		}
-		if d.State == StateRefused {
+		if d.State == StateRefused && !r.relay() { // a relay's wait is its own business
 			ps.Problem = deliveryText(d, r.Manifest.Size)
 		}
 	}
