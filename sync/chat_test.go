@@ -235,11 +235,11 @@ func TestChatLiarFoundOut(t *testing.T) {
 	n.connect(b, m)
 	say(t, b, "one")
 	waitChat(t, m, []string{"bob: one"})
-	n.connect(a, m) // mallory's altered copy comes first
+	n.connect(a, m) // mallory is alice's only way to bob's line: an altered one
+	waitFor(t, func() bool { return peerStatus(a, m.id).BadData >= 1 })
 	n.connect(a, b)
 	say(t, b, "two")
 	waitChat(t, a, []string{"bob: one", "bob: two"})
-	waitFor(t, func() bool { return peerStatus(a, m.id).BadData >= 1 })
 	if got := peerStatus(a, b.id).BadData; got != 0 {
 		t.Errorf("bob, who passed nothing altered, has %d bad records", got)
 	}

@@ -65,6 +65,7 @@ type room struct {
 	pending map[mesh.PeerID]map[uint64]record.Chat // author -> seq -> record waiting for a gap
 	held    int                                    // records in pending
 	asked   map[mesh.PeerID]time.Time              // when we last sent HAVE to a member
+	later   map[mesh.PeerID]bool                   // members to ask once askGap has passed (askDue)
 	dirty   chan struct{}                          // the store was written: sync it soon
 }
 
@@ -80,7 +81,7 @@ func (e *Engine) toRoom(j roomJob) {
 // roomLoop runs the room until the engine stops.
 func (e *Engine) roomLoop() {
 	r := &room{e: e, ready: map[mesh.PeerID]bool{}, pending: map[mesh.PeerID]map[uint64]record.Chat{},
-		asked: map[mesh.PeerID]time.Time{}, dirty: make(chan struct{}, 1)}
+		asked: map[mesh.PeerID]time.Time{}, later: map[mesh.PeerID]bool{}, dirty: make(chan struct{}, 1)}
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
@@ -89,7 +90,13 @@ func (e *Engine) roomLoop() {
 	defer func() { <-synced }()
 	round := time.NewTimer(e.cfg.AntiEntropy)
 	defer round.Stop()
+	due := time.NewTimer(askGap)
+	defer due.Stop()
 	for {
+		due.Reset(askGap)
+		if len(r.later) == 0 {
+			due.Stop() // nothing deferred: no wake-up while idle
+		}
 		select {
 		case <-e.ctx.Done():
 			return
@@ -102,11 +109,18 @@ func (e *Engine) roomLoop() {
 		case <-round.C:
 			r.round()
 			round.Reset(e.cfg.AntiEntropy)
+		case <-due.C:
+			r.askDue()
 		}
 	}
 }
 
 func (r *room) do(j roomJob) {
+	if j.msg != nil && !r.ready[j.from] {
+		// Its HAVE, RECORDS or RECEIPTS say it speaks this protocol, maybe
+		// before its HELLO reached us: a line taken meanwhile must reach it.
+		r.ready[j.from] = true
+	}
 	switch m := j.msg.(type) {
 	case *haveMsg:
 		r.answer(j.from, m.Vector)
@@ -133,6 +147,7 @@ func (r *room) do(j roomJob) {
 	case j.gone:
 		delete(r.ready, j.from)
 		delete(r.asked, j.from)
+		delete(r.later, j.from)
 	}
 }
 
@@ -153,8 +168,10 @@ func (r *room) take(from mesh.PeerID, m *recordsMsg) {
 			gap = true
 		}
 	}
-	if m.More || (gap && r.mayAsk(from)) {
+	if m.More {
 		r.sendHave(from)
+	} else if gap {
+		r.ask(from)
 	}
 }
 
@@ -289,8 +306,8 @@ func (r *room) answer(from mesh.PeerID, theirs record.Vector) {
 		lists = append(lists, recs)
 	}
 	r.sendRecords(from, mergeByLamport(lists), more)
-	if len(mine.Lacks(theirs)) > 0 && r.mayAsk(from) {
-		r.sendHave(from) // it holds what we lack: ask for it
+	if len(mine.Lacks(theirs)) > 0 {
+		r.ask(from) // it holds what we lack
 	}
 }
 
@@ -329,15 +346,34 @@ func mergeByLamport(lists [][]record.Chat) []record.Chat {
 	}
 }
 
-// mayAsk reports whether a HAVE to a member is due: at most one per askGap
-// for a gap or an answer, so two members never ping-pong.
-func (r *room) mayAsk(id mesh.PeerID) bool {
-	return time.Since(r.asked[id]) >= askGap
+// ask sends a member HAVE now, or once askGap has passed since the last
+// one: at most one a second for a gap or an answer, so two members never
+// ping-pong (a record that cannot be taken yet, of an author not known
+// here, is asked for again only that often), and never forgotten.
+func (r *room) ask(id mesh.PeerID) {
+	if time.Since(r.asked[id]) >= askGap {
+		r.sendHave(id)
+		return
+	}
+	r.later[id] = true
+}
+
+// askDue sends the HAVEs ask deferred whose gap has passed.
+func (r *room) askDue() {
+	for id := range r.later {
+		if time.Since(r.asked[id]) >= askGap {
+			delete(r.later, id)
+			if r.ready[id] {
+				r.sendHave(id)
+			}
+		}
+	}
 }
 
 // sendHave tells a member what we hold; it answers with what we lack.
 func (r *room) sendHave(id mesh.PeerID) {
 	r.asked[id] = time.Now()
+	delete(r.later, id)
 	r.send(id, (&haveMsg{Vector: r.e.chat.Vector()}).encode())
 }
 
