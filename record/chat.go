@@ -142,35 +142,15 @@ func checkText(s string) error {
 // Verify checks c and then its signature under pub, which must be the
 // author's own key: its ID must be c.Author. A signature that does not
 // verify, or a key of another member, wraps ErrBadSignature.
-func (c Chat) Verify(pub ed25519.PublicKey) error {
-	if err := c.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", c.name(), err)
-	}
-	if len(pub) != ed25519.PublicKeySize { // ed25519.Verify would panic
-		return fmt.Errorf("verify %s: public key of %d bytes: %w", c.name(), len(pub), ErrBadSignature)
-	}
-	if id, err := idOf(pub); err != nil || id != c.Author {
-		return fmt.Errorf("verify %s: key is not the author's: %w", c.name(), ErrBadSignature)
-	}
-	if !ed25519.Verify(pub, c.signedBytes(), c.Sig) {
-		return fmt.Errorf("verify %s: %w", c.name(), ErrBadSignature)
-	}
-	return nil
-}
+func (c Chat) Verify(pub ed25519.PublicKey) error { return verify(c, pub) }
 
 // VerifyWith looks up the author's current key in keys and verifies c with
 // it. An author keys does not know, or has revoked, fails with keys' error
 // wrapped.
-func (c Chat) VerifyWith(keys Keys) error {
-	if err := c.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", c.name(), err)
-	}
-	pub, err := keys.MemberKey(c.Author)
-	if err != nil {
-		return fmt.Errorf("verify %s: author key: %w", c.name(), err)
-	}
-	return c.Verify(pub)
-}
+func (c Chat) VerifyWith(keys Keys) error { return verifyWith(c, keys) }
+
+func (c Chat) signer() (mesh.PeerID, string) { return c.Author, "author" }
+func (c Chat) signature() []byte             { return c.Sig }
 
 // idOf is the member ID of pub, computed as mesh computes it from a
 // certificate: the SHA-256 of the key's SubjectPublicKeyInfo.

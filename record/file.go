@@ -132,37 +132,16 @@ func (f File) checkFields() error {
 // Verify checks f and then its signature under pub, which must be the
 // author's own key: its ID must be f.Author. A signature that does not
 // verify, or a key of another member, wraps ErrBadSignature.
-func (f File) Verify(pub ed25519.PublicKey) error {
-	if err := f.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", f.name(), err)
-	}
-	if len(pub) != ed25519.PublicKeySize { // ed25519.Verify would panic
-		return fmt.Errorf("verify %s: public key of %d bytes: %w", f.name(), len(pub), ErrBadSignature)
-	}
-	if id, err := idOf(pub); err != nil || id != f.Author {
-		return fmt.Errorf("verify %s: key is not the author's: %w", f.name(), ErrBadSignature)
-	}
-	if !ed25519.Verify(pub, f.signedBytes(), f.Sig) {
-		return fmt.Errorf("verify %s: %w", f.name(), ErrBadSignature)
-	}
-	return nil
-}
+func (f File) Verify(pub ed25519.PublicKey) error { return verify(f, pub) }
 
 // VerifyWith looks up the author's current key in keys and verifies f with
 // it. An author keys does not know, or has revoked, fails with keys' error
 // wrapped.
-func (f File) VerifyWith(keys Keys) error {
-	if err := f.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", f.name(), err)
-	}
-	pub, err := keys.MemberKey(f.Author)
-	if err != nil {
-		return fmt.Errorf("verify %s: author key: %w", f.name(), err)
-	}
-	return f.Verify(pub)
-}
+func (f File) VerifyWith(keys Keys) error { return verifyWith(f, keys) }
 
-// name names the record in errors by its transfer ID, not its path, which
+func (f File) signer() (mesh.PeerID, string) { return f.Author, "author" }
+func (f File) signature() []byte             { return f.Sig }
+
 // is the author's to choose.
 func (f File) name() string {
 	return fmt.Sprintf("file record %x of %s", f.ID, f.Author.Short())

@@ -90,35 +90,15 @@ func (r Receipt) checkFields() error {
 // Verify checks r and then its signature under pub, which must be the
 // receiver's own key: its ID must be r.Receiver. A signature that does not
 // verify, or a key of another member, wraps ErrBadSignature.
-func (r Receipt) Verify(pub ed25519.PublicKey) error {
-	if err := r.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", r.name(), err)
-	}
-	if len(pub) != ed25519.PublicKeySize { // ed25519.Verify would panic
-		return fmt.Errorf("verify %s: public key of %d bytes: %w", r.name(), len(pub), ErrBadSignature)
-	}
-	if id, err := idOf(pub); err != nil || id != r.Receiver {
-		return fmt.Errorf("verify %s: key is not the receiver's: %w", r.name(), ErrBadSignature)
-	}
-	if !ed25519.Verify(pub, r.signedBytes(), r.Sig) {
-		return fmt.Errorf("verify %s: %w", r.name(), ErrBadSignature)
-	}
-	return nil
-}
+func (r Receipt) Verify(pub ed25519.PublicKey) error { return verify(r, pub) }
 
 // VerifyWith looks up the receiver's current key in keys and verifies r
 // with it. A receiver keys does not know, or has revoked, fails with keys'
 // error wrapped.
-func (r Receipt) VerifyWith(keys Keys) error {
-	if err := r.Check(); err != nil {
-		return fmt.Errorf("verify %s: %w", r.name(), err)
-	}
-	pub, err := keys.MemberKey(r.Receiver)
-	if err != nil {
-		return fmt.Errorf("verify %s: receiver key: %w", r.name(), err)
-	}
-	return r.Verify(pub)
-}
+func (r Receipt) VerifyWith(keys Keys) error { return verifyWith(r, keys) }
+
+func (r Receipt) signer() (mesh.PeerID, string) { return r.Receiver, "receiver" }
+func (r Receipt) signature() []byte             { return r.Sig }
 
 // name names the receipt in errors.
 func (r Receipt) name() string {
