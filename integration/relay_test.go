@@ -35,15 +35,7 @@ import (
 func TestRelayPartialReachability(t *testing.T) {
 	star := newStarNet(t, "bob", "carol")
 	c := newCluster(t)
-	alice := star.startHub(c, "alice")
-	bob := star.joinLeaf(c, "bob", alice)
-	carol := star.joinLeaf(c, "carol", alice)
-	alice.waitConnected(bob, carol)
-	bob.waitConnected(alice)
-	carol.waitConnected(alice)
-	if l := bob.peerLine("carol"); isConnected(l) {
-		t.Fatalf("bob reached carol directly, so nothing would need a relay: %q", l)
-	}
+	alice, bob, carol := star.trio(c)
 
 	bobs, carols := chatMarkers(t, "bob", 3), chatMarkers(t, "carol", 3)
 	start := time.Now()

@@ -40,15 +40,7 @@ import (
 func TestRelayFilesPartialReachability(t *testing.T) {
 	star := newStarNet(t, "bob", "carol")
 	c := newCluster(t)
-	alice := star.startHub(c, "alice")
-	bob := star.joinLeaf(c, "bob", alice)
-	carol := star.joinLeaf(c, "carol", alice)
-	alice.waitConnected(bob, carol)
-	bob.waitConnected(alice)
-	carol.waitConnected(alice)
-	if l := bob.peerLine("carol"); isConnected(l) {
-		t.Fatalf("bob reached carol directly, so nothing would need a relay: %q", l)
-	}
+	alice, bob, carol := star.trio(c)
 
 	start := time.Now()
 	bobBig := putRandomFile(t, bob, "bob-big.bin", 20<<20)

@@ -223,3 +223,20 @@ func TestStarNetLeavesCannotMeet(t *testing.T) {
 		t.Logf("the hub dropped %d dials between the leaves", n)
 	}
 }
+
+// trio starts alice in the hub and bob and carol in the leaves "bob" and
+// "carol", waits until both leaves are connected to alice, and fails if
+// they reached each other directly: then nothing would need a relay.
+func (s *starNet) trio(c *cluster) (alice, bob, carol *node) {
+	s.t.Helper()
+	alice = s.startHub(c, "alice")
+	bob = s.joinLeaf(c, "bob", alice)
+	carol = s.joinLeaf(c, "carol", alice)
+	alice.waitConnected(bob, carol)
+	bob.waitConnected(alice)
+	carol.waitConnected(alice)
+	if l := bob.peerLine("carol"); isConnected(l) {
+		s.t.Fatalf("bob reached carol directly, so nothing would need a relay: %q", l)
+	}
+	return alice, bob, carol
+}
