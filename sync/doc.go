@@ -68,8 +68,9 @@
 //     block writer (write-behind); these three run on OS threads of their
 //     own at a lower priority (background_linux.go), so a transfer takes
 //     only the CPU that chat, FUSE and the network leave;
-//   - the chat loop (stores and renders received messages) and the chat
-//     broadcaster (sends own messages in order, answers catch-up requests);
+//   - the room loop (room.go): own chat lines out, received lines verified,
+//     stored in each author's order and passed on, HAVE answered, receipts
+//     kept and passed on; with the lazy syncer of the chat store;
 //   - the janitor (removes stale partials hourly).
 //
 // HandleEvent never does disk or network I/O: it routes each event to one of

@@ -440,7 +440,8 @@ func (e *Engine) dispatch(ev mesh.Event) {
 
 // routeBytes decodes the kind byte and hands the message to the right
 // goroutine: sender-side replies to that peer's sender (never blocks),
-// transfer data to its receiver (may block), CHAT_HAVE to the relay.
+// transfer data to its receiver (may block), HAVE, RECORDS and RECEIPTS to
+// the room loop (may block).
 func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 	if len(data) == 0 {
 		e.log.Debug("empty message", "peer", from)
