@@ -59,10 +59,10 @@ type inTransfer struct {
 	f         *os.File
 	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
 	have      bitmap
-	got       []hash32     // streamed: the hash of each block written, checked at DONE
-	holes     bitmap       // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
-	open      []*openBlock // blocks whose pieces are arriving (pieces.go); used like f
-	haveKnown bool         // false after a restart until the partial is re-hashed
+	got       []hash32      // streamed: the hash of each block written, checked at DONE
+	holes     bitmap        // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
+	open      []*openBlock  // blocks whose pieces are arriving (pieces.go); used like f
+	haveKnown bool          // false after a restart until the partial is re-hashed
 	changed   chan struct{} // closed when a block is held or the transfer ends (blockState)
 	rounds    int
 	last      time.Time
