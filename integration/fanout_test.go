@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,46 +28,13 @@ const fanOutSize = 200 << 20
 // fanOutWait bounds every wait for a file in the fan-out tests.
 const fanOutWait = 5 * time.Minute
 
-// fanNet is a star network whose leaves DO reach each other: a hub
-// namespace that only routes, and one namespace per leaf, each on its own
-// veth pair to the hub (hub 10.214.<i>.1, leaf 10.214.<i>.2), with no drop
-// table. It reuses starNet's layout and methods; leafDev names each leaf's
-// own end of its pair, inside the leaf's namespace.
-type fanNet struct {
-	*starNet
-	leafDev map[string]string
-}
+// fanNet is a star network whose leaves DO reach each other: the hub only
+// routes (no drop table), and tc can shape a leaf's uplink.
+type fanNet struct{ *starNet }
 
 func newFanNet(t *testing.T, leaves ...string) *fanNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	for _, bin := range []string{"ip", "tc"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("the %s command is needed for the fan-out network", bin)
-		}
-	}
-	id, k := os.Getpid()%100000, starSeq.Add(1)
-	s := &starNet{t: t, hub: fmt.Sprintf("meshfs-fan%d-%d", k, id), leaves: map[string]string{}, index: map[string]int{}}
-	f := &fanNet{starNet: s, leafDev: map[string]string{}}
-	s.addNS(s.hub)
-	for i, leaf := range leaves {
-		i++
-		ns := fmt.Sprintf("%s-%s", s.hub, leaf)
-		s.leaves[leaf], s.index[leaf] = ns, i
-		s.addNS(ns)
-		hubDev, leafDev := fmt.Sprintf("mf%dh%dx%d", id, k, i), fmt.Sprintf("mf%dl%dx%d", id, k, i)
-		f.leafDev[leaf] = leafDev
-		s.ip("-n", s.hub, "link", "add", hubDev, "type", "veth", "peer", "name", leafDev, "netns", ns)
-		s.ip("-n", s.hub, "addr", "add", s.hubIP(leaf)+"/24", "dev", hubDev)
-		s.ip("-n", ns, "addr", "add", s.leafIP(leaf)+"/24", "dev", leafDev)
-		s.ip("-n", s.hub, "link", "set", hubDev, "up")
-		s.ip("-n", ns, "link", "set", leafDev, "up")
-		s.ip("-n", ns, "route", "add", "default", "via", s.hubIP(leaf))
-	}
-	s.in(s.hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	return f
+	return &fanNet{buildStar(t, "fan", "mf", []string{"ip", "tc"}, leaves)}
 }
 
 // shapeUplink limits what leaf sends (egress of its own end of its pair,
@@ -156,9 +122,10 @@ func runFanOut(t *testing.T, net *fanNet, label string, receivers ...string) fan
 	return run
 }
 
-// waitVerified is waitFiles that returns how long after since the last
-// file was there whole, or what is still missing after within, for the
-// caller to log its figures before it fails. Each file's time is taken
+// waitVerified polls until every file of wants is at its path with the
+// right size and sha256, logs how long after since each took, and returns
+// how long the last one took, or what is still missing after within, for
+// the caller to log its figures before it fails. Each file's time is taken
 // when the poll that found it with the right size and sha256 began, so
 // hashing it is not counted.
 func waitVerified(t *testing.T, within time.Duration, since time.Time, what string, wants ...fileWant) (time.Duration, error) {
@@ -185,7 +152,7 @@ func waitVerified(t *testing.T, within time.Duration, since time.Time, what stri
 	var last time.Duration
 	for i, w := range wants {
 		if took[i] != 0 {
-			t.Logf("%s: %s verified after %v", what, w.label, took[i].Round(time.Millisecond))
+			t.Logf("%s: %s (%d bytes) verified after %v", what, w.label, w.want.size, took[i].Round(time.Millisecond))
 		}
 		last = max(last, took[i])
 	}

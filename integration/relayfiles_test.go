@@ -278,36 +278,12 @@ type fileWant struct {
 	want  relayFile
 }
 
-// waitFiles polls until every file of wants is at its path with the right
-// size and sha256, logs how long after since each took, and fails t after
-// within naming the step (what) and what is still missing.
+// waitFiles is waitVerified that fails t when a file is still missing
+// after within.
 func waitFiles(t *testing.T, within time.Duration, since time.Time, what string, wants ...fileWant) {
 	t.Helper()
-	took := make([]time.Duration, len(wants))
-	err := testutil.WaitFor(within, func() error {
-		var missing []string
-		for i, w := range wants {
-			if took[i] != 0 {
-				continue
-			}
-			if err := sameFile(w.path, w.want); err != nil {
-				missing = append(missing, fmt.Sprintf("%s: %v", w.label, err))
-				continue
-			}
-			took[i] = max(time.Since(since), time.Nanosecond)
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("%d of %d not there yet: %s", len(missing), len(wants), strings.Join(missing, "; "))
-		}
-		return nil
-	})
-	for i, w := range wants {
-		if took[i] != 0 {
-			t.Logf("%s: %s (%d bytes) after %v", what, w.label, w.want.size, took[i].Round(time.Millisecond))
-		}
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
+	if _, err := waitVerified(t, within, since, what, wants...); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -28,41 +28,18 @@ var starSeq atomic.Int32
 // from one leaf to another: each leaf reaches the hub, and no leaf reaches
 // another.
 type starNet struct {
-	t      *testing.T
-	hub    string            // the hub's namespace
-	leaves map[string]string // leaf name → its namespace
-	index  map[string]int    // leaf name → i of its subnet
-	table  string            // the hub's nftables table (family inet)
+	t       *testing.T
+	hub     string            // the hub's namespace
+	leaves  map[string]string // leaf name → its namespace
+	index   map[string]int    // leaf name → i of its subnet
+	leafDev map[string]string // leaf name → its own end of its pair, in its namespace
+	table   string            // the hub's nftables table (family inet); "" when leaves meet
 }
 
 func newStarNet(t *testing.T, leaves ...string) *starNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("the %s command is needed for the star network", bin)
-		}
-	}
-	id, k := os.Getpid()%100000, starSeq.Add(1)
-	s := &starNet{t: t, hub: fmt.Sprintf("meshfs-star%d-%d", k, id), leaves: map[string]string{},
-		index: map[string]int{}, table: fmt.Sprintf("meshfs_star%d", k)}
-	s.addNS(s.hub)
-	for i, leaf := range leaves {
-		i++
-		ns := fmt.Sprintf("%s-%s", s.hub, leaf)
-		s.leaves[leaf], s.index[leaf] = ns, i
-		s.addNS(ns)
-		hubDev, leafDev := fmt.Sprintf("ms%dh%dx%d", id, k, i), fmt.Sprintf("ms%dl%dx%d", id, k, i)
-		s.ip("-n", s.hub, "link", "add", hubDev, "type", "veth", "peer", "name", leafDev, "netns", ns)
-		s.ip("-n", s.hub, "addr", "add", s.hubIP(leaf)+"/24", "dev", hubDev)
-		s.ip("-n", ns, "addr", "add", s.leafIP(leaf)+"/24", "dev", leafDev)
-		s.ip("-n", s.hub, "link", "set", hubDev, "up")
-		s.ip("-n", ns, "link", "set", leafDev, "up")
-		s.ip("-n", ns, "route", "add", "default", "via", s.hubIP(leaf))
-	}
-	s.in(s.hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	s := buildStar(t, "star", "ms", []string{"ip", "nft"}, leaves)
+	s.table = "meshfs_star" // in the hub's own namespace: no other test sees it
 	s.nft(`table inet ` + s.table + ` {
   chain forward {
     type filter hook forward priority 0; policy accept;
@@ -72,6 +49,42 @@ func newStarNet(t *testing.T, leaves ...string) *starNet {
 }
 `)
 	t.Cleanup(func() { exec.Command("ip", "netns", "exec", s.hub, "nft", "delete", "table", "inet", s.table).Run() })
+	return s
+}
+
+// buildStar makes the hub and leaf namespaces, their veth pairs, routes
+// and forwarding (kind names the namespaces, tag the devices), after
+// checking that tools are installed. The leaves reach each other until a
+// caller adds a drop table.
+func buildStar(t *testing.T, kind, tag string, tools, leaves []string) *starNet {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	for _, bin := range tools {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("the %s command is needed for the %s network", bin, kind)
+		}
+	}
+	id, k := os.Getpid()%100000, starSeq.Add(1)
+	s := &starNet{t: t, hub: fmt.Sprintf("meshfs-%s%d-%d", kind, k, id), leaves: map[string]string{},
+		index: map[string]int{}, leafDev: map[string]string{}}
+	s.addNS(s.hub)
+	for i, leaf := range leaves {
+		i++
+		ns := fmt.Sprintf("%s-%s", s.hub, leaf)
+		s.leaves[leaf], s.index[leaf] = ns, i
+		s.addNS(ns)
+		hubDev, leafDev := fmt.Sprintf("%s%dh%dx%d", tag, id, k, i), fmt.Sprintf("%s%dl%dx%d", tag, id, k, i)
+		s.leafDev[leaf] = leafDev
+		s.ip("-n", s.hub, "link", "add", hubDev, "type", "veth", "peer", "name", leafDev, "netns", ns)
+		s.ip("-n", s.hub, "addr", "add", s.hubIP(leaf)+"/24", "dev", hubDev)
+		s.ip("-n", ns, "addr", "add", s.leafIP(leaf)+"/24", "dev", leafDev)
+		s.ip("-n", s.hub, "link", "set", hubDev, "up")
+		s.ip("-n", ns, "link", "set", leafDev, "up")
+		s.ip("-n", ns, "route", "add", "default", "via", s.hubIP(leaf))
+	}
+	s.in(s.hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return s
 }
 
