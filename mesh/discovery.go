@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -44,6 +45,10 @@ type member struct {
 
 	// Bytes moved on closed connections since start (not persisted).
 	sent, recv uint64
+	// key is Cert's public key once MemberKey parsed it, for keyCert
+	// (not persisted): every record received is checked against it.
+	key     ed25519.PublicKey
+	keyCert []byte
 }
 
 func (m *member) info() PeerInfo {

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/x509"
@@ -36,9 +37,14 @@ func (n *Node) MemberKey(id PeerID) (ed25519.PublicKey, error) {
 	}
 	n.mu.Lock()
 	revoked := n.revs.has(id)
+	m := n.roster[id]
 	var der []byte
-	if m := n.roster[id]; m != nil {
+	if m != nil {
 		der = m.Cert
+		if !revoked && m.key != nil && bytes.Equal(m.keyCert, der) {
+			n.mu.Unlock()
+			return m.key, nil
+		}
 	}
 	n.mu.Unlock()
 	switch {
@@ -47,7 +53,15 @@ func (n *Node) MemberKey(id PeerID) (ed25519.PublicKey, error) {
 	case der == nil:
 		return nil, fmt.Errorf("member %s: %w", id.Short(), ErrUnknownMember)
 	}
-	return keyOf(id, der)
+	key, err := keyOf(id, der)
+	if err == nil {
+		n.mu.Lock()
+		if m.Cert != nil && bytes.Equal(m.Cert, der) {
+			m.key, m.keyCert = key, der
+		}
+		n.mu.Unlock()
+	}
+	return key, err
 }
 
 // keyOf parses a roster certificate and checks it names id.
