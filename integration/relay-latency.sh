@@ -45,29 +45,30 @@ sleep 2
 cat $T/carol/mnt/peers | head -4
 now() { date +%s%N; }
 waitgrep() { local f=$1 s=$2; for _ in $(seq 20000); do grep -qF "$s" "$f" 2>/dev/null && return 0; sleep 0.001; done; return 1; }
-echo "chat bob -> carol through alice (ms):"
-for i in 1 2 3 4 5 6 7; do
-  m="relay-$i-$RANDOM"; t0=$(now); echo "$m" >> $T/bob/mnt/chat
-  waitgrep $T/carol/mnt/chat "$m" && echo $(( ($(now)-t0)/1000000 ))
-  sleep 0.3
-done
-echo "chat bob -> alice direct (ms):"
-for i in 1 2 3 4 5; do
-  m="direct-$i-$RANDOM"; t0=$(now); echo "$m" >> $T/bob/mnt/chat
-  waitgrep $T/alice/mnt/chat "$m" && echo $(( ($(now)-t0)/1000000 ))
-  sleep 0.3
-done
-echo "20 MiB file bob -> carol through alice, until carol's copy is complete (ms):"
-for i in 1 2 3 4 5; do
-  head -c $((20<<20)) /dev/urandom > $T/src$i; sum=$(sha256sum < $T/src$i)
-  t0=$(now); cp $T/src$i $T/bob/mnt/outbox/f$i.bin
-  for _ in $(seq 60000); do [ -f $T/carol/mnt/inbox/bob/f$i.bin ] && [ "$(sha256sum < $T/carol/mnt/inbox/bob/f$i.bin)" = "$sum" ] && break; sleep 0.005; done
-  echo $(( ($(now)-t0)/1000000 ))
-done
-echo "100 KiB file bob -> carol through alice (ms):"
-for i in 1 2 3 4 5; do
-  head -c $((100<<10)) /dev/urandom > $T/small$i; sum=$(sha256sum < $T/small$i)
-  t0=$(now); cp $T/small$i $T/bob/mnt/outbox/s$i.bin
-  for _ in $(seq 60000); do [ -f $T/carol/mnt/inbox/bob/s$i.bin ] && [ "$(sha256sum < $T/carol/mnt/inbox/bob/s$i.bin)" = "$sum" ] && break; sleep 0.005; done
-  echo $(( ($(now)-t0)/1000000 ))
-done
+# chat TO PREFIX N: say 'PREFIX-i' at bob N times, each timed until it is in TO's chat.
+chat() {
+  local to=$1 prefix=$2 n=$3 i m t0
+  for i in $(seq $n); do
+    m="$prefix-$i-$RANDOM"; t0=$(now); echo "$m" >> $T/bob/mnt/chat
+    waitgrep $T/$to/mnt/chat "$m" && echo $(( ($(now)-t0)/1000000 ))
+    sleep 0.3
+  done
+}
+echo "chat bob -> carol through alice (ms):"; chat carol relay 7
+echo "chat bob -> alice direct (ms):"; chat alice direct 5
+# files BYTES NAME: cp 5 random files of BYTES at bob, each timed until
+# carol's copy has the right sha256.
+files() {
+  local bytes=$1 name=$2 i sum t0
+  for i in 1 2 3 4 5; do
+    head -c $bytes /dev/urandom > $T/$name$i; sum=$(sha256sum < $T/$name$i)
+    t0=$(now); cp $T/$name$i $T/bob/mnt/outbox/$name$i.bin
+    for _ in $(seq 60000); do
+      [ -f $T/carol/mnt/inbox/bob/$name$i.bin ] && [ "$(sha256sum < $T/carol/mnt/inbox/bob/$name$i.bin)" = "$sum" ] && break
+      sleep 0.005
+    done
+    echo $(( ($(now)-t0)/1000000 ))
+  done
+}
+echo "20 MiB file bob -> carol through alice, until carol's copy is complete (ms):"; files $((20<<20)) big
+echo "100 KiB file bob -> carol through alice (ms):"; files $((100<<10)) small
