@@ -462,6 +462,11 @@ func row35BlockHash(t *testing.T, v *syncVictim) {
 	if exists(filepath.Join(v.b.root, "inbox", "mallory", "flipped.bin")) {
 		t.Error("corrupt file renamed into place")
 	}
+	// The partial stays, with its good blocks, for another member or a
+	// later offer to complete; the janitor removes it if none does.
+	if parts, _ := filepath.Glob(filepath.Join(v.b.root, "inbox", partialsName, "*-"+m.ID.String()+".part")); len(parts) != 1 {
+		t.Error("partial of the good blocks dropped")
+	}
 	v.check(t)
 }
 
@@ -476,8 +481,8 @@ func row36FileHash(t *testing.T, v *syncVictim) {
 		t.Errorf("reply %+v, want REJECT io", r)
 	}
 	if err := testutil.WaitFor(effectTimeout, func() error {
-		if ents, _ := os.ReadDir(filepath.Join(v.b.root, "inbox", partialsName)); len(ents) != 0 {
-			return fmt.Errorf("%d partials left", len(ents))
+		if parts, _ := filepath.Glob(filepath.Join(v.b.root, "inbox", partialsName, "*-"+m.ID.String()+".part")); len(parts) != 0 {
+			return fmt.Errorf("partial %s left", parts[0])
 		}
 		return nil
 	}); err != nil {

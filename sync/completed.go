@@ -72,13 +72,10 @@ func (ib *inbound) notePlacementLocked(k placeKey, pl placement) {
 // completeIn remembers the transfer as done, with its placement, and
 // removes its sidecar. A crash before this leaves a sidecar without a
 // partial, which loadPartials also reads as done (without a placement).
-func (ib *inbound) completeIn(t *inTransfer) {
+func (ib *inbound) completeIn(t *inTransfer, from mesh.PeerID) {
 	now := time.Now()
 	ib.mu.Lock()
-	rc := received{key: t.key, meta: t.meta, typ: entryFile}
-	if t.owner != nil {
-		rc.from = t.owner.id
-	}
+	rc := received{key: t.key, from: from, meta: t.meta, typ: entryFile}
 	if t.placed != nil {
 		rc.placed = t.placed.rel
 	}
@@ -90,7 +87,7 @@ func (ib *inbound) completeIn(t *inTransfer) {
 		entry.setPlacement(t.meta.Path, *pl)
 	}
 	delete(ib.transfers, t.key)
-	t.owner = nil
+	clear(t.sources)
 	t.notifyLocked()
 	ib.mu.Unlock()
 	if err := ib.journalCompleted(entry); err != nil {
@@ -98,6 +95,7 @@ func (ib *inbound) completeIn(t *inTransfer) {
 			"member", ib.peers.displayName(t.key.peer), "path", t.meta.Path, "err", err, "fix", fixState)
 	}
 	os.Remove(ib.metaPath(t.key))
+	ib.forgetFetching(t.key)
 	if rc.placed != "" { // else its identity is unknown: not passed on
 		ib.done(rc)
 	}

@@ -32,15 +32,16 @@ const directMinSize = 8 << 20
 // pieceSize within blocks of a multiple of it; only a file's tail is
 // short), else through the page
 // cache. A filesystem that accepted O_DIRECT at open but refuses the write
-// (EINVAL) gets ordinary writes from then on.
+// (EINVAL) gets ordinary writes from then on; the descriptor stays open
+// until the partial's files close, as another source may be writing
+// through it.
 func (ib *inbound) writeBlock(t *inTransfer, data []byte, off int64) error {
-	if t.direct != nil && dioAligned(data) && off%dioAlign == 0 {
+	if t.direct != nil && !t.noDirect.Load() && dioAligned(data) && off%dioAlign == 0 {
 		_, err := ib.writeAt(t.direct, data, off)
 		if !errors.Is(err, syscall.EINVAL) {
 			return err
 		}
-		t.direct.Close()
-		t.direct = nil
+		t.noDirect.Store(true)
 	}
 	_, err := ib.writeAt(t.f, data, off)
 	return err

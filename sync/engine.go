@@ -71,6 +71,9 @@ type Config struct {
 	// from this member; the others get it from those, passed on while it
 	// comes in (relay.go), so each uplink carries each block about once.
 	FileUploads int
+	// FetchWindow is about how many bytes of a file one member is asked
+	// for at a time when the file may come from several (sources.go).
+	FetchWindow int
 	// DotHold: a closed file whose name starts with a dot is sent once it
 	// stayed unchanged this long (names.go heldName).
 	DotHold time.Duration
@@ -116,6 +119,7 @@ func DefaultConfig() Config {
 		QueueLen:          64,
 		StreamMinSize:     4 << 20,
 		FileUploads:       1,
+		FetchWindow:       16 << 20,
 		DotHold:           2 * time.Second,
 		TreeSettle:        5 * time.Second,
 	}
@@ -139,6 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 	fill(&c.MaxInboundTotal, d.MaxInboundTotal)
 	fill(&c.MaxOffersInFlight, d.MaxOffersInFlight)
 	fill(&c.FileUploads, d.FileUploads)
+	fill(&c.FetchWindow, d.FetchWindow)
 	fillDur(&c.AntiEntropy, d.AntiEntropy)
 	fill(&c.QueueLen, d.QueueLen)
 	if c.StreamMinSize <= 0 {
@@ -312,7 +317,7 @@ func (e *Engine) open() error {
 	if e.receipts, err = openReceipts(filepath.Join(e.cfg.StateDir, "receipts.jsonl")); err != nil {
 		return err
 	}
-	e.in = newInbound(e.env, e.peers, e.chatEvent, e.received)
+	e.in = newInbound(e.env, e.peers, e.chatEvent, e.received, e.receipts.has)
 	e.out = newOutbound(e.env, e.peers)
 	e.out.blocks = e.in.blockState
 	if err := e.in.load(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
@@ -54,14 +55,19 @@ type inTransfer struct {
 	key  inKey
 	meta partialMeta
 
-	// Guarded by inbound.mu; f is used only by its owner's receiver.
-	owner     *peerConn // receiver that has it open; nil when idle
+	// Guarded by inbound.mu, but f and direct: openPartial sets them
+	// (under openMu) while t has no open files, and they are closed
+	// only when its last source leaves or it ends (sources.go).
+	sources   map[*peerConn]*source // members sending it now (sources.go)
+	asked     bitmap                // blocks in a window of a source
+	finishing bool                  // all held: being verified and placed
+	openMu    sync.Mutex
 	f         *os.File
-	direct    *os.File // O_DIRECT descriptor of the same partial, or nil (direct.go)
+	direct    *os.File    // O_DIRECT descriptor of the same partial, or nil (direct.go)
+	noDirect  atomic.Bool // the filesystem refused an O_DIRECT write: f only
 	have      bitmap
 	got       []hash32      // streamed: the hash of each block written, checked at DONE
 	holes     bitmap        // blocks still holes of the fresh partial: a zero block needs no write (zero.go)
-	open      []*openBlock  // blocks whose pieces are arriving (pieces.go); used like f
 	haveKnown bool          // false after a restart until the partial is re-hashed
 	changed   chan struct{} // closed when a block is held or the transfer ends (blockState)
 	rounds    int
@@ -69,10 +75,9 @@ type inTransfer struct {
 	placed    *placement // set by placeFinal, recorded by completeIn
 }
 
-// closeFile closes the partial's descriptor and forgets the blocks in
-// progress, which a new owner starts over (inbound.mu held, or by its owner).
+// closeFile closes the partial's descriptors (inbound.mu held), once no
+// source writes to them.
 func (t *inTransfer) closeFile() {
-	t.open = nil
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
@@ -105,6 +110,7 @@ type inbound struct {
 	peers *peerSet
 	event func(text string) // a line for the chat log
 	done  func(received)    // a transfer completed: its receipt, and passing it on (relay.go)
+	holds func(k inKey, who mesh.PeerID) bool // who's receipt for k is known (receipts.go)
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer
@@ -114,8 +120,8 @@ type inbound struct {
 	folders   map[mesh.PeerID]string
 }
 
-func newInbound(v *env, peers *peerSet, event func(string), done func(received)) *inbound {
-	return &inbound{env: v, peers: peers, event: event, done: done, transfers: map[inKey]*inTransfer{}, creating: map[inKey]bool{},
+func newInbound(v *env, peers *peerSet, event func(string), done func(received), holds func(inKey, mesh.PeerID) bool) *inbound {
+	return &inbound{env: v, peers: peers, event: event, done: done, holds: holds, transfers: map[inKey]*inTransfer{}, creating: map[inKey]bool{},
 		completed: map[inKey]time.Time{}, placed: map[placeKey]placement{}, folders: map[mesh.PeerID]string{}}
 }
 
@@ -175,7 +181,8 @@ func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 		os.Remove(ib.partPath(k))
 		return err
 	}
-	t := &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), holes: holes, haveKnown: true, last: time.Now()}
+	t := newInTransfer(k, meta)
+	t.have, t.holes, t.haveKnown = newBitmap(meta.blocks()), holes, true
 	if meta.streamed() {
 		t.got = make([]hash32, meta.blocks())
 	}
@@ -216,32 +223,39 @@ func (ib *inbound) checkSpace(need uint64) error {
 	return nil
 }
 
-// claim makes p the owner of transfer k with its partial open, within the
+// newInTransfer is a transfer without sources, its blocks not known yet.
+func newInTransfer(k inKey, meta partialMeta) *inTransfer {
+	return &inTransfer{key: k, meta: meta, sources: map[*peerConn]*source{}, asked: newBitmap(meta.blocks()), last: time.Now()}
+}
+
+// claim makes p a source of transfer k with its partial open, within the
 // concurrency caps, and re-hashes the partial if its blocks are unknown.
-func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, error) {
+// A transfer being received already takes more sources only when its
+// manifest is known (sources.go); those add no open file.
+func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, *source, error) {
+	holder := ib.holds(k, p.id)
 	ib.mu.Lock()
 	t := ib.transfers[k]
-	switch {
-	case t == nil:
+	if t == nil {
 		ib.mu.Unlock()
-		return nil, refused(rejectIO, "partial vanished")
-	case t.owner != nil && t.owner != p:
+		return nil, nil, refused(rejectIO, "partial vanished")
+	}
+	if len(t.sources) == 0 && !ib.slotFreeLocked(p) {
 		ib.mu.Unlock()
-		return nil, refused(rejectBusy, "transfer busy on another connection")
-	case t.owner == nil:
-		if !ib.slotFreeLocked(p) {
-			ib.mu.Unlock()
-			return nil, refused(rejectBusy, "too many transfers at once, try later")
-		}
-		t.owner = p
+		return nil, nil, refused(rejectBusy, "too many transfers at once, try later")
+	}
+	s, ok := t.addSourceLocked(p, holder)
+	if !ok {
+		ib.mu.Unlock()
+		return nil, nil, refused(rejectBusy, "transfer busy on another connection")
 	}
 	t.last = time.Now()
 	ib.mu.Unlock()
 	if err := ib.openPartial(t); err != nil {
 		ib.dropPartial(t)
-		return nil, err
+		return nil, nil, err
 	}
-	return t, nil
+	return t, s, nil
 }
 
 // slotFreeLocked applies the per-peer and global caps, first freeing p's
@@ -251,12 +265,10 @@ func (ib *inbound) slotFreeLocked(p *peerConn) bool {
 	cutoff := time.Now().Add(-ib.cfg.InboundIdle)
 	perPeer, total := 0, 0
 	for k, t := range ib.transfers {
-		if t.owner == nil {
-			continue
+		if t.sources[p] != nil && t.last.Before(cutoff) {
+			t.removeSourceLocked(p)
 		}
-		if t.owner == p && t.last.Before(cutoff) {
-			t.closeFile()
-			t.owner = nil
+		if len(t.sources) == 0 {
 			continue
 		}
 		total++
@@ -271,6 +283,8 @@ func (ib *inbound) slotFreeLocked(p *peerConn) bool {
 // O_DIRECT) and learns which blocks it holds when that is not known (after
 // a restart).
 func (ib *inbound) openPartial(t *inTransfer) error {
+	t.openMu.Lock()
+	defer t.openMu.Unlock()
 	if t.f == nil {
 		f, err := os.OpenFile(ib.partPath(t.key), os.O_RDWR, 0)
 		if err != nil {
@@ -303,30 +317,33 @@ func (ib *inbound) openPartial(t *inTransfer) error {
 	return nil
 }
 
-// ownedIn returns transfer k if p owns it, claiming an idle one (its fd was
-// closed for idleness) again.
-func (ib *inbound) owned(p *peerConn, k inKey) *inTransfer {
+// owned returns transfer k and p's source of it, claiming an idle one
+// (closed for idleness) again; nil when p is not sending it.
+func (ib *inbound) owned(p *peerConn, k inKey) (*inTransfer, *source) {
 	ib.mu.Lock()
 	t := ib.transfers[k]
-	owned := t != nil && t.owner == p
-	idle := t != nil && t.owner == nil
+	var s *source
+	if t != nil {
+		s = t.sources[p]
+	}
+	idle := t != nil && len(t.sources) == 0
 	ib.mu.Unlock()
-	if owned {
-		return t
+	if s != nil {
+		return t, s
 	}
 	if idle {
-		if t, err := ib.claim(p, k); err == nil {
-			return t
+		if t, s, err := ib.claim(p, k); err == nil {
+			return t, s
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // dropPartial forgets a transfer and deletes its files.
 func (ib *inbound) dropPartial(t *inTransfer) {
 	ib.mu.Lock()
 	t.closeFile()
-	t.owner = nil
+	clear(t.sources)
 	t.notifyLocked()
 	if ib.transfers[t.key] == t {
 		delete(ib.transfers, t.key)
@@ -334,6 +351,7 @@ func (ib *inbound) dropPartial(t *inTransfer) {
 	ib.mu.Unlock()
 	os.Remove(ib.partPath(t.key))
 	os.Remove(ib.metaPath(t.key))
+	ib.forgetFetching(t.key)
 }
 
 // dropSuperseded removes p's unfinished transfers of path other than id. A
@@ -345,7 +363,7 @@ func (ib *inbound) dropSuperseded(p *peerConn, author mesh.PeerID, path string, 
 	ib.mu.Lock()
 	var old []*inTransfer
 	for k, t := range ib.transfers {
-		if k.peer == author && k.id != id && t.meta.Path == path && (t.owner == nil || t.owner == p) {
+		if k.peer == author && k.id != id && t.meta.Path == path && t.onlyFrom(p) {
 			old = append(old, t)
 		}
 	}
@@ -356,28 +374,41 @@ func (ib *inbound) dropSuperseded(p *peerConn, author mesh.PeerID, path string, 
 	}
 }
 
-// release frees every transfer a stopping receiver owns: no fd
-// stays open on a partial after its peer disconnects.
-func (ib *inbound) release(p *peerConn) {
-	ib.mu.Lock()
-	defer ib.mu.Unlock()
-	for _, t := range ib.transfers {
-		if t.owner == p {
-			t.closeFile()
-			t.owner = nil
-		}
-	}
+// onlyFrom reports whether t has no source but p (inbound.mu held).
+func (t *inTransfer) onlyFrom(p *peerConn) bool {
+	return len(t.sources) == 0 || len(t.sources) == 1 && t.sources[p] != nil
 }
 
-// closeIdle releases p's transfers untouched since cutoff.
+// release detaches a stopping receiver from every transfer it sends: no
+// fd stays open on a partial after its last source disconnects, and what
+// it was asked for goes to the others.
+func (ib *inbound) release(p *peerConn) {
+	ib.detach(p, time.Time{})
+}
+
+// closeIdle detaches p from its transfers untouched since cutoff.
 func (ib *inbound) closeIdle(p *peerConn, cutoff time.Time) {
+	ib.detach(p, cutoff)
+}
+
+// detach removes p from the transfers it sends that were last touched
+// before cutoff (all of them if cutoff is zero), and gives its windows to
+// their other sources.
+func (ib *inbound) detach(p *peerConn, cutoff time.Time) {
 	ib.mu.Lock()
-	defer ib.mu.Unlock()
+	var others []*inTransfer
 	for _, t := range ib.transfers {
-		if t.owner == p && t.last.Before(cutoff) {
-			t.closeFile()
-			t.owner = nil
+		if !cutoff.IsZero() && !t.last.Before(cutoff) {
+			continue
 		}
+		if was, more := t.removeSourceLocked(p); was && more {
+			others = append(others, t)
+		}
+	}
+	ib.mu.Unlock()
+	for _, t := range others {
+		ib.askIdle(t)
+		ib.tellSources(t)
 	}
 }
 
@@ -405,7 +436,7 @@ func (ib *inbound) blockState(k inKey, i int) (held, gone, idle bool, wait <-cha
 	if t.haveKnown && i < t.have.n && t.have.has(i) {
 		return true, false, false, nil
 	}
-	if t.owner == nil {
+	if len(t.sources) == 0 {
 		return false, false, true, nil
 	}
 	if t.changed == nil {

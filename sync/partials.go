@@ -71,7 +71,9 @@ func (ib *inbound) loadPartial(metaPath string) {
 	if err == nil {
 		last = fi.ModTime()
 	}
-	ib.transfers[k] = &inTransfer{key: k, meta: meta, have: newBitmap(meta.blocks()), last: last}
+	t := newInTransfer(k, meta)
+	t.have, t.last = newBitmap(meta.blocks()), last
+	ib.transfers[k] = t
 }
 
 // janitorLoop removes partials untouched for PartialTTL, at Start and every
@@ -94,7 +96,7 @@ func (ib *inbound) removeStale(cutoff time.Time) {
 	ib.mu.Lock()
 	var stale []*inTransfer
 	for k, t := range ib.transfers {
-		if t.owner == nil && t.last.Before(cutoff) {
+		if len(t.sources) == 0 && t.last.Before(cutoff) {
 			stale = append(stale, t)
 			delete(ib.transfers, k)
 			t.notifyLocked()

@@ -13,7 +13,7 @@ import "github.com/zeebo/blake3"
 // size: a 64 MiB block is never held whole.
 
 // maxOpenBlocks bounds the blocks of one transfer whose pieces are
-// arriving at once. An honest sender sends one block at a time; a peer
+// arriving at once from one source. An honest sender sends one block at a time; a peer
 // that starts more only makes the oldest start over.
 const maxOpenBlocks = 2
 
@@ -30,15 +30,16 @@ type openBlock struct {
 // if it was in progress: the sender began it again). Any other piece must
 // continue where the block's hash is; one that does not is out of order,
 // and the block is dropped (nil): it starts over with its first piece.
-// The receiver that owns t calls it, as it uses t.f.
-func (t *inTransfer) feedPiece(i uint32, off int, data []byte) *openBlock {
-	b := t.openBlock(i)
+// Only s's receiver calls it: each source sends its blocks' pieces in
+// order, whatever other sources send.
+func (s *source) feedPiece(i uint32, off int, data []byte) *openBlock {
+	b := s.openBlock(i)
 	switch {
 	case off == 0:
-		t.dropBlock(i)
-		b = t.startBlock(i)
+		s.dropBlock(i)
+		b = s.startBlock(i)
 	case b == nil || b.next != off:
-		t.dropBlock(i)
+		s.dropBlock(i)
 		return nil
 	}
 	b.h.Write(data)
@@ -47,8 +48,8 @@ func (t *inTransfer) feedPiece(i uint32, off int, data []byte) *openBlock {
 }
 
 // openBlock returns block i's state if its pieces are arriving, else nil.
-func (t *inTransfer) openBlock(i uint32) *openBlock {
-	for _, b := range t.open {
+func (s *source) openBlock(i uint32) *openBlock {
+	for _, b := range s.open {
 		if b.index == i {
 			return b
 		}
@@ -58,20 +59,20 @@ func (t *inTransfer) openBlock(i uint32) *openBlock {
 
 // startBlock opens block i, dropping the oldest open block if there are
 // maxOpenBlocks already.
-func (t *inTransfer) startBlock(i uint32) *openBlock {
-	if len(t.open) >= maxOpenBlocks {
-		t.open = t.open[1:]
+func (s *source) startBlock(i uint32) *openBlock {
+	if len(s.open) >= maxOpenBlocks {
+		s.open = s.open[1:]
 	}
 	b := &openBlock{index: i, h: blake3.New()}
-	t.open = append(t.open, b)
+	s.open = append(s.open, b)
 	return b
 }
 
 // dropBlock forgets block i's pieces so far, if any.
-func (t *inTransfer) dropBlock(i uint32) {
-	for k, b := range t.open {
+func (s *source) dropBlock(i uint32) {
+	for k, b := range s.open {
 		if b.index == i {
-			t.open = append(t.open[:k], t.open[k+1:]...)
+			s.open = append(s.open[:k], s.open[k+1:]...)
 			return
 		}
 	}

@@ -128,9 +128,9 @@ func (r *receiver) onOffer(m *offerMsg) {
 			return
 		}
 	}
-	t, err := r.in.claim(r.p, k)
+	t, src, err := r.in.claim(r.p, k)
 	if err != nil {
-		r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
+		r.in.log.Debug("offer refused for now", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
 		r.refuse(m.ID, err)
 		return
 	}
@@ -147,10 +147,25 @@ func (r *receiver) onOffer(m *offerMsg) {
 			return
 		}
 	}
+	r.askFrom(t, src)
+}
+
+// askFrom asks src for the blocks it is to send, now that its member
+// offered the file (again: its sender starts over): every missing block
+// for a whole source, else its windows (sources.go). A file held whole
+// already (empty, or resumed complete) is asked for nothing: the DONE
+// that answers finishes it.
+func (r *receiver) askFrom(t *inTransfer, src *source) {
 	r.in.mu.Lock()
 	have := bitmap{n: t.have.n, bits: slices.Clone(t.have.bits)}
 	r.in.mu.Unlock()
-	r.reply((&acceptMsg{ID: m.ID, Have: have}).encode())
+	if src.whole || have.count() == have.n {
+		r.reply((&acceptMsg{ID: t.key.id, Have: have}).encode())
+		return
+	}
+	r.in.restartSource(t, src)
+	r.in.ask(t, src)
+	r.in.tellSources(t)
 }
 
 // onEntry places a folder or a link and ACKs, or refuses it.
@@ -214,7 +229,7 @@ func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
 		return
 	}
 	r.wb.settle(r) // may abort the transfer: look it up after
-	if w.t = r.in.owned(r.p, r.key(m.ID)); w.t == nil {
+	if w.t, _ = r.in.owned(r.p, r.key(m.ID)); w.t == nil {
 		r.p.bufs.put(buf)
 		return
 	}
@@ -229,14 +244,14 @@ func (r *receiver) onChunk(m *chunkMsg, buf []byte) {
 	r.wb.start(w)
 }
 
-// checkChunk checks m, a block or a piece of one, of a transfer p owns,
-// and returns its write. A whole block is written only if its hash is
+// checkChunk checks m, a block or a piece of one, of a transfer p sends
+// and was asked for, and returns its write. A whole block is written only if its hash is
 // right (or, streamed, recorded for DONE); a piece is written as it comes
 // and its block held once the last piece matched (checkPiece). A CHUNK
 // without data is a block of zeros, checked as such: against a manifest
 // that says otherwise it is dropped like any corrupt block.
 func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
-	t := r.in.owned(r.p, r.key(m.ID))
+	t, src := r.in.owned(r.p, r.key(m.ID))
 	if t == nil {
 		r.in.log.Debug("chunk for unknown transfer", "peer", r.p.id, "id", m.ID.String())
 		return blockWrite{}, false
@@ -245,22 +260,31 @@ func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
 		r.in.log.Debug("chunk out of range", "peer", r.p.id, "path", t.meta.Path, "index", m.Index)
 		return blockWrite{}, false
 	}
+	r.in.mu.Lock()
+	asked := src.asks(int(m.Index))
+	r.in.mu.Unlock()
+	if !asked {
+		// Not asked of this member (any more): another source sends it,
+		// or it came back held already.
+		r.in.log.Debug("chunk not asked for", "peer", r.p.id, "path", t.meta.Path, "index", m.Index)
+		return blockWrite{}, false
+	}
 	n := blockLen(t.meta.Size, t.meta.BlockSize, m.Index)
 	w := blockWrite{t: t, index: m.Index, off: int(m.Offset), data: m.Data}
 	var sum hash32
 	switch {
 	case len(m.Data) == 0: // at offset 0 (decodeChunk)
-		t.dropBlock(m.Index)
+		src.dropBlock(m.Index)
 		w.zeros, sum = n, zeroSum(n)
 	case m.Offset == 0 && len(m.Data) == n:
-		t.dropBlock(m.Index)
+		src.dropBlock(m.Index)
 		sum = blockSum(m.Data)
 	case int(m.Offset)+len(m.Data) > n:
 		r.in.log.Debug("chunk beyond its block", "peer", r.p.id, "path", t.meta.Path, "index", m.Index,
 			"offset", m.Offset, "len", len(m.Data))
 		return blockWrite{}, false
 	default:
-		return r.checkPiece(w, n)
+		return r.checkPiece(src, w, n)
 	}
 	w.held = r.checkSum(t, m.Index, sum)
 	return w, w.held
@@ -270,9 +294,9 @@ func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
 // hash. A piece out of order is dropped (its block starts over); the last
 // piece is written only if the block's hash is right, and then makes the
 // block held.
-func (r *receiver) checkPiece(w blockWrite, n int) (blockWrite, bool) {
+func (r *receiver) checkPiece(src *source, w blockWrite, n int) (blockWrite, bool) {
 	t := w.t
-	b := t.feedPiece(w.index, w.off, w.data)
+	b := src.feedPiece(w.index, w.off, w.data)
 	if b == nil {
 		r.in.log.Debug("piece out of order", "peer", r.p.id, "path", t.meta.Path, "index", w.index, "offset", w.off)
 		return blockWrite{}, false
@@ -281,7 +305,7 @@ func (r *receiver) checkPiece(w blockWrite, n int) (blockWrite, bool) {
 	if b.next < n {
 		return w, true
 	}
-	t.dropBlock(w.index)
+	src.dropBlock(w.index)
 	w.held = r.checkSum(t, w.index, sumOf(b.h))
 	return w, w.held
 }
@@ -304,11 +328,13 @@ func (r *receiver) checkSum(t *inTransfer, i uint32, sum hash32) bool {
 	return true
 }
 
-// onDone finishes a transfer whose blocks are all present, or asks again
-// for the missing ones (at most maxResendRounds times).
+// onDone ends what the source was asked for: a window, or every missing
+// block of a whole source, which is asked again for the ones still
+// missing (at most maxResendRounds times). The transfer finishes once
+// every block is held.
 func (r *receiver) onDone(m *doneMsg) {
 	k := r.key(m.ID)
-	t := r.in.owned(r.p, k)
+	t, src := r.in.owned(r.p, k)
 	if t == nil {
 		r.in.mu.Lock()
 		_, done := r.in.completed[k]
@@ -322,8 +348,13 @@ func (r *receiver) onDone(m *doneMsg) {
 		r.failIn(t, "verify manifest", err)
 		return
 	}
+	if !src.whole {
+		r.onWindowDone(t, src)
+		return
+	}
 	r.in.mu.Lock()
 	complete := t.have.count() == t.have.n
+	t.finishing = complete
 	have := bitmap{n: t.have.n, bits: slices.Clone(t.have.bits)}
 	t.rounds++
 	rounds := t.rounds
@@ -338,14 +369,63 @@ func (r *receiver) onDone(m *doneMsg) {
 	}
 }
 
-// failIn aborts an inbound transfer: REJECT with the reason, delete the
-// partial. The node keeps working.
+// onWindowDone ends src's oldest window. Its blocks still missing go back
+// to be asked for, of another source first; a source whose windows came
+// back incomplete more than maxResendRounds times is dropped, and the
+// file comes from the others.
+func (r *receiver) onWindowDone(t *inTransfer, src *source) {
+	r.in.mu.Lock()
+	missing := t.endWindowsLocked(src, min(len(src.windows), 1), true)
+	if missing > 0 {
+		src.misses++
+	}
+	complete := t.have.count() == t.have.n && !t.finishing
+	t.finishing = t.finishing || complete
+	tooMany := src.misses > maxResendRounds
+	r.in.mu.Unlock()
+	switch {
+	case complete:
+		r.finishIn(t)
+	case tooMany:
+		r.dropSource(t, src)
+	default:
+		r.in.ask(t, src)
+		if missing > 0 {
+			r.in.askIdle(t)
+		}
+		r.in.tellSources(t)
+	}
+}
+
+// dropSource stops taking t from this connection's member, whose blocks
+// kept failing their checks: it is refused for now (it may offer again
+// later), and what it was asked for goes to the other sources.
+func (r *receiver) dropSource(t *inTransfer, src *source) {
+	name := r.in.peers.displayName(r.p.id)
+	r.in.log.Warn("member's blocks keep failing their checks; file taken from others", "peer", r.p.id, "member", name,
+		"path", t.meta.Path, "windows", src.misses, "fix", "nothing: if it repeats, check "+name+"'s disk and meshfs version")
+	r.in.mu.Lock()
+	_, more := t.removeSourceLocked(r.p)
+	r.in.mu.Unlock()
+	r.refuse(t.key.id, refused(rejectIO, fmt.Sprintf("blocks still missing after %d rounds", maxResendRounds)))
+	delete(r.authors, t.key.id)
+	if more {
+		r.in.askIdle(t)
+	}
+	r.in.tellSources(t)
+}
+
+// failIn aborts an inbound transfer: REJECT with the reason to each of
+// its sources, delete the partial. The node keeps working.
 func (r *receiver) failIn(t *inTransfer, op string, err error) {
 	terr := &TransferError{Peer: r.p.id.Short(), Path: t.meta.Path, Op: op, Err: err}
 	r.in.log.Warn("incoming file abandoned", "peer", r.p.id, "member", r.in.peers.displayName(r.p.id), "path", t.meta.Path, "err", terr, "fix", receiveFix(err, r.in.peers.displayName(r.p.id)))
 	r.in.noteError(terr)
+	srcs := r.in.sourcesOf(t)
 	r.in.dropPartial(t)
-	r.refuse(t.key.id, err)
+	reject := (&rejectMsg{ID: t.key.id, Code: ioCode(err), Reason: r.in.peerReason(err)}).encode()
+	r.reply(reject)
+	r.in.tellAll(srcs, r.p, reject)
 	delete(r.authors, t.key.id)
 }
 
@@ -355,7 +435,11 @@ func (r *receiver) finishIn(t *inTransfer) {
 	if err := verifyWhole(&t.meta); err != nil {
 		if r.p.ctx.Err() == nil { // a disconnect keeps the partial for resume
 			r.failIn(t, "verify file", err)
+			return
 		}
+		r.in.mu.Lock()
+		t.finishing = false
+		r.in.mu.Unlock()
 		return
 	}
 	if err := r.in.makeDurable(t); err != nil {
@@ -369,8 +453,11 @@ func (r *receiver) finishIn(t *inTransfer) {
 		return
 	}
 	r.in.changed(shown)
-	r.in.completeIn(t)
-	r.reply((&ackMsg{ID: t.key.id}).encode())
+	srcs := r.in.sourcesOf(t)
+	r.in.completeIn(t, r.p.id)
+	ack := (&ackMsg{ID: t.key.id}).encode()
+	r.reply(ack)
+	r.in.tellAll(srcs, r.p, ack)
 	delete(r.authors, t.key.id)
 	name, via := r.in.peerName(t.key.peer), ""
 	if t.key.peer != r.p.id {
@@ -478,7 +565,7 @@ func (r *receiver) busy() bool {
 	r.in.mu.Lock()
 	defer r.in.mu.Unlock()
 	for _, t := range r.in.transfers {
-		if t.owner == r.p {
+		if t.sources[r.p] != nil {
 			return true
 		}
 	}

@@ -24,8 +24,10 @@ import (
 // again, like a corrupt chunk. Later OFFERs of the record (other members,
 // resumes) carry the manifest as small files' do.
 
-// maxResendRounds is how often a sender answers ACCEPT-after-DONE (blocks
-// the receiver still lacks) before it gives up for now.
+// maxResendRounds is how often a sender answers an ACCEPT that asks again
+// for blocks it sent (the receiver still lacks them) before it gives up
+// for now. An ACCEPT for blocks not asked before is the receiver's next
+// window (sources.go), not a resend.
 const maxResendRounds = 3
 
 // flight is one delivery a sender has offered and not yet finished.
@@ -35,7 +37,7 @@ type flight struct {
 	streamed bool   // offered without block hashes: DONE carries them
 	attr     bool   // an ATTR, not an OFFER: the member has the file, mode differs
 	mode     uint32 // the mode offered or sent in the ATTR
-	doneSent bool
+	asked    bitmap // blocks earlier ACCEPTs asked for
 	rounds   int
 	last     time.Time // last reply; a silent receiver times out
 }
@@ -302,7 +304,7 @@ func (s *sender) onAccept(m *acceptMsg) {
 		delete(s.flights, m.ID)
 		return
 	}
-	if f.doneSent {
+	if f.askedAgain(m.Have) {
 		f.rounds++
 		if f.rounds > maxResendRounds {
 			s.setDelivery(f, StateRefused, false, "blocks still missing after 3 resends", s.o.cfg.RetryInterval)
@@ -320,9 +322,25 @@ func (s *sender) onAccept(m *acceptMsg) {
 		s.sendFailed(f, err)
 		return
 	}
-	f.doneSent = true
 	f.last = time.Now()
 	s.setPhase(f, PhaseVerifying)
+}
+
+// askedAgain notes the blocks an ACCEPT asks for (those not in have), and
+// reports whether one of them was asked for before.
+func (f *flight) askedAgain(have bitmap) bool {
+	if f.asked.n != have.n {
+		f.asked = newBitmap(have.n)
+	}
+	again := false
+	for i := range have.n {
+		if have.has(i) {
+			continue
+		}
+		again = again || f.asked.has(i)
+		f.asked.set(i)
+	}
+	return again
 }
 
 // sendFailed drops a flight whose blocks could not be sent.

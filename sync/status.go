@@ -218,7 +218,7 @@ func (ib *inbound) transfersStatus() []TransferStatus {
 	var out []TransferStatus
 	for _, t := range ib.transfers {
 		state := "paused"
-		if t.owner != nil {
+		if len(t.sources) > 0 {
 			state = "receiving"
 		}
 		out = append(out, TransferStatus{Path: t.meta.Path, Peer: ib.peers.displayName(t.key.peer), Direction: "receive",

@@ -1,0 +1,256 @@
+package sync
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// A file whose signed manifest is known here comes from every member that
+// offers it, at once: each such member is a source of the transfer, and
+// is asked for its own windows of the blocks still missing (an ACCEPT
+// whose bitmap holds every block but the window's). A source that sends
+// fast finishes its windows sooner and is asked for more, so the blocks
+// come from each member about as fast as it can send them. Each block is
+// checked against the manifest whoever sent it; a window that comes back
+// without some of its blocks (damaged, or the sender lost them) puts them
+// back, to be asked of another source first.
+//
+// A file offered before its manifest is complete (streamed, send.go)
+// comes from its one source, asked for every missing block at once: its
+// blocks can only be checked when DONE brings the manifest.
+
+// A window asks for about Config.FetchWindow bytes (16 MiB): enough that
+// the DONE and ACCEPT between two windows cost little, little enough that
+// a second source soon finds blocks nobody is asked for.
+
+// maxWindows is how many windows a source is asked for at once: the next
+// is asked while it sends the one before, so it never waits for a round
+// trip.
+const maxWindows = 2
+
+// source is one member sending blocks of an inbound transfer, on its
+// connection's receiver. Its fields but open are guarded by inbound.mu;
+// open is its receiver's alone.
+type source struct {
+	p *peerConn
+	// sendMu keeps the ACCEPTs of its windows in the order of windows:
+	// its DONEs end them in that order.
+	sendMu  sync.Mutex
+	windows []bitmap // blocks asked for, oldest first; each ends with a DONE
+	whole   bool     // asked for every missing block at once (streamed)
+	missed  bitmap   // blocks its windows came back without
+	misses  int      // windows it ended incomplete
+	open    []*openBlock
+}
+
+// asks reports whether block i was asked of s and not yet ended.
+func (s *source) asks(i int) bool {
+	if s.whole {
+		return true
+	}
+	for _, w := range s.windows {
+		if w.has(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// windowed reports whether t is asked for in windows, from any number of
+// sources: its manifest is known.
+func (t *inTransfer) windowed() bool { return !t.meta.streamed() }
+
+// addSourceLocked makes p a source of t. A streamed transfer takes one.
+// One that others send already takes p too only if p holds the file
+// whole (its receipt is known here): a member still receiving it (relay.go)
+// is told busy, and passes it on to a member that gets it from nobody
+// yet; and the author, who signs no receipt, leaves its uplink to the
+// members that need it, so each block leaves it about once.
+func (t *inTransfer) addSourceLocked(p *peerConn, holder bool) (*source, bool) {
+	if s := t.sources[p]; s != nil {
+		return s, true
+	}
+	if t.finishing || len(t.sources) > 0 && (!t.windowed() || t.wholeLocked() || !holder) {
+		return nil, false
+	}
+	s := &source{p: p, whole: !t.windowed(), missed: newBitmap(t.meta.blocks())}
+	t.sources[p] = s
+	return s, true
+}
+
+// wholeLocked reports whether a source of t is asked for every block.
+func (t *inTransfer) wholeLocked() bool {
+	for _, s := range t.sources {
+		if s.whole {
+			return true
+		}
+	}
+	return false
+}
+
+// endWindowsLocked ends s's n oldest windows and returns how many of
+// their blocks are still missing: they can be asked for again, of
+// another source first if missed (a window came back without them).
+func (t *inTransfer) endWindowsLocked(s *source, n int, missed bool) int {
+	missing := 0
+	for _, w := range s.windows[:n] {
+		for i := range w.n {
+			if !w.has(i) {
+				continue
+			}
+			t.asked.clear(i)
+			if !t.have.has(i) {
+				missing++
+				if missed {
+					s.missed.set(i)
+				}
+			}
+		}
+	}
+	s.windows = slices.Delete(s.windows, 0, n)
+	return missing
+}
+
+// nextWindowLocked picks the next window for s: missing blocks nobody is
+// asked for, lowest first, up to window bytes. A block s's windows came
+// back without is left to the other sources while there are any.
+func (t *inTransfer) nextWindowLocked(s *source, window int) (bitmap, bool) {
+	n := t.meta.blocks()
+	limit := max(window/int(t.meta.BlockSize), 1)
+	alone := len(t.sources) == 1
+	var w bitmap
+	taken := 0
+	for i := 0; i < n && taken < limit; i++ {
+		if t.have.has(i) || t.asked.has(i) || s.missed.has(i) && !alone {
+			continue
+		}
+		if taken == 0 {
+			w = newBitmap(n)
+		}
+		w.set(i)
+		t.asked.set(i)
+		taken++
+	}
+	return w, taken > 0
+}
+
+// acceptFor is the ACCEPT that asks for exactly the blocks of w.
+func acceptFor(id transferID, w bitmap) *acceptMsg {
+	have := newBitmap(w.n)
+	for i := range w.n {
+		if !w.has(i) {
+			have.set(i)
+		}
+	}
+	return &acceptMsg{ID: id, Have: have}
+}
+
+// ask tops s up to maxWindows windows of t, each sent as an ACCEPT. It
+// may be called from any receiver: s.sendMu keeps the order.
+func (ib *inbound) ask(t *inTransfer, s *source) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	var asks []*acceptMsg
+	ib.mu.Lock()
+	for len(s.windows) < maxWindows && ib.transfers[t.key] == t && t.sources[s.p] == s && !t.finishing {
+		w, ok := t.nextWindowLocked(s, ib.cfg.FetchWindow)
+		if !ok {
+			break
+		}
+		s.windows = append(s.windows, w)
+		asks = append(asks, acceptFor(t.key.id, w))
+	}
+	ib.mu.Unlock()
+	for _, m := range asks {
+		if err := ib.transport().SendBytes(s.p.ctx, s.p.id, m.encode()); err != nil {
+			ib.log.Debug("accept not sent", "peer", s.p.id, "err", err)
+			return // its receiver stops, and release puts the windows back
+		}
+	}
+}
+
+// askIdle gives windows to t's sources that have none: blocks came back
+// to be asked for again, or a source left with its windows.
+func (ib *inbound) askIdle(t *inTransfer) {
+	ib.mu.Lock()
+	var idle []*source
+	for _, s := range t.sources {
+		if !s.whole && len(s.windows) == 0 {
+			idle = append(idle, s)
+		}
+	}
+	ib.mu.Unlock()
+	for _, s := range idle {
+		ib.ask(t, s)
+	}
+}
+
+// restartSource forgets what s was asked for: its member offered the file
+// again, so its sender starts over and ends no earlier window.
+func (ib *inbound) restartSource(t *inTransfer, s *source) {
+	ib.mu.Lock()
+	t.endWindowsLocked(s, len(s.windows), false)
+	ib.mu.Unlock()
+}
+
+// removeSourceLocked detaches p from t, putting back what it was asked
+// for; the partial's files close with its last source. It reports whether
+// p was one and t still has sources that may take its blocks.
+func (t *inTransfer) removeSourceLocked(p *peerConn) (was, others bool) {
+	s := t.sources[p]
+	if s == nil {
+		return false, false
+	}
+	t.endWindowsLocked(s, len(s.windows), false)
+	delete(t.sources, p)
+	if len(t.sources) == 0 {
+		t.closeFile()
+	}
+	return true, len(t.sources) > 0
+}
+
+// sourceIDs lists the members t is coming from now (ib.mu held).
+func (t *inTransfer) sourceIDsLocked() []mesh.PeerID {
+	ids := make([]mesh.PeerID, 0, len(t.sources))
+	for p := range t.sources {
+		ids = append(ids, p.id)
+	}
+	slices.SortFunc(ids, func(a, b mesh.PeerID) int { return bytes.Compare(a[:], b[:]) })
+	return ids
+}
+
+// sourcesOf returns t's sources (ib.mu not held).
+func (ib *inbound) sourcesOf(t *inTransfer) []*source {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	out := make([]*source, 0, len(t.sources))
+	for _, s := range t.sources {
+		out = append(out, s)
+	}
+	return out
+}
+
+// tellAll sends msg to every source of t but skip: the transfer ended for
+// all of them (ACK, or REJECT when it failed).
+func (ib *inbound) tellAll(srcs []*source, skip *peerConn, msg []byte) {
+	for _, s := range srcs {
+		if s.p == skip {
+			continue
+		}
+		if err := ib.transport().SendBytes(s.p.ctx, s.p.id, msg); err != nil {
+			ib.log.Debug("reply not sent", "peer", s.p.id, "err", err)
+		}
+	}
+}
+
+// tellSources tells t's author which members t comes from now, and how
+// far it is (fetching.go).
+func (ib *inbound) tellSources(t *inTransfer) {
+	ib.mu.Lock()
+	ids, have, n := t.sourceIDsLocked(), t.have.count(), t.have.n
+	ib.mu.Unlock()
+	ib.tellFetching(t.key, ids, have, n)
+}

@@ -1,0 +1,116 @@
+package sync
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
+	"github.com/meshfs/meshfs/mesh"
+)
+
+// holders starts alice, bob, carol and dave with small fetch windows;
+// bob and carol get alice's file, then alice goes away. Dave, not linked
+// yet, is to get it from bob and carol.
+func holders(t *testing.T, data []byte) (n *fakeNet, b, c, d *fakeNode) {
+	n = newFakeNet(t)
+	small := func(c *Config) { c.FetchWindow = 4 * minBlockSize }
+	a := n.addNode("alice", small)
+	b, c, d = n.addNode("bob", small), n.addNode("carol", small), n.addNode("dave", small)
+	for _, fn := range []*fakeNode{a, b, c, d} {
+		fn.start()
+	}
+	n.connect(a, b)
+	n.connect(a, c)
+	a.put("both.bin", data)
+	b.waitFile("inbox/alice/both.bin", data)
+	c.waitFile("inbox/alice/both.bin", data)
+	n.cut(a, b)
+	n.cut(a, c)
+	return n, b, c, d
+}
+
+// gateUntilBoth makes every CHUNK to d wait until d's transfer has two
+// sources (at most 10 s), so that both holders are sure to take part
+// however fast the first one is; then edit, if any, changes the CHUNK.
+func gateUntilBoth(t *testing.T, n *fakeNet, d *fakeNode, edit func(from mesh.PeerID, data []byte)) {
+	var open atomic.Bool
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mutate = func(from, to mesh.PeerID, data []byte) []byte {
+		if to != d.id || kind(data[0]) != kindChunk {
+			return data
+		}
+		if !open.Load() {
+			err := testutil.WaitFor(10*time.Second, func() error {
+				if sourcesAt(d) < 2 {
+					return errors.New("one source")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Errorf("dave never took the file from two members at once: %v", err)
+			}
+			open.Store(true)
+		}
+		if edit != nil {
+			edit(from, data)
+		}
+		return data
+	}
+}
+
+// sourcesAt is the most sources a transfer at fn has now.
+func sourcesAt(fn *fakeNode) int {
+	ib := fn.engine().in
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	most := 0
+	for _, t := range ib.transfers {
+		most = max(most, len(t.sources))
+	}
+	return most
+}
+
+// TestFileFromSeveral: dave takes alice's file from bob and carol at
+// once, while alice is away, each block from one of them.
+func TestFileFromSeveral(t *testing.T) {
+	data := randBytes(21, 40*minBlockSize+9)
+	n, b, c, d := holders(t, data)
+	gateUntilBoth(t, n, d, nil)
+	fromB, fromC := b.sentBlocks.Load(), c.sentBlocks.Load()
+	n.connect(b, d)
+	n.connect(c, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	fromB, fromC = b.sentBlocks.Load()-fromB, c.sentBlocks.Load()-fromC
+	t.Logf("dave took %d bytes from bob, %d from carol, of %d", fromB, fromC, len(data))
+	if fromB == 0 || fromC == 0 {
+		t.Errorf("dave took %d bytes from bob and %d from carol; want some from each", fromB, fromC)
+	}
+	if fromB+fromC > int64(len(data))+4*minBlockSize {
+		t.Errorf("bob and carol sent %d bytes for a %d-byte file: blocks asked of both", fromB+fromC, len(data))
+	}
+}
+
+// TestFileFromSeveralOneLies: carol damages every block she sends dave
+// while bob sends his share intact; dave drops hers, asks bob for them,
+// ends with the true file and counts the bad data against carol alone.
+func TestFileFromSeveralOneLies(t *testing.T) {
+	data := randBytes(22, 40*minBlockSize+9)
+	n, b, c, d := holders(t, data)
+	gateUntilBoth(t, n, d, func(from mesh.PeerID, msg []byte) {
+		if from == c.id && len(msg) > chunkHeaderLen {
+			msg[len(msg)-1] ^= 0xff
+		}
+	})
+	n.connect(b, d)
+	n.connect(c, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	if got := peerStatus(d, c.id).BadData; got == 0 {
+		t.Error("carol's damaged blocks not counted against her")
+	}
+	if got := peerStatus(d, b.id).BadData; got != 0 {
+		t.Errorf("bob, who sent his blocks intact, has %d bad data", got)
+	}
+}
