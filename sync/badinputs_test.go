@@ -1,7 +1,7 @@
 package sync
 
 // The transfer half of the adversarial-peer harness: one t.Run per row
-// 26-46 and 52-56 of docs/bad-inputs.md. mallory is a member with no engine (the evil
+// 26-46 and 52-60 of docs/bad-inputs.md. mallory is a member with no engine (the evil
 // peer of evil_test.go) speaking the transfer protocol by hand to bob.
 // After each row bob must still take a good file from mallory, his open
 // files and goroutines must be back near the baseline, and no file may
@@ -257,6 +257,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 57: new versions replacing what they may not", row57Replaces},
 		{"row 58: forged, altered, replayed, truncated and revoked chat records", row58Records},
 		{"row 59: files passed on unsigned, forged, altered, streamed or revoked; forged receipts", row59Manifests},
+		{"row 60: FETCHING out of bounds, about a transfer not ours, from a member without a delivery", row60Fetching},
 	}
 	parent := t
 	for _, r := range rows {

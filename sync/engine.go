@@ -189,6 +189,7 @@ type env struct {
 	tr                                      atomic.Pointer[Transport]
 	checksumErrors                          atomic.Uint64 // blocks dropped for a bad hash
 	bad                                     *badRecords   // data that did not verify, per member that sent it
+	fetchSent                               fetchNotices  // the last FETCHING sent per inbound transfer; own lock (fetching.go)
 
 	// Test hooks, set before Start.
 	freeSpace func(path string) (free, total uint64, err error)
@@ -446,7 +447,7 @@ func (e *Engine) dispatch(ev mesh.Event) {
 // routeBytes decodes the kind byte and hands the message to the right
 // goroutine: sender-side replies to that peer's sender (never blocks),
 // transfer data to its receiver (may block), HAVE, RECORDS and RECEIPTS to
-// the room loop (may block).
+// the room loop (may block). A FETCHING it applies itself (never blocks).
 func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 	if len(data) == 0 {
 		e.log.Debug("empty message", "peer", from)
@@ -467,6 +468,8 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		if p := e.peers.get(from); p != nil {
 			p.replies.put(msg)
 		}
+	case kindFetching:
+		e.onFetching(from, data)
 	case kindHave, kindRecords, kindReceipts:
 		msg, err := decodeMessage(data)
 		if err != nil {

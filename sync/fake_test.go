@@ -35,6 +35,7 @@ type fakeNet struct {
 	links      map[[2]mesh.PeerID]*fakeLink
 	revoked    map[mesh.PeerID]bool                           // MemberKey refuses these
 	mutate     func(from, to mesh.PeerID, data []byte) []byte // may change or drop (nil) a BYTES payload
+	gates      map[[2]mesh.PeerID]*fakeGate                   // CHUNKs held on a link (gate)
 	wg         sync.WaitGroup
 	chunks     atomic.Int64 // CHUNK messages sent
 	chunkBytes atomic.Int64 // data bytes of the CHUNKs sent: what a sender put on the wire
@@ -270,6 +271,9 @@ func (n *fakeNet) run(l *fakeLink) {
 				}
 			}
 			if m.data != nil && m.data[0] == byte(kindChunk) {
+				if !n.pass(l) {
+					return
+				}
 				n.delivered.Add(1)
 			}
 			l.to.receive(l.from, m)
@@ -322,6 +326,47 @@ func (n *fakeNet) shutdown() {
 		fn.closeEngine()
 	}
 	n.wg.Wait()
+}
+
+// fakeGate lets the first pass CHUNKs of a link through and holds the
+// next until it opens: a transfer stays mid-way for as long as a test
+// looks at it, without sleeping.
+type fakeGate struct {
+	pass int64
+	seen atomic.Int64
+	open chan struct{}
+}
+
+// gate holds the CHUNKs from one node to another after the first pass of
+// them; the returned func opens it (once; the test's cleanup opens it too).
+func (n *fakeNet) gate(from, to *fakeNode, pass int64) (open func()) {
+	g := &fakeGate{pass: pass, open: make(chan struct{})}
+	n.mu.Lock()
+	if n.gates == nil {
+		n.gates = map[[2]mesh.PeerID]*fakeGate{}
+	}
+	n.gates[[2]mesh.PeerID{from.id, to.id}] = g
+	n.mu.Unlock()
+	open = sync.OnceFunc(func() { close(g.open) })
+	n.t.Cleanup(open)
+	return open
+}
+
+// pass waits until a CHUNK may cross link l; false if the link was cut
+// meanwhile.
+func (n *fakeNet) pass(l *fakeLink) bool {
+	n.mu.Lock()
+	g := n.gates[[2]mesh.PeerID{l.from.id, l.to.id}]
+	n.mu.Unlock()
+	if g == nil || g.seen.Add(1) <= g.pass {
+		return true
+	}
+	select {
+	case <-g.open:
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
 }
 
 // Helpers for the tests.

@@ -80,6 +80,7 @@ type delivery struct {
 	sent    int64         // bytes sent in the current attempt
 	retryAt time.Time     // when a refused delivery is offered again
 	started time.Time     // when the current attempt began
+	fetch   fetchNote     // the member's last FETCHING: whom it takes the file from (fetching.go)
 }
 
 // retryable reports whether a refused delivery is offered again.

@@ -26,6 +26,7 @@ const (
 	kindHave     kind = 10 // either way: the records I hold, per author (a version vector)
 	kindRecords  kind = 11 // either way: signed records, each author's in order
 	kindReceipts kind = 12 // either way: signed receipts, "I hold this file"
+	kindFetching kind = 13 // receiver -> the file's author: whom I take it from, how far I am
 )
 
 // Version is the sync protocol this build speaks, sent in HELLO at the start
@@ -47,7 +48,13 @@ const (
 //	   Every manifest is signed by its author and an OFFER names its
 //	   author: a member passes on files of others (relay.go). RECEIPTS
 //	   spread who holds which file (receipts.go).
-const Version = 4
+//	5: FETCHING tells a file's author which members a receiver takes the
+//	   file from; an ACCEPT may ask for part of the missing blocks (a
+//	   window): a receiver takes one file's blocks from several members
+//	   at once, each asked for its own windows, and a sender counts a
+//	   resend round only when an ACCEPT asks again for a block it already
+//	   sent.
+const Version = 5
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (
@@ -372,6 +379,8 @@ func decodeMessage(b []byte) (any, error) {
 		return decodeRecords(r)
 	case kindReceipts:
 		return decodeReceipts(r)
+	case kindFetching:
+		return decodeFetching(r)
 	case kindHello:
 		m := &helloMsg{Version: r.U16()}
 		return m, end(r)

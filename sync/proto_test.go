@@ -52,6 +52,8 @@ func protoCases() []struct {
 		{"have nothing", &haveMsg{Vector: record.Vector{}}},
 		{"records", &recordsMsg{Records: []record.Chat{testRecord(1, "one"), testRecord(2, "")}}},
 		{"records more", &recordsMsg{More: true, Records: []record.Chat{testRecord(3, "three")}}},
+		{"fetching", &fetchingMsg{Author: author, ID: id, Have: 3, Blocks: 8, From: []mesh.PeerID{{1}, {2}}}},
+		{"fetching waiting", &fetchingMsg{Author: author, ID: id, Have: 3, Blocks: 8}},
 	}
 }
 
@@ -128,6 +130,8 @@ func TestProtoRejects(t *testing.T) {
 		{"folder replacing", (&offerMsg{Path: "a", BlockSize: minBlockSize, Type: entryFolder, Replaces: []transferID{{1}}}).encode()},
 		{"attr setuid", (&attrMsg{Mode: 0o4755}).encode()},
 		{"attr short", (&attrMsg{Mode: 0o644}).encode()[:19]},
+		{"fetching from 17", (&fetchingMsg{Author: a, Blocks: 1, From: make([]mesh.PeerID, maxFetchSources+1)}).encode()},
+		{"fetching more than held", (&fetchingMsg{Author: a, Have: 2, Blocks: 1}).encode()},
 	}
 	for _, tc := range tests {
 		if m, err := decodeMessage(tc.in); err == nil || !errors.Is(err, errProto) {

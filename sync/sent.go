@@ -106,6 +106,9 @@ func (o *outbound) finishRecord(id transferID) {
 	o.mu.Lock()
 	rec, ok := o.records[id]
 	done := ok && allVerified(rec)
+	if ok {
+		clearFetched(rec) // every verification pushes this job
+	}
 	o.mu.Unlock()
 	if !done {
 		return

@@ -91,10 +91,11 @@ type PeerStatus struct {
 	Outbound bool          `json:"outbound"` // this node dialed the live connection
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
-	Folder   string        `json:"folder"`   // inbox folder name, if any file came
-	Queued   int           `json:"queued"`   // deliveries waiting for this peer
-	InFlight int           `json:"inflight"` // deliveries being offered or sent
-	Problem  string        `json:"problem"`  // last refusal, if any
+	Folder   string        `json:"folder"`             // inbox folder name, if any file came
+	Queued   int           `json:"queued"`             // deliveries waiting for this peer
+	InFlight int           `json:"inflight"`           // deliveries being offered or sent
+	Fetching int           `json:"fetching,omitempty"` // deliveries it takes from other members now
+	Problem  string        `json:"problem"`            // last refusal, if any
 	// BadData counts what this member sent that did not verify: chat
 	// records and file manifests against their author's key, blocks
 	// against their hash. An honest member passes things on unchanged.
@@ -164,9 +165,10 @@ func (e *Engine) Status() Status {
 	return st
 }
 
-// countFor fills a member's queued and in-flight counts and its last
-// refusal.
+// countFor fills a member's queued, in-flight and fetching counts and its
+// last refusal.
 func (o *outbound) countFor(ps *PeerStatus) {
+	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, r := range o.order {
@@ -177,6 +179,9 @@ func (o *outbound) countFor(ps *PeerStatus) {
 		switch {
 		case d.owner != nil:
 			ps.InFlight++
+		case d.fetch.shown(now):
+			ps.Fetching++
+			continue // refused as busy here because it takes it from others: no problem
 		case d.State == StateQueued:
 			ps.Queued++
 		}
@@ -186,8 +191,10 @@ func (o *outbound) countFor(ps *PeerStatus) {
 	}
 }
 
-// transfers lists the unfinished deliveries.
+// transfers lists the unfinished deliveries, those the member takes from
+// other members included.
 func (o *outbound) transfers() []TransferStatus {
+	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var out []TransferStatus
@@ -196,16 +203,19 @@ func (o *outbound) transfers() []TransferStatus {
 			if d.State == StateVerified {
 				continue
 			}
-			state := deliveryText(d, r.Manifest.Size)
-			if d.owner != nil {
+			state, done := deliveryText(d, r.Manifest.Size), d.sent
+			switch {
+			case d.owner != nil:
 				state = string(d.phase)
+			case d.fetch.shown(now): // deliveryText's words, and the member's own progress
+				done = d.fetch.done(r.Manifest.Size)
 			}
 			dir, p := "send", r.Rel
 			if r.relay() {
 				dir, p = "relay", r.Src
 			}
 			out = append(out, TransferStatus{Path: p, Peer: o.peers.nameOf(key, d.Name), Direction: dir,
-				Size: r.Manifest.Size, Done: d.sent, State: state, StartedAt: d.started})
+				Size: r.Manifest.Size, Done: done, State: state, StartedAt: d.started})
 		}
 	}
 	return out
@@ -321,7 +331,8 @@ func writeUnsent(b *bytes.Buffer, unsent []UnsentFile) {
 	}
 }
 
-// formatTransfers gives "2 queued, 1 sending", a refusal, or "-".
+// formatTransfers gives "2 queued, 1 sending, 1 fetching from others", a
+// refusal, or "-".
 func formatTransfers(p PeerStatus) string {
 	var parts []string
 	if p.Queued > 0 {
@@ -329,6 +340,9 @@ func formatTransfers(p PeerStatus) string {
 	}
 	if p.InFlight > 0 {
 		parts = append(parts, fmt.Sprintf("%d sending", p.InFlight))
+	}
+	if p.Fetching > 0 {
+		parts = append(parts, fmt.Sprintf("%d fetching from others", p.Fetching))
 	}
 	if p.Problem != "" {
 		parts = append(parts, safetext.Text(p.Problem))
@@ -344,8 +358,11 @@ func formatTransfers(p PeerStatus) string {
 
 // Delivery returns the delivery state of outbox file rel for each member,
 // keyed by display name, and whether rel has a transfer at all. A state is
-// "queued", "offered", "sending 43%", "verifying", "verified" or
-// "refused: <reason>". Names are made distinct (and never "state" or
+// "queued", "offered", "sending 43%", "verifying", "verified",
+// "refused: <reason>", or "fetching from bob, carol 45%" while the member
+// takes the file from other members and this one is not sending it (its
+// FETCHING of the last 30 s says so; one naming no member leaves the state
+// as it was: the member waits). Names are made distinct (and never "state" or
 // "incomplete", the fs package's own attributes) with a short ID suffix.
 // It reads memory only, so FUSE can call it.
 func (e *Engine) Delivery(rel string) (map[string]string, bool) {
@@ -377,8 +394,10 @@ func (o *outbound) delivery(rel string) (map[string]string, bool) {
 }
 
 // deliveryText renders one member's delivery state for people: the state,
-// the phase with a percentage while sending, or the refusal and its reason
-// ("for good" when it is not retried until the file changes).
+// the phase with a percentage while sending, the members it takes the
+// file from while it says so and this member is not sending it, or the
+// refusal and its reason ("for good" when it is not retried until the file
+// changes).
 func deliveryText(d *delivery, size int64) string {
 	switch {
 	case d.State == StateVerified:
@@ -391,6 +410,8 @@ func deliveryText(d *delivery, size int64) string {
 		return fmt.Sprintf("%s %d%%", PhaseSending, pct)
 	case d.owner != nil && d.phase != "":
 		return string(d.phase)
+	case d.owner == nil && d.fetch.shown(time.Now()):
+		return d.fetch.text()
 	case d.State == StateRefused:
 		text := string(StateRefused)
 		if d.Reason != "" {
