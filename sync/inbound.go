@@ -108,8 +108,8 @@ func partBase(k inKey) string { return k.peer.String() + "-" + k.id.String() }
 type inbound struct {
 	*env
 	peers *peerSet
-	event func(text string) // a line for the chat log
-	done  func(received)    // a transfer completed: its receipt, and passing it on (relay.go)
+	event func(text string)                   // a line for the chat log
+	done  func(received)                      // a transfer completed: its receipt, and passing it on (relay.go)
 	holds func(k inKey, who mesh.PeerID) bool // who's receipt for k is known (receipts.go)
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
