@@ -189,7 +189,6 @@ type env struct {
 	tr                                      atomic.Pointer[Transport]
 	checksumErrors                          atomic.Uint64 // blocks dropped for a bad hash
 	bad                                     *badRecords   // data that did not verify, per member that sent it
-	fetchSent                               fetchNotices  // the last FETCHING sent per inbound transfer; own lock (fetching.go)
 
 	// Test hooks, set before Start.
 	freeSpace func(path string) (free, total uint64, err error)
@@ -486,6 +485,7 @@ func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
 		p := e.peerOrUp(from)
 		if p != nil && p.greeted(msg.(*helloMsg).Version) {
 			e.toRoom(roomJob{from: from, ready: true})
+			e.in.tellAuthor(from)
 		} else if p != nil {
 			e.log.Warn("member speaks another sync protocol; nothing is sent to it", "peer", from,
 				"member", e.peers.displayName(from), "theirs", msg.(*helloMsg).Version, "ours", Version,

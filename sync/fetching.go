@@ -189,6 +189,7 @@ func (o *outbound) noteFetching(from mesh.PeerID, m *fetchingMsg) {
 			names[i] = safeName(t.Name()) // between two windows of ours
 		}
 	}
+	slices.Sort(names)
 	note := fetchNote{from: names, have: m.Have, blocks: m.Blocks, at: time.Now()}
 	if why := o.setFetching(from, m, note); why != "" {
 		o.log.Debug("fetching notice ignored", "peer", from, "id", m.ID.String(), "why", why)

@@ -88,7 +88,7 @@ func TestFetchingNotToAnAbsentAuthor(t *testing.T) {
 	c.start()
 	k := inKey{a.id, transferID{7}}
 	c.engine().in.tellFetching(k, []mesh.PeerID{{1}}, 1, 2)
-	if due := c.engine().fetchSent.due(k, []mesh.PeerID{{1}}, time.Now()); !due {
+	if due := c.engine().in.fetchSent.due(k, []mesh.PeerID{{1}}, time.Now()); !due {
 		t.Error("a notice that was never sent held back the next")
 	}
 }

@@ -111,6 +111,9 @@ type inbound struct {
 	event func(text string)                   // a line for the chat log
 	done  func(received)                      // a transfer completed: its receipt, and passing it on (relay.go)
 	holds func(k inKey, who mesh.PeerID) bool // who's receipt for k is known (receipts.go)
+	// fetchSent is the last FETCHING sent per transfer, with its own
+	// lock (fetching.go).
+	fetchSent fetchNotices
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer

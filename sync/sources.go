@@ -254,3 +254,20 @@ func (ib *inbound) tellSources(t *inTransfer) {
 	ib.mu.Unlock()
 	ib.tellFetching(t.key, ids, have, n)
 }
+
+// tellAuthor tells a member that just greeted this one where each of its
+// files coming in here from others stands: an author back online shows
+// it at once, not after the next window.
+func (ib *inbound) tellAuthor(id mesh.PeerID) {
+	ib.mu.Lock()
+	var ts []*inTransfer
+	for k, t := range ib.transfers {
+		if k.peer == id && len(t.sources) > 0 {
+			ts = append(ts, t)
+		}
+	}
+	ib.mu.Unlock()
+	for _, t := range ts {
+		ib.tellSources(t)
+	}
+}

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,10 +15,10 @@ import (
 // holders starts alice, bob, carol and dave with small fetch windows;
 // bob and carol get alice's file, then alice goes away. Dave, not linked
 // yet, is to get it from bob and carol.
-func holders(t *testing.T, data []byte) (n *fakeNet, b, c, d *fakeNode) {
+func holders(t *testing.T, data []byte) (n *fakeNet, a, b, c, d *fakeNode) {
 	n = newFakeNet(t)
 	small := func(c *Config) { c.FetchWindow = 4 * minBlockSize }
-	a := n.addNode("alice", small)
+	a = n.addNode("alice", small)
 	b, c, d = n.addNode("bob", small), n.addNode("carol", small), n.addNode("dave", small)
 	for _, fn := range []*fakeNode{a, b, c, d} {
 		fn.start()
@@ -28,13 +30,13 @@ func holders(t *testing.T, data []byte) (n *fakeNet, b, c, d *fakeNode) {
 	c.waitFile("inbox/alice/both.bin", data)
 	n.cut(a, b)
 	n.cut(a, c)
-	return n, b, c, d
+	return n, a, b, c, d
 }
 
-// gateUntilBoth makes every CHUNK to d wait until d's transfer has two
-// sources (at most 10 s), so that both holders are sure to take part
-// however fast the first one is; then edit, if any, changes the CHUNK.
-func gateUntilBoth(t *testing.T, n *fakeNet, d *fakeNode, edit func(from mesh.PeerID, data []byte)) {
+// gateUntil makes every CHUNK to d wait until ready (at most 10 s): so
+// that both holders are sure to take part however fast the first one is;
+// then edit, if any, changes the CHUNK.
+func gateUntil(t *testing.T, n *fakeNet, d *fakeNode, ready func() error, edit func(from mesh.PeerID, data []byte)) {
 	var open atomic.Bool
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -43,14 +45,8 @@ func gateUntilBoth(t *testing.T, n *fakeNet, d *fakeNode, edit func(from mesh.Pe
 			return data
 		}
 		if !open.Load() {
-			err := testutil.WaitFor(10*time.Second, func() error {
-				if sourcesAt(d) < 2 {
-					return errors.New("one source")
-				}
-				return nil
-			})
-			if err != nil {
-				t.Errorf("dave never took the file from two members at once: %v", err)
+			if err := testutil.WaitFor(10*time.Second, ready); err != nil {
+				t.Errorf("chunks to dave held in vain: %v", err)
 			}
 			open.Store(true)
 		}
@@ -58,6 +54,16 @@ func gateUntilBoth(t *testing.T, n *fakeNet, d *fakeNode, edit func(from mesh.Pe
 			edit(from, data)
 		}
 		return data
+	}
+}
+
+// twoSources is ready once a transfer at fn comes from two members.
+func twoSources(fn *fakeNode) func() error {
+	return func() error {
+		if sourcesAt(fn) < 2 {
+			return errors.New("one source")
+		}
+		return nil
 	}
 }
 
@@ -74,15 +80,28 @@ func sourcesAt(fn *fakeNode) int {
 }
 
 // TestFileFromSeveral: dave takes alice's file from bob and carol at
-// once, while alice is away, each block from one of them.
+// once, each block from one of them; alice, back, is told, shows
+// "fetching from bob, carol" for dave, and does not send it herself.
 func TestFileFromSeveral(t *testing.T) {
 	data := randBytes(21, 40*minBlockSize+9)
-	n, b, c, d := holders(t, data)
-	gateUntilBoth(t, n, d, nil)
-	fromB, fromC := b.sentBlocks.Load(), c.sentBlocks.Load()
+	n, a, b, c, d := holders(t, data)
+	fetching := func() error {
+		if states, _ := a.engine().Delivery("both.bin"); !strings.HasPrefix(states["dave"], "fetching from bob, carol ") {
+			return fmt.Errorf("alice shows %q for dave", states["dave"])
+		}
+		return nil
+	}
+	gateUntil(t, n, d, fetching, nil)
+	fromA, fromB, fromC := a.sentBlocks.Load(), b.sentBlocks.Load(), c.sentBlocks.Load()
 	n.connect(b, d)
 	n.connect(c, d)
+	waitFor(t, func() bool { return twoSources(d)() == nil })
+	n.connect(a, d)
 	d.waitFile("inbox/alice/both.bin", data)
+	a.waitFile("sent/both.bin", data)
+	if sent := a.sentBlocks.Load() - fromA; sent != 0 {
+		t.Errorf("alice sent %d bytes of blocks to dave, who had them from bob and carol", sent)
+	}
 	fromB, fromC = b.sentBlocks.Load()-fromB, c.sentBlocks.Load()-fromC
 	t.Logf("dave took %d bytes from bob, %d from carol, of %d", fromB, fromC, len(data))
 	if fromB == 0 || fromC == 0 {
@@ -98,8 +117,8 @@ func TestFileFromSeveral(t *testing.T) {
 // ends with the true file and counts the bad data against carol alone.
 func TestFileFromSeveralOneLies(t *testing.T) {
 	data := randBytes(22, 40*minBlockSize+9)
-	n, b, c, d := holders(t, data)
-	gateUntilBoth(t, n, d, func(from mesh.PeerID, msg []byte) {
+	n, _, b, c, d := holders(t, data)
+	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
 		if from == c.id && len(msg) > chunkHeaderLen {
 			msg[len(msg)-1] ^= 0xff
 		}
