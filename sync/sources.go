@@ -247,11 +247,14 @@ func (ib *inbound) tellAll(srcs []*source, skip *peerConn, msg []byte) {
 }
 
 // tellSources tells t's author which members t comes from now, and how
-// far it is (fetching.go).
+// far it is (fetching.go), unless the author sends it itself: it knows.
 func (ib *inbound) tellSources(t *inTransfer) {
 	ib.mu.Lock()
 	ids, have, n := t.sourceIDsLocked(), t.have.count(), t.have.n
 	ib.mu.Unlock()
+	if slices.Contains(ids, t.key.peer) {
+		return
+	}
 	ib.tellFetching(t.key, ids, have, n)
 }
 
