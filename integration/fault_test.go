@@ -76,14 +76,21 @@ func (n *testNet) link(up bool) {
 func (c *cluster) startIn(ns, name string, flags ...string) *node {
 	c.t.Helper()
 	saved := meshfsBin
+	meshfsBin = c.wrapperIn(ns) // run() execs meshfsBin; restored before any other start
+	defer func() { meshfsBin = saved }()
+	return c.start(name, flags...)
+}
+
+// wrapperIn writes (once) and returns a script that runs meshfs in
+// namespace ns.
+func (c *cluster) wrapperIn(ns string) string {
+	c.t.Helper()
 	wrapper := filepath.Join(c.dir, "meshfs-in-"+ns)
-	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, saved)
+	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, meshfsBin)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	meshfsBin = wrapper // run() execs meshfsBin; restored before any other start
-	defer func() { meshfsBin = saved }()
-	return c.start(name, flags...)
+	return wrapper
 }
 
 // TestFaultCutOffMemberHeals: alice and bob run in one network namespace,
