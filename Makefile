@@ -111,6 +111,7 @@ bench: build ## throughput, chat latency and memory as one table (MESHFS_BENCH_M
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestChatBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestIdleBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestFanOutMemoryBench$$' -test.timeout 30m) || fail=1; \
+	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestSwarmBench$$' -test.timeout 30m) || fail=1; \
 	MESHFS_SCALE=40 $(GO) test -count=1 -v -run '^TestScale$$' ./mesh/ | grep '^scale:' || fail=1; \
 	MESHFS_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBigFileBench$$' ./sync/ | grep '^bigfile:' || fail=1; \
 	$(GO) test -run '^$$' -bench . -benchmem ./mesh/ ./sync/ || fail=1; \

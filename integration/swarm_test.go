@@ -5,7 +5,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,47 +25,94 @@ const swarmSize = 100 << 20
 // dave is at it, shows "fetching from bob, carol" for him, sends him
 // nothing herself, and moves the file to sent/ on his receipt.
 func TestSwarmTwoHolders(t *testing.T) {
-	net := newFanNet(t, "alice", "bob", "carol", "dave")
-	c := newCluster(t)
-	alice := net.startLeaf(c, "alice", nil)
-	bob, carol, dave := net.startLeaf(c, "bob", alice), net.startLeaf(c, "carol", alice), net.startLeaf(c, "dave", alice)
-	waitMesh(alice, bob, carol, dave)
-
-	stopAndWait(t, dave, alice, bob, carol)
-	f := putRandomFile(t, alice, "swarm.bin", swarmSize)
-	waitFiles(t, fanOutWait, time.Now(), "alice's file at bob and carol",
-		fileWant{"at bob", bob.path("inbox", "alice", f.rel), f},
-		fileWant{"at carol", carol.path("inbox", "alice", f.rel), f})
-	stopAndWait(t, alice, bob, carol)
-	net.shapeUplink("bob", "100mbit")
-	net.shapeUplink("carol", "100mbit")
-
-	fromBob, fromCarol := sentTo(t, bob, "dave"), sentTo(t, carol, "dave")
-	back := time.Now()
-	net.rerun(c, dave, "--join", bob.addr)
-	dave.waitConnected(bob, carol)
-	net.rerun(c, alice, "--join", bob.addr)
-	alice.waitConnected(bob, carol, dave)
-	shown := waitFetchingShown(t, alice, f.rel, "dave", "fetching from bob, carol ")
-	took, err := waitVerified(t, fanOutWait, back, "alice's file at dave, from bob and carol",
-		fileWant{"at dave", dave.path("inbox", "alice", f.rel), f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromBob, fromCarol = sentTo(t, bob, "dave")-fromBob, sentTo(t, carol, "dave")-fromCarol
-	t.Logf("dave got %d MiB in %v: %.1f MiB from bob, %.1f MiB from carol; alice showed %q",
-		swarmSize>>20, took.Round(time.Millisecond), mib(fromBob), mib(fromCarol), shown)
-	for who, sent := range map[string]uint64{"bob": fromBob, "carol": fromCarol} {
+	r := runSwarm(t, "bob", "carol")
+	for who, sent := range r.from {
 		if sent < swarmSize/5 {
 			t.Errorf("%s sent dave %.1f MiB of the %d MiB file; want a good part from each holder", who, mib(sent), swarmSize>>20)
 		}
 	}
+}
+
+// TestSwarmBench times dave's copy from one holder, then from two, each
+// uplink shaped to 100 Mbit/s. It runs only with MESHFS_BENCH=1.
+func TestSwarmBench(t *testing.T) {
+	if os.Getenv("MESHFS_BENCH") == "" {
+		t.Skip("set MESHFS_BENCH=1 (make bench) to run the benchmark")
+	}
+	one, two := runSwarm(t, "bob"), runSwarm(t, "bob", "carol")
+	fmt.Printf("swarm: %d MiB to a member back online, holders' uplinks 100 Mbit/s: from 1 holder %s, from 2 holders %s (%.2f x)\n",
+		swarmSize>>20, one.took.Round(time.Millisecond), two.took.Round(time.Millisecond), one.took.Seconds()/two.took.Seconds())
+}
+
+// swarmRun is what one runSwarm measured: how long dave took, from his
+// start until the file was verified, and what each holder sent him.
+type swarmRun struct {
+	took time.Duration
+	from map[string]uint64
+}
+
+// runSwarm makes a mesh of alice, the holders and dave, each in its own
+// leaf; the holders get alice's swarmSize file while dave is down; then
+// alice stops, the holders' uplinks are shaped to 100 Mbit/s, and dave
+// comes back, joining the first holder. Alice starts again while dave is
+// at it: she must show him fetching from the holders, send him nothing,
+// and move the file to sent/ on his receipt.
+func runSwarm(t *testing.T, holders ...string) swarmRun {
+	t.Helper()
+	net := newFanNet(t, append([]string{"alice", "dave"}, holders...)...)
+	c := newCluster(t)
+	alice := net.startLeaf(c, "alice", nil)
+	hs := make([]*node, len(holders))
+	for i, h := range holders {
+		hs[i] = net.startLeaf(c, h, alice)
+	}
+	dave := net.startLeaf(c, "dave", alice)
+	waitMesh(append([]*node{alice, dave}, hs...)...)
+
+	stopAndWait(t, dave, append([]*node{alice}, hs...)...)
+	f := putRandomFile(t, alice, "swarm.bin", swarmSize)
+	var wants []fileWant
+	for _, h := range hs {
+		wants = append(wants, fileWant{"at " + h.name, h.path("inbox", "alice", f.rel), f})
+	}
+	waitFiles(t, fanOutWait, time.Now(), "alice's file at the holders", wants...)
+	stopAndWait(t, alice, hs...)
+	before := map[string]uint64{}
+	for _, h := range hs {
+		net.shapeUplink(h.name, "100mbit")
+		before[h.name] = sentTo(t, h, "dave")
+	}
+
+	back := time.Now()
+	net.rerun(c, dave, "--join", hs[0].addr)
+	dave.waitConnected(hs...)
+	net.rerun(c, alice, "--join", hs[0].addr)
+	alice.waitConnected(append([]*node{dave}, hs...)...)
+	shown := waitFetchingShown(t, alice, f.rel, "dave", "fetching from "+strings.Join(holders, ", ")+" ")
+	took, err := waitVerified(t, fanOutWait, back, "alice's file at dave, from "+strings.Join(holders, " and "),
+		fileWant{"at dave", dave.path("inbox", "alice", f.rel), f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := swarmRun{took: took, from: map[string]uint64{}}
+	var parts []string
+	for _, h := range hs {
+		run.from[h.name] = sentTo(t, h, "dave") - before[h.name]
+		parts = append(parts, fmt.Sprintf("%.1f MiB from %s", mib(run.from[h.name]), h.name))
+	}
+	t.Logf("dave got %d MiB in %v: %s; alice showed %q", swarmSize>>20, took.Round(time.Millisecond), strings.Join(parts, ", "), shown)
 	waitFiles(t, time.Minute, time.Now(), "alice's file in her sent/ on dave's receipt",
 		fileWant{"in alice's sent/", alice.path("sent", f.rel), f})
 	if sent := sentTo(t, alice, "dave"); sent > 5<<20 {
-		t.Errorf("alice sent dave %.1f MiB; he had the file from bob and carol", mib(sent))
+		t.Errorf("alice sent dave %.1f MiB; he had the file from %s", mib(sent), strings.Join(holders, " and "))
 	}
 	checkNoDuplicates(t, dave)
+	for _, n := range append([]*node{alice, dave}, hs...) {
+		if err := n.stop(syscall.SIGTERM); err != nil {
+			t.Fatalf("stop %s: %v", n.name, err)
+		}
+	}
+	return run
 }
 
 // rerun starts a stopped leaf node again in its namespace, with its state
