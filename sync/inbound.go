@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,14 +118,14 @@ type inbound struct {
 
 	mu        sync.Mutex // guards the maps and every inTransfer's fields but f
 	transfers map[inKey]*inTransfer
-	creating  map[inKey]bool // partials being made (createPartial)
+	creating  map[inKey]chan struct{} // partials being made (createPartial), closed when made or not
 	completed map[inKey]time.Time
 	placed    map[placeKey]placement // the latest of each sender's path (completed.go)
 	folders   map[mesh.PeerID]string
 }
 
 func newInbound(v *env, peers *peerSet, event func(string), done func(received), holds func(inKey, mesh.PeerID) bool) *inbound {
-	return &inbound{env: v, peers: peers, event: event, done: done, holds: holds, transfers: map[inKey]*inTransfer{}, creating: map[inKey]bool{},
+	return &inbound{env: v, peers: peers, event: event, done: done, holds: holds, transfers: map[inKey]*inTransfer{}, creating: map[inKey]chan struct{}{},
 		completed: map[inKey]time.Time{}, placed: map[placeKey]placement{}, folders: map[mesh.PeerID]string{}}
 }
 
@@ -156,18 +157,21 @@ func (ib *inbound) metaPath(k inKey) string { return filepath.Join(ib.partsDir, 
 // its data blocks reserved, and its sidecar.
 func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 	// Two members may offer one file at the same moment: the first makes
-	// the partial, the other is told it is busy and offers again later.
+	// the partial, the other waits for it (awaitCreating), or if it came
+	// in between is told it is busy and offers again later.
 	ib.mu.Lock()
 	_, exists := ib.transfers[k]
-	if exists || ib.creating[k] {
+	if exists || ib.creating[k] != nil {
 		ib.mu.Unlock()
 		return refused(rejectBusy, "transfer busy on another connection")
 	}
-	ib.creating[k] = true
+	made := make(chan struct{})
+	ib.creating[k] = made
 	ib.mu.Unlock()
 	defer func() {
 		ib.mu.Lock()
 		delete(ib.creating, k)
+		close(made)
 		ib.mu.Unlock()
 	}()
 	f, err := os.OpenFile(ib.partPath(k), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
@@ -193,6 +197,23 @@ func (ib *inbound) createPartial(k inKey, meta partialMeta) error {
 	ib.transfers[k] = t
 	ib.mu.Unlock()
 	return nil
+}
+
+// awaitCreating waits while another connection makes k's partial, and
+// reports whether it did: then the transfer exists, or its making failed
+// (claim says so).
+func (ib *inbound) awaitCreating(ctx context.Context, k inKey) bool {
+	ib.mu.Lock()
+	made := ib.creating[k]
+	ib.mu.Unlock()
+	if made == nil {
+		return false
+	}
+	select {
+	case <-made:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // checkQuota refuses when this peer's partials would exceed 2*MaxFileSize.

@@ -121,6 +121,9 @@ func (r *receiver) onOffer(m *offerMsg) {
 		r.onEntry(m)
 		return
 	}
+	if !known && r.in.awaitCreating(r.p.ctx, k) {
+		known = true // another member's offer made it: this one may join (sources.go)
+	}
 	if !known {
 		if err := r.admit(m); err != nil {
 			r.in.log.Info("offer refused", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)

@@ -129,7 +129,8 @@ func TestFileFansOut(t *testing.T) {
 }
 
 // TestTwoOffersOneFile: two members offering one file at the same moment
-// make one partial; the second is told busy and offers again later.
+// make one partial; the second, if it does not wait for the first
+// (awaitCreating), is told busy and offers again later.
 func TestTwoOffersOneFile(t *testing.T) {
 	_, _, b := pair(t, nil)
 	ib := b.engine().in
@@ -138,7 +139,7 @@ func TestTwoOffersOneFile(t *testing.T) {
 	meta := partialMeta{Hash: blockHashName, Peer: k.peer.String(), ID: k.id, Path: "one.bin", Size: uint64(len(data)),
 		BlockSize: minBlockSize, Blocks: []hash32{blockSum(data)}, FileHash: fileHashOf(uint64(len(data)), minBlockSize, []hash32{blockSum(data)})}
 	ib.mu.Lock()
-	ib.creating[k] = true // the first offer is making it
+	ib.creating[k] = make(chan struct{}) // the first offer is making it
 	ib.mu.Unlock()
 	if err := ib.createPartial(k, meta); ioCode(err) != rejectBusy {
 		t.Errorf("second offer while the first makes the partial: %v, want busy", err)
