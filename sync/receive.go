@@ -67,6 +67,9 @@ func (r *receiver) run() {
 		case <-tick.C:
 			r.wb.settle(r)
 			r.in.closeIdle(r.p, time.Now().Add(-r.in.cfg.InboundIdle))
+			for t, s := range r.in.idleSources(r.p) {
+				r.in.keepAlive(t, s)
+			}
 		}
 	}
 }

@@ -172,6 +172,43 @@ func (ib *inbound) ask(t *inTransfer, s *source) {
 	}
 }
 
+// keepAlive asks s, which has no window (the other sources are asked for
+// every missing block), for an empty one: its sender answers DONE at once,
+// and does not take a source waiting for blocks to come back for a member
+// that stopped answering. The receiver's tick calls it, more often than a
+// sender gives up on silence (offerTimeout).
+func (ib *inbound) keepAlive(t *inTransfer, s *source) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	ib.mu.Lock()
+	idle := ib.transfers[t.key] == t && t.sources[s.p] == s && !s.whole && len(s.windows) == 0 && !t.finishing
+	var empty bitmap
+	if idle {
+		empty = newBitmap(t.meta.blocks())
+		s.windows = append(s.windows, empty)
+	}
+	ib.mu.Unlock()
+	if !idle {
+		return
+	}
+	if err := ib.transport().SendBytes(s.p.ctx, s.p.id, acceptFor(t.key.id, empty).encode()); err != nil {
+		ib.log.Debug("accept not sent", "peer", s.p.id, "err", err)
+	}
+}
+
+// idleSources returns the transfers p is an idle source of (keepAlive).
+func (ib *inbound) idleSources(p *peerConn) map[*inTransfer]*source {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	out := map[*inTransfer]*source{}
+	for _, t := range ib.transfers {
+		if s := t.sources[p]; s != nil && !s.whole && len(s.windows) == 0 {
+			out[t] = s
+		}
+	}
+	return out
+}
+
 // askIdle gives windows to t's sources that have none: blocks came back
 // to be asked for again, or a source left with its windows.
 func (ib *inbound) askIdle(t *inTransfer) {

@@ -15,11 +15,18 @@ import (
 // holders starts alice, bob, carol and dave with small fetch windows;
 // bob and carol get alice's file, then alice goes away. Dave, not linked
 // yet, is to get it from bob and carol.
-func holders(t *testing.T, data []byte) (n *fakeNet, a, b, c, d *fakeNode) {
+// Dave's Config also gets daveCfg, if any.
+func holders(t *testing.T, data []byte, daveCfg func(*Config)) (n *fakeNet, a, b, c, d *fakeNode) {
 	n = newFakeNet(t)
 	small := func(c *Config) { c.FetchWindow = 4 * minBlockSize }
 	a = n.addNode("alice", small)
-	b, c, d = n.addNode("bob", small), n.addNode("carol", small), n.addNode("dave", small)
+	b, c = n.addNode("bob", small), n.addNode("carol", small)
+	d = n.addNode("dave", func(c *Config) {
+		small(c)
+		if daveCfg != nil {
+			daveCfg(c)
+		}
+	})
 	for _, fn := range []*fakeNode{a, b, c, d} {
 		fn.start()
 	}
@@ -84,7 +91,7 @@ func sourcesAt(fn *fakeNode) int {
 // "fetching from bob, carol" for dave, and does not send it herself.
 func TestFileFromSeveral(t *testing.T) {
 	data := randBytes(21, 40*minBlockSize+9)
-	n, a, b, c, d := holders(t, data)
+	n, a, b, c, d := holders(t, data, nil)
 	fetching := func() error {
 		if states, _ := a.engine().Delivery("both.bin"); !strings.HasPrefix(states["dave"], "fetching from bob, carol ") {
 			return fmt.Errorf("alice shows %q for dave", states["dave"])
@@ -117,7 +124,7 @@ func TestFileFromSeveral(t *testing.T) {
 // ends with the true file and counts the bad data against carol alone.
 func TestFileFromSeveralOneLies(t *testing.T) {
 	data := randBytes(22, 40*minBlockSize+9)
-	n, _, b, c, d := holders(t, data)
+	n, _, b, c, d := holders(t, data, nil)
 	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
 		if from == c.id && len(msg) > chunkHeaderLen {
 			msg[len(msg)-1] ^= 0xff
@@ -131,5 +138,37 @@ func TestFileFromSeveralOneLies(t *testing.T) {
 	}
 	if got := peerStatus(d, b.id).BadData; got != 0 {
 		t.Errorf("bob, who sent his blocks intact, has %d bad data", got)
+	}
+}
+
+// TestIdleSourceKeptAlive: carol sends slowly, bob fast; once every
+// missing block is asked of carol, bob has nothing to send but is asked
+// for an empty window on dave's tick, so his sender hears from dave and
+// does not give up on him while carol finishes.
+func TestIdleSourceKeptAlive(t *testing.T) {
+	data := randBytes(23, 40*minBlockSize+9)
+	n, _, b, c, d := holders(t, data, func(c *Config) { c.InboundIdle = 400 * time.Millisecond }) // ticks every 200 ms
+	var keepAlives atomic.Int64
+	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
+		if from == c.id {
+			time.Sleep(100 * time.Millisecond) // carol's uplink is slow
+		}
+	})
+	n.mu.Lock()
+	gate := n.mutate
+	n.mutate = func(from, to mesh.PeerID, data []byte) []byte {
+		if from == d.id && to == b.id && kind(data[0]) == kindAccept {
+			if m, err := decodeMessage(data); err == nil && m.(*acceptMsg).Have.count() == m.(*acceptMsg).Have.n {
+				keepAlives.Add(1)
+			}
+		}
+		return gate(from, to, data)
+	}
+	n.mu.Unlock()
+	n.connect(b, d)
+	n.connect(c, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	if keepAlives.Load() == 0 {
+		t.Error("bob, idle while carol sent the last blocks, was never asked for an empty window")
 	}
 }
