@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -178,6 +180,16 @@ func (s *peerSet) displayName(id mesh.PeerID) string {
 		return n
 	}
 	return id.Short()
+}
+
+// namesOf lists the display names of ids, sorted: "bob, carol".
+func (s *peerSet) namesOf(ids []mesh.PeerID) string {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = s.displayName(id)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // nameOf is the display name of a peer given as a full ID string, or

@@ -87,14 +87,20 @@ func sourcesAt(fn *fakeNode) int {
 }
 
 // TestFileFromSeveral: dave takes alice's file from bob and carol at
-// once, each block from one of them; alice, back, is told, shows
-// "fetching from bob, carol" for dave, and does not send it herself.
+// once, each block from one of them, and his status says so; alice, back,
+// is told, shows "fetching from bob, carol" for dave, and does not send
+// it herself.
 func TestFileFromSeveral(t *testing.T) {
 	data := randBytes(21, 40*minBlockSize+9)
 	n, a, b, c, d := holders(t, data, nil)
 	fetching := func() error {
 		if states, _ := a.engine().Delivery("both.bin"); !strings.HasPrefix(states["dave"], "fetching from bob, carol ") {
 			return fmt.Errorf("alice shows %q for dave", states["dave"])
+		}
+		for _, tr := range d.engine().Status().Transfers {
+			if tr.Direction == "receive" && tr.State != "receiving from bob, carol" {
+				return fmt.Errorf("dave shows %q for %s", tr.State, tr.Path)
+			}
 		}
 		return nil
 	}

@@ -113,7 +113,7 @@ type TransferStatus struct {
 	Direction string    `json:"direction"` // "send", "receive", or "relay": a file of another member passed on
 	Size      int64     `json:"size"`
 	Done      int64     `json:"done"`  // bytes sent or held
-	State     string    `json:"state"` // a DeliveryState, "receiving" or "paused", maybe with ": reason"
+	State     string    `json:"state"` // a DeliveryState, "receiving" (from members other than its author: "receiving from bob, carol") or "paused", maybe with ": reason"
 	StartedAt time.Time `json:"started_at"`
 	// FinishedAt is when a delivery in Status.Delivered was verified.
 	FinishedAt time.Time `json:"finished_at,omitzero"`
@@ -228,8 +228,11 @@ func (ib *inbound) transfersStatus() []TransferStatus {
 	var out []TransferStatus
 	for _, t := range ib.transfers {
 		state := "paused"
-		if len(t.sources) > 0 {
+		if ids := t.sourceIDsLocked(); len(ids) > 0 {
 			state = "receiving"
+			if len(ids) > 1 || ids[0] != t.key.peer {
+				state += " from " + ib.peers.namesOf(ids)
+			}
 		}
 		out = append(out, TransferStatus{Path: t.meta.Path, Peer: ib.peers.displayName(t.key.peer), Direction: "receive",
 			Size: int64(t.meta.Size), Done: int64(t.have.count()) * int64(t.meta.BlockSize), State: state, StartedAt: t.meta.Started})
