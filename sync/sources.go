@@ -137,6 +137,35 @@ func (t *inTransfer) nextWindowLocked(s *source, window int) (bitmap, bool) {
 	return w, taken > 0
 }
 
+// stealLocked gives s, which has nothing to send, the blocks of the
+// newest window of a source that has two: that source's sender sends its
+// windows in order and is still on the older one, so the file's last
+// blocks come from the member that is free now instead of queueing behind
+// a slower one. The window stays in the other source's list, emptied of
+// them, so its DONE still ends it; a chunk of them it sent already is not
+// asked of it any more and is dropped.
+func (t *inTransfer) stealLocked(s *source) (bitmap, bool) {
+	alone := len(t.sources) == 1
+	for _, o := range t.sources {
+		if o == s || o.whole || len(o.windows) < maxWindows {
+			continue
+		}
+		from := o.windows[len(o.windows)-1]
+		w, n := newBitmap(from.n), 0
+		for i := range from.n {
+			if from.has(i) && !t.have.has(i) && (alone || !s.missed.has(i)) {
+				from.clear(i)
+				w.set(i)
+				n++
+			}
+		}
+		if n > 0 {
+			return w, true
+		}
+	}
+	return bitmap{}, false
+}
+
 // acceptFor is the ACCEPT that asks for exactly the blocks of w.
 func acceptFor(id transferID, w bitmap) *acceptMsg {
 	have := newBitmap(w.n)
@@ -157,6 +186,9 @@ func (ib *inbound) ask(t *inTransfer, s *source) {
 	ib.mu.Lock()
 	for len(s.windows) < maxWindows && ib.transfers[t.key] == t && t.sources[s.p] == s && !t.finishing {
 		w, ok := t.nextWindowLocked(s, ib.cfg.FetchWindow)
+		if !ok && len(s.windows) == 0 {
+			w, ok = t.stealLocked(s)
+		}
 		if !ok {
 			break
 		}
@@ -178,6 +210,7 @@ func (ib *inbound) ask(t *inTransfer, s *source) {
 // that stopped answering. The receiver's tick calls it, more often than a
 // sender gives up on silence (offerTimeout).
 func (ib *inbound) keepAlive(t *inTransfer, s *source) {
+	ib.ask(t, s) // blocks may have come back, or be taken from a slower source
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	ib.mu.Lock()

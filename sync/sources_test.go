@@ -157,7 +157,7 @@ func TestIdleSourceKeptAlive(t *testing.T) {
 	var keepAlives atomic.Int64
 	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
 		if from == c.id {
-			time.Sleep(100 * time.Millisecond) // carol's uplink is slow
+			time.Sleep(200 * time.Millisecond) // carol's uplink is slow
 		}
 	})
 	n.mu.Lock()
@@ -176,5 +176,31 @@ func TestIdleSourceKeptAlive(t *testing.T) {
 	d.waitFile("inbox/alice/both.bin", data)
 	if keepAlives.Load() == 0 {
 		t.Error("bob, idle while carol sent the last blocks, was never asked for an empty window")
+	}
+}
+
+// TestSlowSourceRelieved: carol sends slowly, bob fast; when bob has
+// nothing left to send, he takes the window carol was asked for next and
+// has not begun, so carol sends one window and no more, and no block
+// comes twice.
+func TestSlowSourceRelieved(t *testing.T) {
+	data := randBytes(24, 40*minBlockSize+9)
+	n, _, b, c, d := holders(t, data, nil)
+	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
+		if from == c.id {
+			time.Sleep(100 * time.Millisecond) // carol's uplink is slow
+		}
+	})
+	fromB, fromC := b.sentBlocks.Load(), c.sentBlocks.Load()
+	n.connect(b, d)
+	n.connect(c, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	fromB, fromC = b.sentBlocks.Load()-fromB, c.sentBlocks.Load()-fromC
+	t.Logf("dave took %d bytes from bob, %d from carol", fromB, fromC)
+	if window := int64(4 * minBlockSize); fromC > window+2*minBlockSize { // a block or two may be on its way
+		t.Errorf("slow carol sent dave %d bytes; want about one window (%d): bob, free, should take the rest", fromC, window)
+	}
+	if fromB+fromC > int64(len(data))+2*minBlockSize {
+		t.Errorf("bob and carol sent %d bytes for a %d-byte file", fromB+fromC, len(data))
 	}
 }
