@@ -2,8 +2,10 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/meshfs/meshfs/mesh"
 )
@@ -196,12 +198,40 @@ func (ib *inbound) ask(t *inTransfer, s *source) {
 		asks = append(asks, acceptFor(t.key.id, w))
 	}
 	ib.mu.Unlock()
-	for _, m := range asks {
-		if err := ib.transport().SendBytes(s.p.ctx, s.p.id, m.encode()); err != nil {
+	for i, m := range asks {
+		if err := ib.sendTo(s, m.encode()); err != nil {
 			ib.log.Debug("accept not sent", "peer", s.p.id, "err", err)
-			return // its receiver stops, and release puts the windows back
+			ib.mu.Lock()
+			t.dropNewestLocked(s, len(asks)-i) // never asked: another source may have them
+			ib.mu.Unlock()
+			return
 		}
 	}
+}
+
+// sourceSendTimeout bounds a message to a source sent from another
+// connection's receiver: a member whose link stalls must not hold up the
+// others' transfers until it is declared gone.
+const sourceSendTimeout = 10 * time.Second
+
+// sendTo sends a control message to source s within sourceSendTimeout.
+func (ib *inbound) sendTo(s *source, msg []byte) error {
+	ctx, cancel := context.WithTimeout(s.p.ctx, sourceSendTimeout)
+	defer cancel()
+	return ib.transport().SendBytes(ctx, s.p.id, msg)
+}
+
+// dropNewestLocked forgets s's k newest windows, which were not sent.
+func (t *inTransfer) dropNewestLocked(s *source, k int) {
+	k = min(k, len(s.windows))
+	for _, w := range s.windows[len(s.windows)-k:] {
+		for i := range w.n {
+			if w.has(i) {
+				t.asked.clear(i)
+			}
+		}
+	}
+	s.windows = s.windows[:len(s.windows)-k]
 }
 
 // keepAlive asks s, which has no window (the other sources are asked for
@@ -224,8 +254,11 @@ func (ib *inbound) keepAlive(t *inTransfer, s *source) {
 	if !idle {
 		return
 	}
-	if err := ib.transport().SendBytes(s.p.ctx, s.p.id, acceptFor(t.key.id, empty).encode()); err != nil {
+	if err := ib.sendTo(s, acceptFor(t.key.id, empty).encode()); err != nil {
 		ib.log.Debug("accept not sent", "peer", s.p.id, "err", err)
+		ib.mu.Lock()
+		t.dropNewestLocked(s, 1)
+		ib.mu.Unlock()
 	}
 }
 
@@ -310,7 +343,7 @@ func (ib *inbound) tellAll(srcs []*source, skip *peerConn, msg []byte) {
 		if s.p == skip {
 			continue
 		}
-		if err := ib.transport().SendBytes(s.p.ctx, s.p.id, msg); err != nil {
+		if err := ib.sendTo(s, msg); err != nil {
 			ib.log.Debug("reply not sent", "peer", s.p.id, "err", err)
 		}
 	}
