@@ -86,9 +86,11 @@ func runSwarm(t *testing.T, holders ...string) swarmRun {
 	back := time.Now()
 	net.rerun(c, dave, "--join", hs[0].addr)
 	dave.waitConnected(hs...)
+	from := strings.Join(holders, ", ")
+	waitTransferState(t, dave, f.rel, "alice", "receiving from "+from) // before alice could offer it
 	net.rerun(c, alice, "--join", hs[0].addr)
 	alice.waitConnected(append([]*node{dave}, hs...)...)
-	shown := waitFetchingShown(t, alice, f.rel, "dave", "fetching from "+strings.Join(holders, ", ")+" ")
+	shown := waitTransferState(t, alice, f.rel, "dave", "fetching from "+from+" ")
 	took, err := waitVerified(t, fanOutWait, back, "alice's file at dave, from "+strings.Join(holders, " and "),
 		fileWant{"at dave", dave.path("inbox", "alice", f.rel), f})
 	if err != nil {
@@ -135,13 +137,13 @@ func sentTo(t *testing.T, n *node, name string) uint64 {
 	return sent
 }
 
-// waitFetchingShown polls author's status until its delivery of rel to
-// member reads prefix (the member takes it from others), and returns it.
-func waitFetchingShown(t *testing.T, author *node, rel, member, prefix string) string {
+// waitTransferState polls n's status until its transfer of rel with
+// member reads prefix, and returns the state.
+func waitTransferState(t *testing.T, n *node, rel, member, prefix string) string {
 	t.Helper()
 	var last string
 	err := testutil.WaitFor(30*time.Second, func() error {
-		out, err := author.c.meshfs("status", "--json", author.mnt)
+		out, err := n.c.meshfs("status", "--json", n.mnt)
 		if err != nil {
 			return err
 		}
@@ -161,7 +163,7 @@ func waitFetchingShown(t *testing.T, author *node, rel, member, prefix string) s
 			}
 		}
 		if !strings.HasPrefix(last, prefix) {
-			return fmt.Errorf("%s's delivery of %s to %s reads %q", author.name, rel, member, last)
+			return fmt.Errorf("%s's transfer of %s with %s reads %q", n.name, rel, member, last)
 		}
 		return nil
 	})
