@@ -89,7 +89,13 @@ func (r *receiver) receive(in inMsg) {
 }
 
 // reply sends a control message to p; failures mean the peer is gone.
+// A receiver whose connection ended sends nothing: the transport
+// addresses members, not connections, and its member's next connection
+// must not hear about what this one was doing.
 func (r *receiver) reply(data []byte) {
+	if r.p.ctx.Err() != nil {
+		return
+	}
 	if err := r.in.transport().SendBytes(r.p.ctx, r.p.id, data); err != nil {
 		r.in.log.Debug("reply not sent", "peer", r.p.id, "err", err)
 	}
@@ -125,6 +131,9 @@ func (r *receiver) onOffer(m *offerMsg) {
 		return
 	}
 	if !known && r.in.awaitCreating(r.p.ctx, k) {
+		if r.p.ctx.Err() != nil {
+			return // this connection ended while it waited: its member offers again on the next
+		}
 		known = true // another member's offer made it: this one may join (sources.go)
 	}
 	if !known {

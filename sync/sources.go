@@ -216,6 +216,9 @@ const sourceSendTimeout = 10 * time.Second
 
 // sendTo sends a control message to source s within sourceSendTimeout.
 func (ib *inbound) sendTo(s *source, msg []byte) error {
+	if err := s.p.ctx.Err(); err != nil {
+		return err // its connection ended (see receiver.reply)
+	}
 	ctx, cancel := context.WithTimeout(s.p.ctx, sourceSendTimeout)
 	defer cancel()
 	return ib.transport().SendBytes(ctx, s.p.id, msg)
