@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -247,6 +248,10 @@ func (ib *inbound) checkSpace(need uint64) error {
 	return nil
 }
 
+// errCompleted: the transfer completed since its OFFER was looked at (from
+// another member): the answer is ACK.
+var errCompleted = errors.New("transfer completed meanwhile")
+
 // newInTransfer is a transfer without sources, its blocks not known yet.
 func newInTransfer(k inKey, meta partialMeta) *inTransfer {
 	return &inTransfer{key: k, meta: meta, sources: map[*peerConn]*source{}, asked: newBitmap(meta.blocks()), last: time.Now()}
@@ -261,7 +266,11 @@ func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, *source, error) {
 	ib.mu.Lock()
 	t := ib.transfers[k]
 	if t == nil {
+		_, done := ib.completed[k]
 		ib.mu.Unlock()
+		if done {
+			return nil, nil, errCompleted
+		}
 		return nil, nil, refused(rejectIO, "partial vanished")
 	}
 	if len(t.sources) == 0 && !ib.slotFreeLocked(p) {

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -144,6 +145,10 @@ func (r *receiver) onOffer(m *offerMsg) {
 		}
 	}
 	t, src, err := r.in.claim(r.p, k)
+	if errors.Is(err, errCompleted) {
+		r.reply((&ackMsg{ID: m.ID}).encode())
+		return
+	}
 	if err != nil {
 		r.in.log.Debug("offer refused for now", "peer", r.p.id, "path", m.Path, "code", ioCode(err).String(), "err", err)
 		r.refuse(m.ID, err)
