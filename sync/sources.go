@@ -318,7 +318,7 @@ func (t *inTransfer) removeSourceLocked(p *peerConn) (was, others bool) {
 	return true, len(t.sources) > 0
 }
 
-// sourceIDs lists the members t is coming from now (ib.mu held).
+// sourceIDsLocked lists the members t is coming from now, sorted by ID.
 func (t *inTransfer) sourceIDsLocked() []mesh.PeerID {
 	ids := make([]mesh.PeerID, 0, len(t.sources))
 	for p := range t.sources {
