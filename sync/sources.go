@@ -145,11 +145,13 @@ func (t *inTransfer) nextWindowLocked(s *source, window int) (bitmap, bool) {
 // blocks come from the member that is free now instead of queueing behind
 // a slower one. The window stays in the other source's list, emptied of
 // them, so its DONE still ends it; a chunk of them it sent already is not
-// asked of it any more and is dropped.
+// asked of it any more and is dropped. Only while the older window is at
+// most half done: near its end, its DONE may be on its way and the newer
+// one begun, whose blocks would then come twice.
 func (t *inTransfer) stealLocked(s *source) (bitmap, bool) {
 	alone := len(t.sources) == 1
 	for _, o := range t.sources {
-		if o == s || o.whole || len(o.windows) < maxWindows {
+		if o == s || o.whole || len(o.windows) < maxWindows || !t.underwayLocked(o.windows[0]) {
 			continue
 		}
 		from := o.windows[len(o.windows)-1]
@@ -166,6 +168,21 @@ func (t *inTransfer) stealLocked(s *source) (bitmap, bool) {
 		}
 	}
 	return bitmap{}, false
+}
+
+// underwayLocked reports whether at least half of w's blocks are still
+// missing.
+func (t *inTransfer) underwayLocked(w bitmap) bool {
+	asked, missing := 0, 0
+	for i := range w.n {
+		if w.has(i) {
+			asked++
+			if !t.have.has(i) {
+				missing++
+			}
+		}
+	}
+	return 2*missing >= asked
 }
 
 // acceptFor is the ACCEPT that asks for exactly the blocks of w.

@@ -147,32 +147,31 @@ func TestFileFromSeveralOneLies(t *testing.T) {
 	}
 }
 
-// TestIdleSourceKeptAlive: carol sends slowly, bob fast; once every
-// missing block is asked of carol, bob has nothing to send but is asked
-// for an empty window on dave's tick, so his sender hears from dave and
-// does not give up on him while carol finishes.
+// TestIdleSourceKeptAlive: carol sends slowly and starts first, bob joins
+// and sends fast; once every missing block is asked of carol, bob has
+// nothing to send but is asked for an empty window on dave's tick, so his
+// sender hears from dave and does not give up on him while carol
+// finishes.
 func TestIdleSourceKeptAlive(t *testing.T) {
 	data := randBytes(23, 40*minBlockSize+9)
 	n, _, b, c, d := holders(t, data, func(c *Config) { c.InboundIdle = 400 * time.Millisecond }) // ticks every 200 ms
 	var keepAlives atomic.Int64
-	gateUntil(t, n, d, twoSources(d), func(from mesh.PeerID, msg []byte) {
-		if from == c.id {
-			time.Sleep(200 * time.Millisecond) // carol's uplink is slow
-		}
-	})
 	n.mu.Lock()
-	gate := n.mutate
 	n.mutate = func(from, to mesh.PeerID, data []byte) []byte {
-		if from == d.id && to == b.id && kind(data[0]) == kindAccept {
+		switch {
+		case from == c.id && to == d.id && kind(data[0]) == kindChunk:
+			time.Sleep(200 * time.Millisecond) // carol's uplink is slow
+		case from == d.id && to == b.id && kind(data[0]) == kindAccept:
 			if m, err := decodeMessage(data); err == nil && m.(*acceptMsg).Have.count() == m.(*acceptMsg).Have.n {
 				keepAlives.Add(1)
 			}
 		}
-		return gate(from, to, data)
+		return data
 	}
 	n.mu.Unlock()
-	n.connect(b, d)
 	n.connect(c, d)
+	waitFor(t, func() bool { return sourcesAt(d) == 1 })
+	n.connect(b, d)
 	d.waitFile("inbox/alice/both.bin", data)
 	if keepAlives.Load() == 0 {
 		t.Error("bob, idle while carol sent the last blocks, was never asked for an empty window")
