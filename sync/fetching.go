@@ -3,7 +3,6 @@ package sync
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +132,7 @@ func (p *peerConn) speaksOurs() bool {
 // fetchNote is what a member's last FETCHING said, as the author shows it.
 // In memory only, on the member's delivery, guarded by outbound.mu.
 type fetchNote struct {
-	from   []string // display names of the members it takes the file from; none: waiting
+	from   string // display names of the members it takes the file from ("bob, carol"); "": waiting
 	have   uint32
 	blocks uint32
 	at     time.Time // when it came
@@ -151,7 +150,7 @@ func (n *fetchNote) text() string {
 	if n.blocks > 0 {
 		pct = min(n.have*100/n.blocks, 99) // have <= blocks <= maxBlocks: no overflow
 	}
-	return fmt.Sprintf("fetching from %s %d%%", strings.Join(n.from, ", "), pct)
+	return fmt.Sprintf("fetching from %s %d%%", n.from, pct)
 }
 
 // done is how many bytes of a file of size the member holds, as the note says.
@@ -181,15 +180,7 @@ func (e *Engine) onFetching(from mesh.PeerID, data []byte) {
 // noteFetching takes a FETCHING from member from. It reads no disk and
 // holds o.mu only to set the note, so the mesh reader may call it.
 func (o *outbound) noteFetching(from mesh.PeerID, m *fetchingMsg) {
-	t := o.transport()
-	names := make([]string, len(m.From))
-	for i, id := range m.From {
-		names[i] = o.peers.displayName(id) // before o.mu: one lock at a time
-		if id == t.ID() {
-			names[i] = safeName(t.Name()) // between two windows of ours
-		}
-	}
-	slices.Sort(names)
+	names := o.peers.namesOf(m.From) // before o.mu: one lock at a time
 	note := fetchNote{from: names, have: m.Have, blocks: m.Blocks, at: time.Now()}
 	if why := o.setFetching(from, m, note); why != "" {
 		o.log.Debug("fetching notice ignored", "peer", from, "id", m.ID.String(), "why", why)

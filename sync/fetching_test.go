@@ -130,7 +130,7 @@ func TestFetchingDue(t *testing.T) {
 func TestFetchingText(t *testing.T) {
 	now, owner := time.Now(), &peerConn{}
 	note := func(have, blocks uint32, age time.Duration, from ...string) fetchNote {
-		return fetchNote{from: from, have: have, blocks: blocks, at: now.Add(-age)}
+		return fetchNote{from: strings.Join(from, ", "), have: have, blocks: blocks, at: now.Add(-age)}
 	}
 	tests := []struct {
 		name string

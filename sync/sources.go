@@ -48,6 +48,10 @@ type source struct {
 	open    []*openBlock
 }
 
+// idle reports whether s is asked for blocks in windows but has none now:
+// every missing block is asked of other sources.
+func (s *source) idle() bool { return !s.whole && len(s.windows) == 0 }
+
 // asks reports whether block i was asked of s and not yet ended.
 func (s *source) asks(i int) bool {
 	if s.whole {
@@ -264,7 +268,7 @@ func (ib *inbound) keepAlive(t *inTransfer, s *source) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	ib.mu.Lock()
-	idle := ib.transfers[t.key] == t && t.sources[s.p] == s && !s.whole && len(s.windows) == 0 && !t.finishing
+	idle := ib.transfers[t.key] == t && t.sources[s.p] == s && s.idle() && !t.finishing
 	var empty bitmap
 	if idle {
 		empty = newBitmap(t.meta.blocks())
@@ -288,7 +292,7 @@ func (ib *inbound) idleSources(p *peerConn) map[*inTransfer]*source {
 	defer ib.mu.Unlock()
 	out := map[*inTransfer]*source{}
 	for _, t := range ib.transfers {
-		if s := t.sources[p]; s != nil && !s.whole && len(s.windows) == 0 {
+		if s := t.sources[p]; s != nil && s.idle() {
 			out[t] = s
 		}
 	}
@@ -301,7 +305,7 @@ func (ib *inbound) askIdle(t *inTransfer) {
 	ib.mu.Lock()
 	var idle []*source
 	for _, s := range t.sources {
-		if !s.whole && len(s.windows) == 0 {
+		if s.idle() {
 			idle = append(idle, s)
 		}
 	}
