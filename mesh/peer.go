@@ -103,7 +103,10 @@ func (p *peer) bye(code reasonCode, cause error) {
 	if cause == nil {
 		cause = fmt.Errorf("%w: %s", errByeSent, code)
 	}
-	p.byeCause.CompareAndSwap(nil, &cause)
+	// The first cause wins. Store a copy: a pointer to the parameter would be
+	// read by a later caller while this one reassigns it.
+	first := cause
+	p.byeCause.CompareAndSwap(nil, &first)
 	cause = *p.byeCause.Load()
 	if !p.trySend(encodeFrame(frameBye, encodeReason(code))) {
 		p.close(cause)
