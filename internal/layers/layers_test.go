@@ -6,6 +6,7 @@
 //	sync -> chat -> record -> mesh -> internal/{atomicfile,safetext,wire}
 //	sync -> internal/present
 //	cmd/meshfs -> portmap (the router; no meshfs package)
+//	seal (encryption to members' keys; no meshfs package, used by no one yet)
 //
 // fs and folder are the two frontends; they declare the calls they make
 // into sync as interfaces and import no other meshfs package but
@@ -51,6 +52,9 @@ var allowed = map[string]struct {
 	// Port mapping talks to the router only; cmd/meshfs hands its result
 	// to mesh.
 	"portmap": {outside: []string{"github.com/huin/goupnp", "github.com/jackpal/go-nat-pmp"}},
+	// Encryption to a member's certified key: age and the curve, no meshfs
+	// package, since its callers pass the keys in.
+	"seal": {outside: []string{"filippo.io/age", "filippo.io/edwards25519"}},
 }
 
 // TestArrows fails when a package reaches a meshfs package or imports an
