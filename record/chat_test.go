@@ -224,11 +224,11 @@ func TestDecodeChatRefuses(t *testing.T) {
 	if _, err := DecodeChat(append(bytes.Clone(b), 0)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("DecodeChat(trailing byte) = %v, want ErrMalformed", err)
 	}
-	v2 := bytes.Clone(b)
-	v2[0] = 2
-	_, err := DecodeChat(v2)
-	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "record format 2, this build reads 1") {
-		t.Errorf("DecodeChat(version 2) = %v, want one naming format 2", err)
+	v3 := bytes.Clone(b)
+	v3[0] = 3
+	_, err := DecodeChat(v3)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "record format 3, this build reads 1 and 2") {
+		t.Errorf("DecodeChat(version 3) = %v, want one naming format 3", err)
 	}
 }
 

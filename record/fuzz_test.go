@@ -11,7 +11,10 @@ func chatSeeds(t testing.TB) [][]byte {
 	good := EncodeChat(alice.signed(1, "hello"))
 	v2 := bytes.Clone(good)
 	v2[0] = 2
+	private := EncodeChat(alice.private(4, newAuthor(t, 2).id))
 	return [][]byte{
+		private,
+		private[:len(private)-1],
 		good,
 		EncodeChat(alice.signed(2, "")),
 		EncodeChat(alice.signed(3, "héllo ✓")),
