@@ -59,16 +59,27 @@ func (c *Store) indexLocked(author mesh.PeerID, r entry, off int64) {
 // like the live broadcast: a peer that connects while the line waits for
 // the disk must get it one way or the other. Its number is reserved, so a
 // crash that loses it here cannot reuse it.
-func (c *Store) stageLocked(text string) (record.Chat, error) {
+//
+// A private line (seal not nil) is sealed before its number is reserved, so
+// a sealing failure costs no number.
+func (c *Store) stageLocked(text string, to mesh.PeerID, seal Sealer) (record.Chat, error) {
 	m := record.Chat{Author: c.selfID, Seq: c.ownSeq + 1, Lamport: c.lamport + 1, Time: time.Now(), Text: text}
 	name := c.self
 	if name == "" {
 		name = "me"
 	}
+	r := entry{Self: true, Name: name, Seq: m.Seq, Lamport: m.Lamport, Time: m.Time, Text: text}
+	if seal != nil {
+		m.To, m.Text = to, ""
+		sealed, err := seal(m, text)
+		if err != nil {
+			return m, fmt.Errorf("seal private line: %w", err)
+		}
+		m.Sealed, r.To, r.Sealed, r.Text = sealed, to.String(), sealed, ""
+	}
 	if err := c.reserveLocked(m.Seq); err != nil {
 		return m, err
 	}
-	r := entry{Self: true, Name: name, Seq: m.Seq, Lamport: m.Lamport, Time: m.Time, Text: text}
 	data, off, err := c.appendLocked(r)
 	if err != nil {
 		return m, err
@@ -110,7 +121,10 @@ func (c *Store) Accept(m record.Chat, name string) (Outcome, error) {
 	}
 	s.add(m.Seq, maxHoles)
 	r := entry{From: m.Author.String(), Name: displayText(name, m.Author), Seq: m.Seq, Lamport: m.Lamport,
-		Time: m.Time, Text: m.Text, Sig: m.Sig, Skip: m.Text == ""}
+		Time: m.Time, Text: m.Text, Sig: m.Sig, Skip: m.Text == "" && !m.Private(), Sealed: m.Sealed}
+	if m.Private() {
+		r.To = m.To.String()
+	}
 	_, off, err := c.appendLocked(r)
 	if err != nil {
 		return Added, err
@@ -186,6 +200,13 @@ func (c *Store) readLocked(author mesh.PeerID, off int64) (record.Chat, bool, er
 		return record.Chat{}, false, fmt.Errorf("chat store at %d: %w", off, err)
 	}
 	m := record.Chat{Author: author, Seq: r.Seq, Lamport: r.Lamport, Time: r.Time, Text: r.Text, Sig: r.Sig}
+	if r.To != "" {
+		to, err := mesh.ParsePeerID(r.To)
+		if err != nil {
+			return record.Chat{}, false, fmt.Errorf("chat store at %d: recipient: %w", off, err)
+		}
+		m.To, m.Sealed = to, r.Sealed
+	}
 	if !r.Self {
 		return m, len(r.Sig) > 0, nil
 	}
@@ -215,4 +236,27 @@ func (c *Store) lineAt(off int64) ([]byte, error) {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+}
+
+// PrivateLines calls f, in the order they were stored, with every private
+// line the store holds (own ones and other members', to anyone) and the
+// name the store shows for its author, so a caller can render the
+// conversations it can open. Lines whose recipient does not parse are
+// skipped, as Accept never stores them.
+func (c *Store) PrivateLines(f func(m record.Chat, name string)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scan(0, func(r entry, _ int64) {
+		to, err := mesh.ParsePeerID(r.To)
+		if r.To == "" || err != nil {
+			return
+		}
+		author := c.selfID
+		if !r.Self {
+			if author, err = mesh.ParsePeerID(r.From); err != nil {
+				return
+			}
+		}
+		f(record.Chat{Author: author, Seq: r.Seq, Lamport: r.Lamport, Time: r.Time, To: to, Sealed: r.Sealed}, r.Name)
+	})
 }

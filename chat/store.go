@@ -42,11 +42,16 @@ type entry struct {
 	// Messages stored before records existed have neither.
 	Lamport uint64 `json:"lamport,omitempty"`
 	Sig     []byte `json:"sig,omitempty"`
+	// To and Sealed make a message a private line (record.Chat.To and
+	// Sealed): its text is only in Sealed, and the room's log never
+	// shows it. Text stays empty.
+	To     string `json:"to,omitempty"`
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
-// line is the record as the log shows it ("" for a skip).
+// line is the record as the log shows it ("" for a skip or a private line).
 func (r entry) line() string {
-	if r.Skip {
+	if r.Skip || r.To != "" {
 		return ""
 	}
 	body := r.Name + ": " + r.Text
@@ -285,6 +290,24 @@ func (c *Store) AppendOwn(text string) (record.Chat, bool, error) {
 // control characters and escape sequences are stripped, and a line with
 // nothing left is not stored (ok is false).
 func (c *Store) Stage(text string) (m record.Chat, ok bool, durable func() error, err error) {
+	return c.stage(text, mesh.PeerID{}, nil)
+}
+
+// Sealer seals the text of the private line m (Author, Seq and To set) to
+// its recipient and its author.
+type Sealer func(m record.Chat, text string) ([]byte, error)
+
+// StageTo is Stage for a private line to the member to: the text, checked
+// and cleaned as Stage does, is stored and sent only as seal made it. The
+// returned record's Text is empty; the cleaned text is returned beside it,
+// for the caller's rendering of the conversation.
+func (c *Store) StageTo(to mesh.PeerID, text string, seal Sealer) (m record.Chat, clean string, ok bool, durable func() error, err error) {
+	m, ok, durable, err = c.stage(text, to, seal)
+	return m, safetext.Text(text), ok, durable, err
+}
+
+// stage is Stage and StageTo: a room line when seal is nil.
+func (c *Store) stage(text string, to mesh.PeerID, seal Sealer) (m record.Chat, ok bool, durable func() error, err error) {
 	if len(text) > MaxBytes {
 		return m, false, nil, fmt.Errorf("chat line of %d bytes: %w", len(text), ErrTooLong)
 	}
@@ -295,7 +318,7 @@ func (c *Store) Stage(text string) (m record.Chat, ok bool, durable func() error
 		return m, false, nil, nil
 	}
 	c.mu.Lock()
-	m, err = c.stageLocked(text)
+	m, err = c.stageLocked(text, to, seal)
 	var n uint64
 	if err == nil {
 		n, err = c.walAppendLocked(c.lastOwnData)
