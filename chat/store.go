@@ -271,6 +271,16 @@ func (c *Store) SetSelf(id mesh.PeerID, name string, signer crypto.Signer) {
 	c.selfID, c.self, c.signer = id, safetext.Text(name), signer
 }
 
+// SelfName is the name own lines are shown under ("me" before SetSelf).
+func (c *Store) SelfName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == "" {
+		return "me"
+	}
+	return c.self
+}
+
 // AppendOwn is Stage, returning once the line is on disk.
 func (c *Store) AppendOwn(text string) (record.Chat, bool, error) {
 	m, ok, durable, err := c.Stage(text)

@@ -27,6 +27,12 @@ var (
 // valid for another (TLS 1.3 prefixes what it signs in the same way).
 func (n *Node) Signer() crypto.Signer { return n.ident.key }
 
+// SealKey returns this node's member private key, for opening what members
+// sealed to its certified key (package seal turns the Ed25519 key into the
+// X25519 one age uses). Callers never sign with it (Signer, with a domain
+// string, is for that) and never let it leave the process.
+func (n *Node) SealKey() ed25519.PrivateKey { return n.ident.key }
+
 // MemberKey returns the Ed25519 key the mesh CA certified for id: this
 // node's own, or a member's from the certificate that proved it (the
 // roster keeps only certificates that verified). It fails for a member

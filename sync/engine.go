@@ -247,8 +247,9 @@ type Engine struct {
 	// The room (chat.go, room.go), which also spreads receipts.
 	chat     *chat.Store
 	receipts *receiptBook
-	own      ownQueue     // own lines for the room loop
-	roomIn   chan roomJob // received records, vectors, members up and down, events
+	own      ownQueue       // own lines for the room loop
+	roomIn   chan roomJob   // received records, vectors, members up and down, events
+	dm       *conversations // private lines rendered per member (private.go)
 
 	rtts shownRTTs // the RTT the peers table shows per member (status.go)
 
@@ -285,7 +286,8 @@ func New(cfg Config) (*Engine, error) {
 		writeAt:       (*os.File).WriteAt,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
-	e := &Engine{env: v, peers: newPeerSet(), roomIn: make(chan roomJob, cfg.QueueLen), own: newOwnQueue()}
+	e := &Engine{env: v, peers: newPeerSet(), roomIn: make(chan roomJob, cfg.QueueLen), own: newOwnQueue(),
+		dm: &conversations{dir: filepath.Join(cfg.StateDir, "dm")}}
 	if err := e.open(); err != nil {
 		v.cancel()
 		if e.chat != nil {
@@ -342,6 +344,9 @@ func (e *Engine) Start(t Transport) error {
 	e.mu.Unlock()
 
 	e.chat.SetSelf(t.ID(), t.Name(), t.Signer())
+	if err := e.dm.rebuild(e.chat, t.ID(), t.SealKey()); err != nil {
+		e.log.Warn("private conversations not shown", "err", err, "fix", fixState)
+	}
 	for _, r := range e.receipts.all() { // those that came while we were away
 		e.out.noteReceipt(keyOf(r), r.Receiver)
 	}

@@ -219,6 +219,8 @@ func (fn *fakeNode) SendBulk(ctx context.Context, to mesh.PeerID, data []byte) e
 
 func (fn *fakeNode) Signer() crypto.Signer { return fn.key }
 
+func (fn *fakeNode) SealKey() ed25519.PrivateKey { return fn.key }
+
 // MemberKey knows every node of the net; revoked ones are refused.
 func (fn *fakeNode) MemberKey(id mesh.PeerID) (ed25519.PublicKey, error) {
 	fn.net.mu.Lock()

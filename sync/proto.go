@@ -54,7 +54,11 @@ const (
 //	   at once, each asked for its own windows, and a sender counts a
 //	   resend round only when an ACCEPT asks again for a block it already
 //	   sent.
-const Version = 5
+//	6: RECORDS may carry private lines (record format 2): a recipient and
+//	   a body sealed to it and the author (private.go). A member of 5
+//	   would refuse the message whole, so versions 5 and 6 exchange
+//	   nothing and each says so in its log.
+const Version = 6
 
 // Protocol limits, checked by the decoder before anything is allocated.
 const (

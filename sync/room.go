@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -211,6 +212,9 @@ func (r *room) accept(from mesh.PeerID, c record.Chat) chat.Outcome {
 	}
 	r.stored()
 	r.spread(c, from)
+	if c.Private() {
+		r.e.openReceived(c, from, r.authorName(c.Author))
+	}
 	if next, ok := r.unhold(c.Author, c.Seq+1); ok {
 		r.accept(from, next)
 	}
@@ -278,7 +282,11 @@ func (r *room) spread(c record.Chat, from mesh.PeerID) {
 // test build lies on purpose (failpoint.go).
 func (r *room) passOn(c record.Chat) record.Chat {
 	if failLie && c.Author != r.e.transport().ID() {
-		c.Text += " (altered)"
+		if c.Private() {
+			c.Sealed = append(bytes.Clone(c.Sealed[:len(c.Sealed)-1]), c.Sealed[len(c.Sealed)-1]^1)
+		} else {
+			c.Text += " (altered)"
+		}
 	}
 	return c
 }
@@ -318,7 +326,7 @@ func (r *room) sendRecords(to mesh.PeerID, recs []record.Chat, more bool) {
 	for i, c := range recs {
 		c = r.passOn(c)
 		batch = append(batch, c)
-		size += len(c.Text) + 256
+		size += len(c.Text) + len(c.Sealed) + 256
 		last := i == len(recs)-1
 		if last || len(batch) == maxRecordsPerMsg || size >= recordsMsgBytes {
 			r.send(to, (&recordsMsg{Records: batch, More: more && last}).encode())

@@ -29,6 +29,9 @@ type Transport interface {
 	SendBulk(ctx context.Context, to mesh.PeerID, data []byte) error
 	// Signer signs with this node's member key (own chat records).
 	Signer() crypto.Signer
+	// SealKey is this node's member private key, which opens private
+	// lines sealed to it (private.go).
+	SealKey() ed25519.PrivateKey
 	// MemberKey is a member's certified key, or an error for an unknown
 	// or removed one: what a record second-hand is checked against.
 	MemberKey(id mesh.PeerID) (ed25519.PublicKey, error)

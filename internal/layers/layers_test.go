@@ -38,7 +38,7 @@ var allowed = map[string]struct {
 	"record":              {meshfs: []string{"mesh", "internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"chat":                {meshfs: []string{"mesh", "record", "internal/atomicfile", "internal/safetext", "internal/wire"}},
 	"sync": {
-		meshfs:  []string{"mesh", "record", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"},
+		meshfs:  []string{"mesh", "record", "chat", "seal", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"},
 		outside: []string{"github.com/zeebo/blake3", "golang.org/x/sys", "golang.org/x/text"},
 	},
 	"folder": {
@@ -48,7 +48,7 @@ var allowed = map[string]struct {
 	"fs": {outside: []string{"github.com/hanwen/go-fuse/v2", "golang.org/x/sys"}},
 	// The page reads sync's Status and chat's errors; it sits beside the
 	// frontends and reaches neither.
-	"ui": {meshfs: []string{"sync", "mesh", "record", "chat", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"}},
+	"ui": {meshfs: []string{"sync", "mesh", "record", "chat", "seal", "internal/atomicfile", "internal/present", "internal/safetext", "internal/wire"}},
 	// Port mapping talks to the router only; cmd/meshfs hands its result
 	// to mesh.
 	"portmap": {outside: []string{"github.com/huin/goupnp", "github.com/jackpal/go-nat-pmp"}},
