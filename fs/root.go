@@ -301,7 +301,7 @@ func newRoot(cfg Config, log *slog.Logger) (*rootNode, error) {
 			{"outbox", outbox, syscall.S_IFDIR},
 			{"sent", sent, syscall.S_IFDIR},
 			{"inbox", inbox, syscall.S_IFDIR},
-			{"chat", newChat(cfg.ChatLog, cfg.Syncer, newErrnos(log)), syscall.S_IFREG},
+			{"chat", newChat("chat", cfg.ChatLog, cfg.Syncer.Say, newErrnos(log)), syscall.S_IFREG},
 			{"peers", &peersNode{syncer: cfg.Syncer}, syscall.S_IFREG},
 		},
 		mtime: time.Now(),
