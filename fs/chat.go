@@ -23,21 +23,21 @@ import (
 const uncached = time.Nanosecond
 
 // maxPending bounds the unfinished last line a chat handle buffers. A longer
-// "line" is handed to say at once (which will refuse it, or send it), so a
-// writer without newlines cannot grow the buffer without limit.
+// "line" is handed to Say or SayTo at once (which will refuse it, or send
+// it), so a writer without newlines cannot grow the buffer without limit.
 const maxPending = 64 << 10
 
-// chatNode is a synthetic conversation file, such as the chat file. Reads
-// give the bytes of a log written by sync; writes become one call of say
-// per line. The log and the call are parameters so that other
-// conversations can share this one implementation.
+// chatNode is a synthetic conversation file: the chat file, and each file
+// under dm/. Reads give the bytes of a log written by sync; writes become
+// one call of say per line. One type serves both, so a private
+// conversation behaves exactly like the room's.
 type chatNode struct {
 	fusefs.Inode
 
 	// immutable after newChat
-	name  string             // the file's path in the mount, for logs: "chat"
+	name  string             // the file's path in the mount, for logs: "chat", "dm/bob"
 	log   string             // the log file served
-	say   func(string) error // sends one line: Syncer.Say for chat
+	say   func(string) error // sends one line: Syncer.Say, or SayTo for one member
 	errs  *errnos
 	mtime time.Time // reported while the log does not exist yet
 }
