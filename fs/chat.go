@@ -23,20 +23,23 @@ import (
 const uncached = time.Nanosecond
 
 // maxPending bounds the unfinished last line a chat handle buffers. A longer
-// "line" is handed to Say at once (which will refuse it, or send it), so a
-// writer without newlines cannot grow the buffer without limit.
+// "line" is handed to Say or SayTo at once (which will refuse it, or send
+// it), so a writer without newlines cannot grow the buffer without limit.
 const maxPending = 64 << 10
 
-// chatNode is the synthetic chat file: reads give the bytes of the chat log
-// (written by sync), writes become one Say call per line.
+// chatNode is a synthetic conversation file: the chat file, and each file
+// under dm/. Reads give the bytes of a log written by sync; writes become
+// one call of say per line. One type serves both, so a private
+// conversation behaves exactly like the room's.
 type chatNode struct {
 	fusefs.Inode
 
 	// immutable after newChat
-	log    string // the chat log file
-	syncer Syncer
-	errs   *errnos
-	mtime  time.Time // reported while the log does not exist yet
+	name  string             // the file's path in the mount, for logs: "chat", "dm/bob"
+	log   string             // the log file served
+	say   func(string) error // sends one line: Syncer.Say, or SayTo for one member
+	errs  *errnos
+	mtime time.Time // reported while the log does not exist yet
 }
 
 var (
@@ -46,11 +49,13 @@ var (
 	_ fusefs.NodeSetxattrer = (*chatNode)(nil)
 )
 
-func newChat(log string, syncer Syncer, errs *errnos) *chatNode {
-	return &chatNode{log: log, syncer: syncer, errs: errs, mtime: time.Now()}
+// newChat returns a conversation file that serves log and hands each line
+// written to it to say; name is its path in the mount, for the log.
+func newChat(name, log string, say func(string) error, errs *errnos) *chatNode {
+	return &chatNode{name: name, log: log, say: say, errs: errs, mtime: time.Now()}
 }
 
-// attr fills a with the chat file's attributes: the log's true size and
+// attr fills a with the file's attributes: the log's true size and
 // mtime (0 and the mount time while it does not exist).
 func (n *chatNode) attr(a *fuse.Attr) syscall.Errno {
 	a.Mode = syscall.S_IFREG | 0o600
@@ -105,7 +110,7 @@ func (n *chatNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	return &chatHandle{node: n}, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// chatHandle is one open file description of chat. It buffers the
+// chatHandle is one open file description of a chatNode. It buffers the
 // unfinished last line written through it.
 type chatHandle struct {
 	node *chatNode
@@ -141,7 +146,7 @@ func (h *chatHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 
 // Write ignores off: the chat is append-only, and for O_APPEND the kernel
 // derives off from a size it may have cached. Each complete line goes to
-// Say in order; if Say refuses one, the write fails with its errno and the
+// say in order; if say refuses one, the write fails with its errno and the
 // buffered rest is dropped (the writer sees the error).
 func (h *chatHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.mu.Lock()
@@ -175,7 +180,7 @@ func (h *chatHandle) say(line string) syscall.Errno {
 	if line == "" {
 		return 0
 	}
-	return h.node.errs.say(h.node.syncer.Say(line))
+	return h.node.errs.say(h.node.say(line))
 }
 
 // sendPending sends the unfinished last line, if any. Called with mu held.
@@ -199,7 +204,8 @@ func (h *chatHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if errno := h.sendPending(); errno != 0 {
-		h.node.errs.log.Warn("chat line not sent", "errno", errno, "fix", "write it to chat again")
+		h.node.errs.log.Warn("chat line not sent", "file", h.node.name, "errno", errno,
+			"fix", "write it to "+h.node.name+" again")
 	}
 	return 0
 }

@@ -11,6 +11,12 @@
 //	  sent/     loopback of Root/sent: read, unlink, rmdir, rename within
 //	  inbox/    loopback of Root/inbox: read, unlink, rmdir, rename within;
 //	            names starting with ".meshfs" at its top are invisible
+//	  dm/       synthetic: one file per Syncer.Conversations entry (every
+//	            other member), asked anew at each listing and lookup; no
+//	            other change is allowed (EPERM)
+//	    bob     like chat, for a private conversation: reading gives
+//	            Conversation.Log, each written line is handed to
+//	            Syncer.SayTo("bob", line)
 //	  chat      synthetic: reading gives Config.ChatLog, each written line is
 //	            handed to Syncer.Say
 //	  peers     synthetic: a per-open snapshot of Syncer.PeersTable
@@ -18,6 +24,8 @@
 // Each loopback subtree has its own fusefs.LoopbackRoot and a wrapper node
 // type (outboxNode, keepNode) that embeds *fusefs.LoopbackNode and wraps its
 // children through NodeWrapChilder, so a whole subtree shares one policy.
+// chat and the files of dm/ are one node type, chatNode, that differs only
+// in the log it serves and the call its lines go to.
 //
 // # What it owns and starts
 //
@@ -27,14 +35,16 @@
 // stopped and waited for by Unmount, or by Wait when the mount ended
 // without Unmount. FUSE callbacks call the Syncer, whose methods record or
 // enqueue and return: a callback never waits on the network. The one wait
-// is Say's, for the local disk: a chat write returns once its line is
-// durable.
+// is Say's and SayTo's, for the local disk: a write to chat or to a file
+// of dm/ returns once its line is durable.
 //
 // # Kernel caching and Changed
 //
 // The kernel caches the loopback subtrees' entries and attributes for a
-// second (loopbackTimeout), never negative entries, and nothing of chat
-// and peers (docs/fs-caching.md). The sync engine changes the backing tree
+// second (loopbackTimeout), never negative entries, no attributes of chat,
+// peers and the files of dm/, and the entries of dm/ for a tenth of a
+// second (dmEntryTimeout), so that a member who left disappears from it
+// without a notification (docs/fs-caching.md). The sync engine changes the backing tree
 // behind the kernel's back, so it reports each change with
 // Server.Changed(rel), rel relative to Config.Root ("inbox/alice/r.pdf").
 // Changed only adds rel to a bounded set of pending paths, folding it into

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,8 +21,8 @@ import (
 
 // call is one recorded Syncer call.
 type call struct {
-	op  string // "closed", "removed", "say"
-	arg string
+	op  string // "closed", "removed", "say", "sayto"
+	arg string // for "sayto", "name: line"
 }
 
 func (c call) String() string { return c.op + "(" + c.arg + ")" }
@@ -34,6 +35,7 @@ type fakeSyncer struct {
 	table  []byte            // guarded by mu
 	sayErr map[string]error  // guarded by mu: lines Say refuses
 	unsent map[string]string // guarded by mu: UnsentReason's answers
+	convs  []Conversation    // guarded by mu: Conversations' answer
 }
 
 func (f *fakeSyncer) UnsentReason(rel string) string {
@@ -70,6 +72,31 @@ func (f *fakeSyncer) Say(text string) error {
 		return err
 	}
 	f.record("say", text)
+	return nil
+}
+
+func (f *fakeSyncer) Conversations() []Conversation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.convs)
+}
+
+func (f *fakeSyncer) setConversations(convs ...Conversation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.convs = convs
+}
+
+// SayTo records the line for a current member, and refuses other names as
+// the engine does: with an error whose Errno() is ENOENT.
+func (f *fakeSyncer) SayTo(name, text string) error {
+	f.mu.Lock()
+	known := slices.ContainsFunc(f.convs, func(c Conversation) bool { return c.Name == name })
+	f.mu.Unlock()
+	if !known {
+		return fmt.Errorf("say to %s: %w", name, errnoError{syscall.ENOENT})
+	}
+	f.record("sayto", name+": "+text)
 	return nil
 }
 

@@ -51,8 +51,9 @@ type Config struct {
 	// ChatLog is the chat log file the chat file serves (sync's chat.log).
 	// It may not exist yet; chat then reads as empty.
 	ChatLog string
-	// Syncer receives completed and removed outbox files and chat lines,
-	// and renders the peers file. Required.
+	// Syncer receives completed and removed outbox files and chat lines
+	// (private ones too), lists the conversations of dm/, and renders the
+	// peers file. Required.
 	Syncer Syncer
 	// Logger receives the package's logs; nil discards them.
 	Logger *slog.Logger
@@ -251,7 +252,8 @@ func (s *Server) Writing(rel string) bool {
 }
 
 // rootNode is the mount's top folder. Its children are fixed: the three
-// loopback subtrees and the two synthetic files. It refuses every change.
+// loopback subtrees, the dm/ folder and the two synthetic files. It
+// refuses every change.
 type rootNode struct {
 	fusefs.Inode
 
@@ -296,12 +298,14 @@ func newRoot(cfg Config, log *slog.Logger) (*rootNode, error) {
 	if err != nil {
 		return nil, err
 	}
+	errs := newErrnos(log)
 	return &rootNode{
 		children: []child{
 			{"outbox", outbox, syscall.S_IFDIR},
 			{"sent", sent, syscall.S_IFDIR},
 			{"inbox", inbox, syscall.S_IFDIR},
-			{"chat", newChat(cfg.ChatLog, cfg.Syncer, newErrnos(log)), syscall.S_IFREG},
+			{"dm", newDM(cfg.Syncer, errs, log), syscall.S_IFDIR},
+			{"chat", newChat("chat", cfg.ChatLog, cfg.Syncer.Say, errs), syscall.S_IFREG},
 			{"peers", &peersNode{syncer: cfg.Syncer}, syscall.S_IFREG},
 		},
 		mtime: time.Now(),
@@ -319,7 +323,7 @@ func (r *rootNode) OnAdd(ctx context.Context) {
 
 func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFDIR | 0o755
-	out.Nlink = 2 + 3
+	out.Nlink = 2 + 4 // outbox, sent, inbox, dm
 	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
 	out.SetTimes(nil, &r.mtime, &r.mtime)
 	return 0

@@ -19,7 +19,7 @@ func TestTree(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{"chat", "inbox", "outbox", "peers", "sent"}; !slices.Equal(names, want) {
+	if want := []string{"chat", "dm", "inbox", "outbox", "peers", "sent"}; !slices.Equal(names, want) {
 		t.Fatalf("ReadDir(mount) = %v, want %v", names, want)
 	}
 	tests := []struct {
@@ -29,6 +29,7 @@ func TestTree(t *testing.T) {
 		{"outbox", os.ModeDir},
 		{"sent", os.ModeDir},
 		{"inbox", os.ModeDir},
+		{"dm", os.ModeDir},
 		{"chat", 0o600},
 		{"peers", 0o444},
 	}
@@ -60,6 +61,7 @@ func TestTopFolderIsFixed(t *testing.T) {
 		{"create", func() error { return os.WriteFile(m.path("x"), nil, 0o600) }},
 		{"mkdir", func() error { return os.Mkdir(m.path("d"), 0o700) }},
 		{"rmdir outbox", func() error { return syscall.Rmdir(m.path("outbox")) }},
+		{"rmdir dm", func() error { return syscall.Rmdir(m.path("dm")) }},
 		{"unlink chat", func() error { return syscall.Unlink(m.path("chat")) }},
 		{"rename peers", func() error { return os.Rename(m.path("peers"), m.path("p2")) }},
 		{"symlink", func() error { return os.Symlink("chat", m.path("l")) }},
@@ -69,8 +71,10 @@ func TestTopFolderIsFixed(t *testing.T) {
 			errIs(t, tc.name, tc.op(), syscall.EPERM)
 		})
 	}
-	if _, err := os.Stat(m.path("outbox")); err != nil {
-		t.Errorf("outbox after rmdir: %v", err)
+	for _, name := range []string{"outbox", "dm"} {
+		if _, err := os.Stat(m.path(name)); err != nil {
+			t.Errorf("%s after rmdir: %v", name, err)
+		}
 	}
 }
 

@@ -3,7 +3,7 @@ package fs
 // Syncer is what FUSE operations call into (implemented by the sync engine,
 // *meshsync.Engine). Every method is called from inside a FUSE callback, so
 // it must not block on the network: it records or enqueues and returns
-// (Say alone waits, for its line to be on the local disk).
+// (Say and SayTo alone wait, for their line to be on the local disk).
 type Syncer interface {
 	// OutboxClosed reports that rel ('/'-separated, relative to outbox/)
 	// is complete:
@@ -28,6 +28,16 @@ type Syncer interface {
 	// members meanwhile. An error refuses the line; the writer of the chat
 	// file sees it as an errno (see sayErrno in errno.go).
 	Say(text string) error
+	// Conversations lists the members this node may talk to privately, one
+	// file under dm/ each: every current member but this node, sorted by
+	// Name. It reads memory only.
+	Conversations() []Conversation
+	// SayTo sends one private line (without its "\n") to the member whose
+	// Conversation.Name is name, end-to-end encrypted to that member, and
+	// returns once the line is durable here, like Say. A name that is not a
+	// current member's fails with an error whose Errno() is ENOENT; other
+	// errors map like Say's.
+	SayTo(name, text string) error
 	// PeersTable renders the current contents of the peers file.
 	PeersTable() []byte
 	// Delivery returns the delivery state of outbox file rel for each
@@ -39,6 +49,13 @@ type Syncer interface {
 	// UnsentReason says why outbox file rel is not sent ("too big: 2.0 TiB,
 	// limit 1.0 TiB (--max-file-size)"), or "". It reads memory only.
 	UnsentReason(rel string) string
+}
+
+// Conversation is one file under dm/: a private conversation with one
+// member.
+type Conversation struct {
+	Name string // the file name under dm/ (the member's display name, unique, safe as a file name)
+	Log  string // the rendered conversation: an append-only file, which may not exist yet
 }
 
 // DeliveryVerified is the state of a member that has verified the file

@@ -1,0 +1,225 @@
+//go:build linux
+
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// dmEntryTimeout is how long the kernel keeps an entry of dm/. Members come
+// and go with no call into fs that could invalidate the kernel's cache, so
+// the entry must expire by itself: a member removed disappears from path
+// lookups within this time (listings are never cached). A member added
+// shows at once, since negative entries are never cached either (Mount
+// sets no NegativeTimeout). It is shorter than the second the other
+// synthetic entries are kept, which would be the upper bound, but long
+// enough that one command's burst of lookups (ls -l, open then fstat)
+// costs one LOOKUP, and with it one Syncer.Conversations call.
+const dmEntryTimeout = 100 * time.Millisecond
+
+// maxRefusedNames bounds the bad names dm/ remembers having logged; past
+// it, further bad names are skipped without a log line.
+const maxRefusedNames = 64
+
+// dmNode is the dm/ folder: one chatNode per member this node may talk to
+// privately. The member set is the Syncer's: every listing and lookup asks
+// Syncer.Conversations anew. Nothing else changes the folder: every
+// operation that would fails with EPERM, as in the top folder.
+type dmNode struct {
+	fusefs.Inode
+
+	// immutable after newDM
+	syncer Syncer
+	errs   *errnos
+	log    *slog.Logger
+	mtime  time.Time
+
+	mu      sync.Mutex
+	refused map[string]bool // guarded by mu: bad names already logged
+}
+
+var (
+	_ fusefs.NodeGetattrer = (*dmNode)(nil)
+	_ fusefs.NodeLookuper  = (*dmNode)(nil)
+	_ fusefs.NodeReaddirer = (*dmNode)(nil)
+)
+
+func newDM(syncer Syncer, errs *errnos, log *slog.Logger) *dmNode {
+	return &dmNode{syncer: syncer, errs: errs, log: log, mtime: time.Now(),
+		refused: make(map[string]bool)}
+}
+
+func (d *dmNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o700
+	out.Nlink = 2
+	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.SetTimes(nil, &d.mtime, &d.mtime)
+	return 0
+}
+
+// Readdir lists the conversations at the time of the call. The kernel
+// reads with READDIRPLUS, for which go-fuse then calls Lookup on each name
+// listed: a listing of n members asks Syncer.Conversations n+1 times, which
+// a small mesh and a memory-only call make cheap.
+func (d *dmNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	convs := d.conversations()
+	entries := make([]fuse.DirEntry, len(convs))
+	for i, c := range convs {
+		entries[i] = fuse.DirEntry{Name: c.Name, Mode: syscall.S_IFREG}
+	}
+	return fusefs.NewListDirStream(entries), 0
+}
+
+// Lookup finds name among the current conversations. The entry expires
+// after dmEntryTimeout, so the kernel asks again soon; the attributes are
+// uncached, as chat's.
+func (d *dmNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	c, ok := d.find(name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	n := d.file(ctx, c)
+	if errno := n.attr(&out.Attr); errno != 0 {
+		return nil, errno
+	}
+	out.SetEntryTimeout(dmEntryTimeout)
+	out.SetAttrTimeout(uncached)
+	return n.EmbeddedInode(), 0
+}
+
+// find returns the current conversation named name.
+func (d *dmNode) find(name string) (Conversation, bool) {
+	for _, c := range d.conversations() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Conversation{}, false
+}
+
+// file returns the node of conversation c: the one go-fuse already knows
+// under c.Name if it serves the same log, so the kernel keeps one inode per
+// conversation, or else a new one. A node outlives its member while a
+// handle is open; its writes then fail with SayTo's ENOENT.
+func (d *dmNode) file(ctx context.Context, c Conversation) *chatNode {
+	if ch := d.GetChild(c.Name); ch != nil {
+		if n, ok := ch.Operations().(*chatNode); ok && n.log == c.Log {
+			return n
+		}
+	}
+	name := c.Name
+	say := func(line string) error { return d.syncer.SayTo(name, line) }
+	n := newChat("dm/"+name, c.Log, say, d.errs)
+	d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG})
+	return n
+}
+
+// conversations returns Syncer.Conversations without the names that cannot
+// be a directory entry, or that repeat an earlier one. The engine makes
+// names safe; this only keeps a bug there from making a bad entry here.
+func (d *dmNode) conversations() []Conversation {
+	all := d.syncer.Conversations()
+	out := make([]Conversation, 0, len(all))
+	seen := make(map[string]bool, len(all))
+	for _, c := range all {
+		why := badName(c.Name)
+		if why == "" && seen[c.Name] {
+			why = "repeated"
+		}
+		if why != "" {
+			d.refuse(c.Name, why)
+			continue
+		}
+		seen[c.Name] = true
+		out = append(out, c)
+	}
+	return out
+}
+
+// badName says why name cannot be an entry of dm/, or "".
+func badName(name string) string {
+	switch {
+	case name == "", name == ".", name == "..":
+		return "empty or a dot name"
+	case strings.ContainsAny(name, "/\x00"):
+		return "contains / or NUL"
+	case len(name) > 255:
+		return "longer than NAME_MAX"
+	}
+	return ""
+}
+
+// refuse logs a skipped name, once per name.
+func (d *dmNode) refuse(name, why string) {
+	d.mu.Lock()
+	seen := d.refused[name] || len(d.refused) >= maxRefusedNames
+	if !seen {
+		d.refused[name] = true
+	}
+	d.mu.Unlock()
+	if !seen {
+		d.log.Warn("conversation name refused", "name", name, "why", why,
+			"fix", "report a bug: the engine gave fs a name unfit for a file")
+	}
+}
+
+// dm/'s entries are the Syncer's: everything that would change them fails
+// with EPERM. Without these, go-fuse would let unlink and rmdir "succeed"
+// and drop the child from its tree.
+
+var (
+	_ fusefs.NodeSetattrer = (*dmNode)(nil)
+	_ fusefs.NodeCreater   = (*dmNode)(nil)
+	_ fusefs.NodeMkdirer   = (*dmNode)(nil)
+	_ fusefs.NodeMknoder   = (*dmNode)(nil)
+	_ fusefs.NodeSymlinker = (*dmNode)(nil)
+	_ fusefs.NodeLinker    = (*dmNode)(nil)
+	_ fusefs.NodeUnlinker  = (*dmNode)(nil)
+	_ fusefs.NodeRmdirer   = (*dmNode)(nil)
+	_ fusefs.NodeRenamer   = (*dmNode)(nil)
+)
+
+func (d *dmNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (d *dmNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EPERM
+}
+
+func (d *dmNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *dmNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *dmNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *dmNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *dmNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (d *dmNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (d *dmNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EPERM
+}
