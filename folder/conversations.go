@@ -1,12 +1,14 @@
 package folder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -222,23 +224,65 @@ func (cs *conversations) sayTo(name string) func(string) error {
 	}
 }
 
-// add makes the file of a member and starts following its log. A member
-// removed and added again during this run does not get the lines written
-// to its file meanwhile sent: the user was told they were not.
+// add makes the file of a member and starts following its log.
 func (cs *conversations) add(name, logPath string) {
 	c := newChatFile(cs.f.log, filepath.Join(cs.f.dm, name), logPath, dmName+"/"+name, cs.sayTo(name))
 	cs.watchLog(c)
 	cs.dm[name] = c
 	cs.byPath[c.path] = c
 	cs.byPath[c.logPath] = c
+	_, told := cs.removed[name]
+	told = told || cs.strays[name]
+	delete(cs.removed, name)
 	delete(cs.strays, name)
-	if _, ok := cs.removed[name]; ok {
-		delete(cs.removed, name)
-		c.seen, _ = os.ReadFile(c.path)
-		c.reconcile()
-		return
+	cur, _ := os.ReadFile(c.path)
+	log, _ := c.readLog()
+	c.seen = cs.startSeen(c, cur, log, told)
+	c.reconcile()
+}
+
+// startSeen decides, when a member's file is added, what of the file
+// found there is new. As for chat, lines after a copy of the log were
+// written while meshfs was stopped and are sent. Anything else the log
+// would overwrite is kept aside as name~ and not sent: the history of an
+// earlier conversation under this name (its log empty or another), or
+// lines the user was told were not sent (the name was a removed member's
+// or no member's during this run). Chat sends all of a file whose log is
+// empty; a dm file must not send an old conversation to a new member.
+func (cs *conversations) startSeen(c *chatFile, cur, log []byte, told bool) []byte {
+	switch {
+	case bytes.HasPrefix(log, cur):
+		return cur // the log or an older copy: nothing new, nothing lost
+	case !told && len(log) > 0 && bytes.HasPrefix(cur, log):
+		return log
+	case cs.keepAside(c):
+		return nil
+	default:
+		return cur
 	}
-	c.start()
+}
+
+// keepAside renames a member's file to the first free name of name~,
+// name.1~, ... name.9~ (names ending in ~ are no stray's), so the log
+// can replace it without losing the user's text.
+func (cs *conversations) keepAside(c *chatFile) bool {
+	var err error
+	for i := range 10 {
+		aside := c.path + "~"
+		if i > 0 {
+			aside = c.path + "." + strconv.Itoa(i) + "~"
+		}
+		if _, lerr := os.Lstat(aside); !errors.Is(lerr, fs.ErrNotExist) {
+			continue
+		}
+		if err = os.Rename(c.path, aside); err == nil {
+			c.log.Info("dm file kept aside: its text is no part of the conversation's log", "aside", filepath.Base(aside))
+			return true
+		}
+		break
+	}
+	c.log.Warn("dm file replaced by its log; its earlier text is lost", "err", err, "fix", "remove the dm/<name>~ files you no longer need")
+	return false
 }
 
 // watchLog has events for the log's path routed to the chat loop, and
@@ -288,7 +332,8 @@ func (cs *conversations) checkRemoved(name string) {
 
 // checkStray warns once about a file under dm/ that is no member's.
 // Hidden names (editors' swap files, our own temporary files) and
-// backups ending in ~ are skipped, and so is a name already gone.
+// backups ending in ~ (editors', and ours from keepAside) are skipped,
+// and so is a name already gone.
 func (cs *conversations) checkStray(name string) {
 	if cs.strays[name] || strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~") {
 		return

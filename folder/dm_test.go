@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -176,12 +178,84 @@ func TestFolderDMMemberRemoved(t *testing.T) {
 
 	h.syncer.setMembers("bob", "carol")
 	h.waitDMIsLog(t, "bob")
+	h.wantFile(t, "dm/bob~", "me: before\nafter\nagain\n")
 	h.settle(t)
 	if err := h.syncer.appendDM("bob", "bob: back\n"); err != nil {
 		t.Fatal(err)
 	}
 	h.waitDMIsLog(t, "bob", "bob: back")
 	h.wantSaidTo(t, "bob: before", "carol: still here")
+}
+
+// TestFolderDMStartFound: what a member's file holds when it is added.
+// Lines after a copy of the log are sent, as in chat; an older copy of
+// the log is just replaced; any other text (an earlier conversation under
+// the name, a note written while the name was no member's) is kept aside
+// as name~, or name.1~ if that is taken, and never sent.
+func TestFolderDMStartFound(t *testing.T) {
+	tests := []struct {
+		name, log, file string
+		aside           string // the file kept aside, or ""
+		said            []string
+	}{
+		{"no file", "bob: hi\n", "", "", nil},
+		{"older copy of the log", "bob: hi\nbob: there\n", "bob: hi\n", "", nil},
+		{"log plus offline lines", "bob: hi\n", "bob: hi\noffline\n", "", []string{"bob: offline"}},
+		{"history, log empty", "", "bob: old\nme: older\n", "bob~", nil},
+		{"history, another log", "bob: new\n", "bob: old\n", "bob~", nil},
+		{"history, bob~ taken", "", "bob: old\n", "bob.1~", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startTreeMembers(t, []string{"bob"}, func(dir, logPath string) {
+				if tc.log != "" {
+					writeFile(t, filepath.Join(filepath.Dir(logPath), "dm", "bob.log"), tc.log)
+				}
+				if tc.file != "" {
+					writeFile(t, filepath.Join(dir, "dm", "bob"), tc.file)
+				}
+				if tc.aside == "bob.1~" {
+					writeFile(t, filepath.Join(dir, "dm", "bob~"), "taken\n")
+				}
+			})
+			var want []string
+			for _, s := range tc.said {
+				want = append(want, "me: "+strings.TrimPrefix(s, "bob: "))
+			}
+			h.waitDMIsLog(t, "bob", want...)
+			h.wantSaidTo(t, tc.said...)
+			if tc.aside != "" {
+				h.wantFile(t, "dm/"+tc.aside, tc.file)
+			}
+			if tc.aside == "" {
+				if _, err := os.Lstat(h.path("dm/bob~")); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("Lstat(dm/bob~) = %v, want fs.ErrNotExist", err)
+				}
+			}
+		})
+	}
+}
+
+// TestFolderDMStrayJoins: a file written to dm/dave while dave was no
+// member (here: dave's earlier conversation plus a line) is not sent when
+// dave joins; it is kept aside as dave~.
+func TestFolderDMStrayJoins(t *testing.T) {
+	h := startTreeMembers(t, []string{"bob"}, nil)
+	h.waitDMIsLog(t, "bob")
+	if err := h.syncer.appendDM("dave", "dave: hi\n"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, h.path("dm/dave"), "dave: hi\nnote\n")
+	h.waitLogged(t, msgStray, 1)
+	h.syncer.setMembers("bob", "dave")
+	h.waitDMIsLog(t, "dave", "dave: hi")
+	h.wantFile(t, "dm/dave~", "dave: hi\nnote\n")
+	appendText(t, h.path("dm/dave"), "hi dave\n")
+	h.waitDMIsLog(t, "dave", "me: hi dave")
+	h.wantSaidTo(t, "dave: hi dave")
+	if n := h.logs.count(msgStray); n != 1 {
+		t.Errorf("%q logged %d times, want once", msgStray, n)
+	}
 }
 
 // TestFolderDMSayToGone: a member removed before the driver read the

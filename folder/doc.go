@@ -19,7 +19,10 @@
 //     conversation's log. The members are read again when the peers
 //     table changes. A removed member's file stays as it is and sends
 //     nothing; a file whose name is no member's is warned about once and
-//     never sent; nothing under dm/ is deleted.
+//     never sent; nothing under dm/ is deleted: text a member's log would
+//     replace that is not new lines after a copy of that log (an earlier
+//     conversation, a note to a name that was no member's) is kept aside
+//     as name~ and never sent.
 //   - peers: rendered every PeersRefresh and rewritten only when the
 //     table changed.
 //
