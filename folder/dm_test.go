@@ -374,3 +374,32 @@ func TestConversationsPolled(t *testing.T) {
 		})
 	}
 }
+
+// TestFolderDMLongWriter: a writer that keeps dm/bob open has each
+// complete line sent while it writes, and its last line at its close,
+// as for chat.
+func TestFolderDMLongWriter(t *testing.T) {
+	if !seesWriters {
+		t.Skip("this system cannot tell when a writer closes a file")
+	}
+	h := startTreeMembers(t, []string{"bob"}, nil)
+	h.waitDMIsLog(t, "bob")
+	w, err := os.OpenFile(h.path("dm/bob"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteString("line one\nhalf"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitDMIsLog(t, "bob", "me: line one")
+	h.wantSaidTo(t, "bob: line one")
+	if _, err := w.WriteString(" done"); err != nil { // into the replaced file
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitDMIsLog(t, "bob", "me: half done")
+	h.wantSaidTo(t, "bob: line one", "bob: half done")
+}
