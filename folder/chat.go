@@ -2,81 +2,63 @@ package folder
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
-	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
 )
 
-// chatFile is the chat loop's state. That goroutine alone reads and
-// writes Dir/chat, so a user's line and an incoming message can never
-// interleave into a lost or doubled line.
+// chatFile is one conversation file, Dir/chat or Dir/dm/<name>, and the
+// chat loop's state for it. That goroutine alone reads and writes the
+// file, so a user's line and an incoming message can never interleave
+// into a lost or doubled line. Chat and every dm file share this code, so
+// they detect, send and rewrite alike.
 //
 // Our own rewrites need no event suppression: every check compares the
 // file with seen, and a file we wrote equals seen, so it is a no-op.
 type chatFile struct {
-	f       *Tree
-	seen    []byte    // what the current Dir/chat holds that is not new user input
-	busy    bool      // Dir/chat was open for writing at the last check
-	orphans []*orphan // replaced chat files a writer may still append to
+	// Immutable after newChatFile.
+	path    string             // the file in the tree
+	logPath string             // the engine's append-only log the file is kept equal to
+	say     func(string) error // sends one line the user wrote
+	log     *slog.Logger       // carries the file's name in the tree
+
+	// Owned by the chat loop.
+	seen    []byte    // what the current file holds that is not new user input
+	busy    bool      // the file was open for writing at the last check
+	orphans []*orphan // replaced files a writer may still append to
+	gone    bool      // say found the member gone: the file is left as the user's
 }
 
-// orphan is a chat file we renamed over while a process could still
-// write into it (a `>>` that opened it just before): its new bytes are
-// still the user's lines.
+// newChatFile returns the state of a conversation file not yet started.
+// name is the file's path relative to Dir, for logs.
+func newChatFile(log *slog.Logger, path, logPath, name string, say func(string) error) *chatFile {
+	return &chatFile{path: path, logPath: logPath, say: say, log: log.With("file", name)}
+}
+
+// orphan is a conversation file we renamed over while a process could
+// still write into it (a `>>` that opened it just before): its new bytes
+// are still the user's lines.
 type orphan struct {
 	file *os.File
 	id   fileID
 	seen []byte
 }
 
-// chatLoop owns Dir/chat: it takes the user's new lines to Say, and
-// rewrites the file as the engine's log after each change on either side.
-// Changes and closes after writing (Linux) arrive as events; a timer runs
-// only while a writer holds a file no event covers: every Debounce while
-// a replaced chat file may still be written to, or, without a close
-// watcher, while a writer holds Dir/chat.
-func (f *Tree) chatLoop(ctx context.Context, in <-chan event) {
-	c := &chatFile{f: f}
-	defer c.closeOrphans()
-	c.start()
-	poll := time.NewTimer(f.cfg.Debounce)
-	defer poll.Stop()
-	for {
-		poll.Reset(f.cfg.Debounce)
-		if !c.polled() {
-			poll.Stop()
-		}
-		select {
-		case _, ok := <-in:
-			if !ok {
-				return
-			}
-			c.reconcile()
-		case <-poll.C:
-			c.reconcile()
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// polled says whether the chat loop must check again without an event.
+// polled says whether the chat loop must check the file again without an
+// event: while a replaced file may still be written to, or, without a
+// close watcher, while a writer holds the file.
 func (c *chatFile) polled() bool {
 	return len(c.orphans) > 0 || c.busy && !seesCloses
 }
 
 // start sets seen from the file left by an earlier run, then syncs.
 func (c *chatFile) start() {
-	cur, _ := os.ReadFile(c.f.chat)
-	log, err := readLog(c.f.chatLog)
-	if err != nil {
-		c.f.log.Warn("chat log unreadable", "err", err, "fix", "nothing: read again at the next change; if it repeats, check permissions of the state folder (--state)")
-	}
+	cur, _ := os.ReadFile(c.path)
+	log, _ := c.readLog()
 	c.seen = chatStartSeen(cur, log)
 	c.reconcile()
 }
@@ -90,23 +72,38 @@ func readLog(path string) ([]byte, error) {
 	return b, err
 }
 
-// reconcile takes new user lines from the orphans and from Dir/chat, says them,
-// and rewrites Dir/chat as the log if it differs.
+// readLog reads the engine's log of this conversation; a failure is
+// logged, as the next change reads it again.
+func (c *chatFile) readLog() ([]byte, error) {
+	log, err := readLog(c.logPath)
+	if err != nil {
+		c.log.Warn("chat log unreadable", "err", err, "fix", "nothing: read again at the next change; if it repeats, check permissions of the state folder (--state)")
+	}
+	return log, err
+}
+
+// reconcile takes new user lines from the orphans and from the file, says
+// them, and rewrites the file as the log if it differs.
 func (c *chatFile) reconcile() {
 	c.pollOrphans()
-	file, cur, id, err := openChat(c.f.chat)
-	if err != nil {
-		c.f.log.Warn("chat file unreadable", "err", err, "fix", "check the permissions of chat in the folder")
+	if c.gone {
 		return
 	}
-	c.busy = file != nil && openForWriting([]writeTarget{{Path: c.f.chat, ID: id}})[id]
-	lines, taken := chatTake(c.seen, cur, c.busy)
-	c.say(lines)
-	c.seen = taken
-	log, err := readLog(c.f.chatLog)
+	file, cur, id, err := openChat(c.path)
 	if err != nil {
-		c.f.log.Warn("chat log unreadable", "err", err, "fix", "nothing: read again at the next change; if it repeats, check permissions of the state folder (--state)")
+		c.log.Warn("chat file unreadable", "err", err, "fix", "check the permissions of this file in the folder")
+		return
 	}
+	c.busy = file != nil && openForWriting([]writeTarget{{Path: c.path, ID: id}})[id]
+	lines, taken := chatTake(c.seen, cur, c.busy)
+	c.sayLines(lines)
+	c.seen = taken
+	if c.gone {
+		// Not rewritten: the lines not sent stay in the user's file.
+		closeQuietly(file)
+		return
+	}
+	log, err := c.readLog()
 	if err != nil || (file != nil && bytes.Equal(cur, log)) {
 		closeQuietly(file)
 		return
@@ -115,8 +112,8 @@ func (c *chatFile) reconcile() {
 		closeQuietly(file)
 		file = nil
 	}
-	if err := atomicfile.Write(c.f.chat, log, 0o600); err != nil {
-		c.f.log.Warn("chat file not rewritten", "err", err, "fix", "check free space and permissions of the folder; retried at the next change")
+	if err := atomicfile.Write(c.path, log, 0o600); err != nil {
+		c.log.Warn("chat file not rewritten", "err", err, "fix", "check free space and permissions of the folder; retried at the next change")
 		closeQuietly(file)
 		return
 	}
@@ -174,11 +171,11 @@ func (c *chatFile) pollOrphan(o *orphan) (keep bool) {
 	busy := openForWriting([]writeTarget{{ID: o.id}})[o.id]
 	cur, err := io.ReadAll(io.NewSectionReader(o.file, 0, 1<<62))
 	if err != nil {
-		c.f.log.Warn("replaced chat file unreadable; lines written to it may be lost", "err", err, "fix", "write them to chat again")
+		c.log.Warn("replaced chat file unreadable; lines written to it may be lost", "err", err, "fix", "write them to the file again")
 		busy = false
 	}
 	lines, taken := chatTake(o.seen, cur, busy)
-	c.say(lines)
+	c.sayLines(lines)
 	o.seen = taken
 	if !busy {
 		closeQuietly(o.file)
@@ -186,11 +183,19 @@ func (c *chatFile) pollOrphan(o *orphan) (keep bool) {
 	return busy
 }
 
-// say sends each line. A line the engine refuses is logged and dropped.
-func (c *chatFile) say(lines []string) {
+// sayLines sends each line. A line the engine refuses is logged and
+// dropped. A dm file whose member the engine no longer knows is marked
+// gone, so its lines stay in the file and the chat loop stops sending.
+func (c *chatFile) sayLines(lines []string) {
 	for _, line := range lines {
-		if err := c.f.cfg.Syncer.Say(line); err != nil {
-			c.f.log.Warn("chat line not sent", "err", err, "fix", "write plain text lines of at most 4 KiB")
+		err := c.say(line)
+		switch {
+		case err == nil:
+		case errors.Is(err, errMemberGone):
+			c.gone = true
+			c.log.Warn("private line not sent: no longer a member", "err", err, "fix", "nothing: the member was removed (see the peers file); the line stays in the file")
+		default:
+			c.log.Warn("chat line not sent", "err", err, "fix", "write plain text lines of at most 4 KiB")
 		}
 	}
 }

@@ -13,15 +13,30 @@
 //     are reported too; removals are reported.
 //   - chat: lines the user appends (or writes over the file) are sent, and
 //     the file is then rewritten as the room's log.
+//   - dm/: one file per other member (Syncer.Conversations), a private
+//     conversation that works like chat, through the same code: lines
+//     the user adds go to SayTo, and the file is rewritten as that
+//     conversation's log. The members are read again when the peers
+//     table changes. A removed member's file stays as it is and sends
+//     nothing; a file whose name is no member's is warned about once and
+//     never sent; nothing under dm/ is deleted: text a member's log would
+//     replace that is not new lines after a copy of that log (an earlier
+//     conversation, a note to a name that was no member's) is kept aside
+//     as name~ and never sent.
 //   - peers: rendered every PeersRefresh and rewritten only when the
 //     table changed.
 //
 // # Goroutines
 //
 // Tree.Run starts the close watcher's reader, the event reader (fsnotify
-// and closes; it also watches new outbox subfolders), a debouncer each for outbox paths and for chat, the outbox
-// loop, the chat loop (sole writer of Dir/chat) and the peers loop (sole
-// writer of Dir/peers); all of them stop before Run returns.
+// and closes; it also watches new outbox subfolders), a debouncer each
+// for outbox paths and for chat and dm/, the outbox loop, the chat loop
+// (sole writer of Dir/chat and Dir/dm/*; it watches the dm logs' folders)
+// and the peers loop (sole writer of Dir/peers; it tells the chat loop
+// when the table changed); all of them stop before Run returns. No timer
+// runs while nothing happens: the chat loop polls only while a writer
+// holds a file no event covers, and learns of members from the peers
+// loop's refresh instead of a timer of its own.
 //
 // # Imports
 //

@@ -9,8 +9,9 @@ import (
 )
 
 // readEvents is the event reader: it routes each fsnotify event and each
-// close after writing to the outbox or chat debouncer, and watches new
-// outbox subfolders at once, so files that land in them are not missed.
+// close after writing to the outbox or chat debouncer (chat, dm/ and
+// their logs), and watches new outbox subfolders at once, so files that
+// land in them are not missed.
 // It reads until fsnotify and closes are both closed, then closes both
 // outputs.
 func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- event) {
@@ -37,9 +38,10 @@ func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- 
 				events, errs = nil, nil
 				continue
 			}
-			// An overflow loses events: chat is checked again now, and
-			// the engine rescans outbox/ at the next start.
-			chat <- event{Path: f.chat, Op: fsnotify.Write}
+			// An overflow loses events: chat and dm/ are checked again
+			// now (the empty path means every file), and the engine
+			// rescans outbox/ at the next start.
+			chat <- event{Op: fsnotify.Write}
 			f.log.Warn("file changes missed", "err", err, "fix", "nothing: outbox/ is scanned again at the next start; save a file again to send it now")
 		}
 	}
@@ -47,12 +49,18 @@ func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- 
 
 // route sends one fsnotify event where it belongs. Everything under
 // inbox/ and sent/ is ignored (the engine's own writes are not even
-// watched there), and so is Chmod alone on chat. In outbox a Chmod counts:
-// a mode change is a new version for the engine, and the outbox loop
-// drops the Chmods that changed nothing it reports.
+// watched there), and so is Chmod alone on chat, dm/ and the logs. Every
+// name under dm/ goes to the chat loop, which tells members' files from
+// others. In outbox a Chmod counts: a mode change is a new version for
+// the engine, and the outbox loop drops the Chmods that changed nothing
+// it reports.
 func (f *Tree) route(w *watches, ev fsnotify.Event, outbox, chat chan<- event) {
 	switch {
-	case ev.Name == f.chat || ev.Name == f.chatLog:
+	case ev.Name == f.dm:
+		if ev.Op.Has(fsnotify.Remove) || ev.Op.Has(fsnotify.Rename) {
+			f.remakeDM(w, chat)
+		}
+	case ev.Name == f.chat || filepath.Dir(ev.Name) == f.dm || f.logs.has(ev.Name):
 		if op := ev.Op &^ fsnotify.Chmod; op != 0 {
 			chat <- event{Path: ev.Name, Op: op}
 		}
@@ -65,6 +73,20 @@ func (f *Tree) route(w *watches, ev fsnotify.Event, outbox, chat chan<- event) {
 		}
 		outbox <- event{Path: ev.Name, Op: ev.Op}
 	}
+}
+
+// remakeDM makes dm/ again after the user removed or renamed it (a
+// renamed folder keeps the user's copies), watches it, and has the chat
+// loop check every file, which writes them again.
+func (f *Tree) remakeDM(w *watches, chat chan<- event) {
+	err := os.MkdirAll(f.dm, 0o700)
+	if err == nil {
+		err = w.add(f.dm)
+	}
+	if err != nil {
+		f.log.Warn("dm folder not made again", "err", err, "fix", "check permissions of the folder, then restart meshfs")
+	}
+	chat <- event{Op: fsnotify.Write}
 }
 
 // under reports whether p is strictly inside dir.

@@ -32,12 +32,27 @@ type Syncer interface {
 	ChatLogPath() string
 	// PeersTable is the rendered peers table.
 	PeersTable() []byte
+	// Conversations lists the members this node may talk to privately, one
+	// file under dm/ each: every current member but this node, sorted by
+	// Name. It reads memory only.
+	Conversations() []Conversation
+	// SayTo sends one private line to the member whose Conversation.Name is
+	// name, end-to-end encrypted to that member. A name that is not a current
+	// member's fails (the error wraps fs.ErrNotExist).
+	SayTo(name, text string) error
+}
+
+// Conversation is one file under dm/: a private conversation with one
+// member.
+type Conversation struct {
+	Name string // the file name under dm/ (the member's display name, unique, safe as a file name)
+	Log  string // the rendered conversation: an append-only file, which may not exist yet
 }
 
 // Config configures a Tree. Zero durations take the defaults.
 type Config struct {
 	// Dir is the tree root: Dir/outbox, Dir/sent, Dir/inbox, and the files
-	// Dir/chat and Dir/peers this driver maintains.
+	// Dir/chat, Dir/peers and Dir/dm/* this driver maintains.
 	Dir string
 	// Syncer is the engine that sends and receives; required.
 	Syncer Syncer
@@ -48,7 +63,8 @@ type Config struct {
 	// covers is checked again. Default 200 ms.
 	Debounce time.Duration
 	// PeersRefresh is how often the peers table is rendered and compared
-	// with the file. Default 1 s.
+	// with the file; when it changed, the members are read again for dm/.
+	// Default 1 s.
 	PeersRefresh time.Duration
 }
 
@@ -56,18 +72,20 @@ const (
 	defaultDebounce     = 200 * time.Millisecond
 	defaultPeersRefresh = time.Second
 	chatName            = "chat"
+	dmName              = "dm"
 	peersName           = "peers"
 	outboxName          = "outbox"
 )
 
 // Tree keeps a plain folder (no FUSE) in step with the sync engine: it
-// watches outbox/ and chat with fsnotify and rewrites chat and peers.
+// watches outbox/, chat and dm/ with fsnotify and rewrites chat, dm/* and
+// peers.
 //
 // Run starts these goroutines and stops them all before it returns:
 // the fsnotify reader (which also adds new outbox subfolders), one
-// debouncer for outbox paths and one for chat, the outbox loop (writer
-// checks, reports to the engine), the chat loop (sole owner of Dir/chat),
-// and the peers loop (sole owner of Dir/peers).
+// debouncer for outbox paths and one for chat and dm/, the outbox loop
+// (writer checks, reports to the engine), the chat loop (sole owner of
+// Dir/chat and Dir/dm/*), and the peers loop (sole owner of Dir/peers).
 type Tree struct {
 	// Immutable after New.
 	cfg     Config
@@ -75,8 +93,10 @@ type Tree struct {
 	dir     string // cfg.Dir, absolute with symlinks resolved, so /proc links compare equal
 	outbox  string
 	chat    string
+	dm      string
 	peers   string
 	chatLog string
+	logs    *logSet // the logs the chat loop follows; changed by the chat loop, read by the event reader
 
 	runMu   sync.Mutex // held by Run: a Tree runs once at a time
 	started bool       // guarded by runMu
@@ -85,7 +105,7 @@ type Tree struct {
 // errFolderRunning is returned when Run is called twice.
 var errFolderRunning = errors.New("folder already running")
 
-// New checks cfg, creates Dir/outbox if missing, and returns a Tree
+// New checks cfg, creates Dir/outbox and Dir/dm if missing, and returns a Tree
 // ready to Run. It starts nothing.
 func New(cfg Config) (*Tree, error) {
 	if cfg.Syncer == nil {
@@ -109,6 +129,10 @@ func New(cfg Config) (*Tree, error) {
 	if err := os.MkdirAll(outbox, 0o755); err != nil {
 		return nil, fmt.Errorf("new folder: %w", err)
 	}
+	dm := filepath.Join(dir, dmName)
+	if err := os.MkdirAll(dm, 0o700); err != nil { // private conversations
+		return nil, fmt.Errorf("new folder: %w", err)
+	}
 	chatLog, err := filepath.Abs(cfg.Syncer.ChatLogPath())
 	if err != nil {
 		return nil, fmt.Errorf("new folder: chat log: %w", err)
@@ -119,8 +143,10 @@ func New(cfg Config) (*Tree, error) {
 		dir:     dir,
 		outbox:  outbox,
 		chat:    filepath.Join(dir, chatName),
+		dm:      dm,
 		peers:   filepath.Join(dir, peersName),
 		chatLog: chatLog,
+		logs:    newLogSet(chatLog),
 	}, nil
 }
 
@@ -216,12 +242,14 @@ func (w *watches) close(log *slog.Logger) {
 	}
 }
 
-// addWatches watches Dir (for chat), the chat log's folder, and outbox
-// with every subfolder. Files already in outbox are not reported: the
+// addWatches watches Dir (for chat), Dir/dm, the chat log's folder, and
+// outbox with every subfolder (the chat loop watches the dm logs' folders). Files already in outbox are not reported: the
 // engine rescans outbox itself at Start.
 func (f *Tree) addWatches(w *watches) error {
-	if err := w.add(f.dir); err != nil {
-		return fmt.Errorf("run folder: watch %s: %w", f.dir, err)
+	for _, d := range []string{f.dir, f.dm} {
+		if err := w.add(d); err != nil {
+			return fmt.Errorf("run folder: watch %s: %w", d, err)
+		}
 	}
 	for _, d := range []string{filepath.Dir(f.chatLog)} {
 		if err := w.fs.Add(d); err != nil {
@@ -253,6 +281,7 @@ func (f *Tree) runLoops(ctx context.Context, w *watches) {
 	outboxOut := make(chan event)
 	chatIn := make(chan event)
 	chatOut := make(chan event)
+	members := make(chan struct{}, 1) // peers loop to chat loop: the table changed
 	var wg sync.WaitGroup
 	wg.Go(func() { debounce(outboxIn, outboxOut, f.cfg.Debounce, realClock{}) })
 	wg.Go(func() { debounce(chatIn, chatOut, f.cfg.Debounce, realClock{}) })
@@ -262,8 +291,8 @@ func (f *Tree) runLoops(ctx context.Context, w *watches) {
 	})
 	wg.Go(func() { f.readEvents(w, closes, outboxIn, chatIn) })
 	wg.Go(func() { f.outboxLoop(ctx, outboxOut) })
-	wg.Go(func() { f.chatLoop(ctx, chatOut) })
-	wg.Go(func() { f.peersLoop(ctx) })
+	wg.Go(func() { f.chatLoop(ctx, chatOut, members, w.fs.Add) })
+	wg.Go(func() { f.peersLoop(ctx, members) })
 	<-ctx.Done()
 	w.close(f.log)
 	wg.Wait()

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,8 @@ import (
 )
 
 // fakeSyncer records what the driver reports and plays the engine's
-// part for chat: Say appends "me: text" to the log, as the engine does.
+// part for chat and dm: Say and SayTo append "me: text" to the log, as
+// the engine does.
 type fakeSyncer struct {
 	logPath string
 
@@ -27,6 +30,8 @@ type fakeSyncer struct {
 	closed     []string
 	removed    []string
 	said       []string
+	saidTo     []string // "name: text"
+	members    []string // the names Conversations lists
 	table      []byte
 	tableReads int
 }
@@ -53,8 +58,11 @@ func (s *fakeSyncer) Say(text string) error {
 }
 
 // appendLog appends to the chat log, as the engine does for every message.
-func (s *fakeSyncer) appendLog(line string) error {
-	f, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+func (s *fakeSyncer) appendLog(line string) error { return appendTo(s.logPath, line) }
+
+// appendTo appends line to the log at path, creating it.
+func appendTo(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -63,6 +71,65 @@ func (s *fakeSyncer) appendLog(line string) error {
 }
 
 func (s *fakeSyncer) ChatLogPath() string { return s.logPath }
+
+// dmLog is the log of the conversation with name: in a folder that does
+// not exist until the driver or the first line makes it.
+func (s *fakeSyncer) dmLog(name string) string {
+	return filepath.Join(filepath.Dir(s.logPath), "dm", name+".log")
+}
+
+func (s *fakeSyncer) Conversations() []Conversation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []Conversation
+	for _, name := range s.members {
+		cs = append(cs, Conversation{Name: name, Log: s.dmLog(name)})
+	}
+	return cs
+}
+
+func (s *fakeSyncer) SayTo(name, text string) error {
+	s.mu.Lock()
+	if !slices.Contains(s.members, name) {
+		s.mu.Unlock()
+		return fmt.Errorf("say to %s: %w", name, fs.ErrNotExist)
+	}
+	s.saidTo = append(s.saidTo, name+": "+text)
+	s.mu.Unlock()
+	return s.appendDM(name, "me: "+text+"\n")
+}
+
+// appendDM appends to the log of the conversation with name.
+func (s *fakeSyncer) appendDM(name, line string) error {
+	if err := os.MkdirAll(filepath.Dir(s.dmLog(name)), 0o700); err != nil {
+		return err
+	}
+	return appendTo(s.dmLog(name), line)
+}
+
+// setMembers sets the members and changes the peers table with them, as
+// the engine's table changes with its members.
+func (s *fakeSyncer) setMembers(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = slices.Sorted(slices.Values(names))
+	s.table = []byte("NAME STATE\n" + strings.Join(s.members, " member\n") + " member\n")
+}
+
+// forget drops a member the way a removal the driver has not yet seen
+// looks: SayTo fails, the table is unchanged.
+func (s *fakeSyncer) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = slices.DeleteFunc(s.members, func(m string) bool { return m == name })
+}
+
+// saidToSnapshot returns a copy of the SayTo calls, as "name: text".
+func (s *fakeSyncer) saidToSnapshot() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.saidTo)
+}
 
 func (s *fakeSyncer) PeersTable() []byte {
 	s.mu.Lock()
@@ -134,6 +201,13 @@ type harness struct {
 // Run returned nil, and that no goroutine leaked.
 func startTree(t *testing.T, prepare func(dir, logPath string)) *harness {
 	t.Helper()
+	return startTreeMembers(t, nil, prepare)
+}
+
+// startTreeMembers is startTree with these members to talk to privately
+// from the start.
+func startTreeMembers(t *testing.T, members []string, prepare func(dir, logPath string)) *harness {
+	t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	dir := t.TempDir()
 	state := filepath.Join(t.TempDir(), "sync")
@@ -145,6 +219,9 @@ func startTree(t *testing.T, prepare func(dir, logPath string)) *harness {
 	}
 	h := &harness{dir: dir, syncer: &fakeSyncer{logPath: filepath.Join(state, "chat.log")}}
 	h.syncer.setTable("NAME STATE\n")
+	if members != nil {
+		h.syncer.setMembers(members...)
+	}
 	if prepare != nil {
 		prepare(dir, h.syncer.logPath)
 	}
