@@ -149,6 +149,12 @@ func (cv *conversations) rebuild(store *chat.Store, self mesh.PeerID, key ed2551
 	}
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
+	old, _ := filepath.Glob(filepath.Join(cv.dir, "*.log"))
+	for _, p := range old { // a log of lines the store no longer holds
+		if id, ok := idOfLog(p); ok && logs[id] == nil {
+			logs[id] = []byte{}
+		}
+	}
 	for peer, b := range logs {
 		if err := atomicfile.Write(cv.logPath(peer), b, 0o600); err != nil {
 			return fmt.Errorf("conversations: %w", err)

@@ -24,10 +24,38 @@ import (
 var (
 	_ meshsync.Transport = (*mesh.Node)(nil)
 	_ mesh.Handler       = (*meshsync.Engine)(nil)
-	_ meshfs.Syncer      = (*meshsync.Engine)(nil)
-	_ folder.Syncer      = (*meshsync.Engine)(nil)
+	_ meshfs.Syncer      = fuseSyncer{}
+	_ folder.Syncer      = folderSyncer{}
 	_ ui.Source          = (*meshsync.Engine)(nil)
 )
+
+// fuseSyncer and folderSyncer are the engine as each frontend declares its
+// syncer: the frontends import no meshfs package, so each has its own
+// Conversation type, which these convert to.
+type (
+	fuseSyncer   struct{ *meshsync.Engine }
+	folderSyncer struct{ *meshsync.Engine }
+)
+
+func (s fuseSyncer) Conversations() []meshfs.Conversation {
+	return convert(s.Engine.Conversations(), func(c meshsync.Conversation) meshfs.Conversation {
+		return meshfs.Conversation{Name: c.Name, Log: c.Log}
+	})
+}
+
+func (s folderSyncer) Conversations() []folder.Conversation {
+	return convert(s.Engine.Conversations(), func(c meshsync.Conversation) folder.Conversation {
+		return folder.Conversation{Name: c.Name, Log: c.Log}
+	})
+}
+
+func convert[A, B any](in []A, f func(A) B) []B {
+	out := make([]B, len(in))
+	for i, a := range in {
+		out[i] = f(a)
+	}
+	return out
+}
 
 // daemon is one running node: mesh, sync engine, the tree (FUSE or plain
 // folder) and the control socket.
@@ -154,7 +182,7 @@ func (d *daemon) startTree(context.Context) error {
 		Mountpoint: d.opts.mountpoint,
 		Root:       d.treeRoot(),
 		ChatLog:    d.engine.ChatLogPath(),
-		Syncer:     d.engine,
+		Syncer:     fuseSyncer{d.engine},
 		Logger:     d.log.With("pkg", "fs"),
 		Debug:      d.opts.logLevel <= slog.LevelDebug,
 	})
@@ -175,7 +203,7 @@ func (d *daemon) startTree(context.Context) error {
 func (d *daemon) startFolder() error {
 	tree, err := folder.New(folder.Config{
 		Dir:    d.opts.mountpoint,
-		Syncer: d.engine,
+		Syncer: folderSyncer{d.engine},
 		Logger: d.log.With("pkg", "folder"),
 	})
 	if err != nil {
