@@ -2,11 +2,13 @@ package sync
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshfs/meshfs/mesh"
 	"github.com/meshfs/meshfs/record"
@@ -178,4 +180,47 @@ func (fn *fakeNode) delivered(id transferID, who mesh.PeerID) bool {
 	defer o.mu.Unlock()
 	rec := o.records[id]
 	return rec != nil && rec.Peers[who.String()] != nil && rec.Peers[who.String()].State == StateVerified
+}
+
+// row61Private: private lines passed on by mallory that bob cannot or must
+// not open, or that were changed after signing.
+func row61Private(t *testing.T, v *syncVictim) {
+	carol, dave := v.n.nodeNamed(t, "carol"), v.n.nodeNamed(t, "dave")
+	before := peerStatus(v.b, v.ev.id).BadData
+	// Carol's numbers 2 and 3 (row 58 used 1), mallory's 2 and 3.
+	misaddressed := privateLine(t, carol, 2, v.b.id, "forged: sealed to dave, addressed to bob", dave)
+	honest := privateLine(t, carol, 3, v.b.id, "carol's private line", v.b)
+	redirected := honest
+	redirected.To = dave.id // changed after signing
+	stolen := privateLine(t, v.ev.fakeNode, 2, v.b.id, "", v.b)
+	stolen.Sealed = honest.Sealed // carol's sealed line in mallory's record
+	stolen.Sign(v.ev.key)
+	clear := privateLine(t, v.ev.fakeNode, 3, v.b.id, "", v.b)
+	clear.Text = "forged: private line with text in the clear"
+	clear.Sign(v.ev.key)
+	for _, c := range []record.Chat{misaddressed, redirected, honest, stolen, clear} {
+		v.ev.sendTo(v.b, &recordsMsg{Records: []record.Chat{c}})
+	}
+	v.ev.sendTo(v.b, &recordsMsg{Records: []record.Chat{v.ev.line(3, "mallory's line after")}})
+	waitChatHas(t, v.b, "mallory: mallory's line after")
+	waitConversation(t, v.b, "carol", []string{"carol: carol's private line"})
+	if got := conversation(t, v.b, "mallory"); got != nil {
+		t.Errorf("bob shows %q from mallory, who sent only lines he must not open", got)
+	}
+	waitFor(t, func() bool { return peerStatus(v.b, v.ev.id).BadData-before == 1 })
+	v.check(t)
+}
+
+// privateLine is author's private line seq to the member to, its text
+// sealed to sealTo's key (the recipient's, when honest) and the author's.
+func privateLine(t *testing.T, author *fakeNode, seq uint64, to mesh.PeerID, text string, sealTo *fakeNode) record.Chat {
+	t.Helper()
+	c := record.Chat{Author: author.id, Seq: seq, Lamport: seq, Time: time.Now(), To: to}
+	sealed, err := sealLine(c, text, author.key.Public().(ed25519.PublicKey), sealTo.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Sealed = sealed
+	c.Sign(author.key)
+	return c
 }

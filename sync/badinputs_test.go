@@ -258,6 +258,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 58: forged, altered, replayed, truncated and revoked chat records", row58Records},
 		{"row 59: files passed on unsigned, forged, altered, streamed or revoked; forged receipts", row59Manifests},
 		{"row 60: FETCHING out of bounds, about a transfer not ours, from a member without a delivery", row60Fetching},
+		{"row 61: private lines misaddressed, redirected, stolen into another record, or in the clear", row61Private},
 	}
 	parent := t
 	for _, r := range rows {
