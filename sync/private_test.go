@@ -42,6 +42,11 @@ func conversation(t *testing.T, fn *fakeNode, name string) []string {
 			t.Fatal(err)
 		}
 		var out []string
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 { // complete lines only: it may be being written
+			data = data[:i+1]
+		} else {
+			return nil
+		}
 		for _, l := range splitLines(string(data)) {
 			m := chatLine.FindStringSubmatch(l)
 			if m == nil {
