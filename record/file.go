@@ -22,6 +22,10 @@ const MaxReplaces = 8
 // fileDomain starts the signed bytes of a file record (see chatDomain).
 const fileDomain = "meshfs file record v1\x00"
 
+// privateFileDomain starts the signed bytes of a private file's record,
+// so no signature over a file for everyone is valid for one member's.
+const privateFileDomain = "meshfs private file record v1\x00"
+
 // The entry types a file record describes (the sync package's entryType).
 const (
 	fileRegular = 0
@@ -43,15 +47,27 @@ type File struct {
 	MTime     int64      // unix nanoseconds
 	Replaces  [][16]byte // earlier transfers this one replaces: at most MaxReplaces, only for Type 0
 	FileHash  [32]byte   // BLAKE3 root over size, block size and the block hashes: it authenticates every block
-	Sig       []byte     // Ed25519 signature, 64 bytes, over the signed bytes
+	// To is a private file's one recipient; zero for every member. A
+	// private file's blocks are a box sealed to the recipient and the
+	// author (package seal), and Path names the box, not the file.
+	To  mesh.PeerID
+	Sig []byte // Ed25519 signature, 64 bytes, over the signed bytes
 }
+
+// Private reports whether f is a file for one member.
+func (f File) Private() bool { return !f.To.IsZero() }
 
 // signedBytes is what the author signs: the domain string, author, ID,
 // type, path and target (u16 lengths), size, block size, mode, mtime, the
-// replaced IDs (u8 count) and the file hash.
+// replaced IDs (u8 count) and the file hash; a private file's record has
+// its own domain and ends with the recipient.
 func (f File) signedBytes() []byte {
 	var e wire.Encoder
-	e.Raw([]byte(fileDomain))
+	if f.Private() {
+		e.Raw([]byte(privateFileDomain))
+	} else {
+		e.Raw([]byte(fileDomain))
+	}
 	e.Raw(f.Author[:])
 	e.Raw(f.ID[:])
 	e.U8(f.Type)
@@ -66,6 +82,9 @@ func (f File) signedBytes() []byte {
 		e.Raw(id[:])
 	}
 	e.Raw(f.FileHash[:])
+	if f.Private() {
+		e.Raw(f.To[:])
+	}
 	return e.B
 }
 
@@ -123,6 +142,10 @@ func (f File) checkFields() error {
 		return fmt.Errorf("%d replaced transfers over %d", len(f.Replaces), MaxReplaces)
 	case len(f.Replaces) > 0 && f.Type != fileRegular:
 		return fmt.Errorf("replaced transfers for type %d", f.Type)
+	case f.To == f.Author:
+		return errors.New("private file to its own author")
+	case f.Private() && (f.Type != fileRegular || len(f.Replaces) > 0):
+		return fmt.Errorf("private entry of type %d or replacing others", f.Type)
 	case len(f.Sig) != ed25519.SignatureSize:
 		return fmt.Errorf("signature of %d bytes, want %d", len(f.Sig), ed25519.SignatureSize)
 	}

@@ -33,6 +33,14 @@ func (a author) link() File {
 	return f
 }
 
+// privateFile returns a's private file for the member to: a sealed box.
+func (a author) privateFile(to mesh.PeerID) File {
+	f := File{Author: a.id, ID: [16]byte{7}, Path: "0707.sealed", Size: 5 << 20, BlockSize: 1 << 20,
+		Mode: 0o600, MTime: testTime.UnixNano(), FileHash: [32]byte{0xcc}, To: to}
+	f.Sign(a.key)
+	return f
+}
+
 // clone returns f with its own Sig and Replaces.
 func (f File) clone() File {
 	f.Sig = bytes.Clone(f.Sig)
@@ -168,6 +176,9 @@ func TestFileSignatures(t *testing.T) {
 			f.Sig = o.Sig
 		}},
 		{"signed by another member", alice.file(), func(f *File) { f.Sign(bob.key) }},
+		{"made private", plain, func(f *File) { f.To = bob.id }},
+		{"private: recipient changed", alice.privateFile(bob.id), func(f *File) { f.To = newAuthor(t, 3).id }},
+		{"private: made for everyone", alice.privateFile(bob.id), func(f *File) { f.To = mesh.PeerID{} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,6 +282,9 @@ func TestFileCheck(t *testing.T) {
 		{"replaces on a link", alice.link(), func(f *File) { f.Replaces = [][16]byte{{1}} }},
 		{"signature 63 bytes", alice.file(), func(f *File) { f.Sig = f.Sig[:63] }},
 		{"no signature", alice.file(), func(f *File) { f.Sig = nil }},
+		{"private to its author", alice.privateFile(newAuthor(t, 2).id), func(f *File) { f.To = alice.id }},
+		{"private folder", alice.privateFile(newAuthor(t, 2).id), func(f *File) { f.Type = 1 }},
+		{"private replacing", alice.privateFile(newAuthor(t, 2).id), func(f *File) { f.Replaces = [][16]byte{{1}} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
