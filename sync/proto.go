@@ -177,7 +177,10 @@ type offerMsg struct {
 	// or another member whose file the sender passes on (relay.go). Sig is
 	// the author's signature of the manifest (record.File); a streamed
 	// OFFER has none, its DONE brings it with the block hashes.
-	Author   mesh.PeerID
+	Author mesh.PeerID
+	// To is a private file's one recipient (zero: every member): the
+	// blocks are a box sealed to it, Path names the box (private_files.go).
+	To       mesh.PeerID
 	Sig      []byte
 	FileHash hash32
 	Blocks   []hash32 // blockSum of each block; len == ceil(Size/BlockSize), or none if streamed
@@ -250,7 +253,7 @@ func blockLen(size uint64, blockSize uint32, i uint32) int {
 // encode functions: one per message, each returning a fresh slice.
 
 func (m *offerMsg) encode() []byte {
-	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+1+2+len(m.Target)+1+16*len(m.Replaces)+32+4+32*len(m.Blocks))
+	b := make([]byte, 0, 1+16+2+len(m.Path)+8+4+4+8+1+2+len(m.Target)+1+16*len(m.Replaces)+32+32+1+64+32+4+32*len(m.Blocks))
 	b = append(b, byte(kindOffer))
 	b = append(b, m.ID[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Path)))
@@ -267,6 +270,7 @@ func (m *offerMsg) encode() []byte {
 		b = append(b, id[:]...)
 	}
 	b = append(b, m.Author[:]...)
+	b = append(b, m.To[:]...)
 	b = append(b, byte(len(m.Sig)))
 	b = append(b, m.Sig...)
 	b = append(b, m.FileHash[:]...)
@@ -426,6 +430,10 @@ func decodeOffer(r *wire.Decoder) (*offerMsg, error) {
 	r.Into(m.Author[:])
 	if r.Err() == nil && m.Author.IsZero() {
 		return nil, fmt.Errorf("offer without an author: %w", errProto)
+	}
+	r.Into(m.To[:])
+	if r.Err() == nil && (m.To == m.Author || !m.To.IsZero() && m.Type != entryFile) {
+		return nil, fmt.Errorf("private offer to its author or of type %d: %w", m.Type, errProto)
 	}
 	if n := int(r.U8()); n != 0 && n != sigLen {
 		return nil, fmt.Errorf("manifest signature of %d bytes: %w", n, errProto)

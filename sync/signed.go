@@ -20,7 +20,7 @@ import (
 // manifestRecord is the signed form of a manifest.
 func manifestRecord(author mesh.PeerID, m *offerMsg) record.File {
 	f := record.File{Author: author, ID: m.ID, Path: m.Path, Type: uint8(m.Type), Target: m.Target,
-		Size: m.Size, BlockSize: m.BlockSize, Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Sig: m.Sig}
+		Size: m.Size, BlockSize: m.BlockSize, Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, To: m.To, Sig: m.Sig}
 	for _, id := range m.Replaces {
 		f.Replaces = append(f.Replaces, id)
 	}
