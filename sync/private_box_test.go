@@ -45,7 +45,7 @@ func TestBoxRefused(t *testing.T) {
 	box := sealed(t, h, data, a, b)
 	for name, want := range map[string]boxHeader{
 		"another author (mallory re-wraps alice's box)": {Author: m.id, To: b.id, ID: h.ID},
-		"another transfer":                              {Author: a.id, To: b.id, ID: transferID{4}},
+		"another transfer": {Author: a.id, To: b.id, ID: transferID{4}},
 	} {
 		if _, _, err := openBox(bytes.NewReader(box), b.key, want); !errors.Is(err, errBox) {
 			t.Errorf("%s: openBox = %v, want errBox", name, err)
