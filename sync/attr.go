@@ -19,7 +19,7 @@ import (
 func (o *outbound) noteMode(rec *outRecord, fi os.FileInfo) {
 	mode := uint32(fi.Mode().Perm())
 	o.mu.Lock()
-	changed := rec.Type == entryFile && rec.Mode != mode
+	changed := rec.Type == entryFile && rec.Mode != mode && rec.To == "" // a box's mode is its own
 	if changed {
 		rec.Mode = mode
 	}

@@ -41,6 +41,14 @@ func (ib *inbound) makeDurable(t *inTransfer) error {
 // fsyncs the folder. It returns the inbox-relative path it chose, and
 // notes the placement on t for completeIn.
 func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
+	return ib.placeAs(t, partBase(t.key)+".part", t.meta.Path)
+}
+
+// placeAs is placeFinal for the file partName of the partials folder,
+// placed as the author's file at rel: a private file's is not the
+// transfer's partial (the box) but the file opened from it, and its path
+// is the one inside the box (private_files.go).
+func (ib *inbound) placeAs(t *inTransfer, partName, rel string) (string, error) {
 	folder, err := ib.folderFor(t.key.peer)
 	if err != nil {
 		return "", err
@@ -50,13 +58,12 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 		return "", err
 	}
 	defer parts.close()
-	comps := append([]string{folder}, strings.Split(t.meta.Path, "/")...)
+	comps := append([]string{folder}, strings.Split(rel, "/")...)
 	dir, used, err := ib.walkTo(comps[:len(comps)-1])
 	if err != nil {
 		return "", err
 	}
 	defer dir.close()
-	partName := partBase(t.key) + ".part"
 	// Taken before the rename, which keeps inode, size and mtime: the
 	// identity of exactly the file placed, not of what the name holds a
 	// moment later.
@@ -70,11 +77,11 @@ func (ib *inbound) placeFinal(t *inTransfer) (string, error) {
 	if err := dir.sync(); err != nil {
 		return "", fmt.Errorf("sync folder: %w", err)
 	}
-	rel := path.Join(dirRel, final)
+	shown := path.Join(dirRel, final)
 	if idErr == nil { // else a later chmod (ATTR) leaves the file as it is
-		ib.notePlaced(t, rel, id)
+		ib.notePlaced(t, shown, id)
 	}
-	return rel, nil
+	return shown, nil
 }
 
 // placeName renames the partial into dir (dirRel, inbox-relative). When

@@ -92,6 +92,8 @@ type Config struct {
 	// the earlier version at receivers. It is called from the outbox
 	// loop and must not block for long.
 	Writing func(rel string) bool
+	// WritingTo is Writing for to/<name>/ (rel relative to it).
+	WritingTo func(name, rel string) bool
 	// Addresses, when not nil, returns this node's own addresses for
 	// Status and the peers file. It must not block.
 	Addresses func() AddressStatus
@@ -182,6 +184,7 @@ type env struct {
 	cfg                                     Config
 	log                                     *slog.Logger
 	outboxDir, sentDir, inboxDir, partsDir  string
+	toDir, sealedDir                        string // to/ in the tree; own private files' boxes in the state
 	outgoingDir, completedPath, foldersPath string
 	ctx                                     context.Context
 	cancel                                  context.CancelFunc
@@ -278,6 +281,8 @@ func New(cfg Config) (*Engine, error) {
 		sentDir:       filepath.Join(cfg.Root, "sent"),
 		inboxDir:      filepath.Join(cfg.Root, "inbox"),
 		partsDir:      filepath.Join(cfg.Root, "inbox", partialsName),
+		toDir:         filepath.Join(cfg.Root, "to"),
+		sealedDir:     filepath.Join(cfg.StateDir, "sealed"),
 		outgoingDir:   filepath.Join(cfg.StateDir, "outgoing"),
 		completedPath: filepath.Join(cfg.StateDir, "completed.json"),
 		foldersPath:   filepath.Join(cfg.StateDir, "folders.json"),
@@ -321,6 +326,7 @@ func (e *Engine) open() error {
 	}
 	e.in = newInbound(e.env, e.peers, e.chatEvent, e.received, e.receipts.has)
 	e.out = newOutbound(e.env, e.peers)
+	e.out.memberNamed = e.memberNamed
 	e.out.blocks = e.in.blockState
 	if err := e.in.load(); err != nil {
 		return err

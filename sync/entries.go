@@ -128,6 +128,9 @@ func emptyManifest(blockSize int) manifest {
 // outboxFolder sends the folder at rel if it still holds nothing to send
 // once its hold is over: a folder with files arrives with them.
 func (o *outbound) outboxFolder(rel, abs string, fi os.FileInfo) {
+	if _, _, private := privateParts(rel); private {
+		return // only files go to one member: a folder arrives with the files in it
+	}
 	ents, err := os.ReadDir(abs)
 	if err != nil {
 		return

@@ -44,6 +44,15 @@ type partialMeta struct {
 	// Sig is the author's signature of the manifest; the file is passed
 	// on with it (relay.go). Empty until a streamed DONE brings it.
 	Sig []byte `json:"sig,omitempty"`
+	// To is a private file's recipient (full ID): the partial is its box
+	// (private_files.go). Empty for a file to every member.
+	To string `json:"to,omitempty"`
+}
+
+// to is the recipient of a private file, or the zero ID.
+func (m *partialMeta) to() mesh.PeerID {
+	id, _ := mesh.ParsePeerID(m.To)
+	return id
 }
 
 // blocks is the number of blocks of the file.

@@ -59,6 +59,13 @@ type outRecord struct {
 	// sent once it is held there (relay.go). Never changes on a record:
 	// the record of the placed copy replaces it.
 	Partial bool `json:"partial,omitempty"`
+	// To is a private file's one recipient (full ID): the record sends a
+	// box (private_files.go), and it is done once that member has it.
+	To string `json:"to,omitempty"`
+	// Plain and Spool are an own private file's: the identity of the file
+	// in to/<name>/, and the name of its box in STATE/sync/sealed/.
+	Plain *fileVersion `json:"plain,omitempty"`
+	Spool string       `json:"spool,omitempty"`
 
 	// Guarded by outbound.mu.
 	cancelled bool          // removed or rewritten; senders stop at the next block
@@ -151,6 +158,9 @@ type outbound struct {
 	*env
 	peers *peerSet
 	jobs  jobQueue // work for the outbox loop
+	// memberNamed finds the member whose to/ folder has a name
+	// (Engine.memberNamed).
+	memberNamed func(name string) (mesh.PeerID, bool)
 	// blocks is inbound.blockState: whether a block of a file still being
 	// received here is held yet, for a relay record of it (relay.go).
 	blocks func(k inKey, i int) (held, gone, idle bool, wait <-chan struct{})
@@ -213,7 +223,7 @@ func (o *outbound) runJob(j job) {
 		o.touch(j.rel)
 		o.outboxClosed(j.rel, j.rescan, false)
 	case jobRemoved:
-		if rel, ok := cleanRel(j.rel); ok {
+		if rel, ok := cleanAny(j.rel); ok {
 			o.touch(rel)
 			o.cancelRel(rel, true)
 		}
@@ -239,12 +249,12 @@ func cleanRel(rel string) (string, bool) {
 // rescan says it comes from the startup rescan, settled that its hold
 // (heldName) is over.
 func (o *outbound) outboxClosed(rel string, rescan, settled bool) {
-	rel, ok := cleanRel(rel)
+	rel, ok := cleanAny(rel)
 	if !ok {
 		o.log.Warn("path outside outbox/ ignored", "path", rel, "fix", "nothing: it is not sent")
 		return
 	}
-	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rel))
+	abs := o.diskPath(rel)
 	fi, err := os.Lstat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -272,17 +282,18 @@ func (o *outbound) walkOutbox(dir string, rescan bool) {
 			delete(empty, filepath.Dir(p))
 		}
 		if d.IsDir() {
-			empty[p] = p != o.outboxDir
+			_, inside := o.relOf(p) // not outbox/, to/ or to/<name>/ themselves
+			empty[p] = inside
 			return nil
 		}
-		if rel, err := filepath.Rel(o.outboxDir, p); err == nil {
-			o.jobs.push(job{kind: jobClosed, rel: filepath.ToSlash(rel), rescan: rescan})
+		if rel, ok := o.relOf(p); ok {
+			o.jobs.push(job{kind: jobClosed, rel: rel, rescan: rescan})
 		}
 		return nil
 	})
 	for p, ok := range empty {
-		if rel, err := filepath.Rel(o.outboxDir, p); ok && err == nil {
-			o.jobs.push(job{kind: jobFolder, rel: filepath.ToSlash(rel), rescan: rescan})
+		if rel, inside := o.relOf(p); ok && inside {
+			o.jobs.push(job{kind: jobFolder, rel: rel, rescan: rescan})
 		}
 	}
 }
@@ -300,13 +311,13 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 	}
 	old := o.recordFor(rel)
 	if why := o.unsendable(rel, abs, fi); why != "" {
-		if old != nil && !old.Version.sameFile(versionOf(fi)) {
+		if old != nil && !old.identity().sameFile(versionOf(fi)) {
 			o.cancelRel(rel, false) // the version it had is gone
 		}
 		o.setUnsent(rel, why, rescan)
 		return
 	}
-	if old != nil && old.Version.sameFile(versionOf(fi)) {
+	if old != nil && old.identity().sameFile(versionOf(fi)) {
 		o.noteMode(old, fi)
 		return
 	}
@@ -334,7 +345,7 @@ func (o *outbound) outboxFile(rel, abs string, fi os.FileInfo, rescan, settled b
 // The receiver replaces only a file it placed for one of these transfers
 // and nobody changed since, so what a user there edited is never lost.
 func replacesOf(rec, old *outRecord) []transferID {
-	if old == nil || !strings.Contains(rec.Rel, "/") || rec.Type != entryFile || old.Type != entryFile {
+	if old == nil || !strings.Contains(rec.Rel, "/") || rec.Type != entryFile || old.Type != entryFile || rec.To != "" {
 		return nil
 	}
 	ids := append([]transferID{old.ID}, old.Replaces...)
@@ -343,6 +354,9 @@ func replacesOf(rec, old *outRecord) []transferID {
 
 // newRecord builds the record of a file or a link.
 func (o *outbound) newRecord(rel, abs string, fi os.FileInfo) (*outRecord, error) {
+	if _, _, private := privateParts(rel); private {
+		return o.sealRecord(rel, abs)
+	}
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return o.linkRecord(rel, abs, fi)
 	}

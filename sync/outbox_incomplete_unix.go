@@ -17,3 +17,8 @@ func incomplete(abs string) bool {
 	_, err := unix.Lgetxattr(abs, xattrIncomplete, nil)
 	return err == nil
 }
+
+// markPrivate sets the private mark (privateXattr) on a placed file.
+func markPrivate(abs, author string) error {
+	return unix.Setxattr(abs, privateXattr, []byte(author), 0)
+}

@@ -223,6 +223,9 @@ func (r *receiver) admit(m *offerMsg) error {
 		Mode: m.Mode, MTime: m.MTime, FileHash: m.FileHash, Blocks: m.Blocks, Started: time.Now(), Replaces: m.Replaces,
 		Sig: m.Sig,
 	}
+	if !m.To.IsZero() {
+		meta.To = m.To.String()
+	}
 	return r.in.createPartial(inKey{m.Author, m.ID}, meta)
 }
 
@@ -231,7 +234,7 @@ func (r *receiver) admit(m *offerMsg) error {
 // it: the OFFER was signed, and a transfer that is not running here would
 // only hold up whoever took it from us.
 func (r *receiver) passOnWhileReceiving(t *inTransfer, m *offerMsg) {
-	if m.streamed() || int64(m.Size) < r.in.cfg.StreamMinSize {
+	if m.streamed() || int64(m.Size) < r.in.cfg.StreamMinSize || r.in.mine(&t.meta) {
 		return
 	}
 	rel, _ := filepath.Rel(r.in.cfg.Root, r.in.partPath(t.key))
@@ -467,7 +470,18 @@ func (r *receiver) finishIn(t *inTransfer) {
 		return
 	}
 	failpoint("after-fsync")
-	shown, err := r.in.placeFinal(t)
+	place, private := r.in.placeFinal, t.meta.To != ""
+	if private {
+		place = r.in.placePrivate
+	}
+	shown, err := place(t)
+	if errors.Is(err, errBox) {
+		r.in.log.Warn("private file dropped", "peer", r.p.id, "author", r.in.peerName(t.key.peer), "err", err,
+			"fix", "nothing here: its author's build sealed it wrong or sealed another member's file; if it repeats, ask them")
+		r.in.completeIn(t, r.p.id) // taken, so it is not offered again; nothing placed, nothing passed on
+		r.reply((&ackMsg{ID: t.key.id}).encode())
+		return
+	}
 	if err != nil {
 		r.failIn(t, "rename", err)
 		return
@@ -483,8 +497,16 @@ func (r *receiver) finishIn(t *inTransfer) {
 	if t.key.peer != r.p.id {
 		via = " via " + r.in.peers.displayName(r.p.id)
 	}
+	if private && !r.in.mine(&t.meta) {
+		r.in.log.Info("private file carried", "peer", r.p.id, "author", name, "via", via, "for", r.in.peerName(t.meta.to()), "bytes", t.meta.Size)
+		return // shown nowhere: it is another member's
+	}
 	r.in.log.Info("file received", "peer", r.p.id, "name", name, "via", via, "path", shown, "bytes", t.meta.Size)
-	r.in.event(fmt.Sprintf("%s sent %s (%s)%s -> %s", name, path.Base(t.meta.Path), present.SI(t.meta.Size), via, shown))
+	what := "sent"
+	if private {
+		what = "sent you privately"
+	}
+	r.in.event(fmt.Sprintf("%s %s %s (%s)%s -> %s", name, what, path.Base(shown), present.SI(t.meta.Size), via, shown))
 }
 
 // doneManifest applies the manifest a DONE carries. A DONE without one is

@@ -119,6 +119,9 @@ func (o *outbound) cancelRel(rel string, subtree bool) {
 
 // dropRecordLocked forgets a record in memory.
 func (o *outbound) dropRecordLocked(r *outRecord) {
+	if r.Spool != "" { // a private file's box: sealed again if it is sent again
+		os.Remove(filepath.Join(o.sealedDir, r.Spool))
+	}
 	r.cancelled = true
 	delete(o.records, r.ID)
 	o.order = slices.DeleteFunc(o.order, func(x *outRecord) bool { return x == r })
@@ -135,13 +138,22 @@ func (o *outbound) dropPeerFromRecords(peer mesh.PeerID) {
 	key := peer.String()
 	o.mu.Lock()
 	var touched []*outRecord
+	var private []*outRecord
 	for _, r := range o.records {
+		if r.To == key && !r.relay() {
+			private = append(private, r)
+			continue
+		}
 		if _, ok := r.Peers[key]; ok {
 			delete(r.Peers, key)
 			touched = append(touched, r)
 		}
 	}
 	o.mu.Unlock()
+	for _, r := range private { // its member is gone: the file stays in to/, saying why
+		o.cancelRel(r.Rel, false)
+		o.setUnsent(r.Rel, "not sent: its member was removed from the mesh", true)
+	}
 	for _, r := range touched {
 		if err := o.saveRecord(r); err != nil {
 			o.log.Warn("delivery state not saved; the file may be sent again after a restart", "path", r.Rel, "err", err,
@@ -177,6 +189,7 @@ func (o *outbound) load() error {
 		}
 		if rec.relay() && time.Since(rec.Created) > RelayTTL {
 			os.Remove(path)
+			o.dropCarried(rec)
 			continue
 		}
 		rec.upgrade()
@@ -201,6 +214,9 @@ func (o *outbound) rescan() {
 	}
 	o.mu.Unlock()
 	o.walkOutbox(o.outboxDir, true)
+	if _, err := os.Stat(o.toDir); err == nil {
+		o.walkOutbox(o.toDir, true)
+	}
 }
 
 // requeueRefused makes a reconnecting peer's refused deliveries eligible

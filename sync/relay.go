@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/meshfs/meshfs/mesh"
@@ -62,6 +63,9 @@ func (o *outbound) authorOf(rec *outRecord) mesh.PeerID {
 
 // sourceOf is the file rec's blocks are read from.
 func (o *outbound) sourceOf(rec *outRecord) string {
+	if rec.Spool != "" {
+		return filepath.Join(o.sealedDir, rec.Spool)
+	}
 	if rec.relay() {
 		return filepath.Join(o.cfg.Root, filepath.FromSlash(rec.Src))
 	}
@@ -75,7 +79,7 @@ func (o *outbound) sourceOf(rec *outRecord) string {
 func (o *outbound) passOn(rc received, holds func(inKey, mesh.PeerID) bool) {
 	rec := &outRecord{ID: rc.key.id, Rel: rc.meta.Path, Type: rc.typ, Target: rc.target, Created: time.Now(),
 		Mode: rc.meta.Mode, Replaces: rc.meta.Replaces, Author: rc.key.peer.String(), Src: rc.placed,
-		Sig: rc.meta.Sig, AuthorMTime: rc.meta.MTime, Partial: rc.partial, Peers: map[string]*delivery{},
+		Sig: rc.meta.Sig, AuthorMTime: rc.meta.MTime, Partial: rc.partial, To: rc.meta.To, Peers: map[string]*delivery{},
 		Manifest: manifest{Hash: blockHashName, Size: int64(rc.meta.Size), BlockSize: int(rc.meta.BlockSize),
 			FileHash: rc.meta.FileHash, Blocks: rc.meta.Blocks}}
 	if rc.typ == entryFile && !rc.partial {
@@ -144,6 +148,15 @@ func (o *outbound) dropRelay(rec *outRecord) {
 	o.mu.Unlock()
 	o.log.Debug("file no longer passed on", "path", rec.Src, "id", rec.ID.String())
 	o.removeRecordFile(rec.ID)
+	o.dropCarried(rec)
+}
+
+// dropCarried removes the box a relay record carried for another member
+// (private_files.go): its recipient has it, or nobody is left to take it.
+func (o *outbound) dropCarried(rec *outRecord) {
+	if rec.To != "" && !rec.Partial && strings.HasPrefix(rec.Src, carriedPrefix) {
+		os.Remove(filepath.Join(o.cfg.Root, filepath.FromSlash(rec.Src)))
+	}
 }
 
 // noteReceipt records that member who holds transfer k: its delivery of
@@ -183,6 +196,7 @@ func (e *Engine) received(rc received) {
 		e.out.passOn(rc, e.receipts.has)
 		return
 	}
+	mine := e.in.mine(&rc.meta) // a private file opened here: nothing of it is passed on
 	t := e.transport()
 	r := record.Receipt{Receiver: t.ID(), Author: rc.key.peer, ID: rc.key.id}
 	if err := r.SignWith(t.Signer()); err != nil {
@@ -190,7 +204,9 @@ func (e *Engine) received(rc received) {
 	} else {
 		e.toRoom(roomJob{receipt: &r})
 	}
-	e.out.passOn(rc, e.receipts.has)
+	if !mine {
+		e.out.passOn(rc, e.receipts.has)
+	}
 }
 
 // uploadsFullLocked reports whether a large file is already going to as

@@ -11,6 +11,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/meshfs/meshfs/internal/safetext"
+	"github.com/meshfs/meshfs/mesh"
 )
 
 // A file of StreamMinSize or more is offered at once, without block
@@ -165,6 +166,10 @@ func (o *outbound) offerFor(f *flight) (*offerMsg, error) {
 		ID: rec.ID, Path: rec.Rel, Size: uint64(m.Size), BlockSize: uint32(m.BlockSize), Mode: f.mode,
 		MTime: rec.Version.MTime, Type: rec.Type, Target: rec.Target, Replaces: rec.Replaces, FileHash: m.FileHash,
 		Blocks: m.Blocks, Author: o.authorOf(rec), Sig: rec.Sig,
+	}
+	if rec.To != "" {
+		offer.To, _ = mesh.ParsePeerID(rec.To)
+		offer.Path = rec.boxName()
 	}
 	if rec.relay() {
 		offer.MTime = rec.AuthorMTime

@@ -44,7 +44,7 @@ func (o *outbound) armHold(t *time.Timer) {
 
 // touch notes a change at or below a top-level outbox name.
 func (o *outbound) touch(rel string) {
-	top, _, _ := strings.Cut(path.Clean(filepath.ToSlash(rel)), "/")
+	top := topOf(filepath.ToSlash(rel))
 	now := time.Now()
 	o.touched[top] = now
 	if len(o.touched) > maxTouched { // forget folders long quiet and not waiting to move
@@ -66,7 +66,7 @@ func (o *outbound) settleTrees(now time.Time) {
 		if now.Before(o.touched[top].Add(o.cfg.TreeSettle)) {
 			continue
 		}
-		if o.cfg.Writing != nil && o.cfg.Writing(top) {
+		if o.writing(top) {
 			o.touched[top] = now // asked again after another TreeSettle
 			continue
 		}
@@ -117,7 +117,7 @@ func (o *outbound) finishRecord(id transferID) {
 		o.dropRelay(rec)
 		return
 	}
-	top, _, _ := strings.Cut(rec.Rel, "/")
+	top := topOf(rec.Rel)
 	if _, known := o.touched[top]; !known {
 		o.touched[top] = time.Now()
 	}
@@ -134,8 +134,8 @@ func (o *outbound) moveDelivered(rec *outRecord) {
 	}
 	o.dropRecordLocked(rec)
 	o.mu.Unlock()
-	abs := filepath.Join(o.outboxDir, filepath.FromSlash(rec.Rel))
-	if fi, err := os.Lstat(abs); err == nil && rec.Type != entryFolder && versionOf(fi).sameFile(rec.Version) {
+	abs := o.diskPath(rec.Rel)
+	if fi, err := os.Lstat(abs); err == nil && rec.Type != entryFolder && versionOf(fi).sameFile(rec.identity()) {
 		if err := o.moveToSent(rec.Rel, abs); err != nil {
 			o.log.Warn("delivered file left in outbox/: not moved to sent/", "path", rec.Rel, "err", err,
 				"fix", "check permissions of sent/; every member has the file, so you may move it yourself")
@@ -148,6 +148,9 @@ func (o *outbound) moveDelivered(rec *outRecord) {
 
 // allVerified reports whether every member verified the record.
 func allVerified(rec *outRecord) bool {
+	if d := rec.Peers[rec.To]; rec.To != "" && d != nil && delivered(rec, d) {
+		return true // a private file's own member has it: the others only carried it
+	}
 	for _, d := range rec.Peers {
 		if !delivered(rec, d) {
 			return false
@@ -174,8 +177,8 @@ func (o *outbound) moveToSent(rel, abs string) error {
 		if err != nil {
 			return err
 		}
-		o.changed(path.Join("outbox", rel))
-		o.changed(path.Join("sent", path.Dir(rel), numberedName(base, n)))
+		o.changed(treeRel(rel))
+		o.changed(path.Join("sent", path.Dir(strings.TrimPrefix(rel, "/")), numberedName(base, n)))
 		break
 	}
 	return atomicfile.SyncDir(dstDir)

@@ -15,6 +15,15 @@ import (
 // unsendable says why the outbox file at rel cannot be sent as it is, in
 // words for its owner, or "".
 func (o *outbound) unsendable(rel, abs string, fi os.FileInfo) string {
+	name, _, private := privateParts(rel)
+	switch {
+	case private && fi.Mode()&os.ModeSymlink != 0:
+		return "not sent: a symbolic link is not sent to one member"
+	case private:
+		if _, ok := o.memberNamed(name); !ok {
+			return fmt.Sprintf("not sent: %s is not a member (see the peers file)", name)
+		}
+	}
 	switch {
 	case fi.Mode()&os.ModeSymlink != 0:
 		if why := linkProblem(rel, abs); why != "" {
@@ -28,7 +37,7 @@ func (o *outbound) unsendable(rel, abs string, fi os.FileInfo) string {
 		return fmt.Sprintf("too big: %s, limit %s (--max-file-size)",
 			present.IEC(uint64(fi.Size())), present.IEC(uint64(o.cfg.MaxFileSize)))
 	}
-	if _, err := validatePath(rel); err != nil {
+	if _, err := validatePath(nameOf(rel)); err != nil {
 		return "name not portable: " + nameProblem(err)
 	}
 	return ""
