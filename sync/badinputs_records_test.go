@@ -224,3 +224,47 @@ func privateLine(t *testing.T, author *fakeNode, seq uint64, to mesh.PeerID, tex
 	c.Sign(author.key)
 	return c
 }
+
+// row62PrivateFiles: private files mallory passes on to bob that he cannot
+// or must not open, or carries for another.
+func row62PrivateFiles(t *testing.T, v *syncVictim) {
+	carol, dave := v.n.nodeNamed(t, "carol"), v.n.nodeNamed(t, "dave")
+	secret := []byte("marker-row62 carol's private file for bob")
+	// boxed is author's OFFER of a box for to, sealed to sealTo's key, whose
+	// header names inside as its author; and the box.
+	boxed := func(author, to, sealTo, inside *fakeNode) (*offerMsg, []byte) {
+		id := v.id()
+		h := boxHeader{Author: inside.id, To: to.id, ID: id, Path: "secret.txt", Mode: 0o600, MTime: 1, Size: uint64(len(secret))}
+		var box bytes.Buffer
+		if err := sealBox(&box, h, bytes.NewReader(secret), inside.key.Public().(ed25519.PublicKey), sealTo.key.Public().(ed25519.PublicKey)); err != nil {
+			t.Fatal(err)
+		}
+		m := offerOf(id, id.String()+".box", box.Bytes())
+		m.Author, m.To = author.id, to.id
+		f := manifestRecord(author.id, m)
+		f.Sign(author.key)
+		m.Sig = f.Sig
+		return m, box.Bytes()
+	}
+	send := func(m *offerMsg, box []byte) {
+		t.Helper()
+		if r, ok := v.offerMsg(t, m, box).(*ackMsg); !ok {
+			t.Fatalf("box %s of %s to %s: bob answered %+v, want ACK (he takes the box, then looks inside)",
+				m.ID, m.Author.Short(), m.To.Short(), r)
+		}
+	}
+	send(boxed(carol, v.b, dave, carol))           // addressed to bob, sealed to dave
+	send(boxed(v.ev.fakeNode, v.b, v.b, carol))    // carol's box in mallory's record
+	toSelf, _ := boxed(carol, carol, carol, carol) // to its own author: dropped at the decoder
+	v.ev.sendTo(v.b, toSelf)
+	send(boxed(carol, v.ev.fakeNode, v.ev.fakeNode, carol)) // for mallory: bob carries it
+	if exists(filepath.Join(v.b.root, "inbox", "carol", "secret.txt")) || exists(filepath.Join(v.b.root, "inbox", "mallory", "secret.txt")) {
+		t.Fatal("bob placed a file from a box that was not sealed to him, or not as its record says")
+	}
+	send(boxed(carol, v.b, v.b, carol))
+	v.b.waitFile("inbox/carol/secret.txt", secret)
+	if got := carried(t, v.b); len(got) != 1 {
+		t.Errorf("bob carries %d boxes, want the one for mallory", len(got))
+	}
+	v.check(t)
+}

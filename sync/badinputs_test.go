@@ -259,6 +259,7 @@ func TestBadInputsSync(t *testing.T) {
 		{"row 59: files passed on unsigned, forged, altered, streamed or revoked; forged receipts", row59Manifests},
 		{"row 60: FETCHING out of bounds, about a transfer not ours, from a member without a delivery", row60Fetching},
 		{"row 61: private lines misaddressed, redirected, stolen into another record, or in the clear", row61Private},
+		{"row 62: private files misaddressed, stolen into another record, to their author, or carried for another", row62PrivateFiles},
 	}
 	parent := t
 	for _, r := range rows {
