@@ -39,6 +39,10 @@ func (ib *inbound) loadPartials() error {
 			os.Remove(pp)
 		}
 	}
+	opened, _ := filepath.Glob(filepath.Join(ib.partsDir, "*.open")) // a private file opened before a crash: opened again
+	for _, p := range opened {
+		os.Remove(p)
+	}
 	return ib.saveCompleted()
 }
 
