@@ -39,6 +39,9 @@ func TestPrivateFile(t *testing.T) {
 	data := append([]byte("marker-91c2 "), randBytes(3, 3*minBlockSize+5)...)
 	a.putTo("bob", "deals/contract.pdf", data)
 	b.waitFile("inbox/alice/deals/contract.pdf", data)
+	if states, queued := a.engine().ToDelivery("bob", "deals/contract.pdf"); queued && (len(states) != 1 || states["bob"] == "") {
+		t.Errorf("ToDelivery = %v, want bob's state alone: carol only carries it", states)
+	}
 	a.waitFile("sent/to/bob/deals/contract.pdf", data)
 	if fi, err := os.Stat(filepath.Join(b.root, "inbox", "alice", "deals", "contract.pdf")); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("bob's copy: %v, %v; want mode 0640", fi, err)

@@ -384,6 +384,9 @@ func (o *outbound) delivery(rel string) (map[string]string, bool) {
 		return nil, false
 	}
 	keys := slices.Sorted(maps.Keys(rec.Peers))
+	if rec.To != "" && rec.Peers[rec.To] != nil {
+		keys = []string{rec.To} // the others only carry it: its member's state is the file's
+	}
 	out := make(map[string]string, len(keys))
 	for _, key := range keys {
 		d := rec.Peers[key]
