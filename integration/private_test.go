@@ -4,8 +4,11 @@ package integration
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,26 +25,42 @@ import (
 // written there is sealed to that member (and its author) and spreads like
 // a room line, so every member carries it, but only the two can read it.
 
-// TestPrivateLinesFUSE: alice and bob talk under dm/ on FUSE mounts while
-// carol is in the mesh; carol lists both under dm/ but reads nothing of
-// their conversation, neither in dm/ nor in chat, and no file she keeps
-// holds its text. A name that is no member's cannot be written to.
-func TestPrivateLinesFUSE(t *testing.T) {
+// TestPrivateFUSE: alice puts a 20 MiB file for bob in to/bob/ and they
+// talk under dm/, on FUSE mounts, while carol is in the mesh. Bob gets the
+// file (sha256) marked private; alice moves it to sent/to/bob/; carol lists
+// both under to/ and dm/ but reads nothing of it anywhere, neither in
+// to/, inbox/, dm/ nor chat, and no file she keeps holds the marker. A name
+// that is no member's cannot be written to.
+func TestPrivateFUSE(t *testing.T) {
 	testutil.RequireFUSE(t)
 	c := newCluster(t)
 	nodes := c.fullMesh("alice", "bob", "carol")
 	alice, bob, carol := nodes[0], nodes[1], nodes[2]
 	marker := chatMarkers(t, "secret", 1)[0]
 
+	file := putPrivateFile(t, alice, "bob", "deals/contract.bin", marker, 20<<20)
 	sayPrivately(t, alice, "bob", marker)
 	waitConversation(t, bob, "alice", "alice: "+marker)
+	waitFiles(t, 120*time.Second, time.Now(), "the private file",
+		fileWant{"at bob", bob.path("inbox", "alice", file.rel), file},
+		fileWant{"in alice's sent/", alice.path("sent", "to", "bob", file.rel), file})
+	if v, err := getxattr(bob.path("inbox", "alice", file.rel), "user.meshfs.private"); err != nil || v != "alice" {
+		t.Errorf("bob's copy: user.meshfs.private = %q, %v; want alice", v, err)
+	}
 	sayPrivately(t, bob, "alice", "got it")
 	waitConversation(t, alice, "bob", "alice: "+marker, "bob: got it")
 	flushChat(t, alice, carol) // carol has had every record alice sent before
 	flushChat(t, bob, carol)
 
-	if names := dirNames(t, carol.path("dm")); !slices.Equal(names, []string{"alice", "bob"}) {
-		t.Errorf("carol's dm/ lists %q, want alice and bob", names)
+	for _, dir := range []string{"dm", "to"} {
+		if names := dirNames(t, carol.path(dir)); !slices.Equal(names, []string{"alice", "bob"}) {
+			t.Errorf("carol's %s/ lists %q, want alice and bob", dir, names)
+		}
+	}
+	for _, dir := range []string{carol.path("inbox"), carol.path("to", "alice"), carol.path("to", "bob")} {
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("carol's %s holds %q, want nothing", dir, names)
+		}
 	}
 	for _, name := range []string{"alice", "bob"} {
 		if b, err := os.ReadFile(carol.path("dm", name)); err != nil || len(b) != 0 {
@@ -60,28 +79,89 @@ func TestPrivateLinesFUSE(t *testing.T) {
 	}
 }
 
-// TestPrivateLineThroughRelay: bob is down when alice writes to him; carol
-// takes the sealed line; alice goes down and bob, back, gets it from carol
-// alone. The line's text is nowhere in carol's state or folder.
-func TestPrivateLineThroughRelay(t *testing.T) {
+// TestPrivateThroughCarrier: bob is down when alice puts a file for him
+// and writes him a line; carol takes the sealed box and line; alice goes
+// down and bob, back, gets both from carol alone, the file intact. The
+// marker in both is nowhere in carol's state, her folder, or what she
+// received over the wire (a test build's dump of every sync message).
+func TestPrivateThroughCarrier(t *testing.T) {
+	dumper := failpointBinary(t)
 	c := newCluster(t)
 	alice := c.start("alice", "--no-fuse")
 	bob := c.join("bob", alice, "--no-fuse")
-	carol := c.join("carol", alice, "--no-fuse")
+	wire := filepath.Join(t.TempDir(), "carol-wire")
+	carol := c.withBinary(dumper, []string{"MESHFS_WIRE_DUMP=" + wire}, func() *node {
+		return c.join("carol", alice, "--no-fuse")
+	})
 	waitMesh(alice, bob, carol)
 	marker := chatMarkers(t, "secret", 1)[0]
 
 	stopAndWait(t, bob, alice, carol)
+	file := putPrivateFile(t, alice, "bob", "for-bob.bin", marker, 5<<20)
 	sayPrivately(t, alice, "bob", marker)
 	flushChat(t, alice, carol) // the private line went to carol before this one
+	err := testutil.WaitFor(60*time.Second, func() error {
+		if boxes, _ := filepath.Glob(carol.path("inbox", ".meshfs-partials", "carried", "*.box")); len(boxes) != 1 {
+			return fmt.Errorf("carol carries %d boxes, want 1", len(boxes))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopAndWait(t, alice, carol)
 
 	bob.run("--no-fuse", "--join", carol.addr)
 	bob.waitConnected(carol)
 	waitConversation(t, bob, "alice", "alice: "+marker)
+	waitFiles(t, 60*time.Second, time.Now(), "the private file, from carol alone",
+		fileWant{"at bob", bob.path("inbox", "alice", file.rel), file})
 	if p := fileHolding(t, marker, carol.state, carol.mnt); p != "" {
 		t.Errorf("carol keeps the private text in the clear in %s", p)
 	}
+	if dump, err := os.ReadFile(wire); err != nil || len(dump) < int(file.size) || bytes.Contains(dump, []byte(marker)) {
+		t.Errorf("carol's wire dump: %d bytes, %v; want the box (%d bytes or more) and no marker in it", len(dump), err, file.size)
+	}
+}
+
+// putPrivateFile writes marker, size random bytes and marker again to n's
+// to/<to>/rel and returns the file (rel is relative to to/<to>/).
+func putPrivateFile(t *testing.T, n *node, to, rel, marker string, size int64) relayFile {
+	t.Helper()
+	p := n.path("to", to, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	w := io.MultiWriter(f, h)
+	_, err = io.WriteString(w, marker)
+	if err == nil {
+		_, err = io.CopyN(w, rand.Reader, size)
+	}
+	if err == nil {
+		_, err = io.WriteString(w, marker)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("write %s: %v", p, err)
+	}
+	return relayFile{rel: rel, size: size + 2*int64(len(marker)), sum: [32]byte(h.Sum(nil))}
+}
+
+// getxattr reads the extended attribute name of the file at p.
+func getxattr(p, name string) (string, error) {
+	buf := make([]byte, 256)
+	n, err := syscall.Getxattr(p, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // sayPrivately appends line to n's dm/<to> and waits until n's own

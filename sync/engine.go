@@ -459,6 +459,7 @@ func (e *Engine) dispatch(ev mesh.Event) {
 // transfer data to its receiver (may block), HAVE, RECORDS and RECEIPTS to
 // the room loop (may block). A FETCHING it applies itself (never blocks).
 func (e *Engine) routeBytes(from mesh.PeerID, data []byte) {
+	dumpWire(data)
 	if len(data) == 0 {
 		e.log.Debug("empty message", "peer", from)
 		return
