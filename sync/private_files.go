@@ -331,6 +331,10 @@ func (o *outbound) writeBox(spool string, h boxHeader, src io.Reader, toKey ed25
 	return f, nil
 }
 
+// shownRel is an engine path as status shows it: an outbox path as it is,
+// a private one as to/<name>/<rel>.
+func shownRel(rel string) string { return strings.TrimPrefix(rel, "/") }
+
 // treeRel is the Root-relative path of an engine path, for OnChange.
 func treeRel(rel string) string {
 	if _, _, ok := privateParts(rel); ok {

@@ -210,7 +210,7 @@ func (o *outbound) transfers() []TransferStatus {
 			case d.fetch.shown(now): // deliveryText's words, and the member's own progress
 				done = d.fetch.done(r.Manifest.Size)
 			}
-			dir, p := "send", r.Rel
+			dir, p := "send", shownRel(r.Rel)
 			if r.relay() {
 				dir, p = "relay", r.Src
 			}

@@ -3,7 +3,6 @@ package sync
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 
 	"github.com/meshfs/meshfs/internal/present"
@@ -85,7 +84,11 @@ func errText(err error) string {
 func (e *Engine) Unsent() map[string]string {
 	e.out.mu.Lock()
 	defer e.out.mu.Unlock()
-	return maps.Clone(e.out.unsent)
+	out := make(map[string]string, len(e.out.unsent))
+	for rel, why := range e.out.unsent {
+		out[shownRel(rel)] = why
+	}
+	return out
 }
 
 // UnsentReason is why the outbox file rel is not sent, or "". It reads
