@@ -1,6 +1,7 @@
 package folder
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,13 +10,13 @@ import (
 )
 
 // readEvents is the event reader: it routes each fsnotify event and each
-// close after writing to the outbox or chat debouncer (chat, dm/ and
-// their logs), and watches new outbox subfolders at once, so files that
-// land in them are not missed.
+// close after writing to the box debouncer (outbox/ and to/) or the chat
+// debouncer (chat, dm/ and their logs), and watches new subfolders of
+// the boxes at once, so files that land in them are not missed.
 // It reads until fsnotify and closes are both closed, then closes both
 // outputs.
-func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- event) {
-	defer close(outbox)
+func (f *Tree) readEvents(w *watches, closes <-chan string, boxes, chat chan<- event) {
+	defer close(boxes)
 	defer close(chat)
 	events, errs := w.fs.Events, w.fs.Errors
 	for events != nil || closes != nil {
@@ -25,14 +26,14 @@ func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- 
 				events, errs = nil, nil
 				continue
 			}
-			f.route(w, ev, outbox, chat)
+			f.route(w, ev, boxes, chat)
 		case p, ok := <-closes:
 			if !ok {
 				closes = nil
 				continue
 			}
 			// A close is a Write for the loops: they check the file again.
-			f.route(w, fsnotify.Event{Name: p, Op: fsnotify.Write}, outbox, chat)
+			f.route(w, fsnotify.Event{Name: p, Op: fsnotify.Write}, boxes, chat)
 		case err, ok := <-errs:
 			if !ok {
 				events, errs = nil, nil
@@ -40,21 +41,23 @@ func (f *Tree) readEvents(w *watches, closes <-chan string, outbox, chat chan<- 
 			}
 			// An overflow loses events: chat and dm/ are checked again
 			// now (the empty path means every file), and the engine
-			// rescans outbox/ at the next start.
+			// rescans outbox/ and to/ at the next start.
 			chat <- event{Op: fsnotify.Write}
-			f.log.Warn("file changes missed", "err", err, "fix", "nothing: outbox/ is scanned again at the next start; save a file again to send it now")
+			f.log.Warn("file changes missed", "err", err, "fix", "nothing: outbox/ and to/ are scanned again at the next start; save a file again to send it now")
 		}
 	}
 }
 
 // route sends one fsnotify event where it belongs. Everything under
 // inbox/ and sent/ is ignored (the engine's own writes are not even
-// watched there), and so is Chmod alone on chat, dm/ and the logs. Every
-// name under dm/ goes to the chat loop, which tells members' files from
-// others. In outbox a Chmod counts: a mode change is a new version for
-// the engine, and the outbox loop drops the Chmods that changed nothing
-// it reports.
-func (f *Tree) route(w *watches, ev fsnotify.Event, outbox, chat chan<- event) {
+// watched there), and so is Chmod alone on chat, dm/, the logs, to/ and
+// the names in to/. Every name under dm/ goes to the chat loop, which
+// tells members' files from others, and to/ itself and every name in it
+// to the box loop, which tells members' folders from others. Below
+// those folders, as in outbox, a Chmod counts: a mode change is a new
+// version for the engine, and the box loop drops the Chmods that changed
+// nothing it reports.
+func (f *Tree) route(w *watches, ev fsnotify.Event, boxes, chat chan<- event) {
 	switch {
 	case ev.Name == f.dm:
 		if ev.Op.Has(fsnotify.Remove) || ev.Op.Has(fsnotify.Rename) {
@@ -64,14 +67,18 @@ func (f *Tree) route(w *watches, ev fsnotify.Event, outbox, chat chan<- event) {
 		if op := ev.Op &^ fsnotify.Chmod; op != 0 {
 			chat <- event{Path: ev.Name, Op: op}
 		}
-	case under(f.outbox, ev.Name):
+	case ev.Name == f.to || filepath.Dir(ev.Name) == f.to:
+		if op := ev.Op &^ fsnotify.Chmod; op != 0 {
+			boxes <- event{Path: ev.Name, Op: op}
+		}
+	case under(f.outbox, ev.Name) || under(f.to, ev.Name):
 		if ev.Op.Has(fsnotify.Create) {
 			if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-				f.addTree(w, ev.Name, outbox)
+				f.addTree(w, ev.Name, boxes)
 				return
 			}
 		}
-		outbox <- event{Path: ev.Name, Op: ev.Op}
+		boxes <- event{Path: ev.Name, Op: ev.Op}
 	}
 }
 
@@ -94,14 +101,25 @@ func under(dir, p string) bool {
 	return strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
-// addTree watches a folder that appeared in outbox (made, or moved or
+// addTree watches a folder that appeared in a box (made, or moved or
 // copied in) and every folder below it, and reports the files and
 // symbolic links already inside (they may have been written before the
 // watch existed), the folder itself, and each folder below it that has no
 // entries (the engine sends those as empty folders). A path seen both
-// here and by an event is merged by the debouncer. WalkDir does not
-// follow symbolic links, so a link to a folder is reported, not entered.
-func (f *Tree) addTree(w *watches, root string, outbox chan<- event) {
+// here and by an event is merged by the debouncer.
+func (f *Tree) addTree(w *watches, root string, boxes chan<- event) {
+	for _, p := range f.watchTree(w.add, root) {
+		boxes <- event{Path: p, Op: fsnotify.Create}
+	}
+}
+
+// watchTree watches root and every folder below it with watch, and
+// returns what addTree reports of it: the files and symbolic links
+// inside, then root and each folder below it that has no entries.
+// WalkDir does not follow symbolic links, so a link to a folder is
+// returned, not entered.
+func (f *Tree) watchTree(watch func(string) error, root string) []string {
+	var paths []string
 	var dirs []string           // every folder, in walk order
 	filled := map[string]bool{} // folders seen to have an entry
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -113,22 +131,23 @@ func (f *Tree) addTree(w *watches, root string, outbox chan<- event) {
 		}
 		if d.IsDir() {
 			dirs = append(dirs, p)
-			if err := w.add(p); err != nil {
+			if err := watch(p); err != nil && !errors.Is(err, fsnotify.ErrClosed) { // closed: the tree is stopping
 				f.log.Warn("outbox folder not watched", "path", p, "err", err,
 					"fix", "raise fs.inotify.max_user_watches (Linux), then restart meshfs")
 			}
 			return nil
 		}
-		outbox <- event{Path: p, Op: fsnotify.Create}
+		paths = append(paths, p)
 		return nil
 	})
 	if err != nil {
 		f.log.Warn("outbox folder not fully scanned", "path", root, "err", err,
-			"fix", "check permissions inside outbox/, then restart meshfs")
+			"fix", "check permissions inside outbox/ and to/, then restart meshfs")
 	}
 	for _, p := range dirs {
 		if p == root || !filled[p] {
-			outbox <- event{Path: p, Op: fsnotify.Create}
+			paths = append(paths, p)
 		}
 	}
+	return paths
 }

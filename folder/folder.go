@@ -40,6 +40,12 @@ type Syncer interface {
 	// name, end-to-end encrypted to that member. A name that is not a current
 	// member's fails (the error wraps fs.ErrNotExist).
 	SayTo(name, text string) error
+	// ToClosed is OutboxClosed for the folder to/<name>/ of the member
+	// whose Conversation.Name is name: rel is relative to that folder. What
+	// is put there goes to that member only, sealed to it.
+	ToClosed(name, rel string)
+	// ToRemoved is OutboxRemoved for to/<name>/.
+	ToRemoved(name, rel string)
 }
 
 // Conversation is one file under dm/: a private conversation with one
@@ -51,8 +57,9 @@ type Conversation struct {
 
 // Config configures a Tree. Zero durations take the defaults.
 type Config struct {
-	// Dir is the tree root: Dir/outbox, Dir/sent, Dir/inbox, and the files
-	// Dir/chat, Dir/peers and Dir/dm/* this driver maintains.
+	// Dir is the tree root: Dir/outbox, Dir/sent, Dir/inbox, the files
+	// Dir/chat, Dir/peers and Dir/dm/* this driver maintains, and the
+	// folders Dir/to/<name>/ it makes, one per member.
 	Dir string
 	// Syncer is the engine that sends and receives; required.
 	Syncer Syncer
@@ -63,7 +70,8 @@ type Config struct {
 	// covers is checked again. Default 200 ms.
 	Debounce time.Duration
 	// PeersRefresh is how often the peers table is rendered and compared
-	// with the file; when it changed, the members are read again for dm/.
+	// with the file; when it changed, the members are read again for dm/
+	// and to/.
 	// Default 1 s.
 	PeersRefresh time.Duration
 }
@@ -75,17 +83,19 @@ const (
 	dmName              = "dm"
 	peersName           = "peers"
 	outboxName          = "outbox"
+	toName              = "to"
 )
 
 // Tree keeps a plain folder (no FUSE) in step with the sync engine: it
-// watches outbox/, chat and dm/ with fsnotify and rewrites chat, dm/* and
-// peers.
+// watches outbox/, to/*/, chat and dm/ with fsnotify and rewrites chat,
+// dm/* and peers.
 //
 // Run starts these goroutines and stops them all before it returns:
-// the fsnotify reader (which also adds new outbox subfolders), one
-// debouncer for outbox paths and one for chat and dm/, the outbox loop
-// (writer checks, reports to the engine), the chat loop (sole owner of
-// Dir/chat and Dir/dm/*), and the peers loop (sole owner of Dir/peers).
+// the fsnotify reader (which also adds new subfolders of the boxes), one
+// debouncer for the boxes' paths (outbox/ and to/*/) and one for chat
+// and dm/, the box loop (writer checks, reports to the engine; owner of
+// the folders under to/), the chat loop (sole owner of Dir/chat and
+// Dir/dm/*), and the peers loop (sole owner of Dir/peers).
 type Tree struct {
 	// Immutable after New.
 	cfg     Config
@@ -94,6 +104,7 @@ type Tree struct {
 	outbox  string
 	chat    string
 	dm      string
+	to      string
 	peers   string
 	chatLog string
 	logs    *logSet // the logs the chat loop follows; changed by the chat loop, read by the event reader
@@ -105,8 +116,8 @@ type Tree struct {
 // errFolderRunning is returned when Run is called twice.
 var errFolderRunning = errors.New("folder already running")
 
-// New checks cfg, creates Dir/outbox and Dir/dm if missing, and returns a Tree
-// ready to Run. It starts nothing.
+// New checks cfg, creates Dir/outbox, Dir/dm and Dir/to if missing, and
+// returns a Tree ready to Run. It starts nothing.
 func New(cfg Config) (*Tree, error) {
 	if cfg.Syncer == nil {
 		return nil, errors.New("new folder: no syncer")
@@ -133,6 +144,10 @@ func New(cfg Config) (*Tree, error) {
 	if err := os.MkdirAll(dm, 0o700); err != nil { // private conversations
 		return nil, fmt.Errorf("new folder: %w", err)
 	}
+	to := filepath.Join(dir, toName)
+	if err := os.MkdirAll(to, 0o700); err != nil { // files for one member each
+		return nil, fmt.Errorf("new folder: %w", err)
+	}
 	chatLog, err := filepath.Abs(cfg.Syncer.ChatLogPath())
 	if err != nil {
 		return nil, fmt.Errorf("new folder: chat log: %w", err)
@@ -144,6 +159,7 @@ func New(cfg Config) (*Tree, error) {
 		outbox:  outbox,
 		chat:    filepath.Join(dir, chatName),
 		dm:      dm,
+		to:      to,
 		peers:   filepath.Join(dir, peersName),
 		chatLog: chatLog,
 		logs:    newLogSet(chatLog),
@@ -157,6 +173,17 @@ func New(cfg Config) (*Tree, error) {
 // /proc; elsewhere it reports no writer.
 func (f *Tree) Writing(rel string) bool {
 	return writingUnder(filepath.Join(f.outbox, filepath.FromSlash(rel)))
+}
+
+// WritingTo reports whether a file at or below rel (relative to
+// to/<name>/) is open for writing. It is Writing for the folder of the
+// member whose Conversation.Name is name; a name that is no single file
+// name has no folder and reports no writer.
+func (f *Tree) WritingTo(name, rel string) bool {
+	if !validDMName(name) {
+		return false
+	}
+	return writingUnder(filepath.Join(f.to, name, filepath.FromSlash(rel)))
 }
 
 // resolveDir makes dir absolute and resolves symlinks, because the
@@ -242,11 +269,13 @@ func (w *watches) close(log *slog.Logger) {
 	}
 }
 
-// addWatches watches Dir (for chat), Dir/dm, the chat log's folder, and
-// outbox with every subfolder (the chat loop watches the dm logs' folders). Files already in outbox are not reported: the
-// engine rescans outbox itself at Start.
+// addWatches watches Dir (for chat), Dir/dm, Dir/to, the chat log's
+// folder, and outbox with every subfolder (the chat loop watches the dm
+// logs' folders, the box loop each member's folder under to/). Files
+// already in outbox are not reported: the engine rescans outbox itself
+// at Start.
 func (f *Tree) addWatches(w *watches) error {
-	for _, d := range []string{f.dir, f.dm} {
+	for _, d := range []string{f.dir, f.dm, f.to} {
 		if err := w.add(d); err != nil {
 			return fmt.Errorf("run folder: watch %s: %w", d, err)
 		}
@@ -277,22 +306,23 @@ func (f *Tree) addWatches(w *watches) error {
 // debouncers' inputs, which close their outputs, which end the loops.
 func (f *Tree) runLoops(ctx context.Context, w *watches) {
 	closes := make(chan string)
-	outboxIn := make(chan event)
-	outboxOut := make(chan event)
+	boxIn := make(chan event)
+	boxOut := make(chan event)
 	chatIn := make(chan event)
 	chatOut := make(chan event)
-	members := make(chan struct{}, 1) // peers loop to chat loop: the table changed
+	chatMembers := make(chan struct{}, 1) // peers loop to chat loop: the table changed
+	boxMembers := make(chan struct{}, 1)  // peers loop to box loop: the table changed
 	var wg sync.WaitGroup
-	wg.Go(func() { debounce(outboxIn, outboxOut, f.cfg.Debounce, realClock{}) })
+	wg.Go(func() { debounce(boxIn, boxOut, f.cfg.Debounce, realClock{}) })
 	wg.Go(func() { debounce(chatIn, chatOut, f.cfg.Debounce, realClock{}) })
 	wg.Go(func() {
 		defer close(closes)
 		w.closes.run(func(p string) { closes <- p })
 	})
-	wg.Go(func() { f.readEvents(w, closes, outboxIn, chatIn) })
-	wg.Go(func() { f.outboxLoop(ctx, outboxOut) })
-	wg.Go(func() { f.chatLoop(ctx, chatOut, members, w.fs.Add) })
-	wg.Go(func() { f.peersLoop(ctx, members) })
+	wg.Go(func() { f.readEvents(w, closes, boxIn, chatIn) })
+	wg.Go(func() { f.boxLoop(ctx, boxOut, boxMembers, w.add) })
+	wg.Go(func() { f.chatLoop(ctx, chatOut, chatMembers, w.fs.Add) })
+	wg.Go(func() { f.peersLoop(ctx, chatMembers, boxMembers) })
 	<-ctx.Done()
 	w.close(f.log)
 	wg.Wait()

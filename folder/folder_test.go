@@ -29,6 +29,8 @@ type fakeSyncer struct {
 	mu         sync.Mutex
 	closed     []string
 	removed    []string
+	toClosed   []string // "name/rel"
+	toRemoved  []string // "name/rel"
 	said       []string
 	saidTo     []string // "name: text"
 	members    []string // the names Conversations lists
@@ -48,6 +50,26 @@ func (s *fakeSyncer) OutboxRemoved(rel string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removed = append(s.removed, rel)
+}
+
+func (s *fakeSyncer) ToClosed(name, rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.toClosed = append(s.toClosed, name+"/"+rel)
+}
+
+func (s *fakeSyncer) ToRemoved(name, rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.toRemoved = append(s.toRemoved, name+"/"+rel)
+}
+
+// toSnapshot returns copies of the ToClosed and ToRemoved calls, as
+// "name/rel".
+func (s *fakeSyncer) toSnapshot() (closed, removed []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.toClosed), slices.Clone(s.toRemoved)
 }
 
 func (s *fakeSyncer) Say(text string) error {
@@ -191,6 +213,7 @@ func (h logCounter) count(msg string) int {
 
 // harness is one running Tree on a temp dir with a fake engine.
 type harness struct {
+	tree   *Tree
 	dir    string
 	syncer *fakeSyncer
 	logs   logCounter
@@ -233,6 +256,7 @@ func startTreeMembers(t *testing.T, members []string, prepare func(dir, logPath 
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.tree = f
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()

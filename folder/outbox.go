@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 	"time"
 )
 
-// fileState is what the outbox loop last reported for a file: if the
+// fileState is what the box loop last reported for a file: if the
 // file still has it, another event for the path (a late Write, the
 // debouncer and the writer poll both firing, a Chmod that changed
 // nothing, a hard link's change of the link count) is not reported again.
@@ -23,11 +24,15 @@ type fileState struct {
 	mode  fs.FileMode
 }
 
-// outboxWatch is the outbox loop's state, owned by that goroutine.
-type outboxWatch struct {
+// boxWatch is the box loop's state, owned by that goroutine. A box is a
+// folder whose files the engine sends: outbox/, named "", or to/<name>/
+// of a member, named by the member's name. Paths are absolute, so one
+// map serves every box.
+type boxWatch struct {
 	f        *Tree
 	held     map[string]bool      // complete-looking files a process still holds open for writing
 	reported map[string]fileState // files reported closed, until they change or go
+	to       toFolders            // the folders under to/
 }
 
 // heldRecheck is how often, on Linux, files still held open for writing
@@ -36,13 +41,16 @@ type outboxWatch struct {
 // outbox/.
 const heldRecheck = 5 * time.Second
 
-// outboxLoop reports settled outbox paths to the engine. A file that
+// boxLoop reports settled paths of the boxes to the engine. A file that
 // some process still has open for writing is held and checked again at
 // each close after writing (Linux), and on a timer that runs only while a
 // file is held (every heldRecheck on Linux, every Debounce elsewhere),
-// until its writers are gone, however long they pause.
-func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
-	o := &outboxWatch{f: f, held: make(map[string]bool), reported: make(map[string]fileState)}
+// until its writers are gone, however long they pause. It also owns the
+// folders under to/: it makes and watches (with watch) one per member,
+// read again at each signal on members (toFolders).
+func (f *Tree) boxLoop(ctx context.Context, in <-chan event, members <-chan struct{}, watch func(string) error) {
+	o := &boxWatch{f: f, held: make(map[string]bool), reported: make(map[string]fileState)}
+	o.to = newToFolders(o, watch)
 	every := f.cfg.Debounce
 	if seesCloses {
 		every = heldRecheck
@@ -62,10 +70,14 @@ func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 			// One /proc scan for all the paths already due (cp -r of
 			// many files), not one scan per path.
 			paths, open := drain(in, ev.Path)
-			o.settle(o.withHeld(paths))
+			rest, entries := o.to.split(paths)
+			o.settle(o.withHeld(rest))
+			o.to.handle(entries) // after the files: a folder's removal comes after theirs
 			if !open {
 				return
 			}
+		case <-members:
+			o.to.refresh()
 		case <-tick.C:
 			if len(o.held) > 0 {
 				o.settle(slices.Collect(maps.Keys(o.held)))
@@ -79,7 +91,7 @@ func (f *Tree) outboxLoop(ctx context.Context, in <-chan event) {
 // withHeld adds the held files to paths: a writer's close is reported
 // for the name it opened, and frees the file's other names (hard links)
 // too.
-func (o *outboxWatch) withHeld(paths []string) []string {
+func (o *boxWatch) withHeld(paths []string) []string {
 	for p := range o.held {
 		if !slices.Contains(paths, p) {
 			paths = append(paths, p)
@@ -111,16 +123,20 @@ func drain(in <-chan event, first string) (paths []string, open bool) {
 // gone means removed; a regular file without writers means closed; with
 // writers it stays held. A symbolic link (never followed) is reported
 // like a closed file, and a folder once (the reader sends only new ones;
-// the engine walks it). Other file types are not sent.
-func (o *outboxWatch) settle(paths []string) {
+// the engine walks it). Other file types are not sent, and nothing in a
+// folder under to/ that is not an open box (toFolders.open).
+func (o *boxWatch) settle(paths []string) {
 	var targets []writeTarget
 	for _, p := range paths {
+		if _, _, ok := o.boxOf(p); !ok {
+			continue
+		}
 		fi, err := os.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			o.removed(p)
 		case err != nil:
-			o.f.log.Warn("outbox file unreadable", "path", o.rel(p), "err", err, "fix", "check its permissions, then save it again")
+			o.logFor(p).Warn("outbox file unreadable", "err", err, "fix", "check its permissions, then save it again")
 		case fi.Mode().IsRegular():
 			if st, ok := stateOf(fi); ok {
 				targets = append(targets, writeTarget{Path: p, ID: st.id})
@@ -139,7 +155,7 @@ func (o *outboxWatch) settle(paths []string) {
 	for _, t := range targets {
 		if writers[t.ID] {
 			o.held[t.Path] = true
-			o.f.log.Debug("outbox file open for writing", "path", o.rel(t.Path))
+			o.logFor(t.Path).Debug("outbox file open for writing")
 			continue
 		}
 		if st, ok := restat(t); ok {
@@ -171,37 +187,48 @@ func stateOf(fi os.FileInfo) (fileState, bool) {
 // newFolder reports folder p unless it was reported as a folder already:
 // its mtime changes with every entry added, and a Chmod of a folder sends
 // nothing.
-func (o *outboxWatch) newFolder(p string, fi os.FileInfo) {
+func (o *boxWatch) newFolder(p string, fi os.FileInfo) {
 	delete(o.held, p)
 	if old, done := o.reported[p]; done && old.mode.IsDir() {
 		return
 	}
 	st, _ := stateOf(fi) // only its mode matters here
 	o.reported[p] = st
-	rel := o.rel(p)
-	o.f.log.Debug("outbox folder new", "path", rel)
-	o.f.cfg.Syncer.OutboxClosed(rel)
+	o.logFor(p).Debug("outbox folder new")
+	o.tellClosed(p)
 }
 
 // closed reports a finished file once per version of it.
-func (o *outboxWatch) closed(p string, st fileState) {
+func (o *boxWatch) closed(p string, st fileState) {
 	delete(o.held, p)
 	if o.reported[p] == st {
 		return
 	}
 	o.reported[p] = st
-	rel := o.rel(p)
-	o.f.log.Debug("outbox file closed", "path", rel, "bytes", st.size)
-	o.f.cfg.Syncer.OutboxClosed(rel)
+	o.logFor(p).Debug("outbox file closed", "bytes", st.size)
+	o.tellClosed(p)
 }
 
 // removed reports a path that is gone: deleted or moved away by the user,
 // or moved to sent/ by the engine (which ignores removals of files it has
 // finished).
-func (o *outboxWatch) removed(p string) {
+func (o *boxWatch) removed(p string) {
+	o.forget(p)
+	o.logFor(p).Debug("outbox path removed")
+	box, rel, _ := o.boxOf(p)
+	if box == "" {
+		o.f.cfg.Syncer.OutboxRemoved(rel)
+	} else {
+		o.f.cfg.Syncer.ToRemoved(box, rel)
+	}
+}
+
+// forget drops what the loop knows of p and, if it was a folder, of
+// everything below it.
+func (o *boxWatch) forget(p string) {
 	delete(o.held, p)
 	delete(o.reported, p)
-	for k := range o.reported { // p may have been a folder
+	for k := range o.reported {
 		if under(p, k) {
 			delete(o.reported, k)
 		}
@@ -211,16 +238,44 @@ func (o *outboxWatch) removed(p string) {
 			delete(o.held, k)
 		}
 	}
-	rel := o.rel(p)
-	o.f.log.Debug("outbox path removed", "path", rel)
-	o.f.cfg.Syncer.OutboxRemoved(rel)
 }
 
-// rel is p relative to outbox/, slash-separated, as the engine names files.
-func (o *outboxWatch) rel(p string) string {
-	r, err := filepath.Rel(o.f.outbox, p)
-	if err != nil {
-		return filepath.ToSlash(p) // cannot happen: the reader routes only paths under outbox
+// tellClosed reports p to the engine as complete.
+func (o *boxWatch) tellClosed(p string) {
+	box, rel, _ := o.boxOf(p)
+	if box == "" {
+		o.f.cfg.Syncer.OutboxClosed(rel)
+	} else {
+		o.f.cfg.Syncer.ToClosed(box, rel)
 	}
-	return filepath.ToSlash(r)
+}
+
+// boxOf returns the box of p ("" for outbox/, a member's name for
+// to/<name>/) and p relative to it, slash-separated, as the engine names
+// files. It fails for a path in no open box: outside outbox/ and to/, a
+// box's folder itself, or a folder under to/ that is no member's (the
+// reader routes paths of a member removed meanwhile).
+func (o *boxWatch) boxOf(p string) (box, rel string, ok bool) {
+	root := o.f.outbox
+	if !under(root, p) {
+		box, ok = o.to.boxOf(p)
+		if !ok {
+			return "", "", false
+		}
+		root = filepath.Join(o.f.to, box)
+	}
+	r, err := filepath.Rel(root, p)
+	if err != nil || r == "." {
+		return "", "", false
+	}
+	return box, filepath.ToSlash(r), true
+}
+
+// logFor is the log with p's box and its path in it.
+func (o *boxWatch) logFor(p string) *slog.Logger {
+	box, rel, _ := o.boxOf(p)
+	if box == "" {
+		return o.f.log.With("path", rel)
+	}
+	return o.f.log.With("to", box, "path", rel)
 }

@@ -11,11 +11,11 @@ import (
 
 // peersLoop owns Dir/peers: right after start and every PeersRefresh
 // it renders the table and rewrites the file if the table changed or the
-// file is gone. Then it also signals members (without blocking; one
-// pending signal is enough): the member set changes only with the table,
-// so the chat loop reads Conversations again only then and needs no timer
-// of its own.
-func (f *Tree) peersLoop(ctx context.Context, members chan<- struct{}) {
+// file is gone. Then it also signals each of members (without blocking;
+// one pending signal is enough): the member set changes only with the
+// table, so the chat loop and the box loop read Conversations again only
+// then and need no timer of their own.
+func (f *Tree) peersLoop(ctx context.Context, members ...chan<- struct{}) {
 	var last []byte
 	written := false
 	refresh := func() {
@@ -23,9 +23,11 @@ func (f *Tree) peersLoop(ctx context.Context, members chan<- struct{}) {
 		if written && bytes.Equal(table, last) && exists(f.peers) {
 			return
 		}
-		select {
-		case members <- struct{}{}:
-		default:
+		for _, m := range members {
+			select {
+			case m <- struct{}{}:
+			default:
+			}
 		}
 		if err := atomicfile.Write(f.peers, table, 0o644); err != nil {
 			f.log.Warn("peers file not updated", "err", err, "fix", "check free space and permissions of the folder; retried")
