@@ -146,6 +146,12 @@ func (d *daemon) startMesh(ctx context.Context) error {
 		}
 		return d.tree.Load().Writing(rel) // a nil Server knows no writer
 	}
+	scfg.WritingTo = func(name, rel string) bool {
+		if t := d.plain.Load(); t != nil {
+			return t.WritingTo(name, rel)
+		}
+		return false
+	}
 	engine, err := meshsync.New(scfg)
 	if err != nil {
 		return err
