@@ -21,7 +21,8 @@ import (
 // sets no NegativeTimeout). It is shorter than the second the other
 // synthetic entries are kept, which would be the upper bound, but long
 // enough that one command's burst of lookups (ls -l, open then fstat)
-// costs one LOOKUP, and with it one Syncer.Conversations call.
+// costs one LOOKUP, and with it one Syncer.Conversations call. The
+// members' folders of to/ are kept as long, for the same reason.
 const dmEntryTimeout = 100 * time.Millisecond
 
 // dmNode is the dm/ folder: one chatNode per member this node may talk to
