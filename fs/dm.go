@@ -6,8 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,12 +21,9 @@ import (
 // sets no NegativeTimeout). It is shorter than the second the other
 // synthetic entries are kept, which would be the upper bound, but long
 // enough that one command's burst of lookups (ls -l, open then fstat)
-// costs one LOOKUP, and with it one Syncer.Conversations call.
+// costs one LOOKUP, and with it one Syncer.Conversations call. The
+// members' folders of to/ are kept as long, for the same reason.
 const dmEntryTimeout = 100 * time.Millisecond
-
-// maxRefusedNames bounds the bad names dm/ remembers having logged; past
-// it, further bad names are skipped without a log line.
-const maxRefusedNames = 64
 
 // dmNode is the dm/ folder: one chatNode per member this node may talk to
 // privately. The member set is the Syncer's: every listing and lookup asks
@@ -38,13 +33,10 @@ type dmNode struct {
 	fusefs.Inode
 
 	// immutable after newDM
-	syncer Syncer
-	errs   *errnos
-	log    *slog.Logger
-	mtime  time.Time
-
-	mu      sync.Mutex
-	refused map[string]bool // guarded by mu: bad names already logged
+	syncer  Syncer
+	members *memberNames
+	errs    *errnos
+	mtime   time.Time
 }
 
 var (
@@ -54,8 +46,7 @@ var (
 )
 
 func newDM(syncer Syncer, errs *errnos, log *slog.Logger) *dmNode {
-	return &dmNode{syncer: syncer, errs: errs, log: log, mtime: time.Now(),
-		refused: make(map[string]bool)}
+	return &dmNode{syncer: syncer, members: newMemberNames(syncer, log), errs: errs, mtime: time.Now()}
 }
 
 func (d *dmNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -83,7 +74,7 @@ func (d *dmNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) 
 // after dmEntryTimeout, so the kernel asks again soon; the attributes are
 // uncached, as chat's.
 func (d *dmNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	c, ok := d.find(name)
+	c, ok := d.members.find(name)
 	if !ok {
 		return nil, syscall.ENOENT
 	}
@@ -94,16 +85,6 @@ func (d *dmNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	out.SetEntryTimeout(dmEntryTimeout)
 	out.SetAttrTimeout(uncached)
 	return n.EmbeddedInode(), 0
-}
-
-// find returns the current conversation named name.
-func (d *dmNode) find(name string) (Conversation, bool) {
-	for _, c := range d.conversations() {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return Conversation{}, false
 }
 
 // file returns the node of conversation c: the one go-fuse already knows
@@ -123,54 +104,8 @@ func (d *dmNode) file(ctx context.Context, c Conversation) *chatNode {
 	return n
 }
 
-// conversations returns Syncer.Conversations without the names that cannot
-// be a directory entry, or that repeat an earlier one. The engine makes
-// names safe; this only keeps a bug there from making a bad entry here.
-func (d *dmNode) conversations() []Conversation {
-	all := d.syncer.Conversations()
-	out := make([]Conversation, 0, len(all))
-	seen := make(map[string]bool, len(all))
-	for _, c := range all {
-		why := badName(c.Name)
-		if why == "" && seen[c.Name] {
-			why = "repeated"
-		}
-		if why != "" {
-			d.refuse(c.Name, why)
-			continue
-		}
-		seen[c.Name] = true
-		out = append(out, c)
-	}
-	return out
-}
-
-// badName says why name cannot be an entry of dm/, or "".
-func badName(name string) string {
-	switch {
-	case name == "", name == ".", name == "..":
-		return "empty or a dot name"
-	case strings.ContainsAny(name, "/\x00"):
-		return "contains / or NUL"
-	case len(name) > 255:
-		return "longer than NAME_MAX"
-	}
-	return ""
-}
-
-// refuse logs a skipped name, once per name.
-func (d *dmNode) refuse(name, why string) {
-	d.mu.Lock()
-	seen := d.refused[name] || len(d.refused) >= maxRefusedNames
-	if !seen {
-		d.refused[name] = true
-	}
-	d.mu.Unlock()
-	if !seen {
-		d.log.Warn("conversation name refused", "name", name, "why", why,
-			"fix", "report a bug: the engine gave fs a name unfit for a file")
-	}
-}
+// conversations returns the current conversations with a good name.
+func (d *dmNode) conversations() []Conversation { return d.members.conversations() }
 
 // dm/'s entries are the Syncer's: everything that would change them fails
 // with EPERM. Without these, go-fuse would let unlink and rmdir "succeed"

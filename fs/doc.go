@@ -17,6 +17,14 @@
 //	    bob     like chat, for a private conversation: reading gives
 //	            Conversation.Log, each written line is handed to
 //	            Syncer.SayTo("bob", line)
+//	  to/       synthetic: one folder per Syncer.Conversations entry, the
+//	            same names as dm/, asked anew at each listing and lookup;
+//	            nothing else can be made or changed in it (EPERM)
+//	    bob/    loopback of Root/to/bob (made at its first lookup), with
+//	            outbox/'s rules: what is put there goes to bob only, and is
+//	            reported to Syncer.ToClosed("bob", rel) and ToRemoved; a
+//	            rename to or from outbox/ or another member's folder is
+//	            EXDEV
 //	  chat      synthetic: reading gives Config.ChatLog, each written line is
 //	            handed to Syncer.Say
 //	  peers     synthetic: a per-open snapshot of Syncer.PeersTable
@@ -24,6 +32,9 @@
 // Each loopback subtree has its own fusefs.LoopbackRoot and a wrapper node
 // type (outboxNode, keepNode) that embeds *fusefs.LoopbackNode and wraps its
 // children through NodeWrapChilder, so a whole subtree shares one policy.
+// outbox/ and each member's folder under to/ are one implementation: an
+// outbox "box" (type outbox) named by the member, "" for outbox/, which
+// alone decides which Syncer calls its reports go to.
 // chat and the files of dm/ are one node type, chatNode, that differs only
 // in the log it serves and the call its lines go to.
 //
@@ -42,9 +53,9 @@
 //
 // The kernel caches the loopback subtrees' entries and attributes for a
 // second (loopbackTimeout), never negative entries, no attributes of chat,
-// peers and the files of dm/, and the entries of dm/ for a tenth of a
-// second (dmEntryTimeout), so that a member who left disappears from it
-// without a notification (docs/fs-caching.md). The sync engine changes the backing tree
+// peers and the files of dm/, and the entries of dm/ and to/ for a tenth of
+// a second (dmEntryTimeout), so that a member who left disappears from
+// them without a notification (docs/fs-caching.md). The sync engine changes the backing tree
 // behind the kernel's back, so it reports each change with
 // Server.Changed(rel), rel relative to Config.Root ("inbox/alice/r.pdf").
 // Changed only adds rel to a bounded set of pending paths, folding it into

@@ -21,8 +21,8 @@ import (
 
 // call is one recorded Syncer call.
 type call struct {
-	op  string // "closed", "removed", "say", "sayto"
-	arg string // for "sayto", "name: line"
+	op  string // "closed", "removed", "say", "sayto", "toclosed", "toremoved"
+	arg string // for "sayto", "name: line"; for "toclosed" and "toremoved", "name: rel"
 }
 
 func (c call) String() string { return c.op + "(" + c.arg + ")" }
@@ -36,6 +36,10 @@ type fakeSyncer struct {
 	sayErr map[string]error  // guarded by mu: lines Say refuses
 	unsent map[string]string // guarded by mu: UnsentReason's answers
 	convs  []Conversation    // guarded by mu: Conversations' answer
+	// toDeliv and toUnsent are guarded by mu: ToDelivery's and
+	// ToUnsentReason's answers, keyed by "name: rel".
+	toDeliv  map[string]map[string]string
+	toUnsent map[string]string
 }
 
 func (f *fakeSyncer) UnsentReason(rel string) string {
@@ -63,6 +67,40 @@ func (f *fakeSyncer) record(op, arg string) {
 
 func (f *fakeSyncer) OutboxClosed(rel string)  { f.record("closed", rel) }
 func (f *fakeSyncer) OutboxRemoved(rel string) { f.record("removed", rel) }
+
+func (f *fakeSyncer) ToClosed(name, rel string)  { f.record("toclosed", name+": "+rel) }
+func (f *fakeSyncer) ToRemoved(name, rel string) { f.record("toremoved", name+": "+rel) }
+
+func (f *fakeSyncer) ToDelivery(name, rel string) (map[string]string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	members, ok := f.toDeliv[name+": "+rel]
+	return members, ok
+}
+
+func (f *fakeSyncer) setToDelivery(name, rel string, members map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.toDeliv == nil {
+		f.toDeliv = map[string]map[string]string{}
+	}
+	f.toDeliv[name+": "+rel] = members
+}
+
+func (f *fakeSyncer) ToUnsentReason(name, rel string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.toUnsent[name+": "+rel]
+}
+
+func (f *fakeSyncer) setToUnsent(name, rel, why string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.toUnsent == nil {
+		f.toUnsent = map[string]string{}
+	}
+	f.toUnsent[name+": "+rel] = why
+}
 
 func (f *fakeSyncer) Say(text string) error {
 	f.mu.Lock()

@@ -22,9 +22,10 @@ import (
 // the set holds at most maxChanges+len(subtrees) paths.
 const maxChanges = 1024
 
-// subtrees are the loopback subtrees: the only part of the tree whose
-// files change behind the kernel's back.
-var subtrees = []string{"outbox", "sent", "inbox"}
+// subtrees are the tops of the loopback subtrees: the only part of the
+// tree whose files change behind the kernel's back. to/ holds one loopback
+// subtree per member, to/<name>/.
+var subtrees = []string{"outbox", "sent", "inbox", "to"}
 
 // treePath cleans rel, a '/'-separated path relative to Config.Root, and
 // reports whether it lies in a loopback subtree.
@@ -249,10 +250,15 @@ func (v *invalidater) backingState(dir, node *fusefs.Inode, rel string) entrySta
 	case err != nil:
 		return replaced
 	case dir == v.root:
-		return same // a subtree's top: go-fuse numbers it, not the backing folder
+		return same // a subtree's top (or to/): go-fuse numbers it, not the backing folder
 	}
 	lb := loopbackOf(node)
-	if lb == nil || node.StableAttr().Ino != backingIno(lb.RootData, &st) {
+	switch {
+	case lb == nil:
+		return replaced
+	case isTop(lb):
+		return same // a member's folder, to/<name>/: numbered like the tops
+	case node.StableAttr().Ino != backingIno(lb.RootData, &st):
 		return replaced
 	}
 	return same

@@ -57,3 +57,6 @@ func (s *Server) Changed(string) {}
 
 // Writing is false, like the Linux version on a nil Server.
 func (s *Server) Writing(string) bool { return false }
+
+// WritingTo is false, like the Linux version on a nil Server.
+func (s *Server) WritingTo(string, string) bool { return false }

@@ -17,11 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// outbox is the state shared by every node of the outbox/ subtree: which
-// open handles may write, and so when a file is complete.
+// outbox is the state shared by every node of one outbox subtree: which
+// open handles may write, and so when a file is complete. One type serves
+// outbox/ and each member's folder to/<name>/ alike; they differ only in
+// the Syncer calls they report to (see closed, gone, delivery and
+// unsentReason).
 type outbox struct {
 	// immutable after newOutbox
 	root   *fusefs.LoopbackRoot
+	member string // "" for outbox/, the member's Conversation.Name for to/<member>/
 	syncer Syncer
 	log    *slog.Logger
 
@@ -29,19 +33,23 @@ type outbox struct {
 	handles map[fusefs.FileHandle]uint64 // guarded by mu: writable handle -> inode number
 	writers map[uint64]int               // guarded by mu: inode number -> writable handles open
 	// names is guarded by mu: inode number of a file open for writing ->
-	// the outbox paths it was created, opened, linked or renamed as
-	// meanwhile, which its last release reports (see outbox_writers.go).
+	// the paths (relative to the subtree) it was created, opened, linked
+	// or renamed as meanwhile, which its last release reports (see
+	// outbox_writers.go).
 	names map[uint64]map[string]bool
 }
 
-// newOutbox returns the top node of the outbox/ subtree backed by dir.
-func newOutbox(dir string, syncer Syncer, log *slog.Logger) (*outboxNode, error) {
-	root, err := newLoopbackRoot(dir, saltOutbox)
+// newOutbox returns the top node of an outbox subtree backed by dir, its
+// inode numbers salted with salt: outbox/ when member is "", else
+// to/<member>/.
+func newOutbox(dir string, salt uint64, member string, syncer Syncer, log *slog.Logger) (*outboxNode, error) {
+	root, err := newLoopbackRoot(dir, salt)
 	if err != nil {
 		return nil, err
 	}
 	box := &outbox{
 		root:    root,
+		member:  member,
 		syncer:  syncer,
 		log:     log,
 		handles: make(map[fusefs.FileHandle]uint64),
@@ -53,8 +61,48 @@ func newOutbox(dir string, syncer Syncer, log *slog.Logger) (*outboxNode, error)
 	return top, nil
 }
 
-// outboxNode is a loopback node of outbox/ that tells the Syncer when files
-// are complete or removed, and advertises 1 MiB blocks.
+// closed reports rel, relative to the subtree, as complete: to
+// Syncer.OutboxClosed for outbox/, to Syncer.ToClosed for a member's
+// folder.
+func (b *outbox) closed(rel string) {
+	if b.member == "" {
+		b.syncer.OutboxClosed(rel)
+		return
+	}
+	b.syncer.ToClosed(b.member, rel)
+}
+
+// gone reports rel as no longer in the subtree (Syncer.OutboxRemoved or
+// ToRemoved).
+func (b *outbox) gone(rel string) {
+	if b.member == "" {
+		b.syncer.OutboxRemoved(rel)
+		return
+	}
+	b.syncer.ToRemoved(b.member, rel)
+}
+
+// delivery returns the delivery state of file rel (Syncer.Delivery or
+// ToDelivery).
+func (b *outbox) delivery(rel string) (map[string]string, bool) {
+	if b.member == "" {
+		return b.syncer.Delivery(rel)
+	}
+	return b.syncer.ToDelivery(b.member, rel)
+}
+
+// unsentReason says why file rel is not sent (Syncer.UnsentReason or
+// ToUnsentReason).
+func (b *outbox) unsentReason(rel string) string {
+	if b.member == "" {
+		return b.syncer.UnsentReason(rel)
+	}
+	return b.syncer.ToUnsentReason(b.member, rel)
+}
+
+// outboxNode is a loopback node of outbox/ or of a member's folder
+// to/<name>/ that tells the Syncer when files are complete or removed, and
+// advertises 1 MiB blocks.
 type outboxNode struct {
 	*fusefs.LoopbackNode
 	box *outbox
@@ -137,11 +185,12 @@ func newVersion(in *fuse.SetAttrIn) bool {
 // revive recreates n's backing folder when it vanished under a cached
 // folder: sync removes an outbox folder once everything in it has been
 // delivered, and a writer that still holds the folder's dentry would
-// otherwise get ENOENT for a folder it can see. It reports whether the
-// caller should retry.
+// otherwise get ENOENT for a folder it can see. A member's folder
+// to/<name>/ is revived too (its lookup makes it as well); outbox/ itself
+// is not. It reports whether the caller should retry.
 func (n *outboxNode) revive(errno syscall.Errno) bool {
 	rel, ok := subtreeRel(n.LoopbackNode)
-	if errno != syscall.ENOENT || !ok || rel == "" {
+	if errno != syscall.ENOENT || !ok || (rel == "" && n.box.member == "") {
 		return false
 	}
 	dir := filepath.Join(n.RootData.Path, filepath.FromSlash(rel))
@@ -179,7 +228,7 @@ func (n *outboxNode) make(name string, op func() (*fusefs.Inode, syscall.Errno))
 // reportChild reports the entry name of folder n as complete.
 func (n *outboxNode) reportChild(name string) {
 	if rel, ok := n.childRel(name); ok {
-		n.box.syncer.OutboxClosed(rel)
+		n.box.closed(rel)
 	}
 }
 
@@ -255,11 +304,12 @@ func (n *outboxNode) removed(name string) {
 
 // Rename reports the old name as removed and the new one as complete
 // (editors, rsync and `mv tmp final` publish files this way). An exchange
-// reports both names as complete. Renames across subtrees fail with EXDEV
-// in the loopback, so the source is always in outbox/.
+// reports both names as complete. Renames to another subtree fail with
+// EXDEV, between outbox/ and to/<name>/ or two members' folders too, so the
+// source and the target are always in the same box.
 func (n *outboxNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	np, ok := newParent.(*outboxNode)
-	if !ok {
+	if !ok || np.box != n.box {
 		return syscall.EXDEV
 	}
 	if errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags); errno != 0 {

@@ -16,7 +16,9 @@ import (
 )
 
 // Which outbox files are open for writing, and under which names they
-// are reported once the last writer is gone.
+// are reported once the last writer is gone. The same holds for each
+// member's folder to/<name>/; an "outbox path" is a path relative to the
+// box's own top, outbox/ or to/<name>/.
 //
 // A file open for writing is reported by its last release, not when it is
 // linked or renamed; so every name it gets meanwhile is kept in
@@ -127,7 +129,7 @@ func (b *outbox) complete(ino uint64, rel string) {
 		return
 	}
 	b.mu.Unlock()
-	b.syncer.OutboxClosed(rel)
+	b.closed(rel)
 }
 
 // forget drops rel and every path below it from the names kept for files
@@ -156,7 +158,7 @@ func (b *outbox) reportNames(ino uint64, names []string) {
 			st.Mode&syscall.S_IFMT != syscall.S_IFREG || backingIno(b.root, &st) != ino {
 			continue
 		}
-		b.syncer.OutboxClosed(rel)
+		b.closed(rel)
 	}
 }
 
@@ -175,7 +177,7 @@ func (b *outbox) changed(rel string) {
 	case syscall.S_IFREG:
 		b.complete(backingIno(b.root, &st), rel)
 	case syscall.S_IFLNK:
-		b.syncer.OutboxClosed(rel)
+		b.closed(rel)
 	case syscall.S_IFDIR:
 		b.walk(full, rel)
 	}
@@ -207,7 +209,7 @@ func (b *outbox) walk(full, rel string) {
 		case d.IsDir():
 			dirs = append(dirs, p)
 		case d.Type()&iofs.ModeSymlink != 0:
-			b.syncer.OutboxClosed(sub)
+			b.closed(sub)
 		case d.Type().IsRegular():
 			b.walkedFile(d, sub)
 		}
@@ -220,7 +222,7 @@ func (b *outbox) walk(full, rel string) {
 	for _, p := range dirs {
 		if !filled[p] {
 			sub, _ := filepath.Rel(full, p) // p is full or below it
-			b.syncer.OutboxClosed(path.Join(rel, filepath.ToSlash(sub)))
+			b.closed(path.Join(rel, filepath.ToSlash(sub)))
 		}
 	}
 }
@@ -240,5 +242,5 @@ func (b *outbox) walkedFile(d iofs.DirEntry, rel string) {
 // file open for writing.
 func (b *outbox) removed(rel string) {
 	b.forget(rel)
-	b.syncer.OutboxRemoved(rel)
+	b.gone(rel)
 }

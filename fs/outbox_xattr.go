@@ -69,9 +69,9 @@ func (n *outboxNode) deliveryXattrs() map[string]string {
 	if n.box.writing(n.EmbeddedInode()) {
 		return map[string]string{xattrState: stateWriting}
 	}
-	members, queued := n.box.syncer.Delivery(rel)
+	members, queued := n.box.delivery(rel)
 	if !queued {
-		if why := n.box.syncer.UnsentReason(rel); why != "" {
+		if why := n.box.unsentReason(rel); why != "" {
 			return map[string]string{xattrState: why}
 		}
 		return map[string]string{xattrState: stateNotQueued}

@@ -4,14 +4,15 @@ package fs
 
 import (
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
 )
 
-// posixSkips lists the posixtest cases that test something outbox/
-// deliberately does not offer, each with the reason.
+// posixSkips lists the posixtest cases that test something outbox/ (and
+// to/<name>/) deliberately does not offer, each with the reason.
 var posixSkips = map[string]string{
 	// File locks are not forwarded to the daemon (MountOptions.EnableLocks
 	// is off: meshfs needs no locks shared with the backing tree). This case
@@ -24,6 +25,20 @@ var posixSkips = map[string]string{
 // its own empty folder of one mount.
 func TestPosix(t *testing.T) {
 	m := mountTest(t)
+	runPosix(t, m.path("outbox"))
+}
+
+// TestPosixTo runs them against a member's folder, to/bob/, which must
+// behave as outbox/ does.
+func TestPosixTo(t *testing.T) {
+	m := mountTest(t)
+	m.setMembers("bob")
+	runPosix(t, m.path("to/bob"))
+}
+
+// runPosix runs each posixtest case but those of posixSkips in a folder of
+// its own under top.
+func runPosix(t *testing.T, top string) {
 	var names []string
 	for name := range posixtest.All {
 		names = append(names, name)
@@ -34,7 +49,7 @@ func TestPosix(t *testing.T) {
 			if why, ok := posixSkips[name]; ok {
 				t.Skip(why)
 			}
-			dir := m.path("outbox/" + name)
+			dir := filepath.Join(top, name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}

@@ -46,14 +46,17 @@ type Config struct {
 	// Mountpoint is the existing folder the tree is mounted on.
 	Mountpoint string
 	// Root is the backing tree (STATE/tree); outbox/, sent/ and inbox/ are
-	// served from Root/outbox, Root/sent and Root/inbox (created if missing).
+	// served from Root/outbox, Root/sent and Root/inbox, and each member's
+	// folder to/<name>/ from Root/to/<name> (created if missing: Root/to at
+	// mount, Root/to/<name> when the member's folder is first looked up).
 	Root string
 	// ChatLog is the chat log file the chat file serves (sync's chat.log).
 	// It may not exist yet; chat then reads as empty.
 	ChatLog string
-	// Syncer receives completed and removed outbox files and chat lines
-	// (private ones too), lists the conversations of dm/, and renders the
-	// peers file. Required.
+	// Syncer receives the files completed and removed in outbox/ and in
+	// the members' folders to/<name>/, and chat lines (private ones too),
+	// lists the members of dm/ and to/, and renders the peers file.
+	// Required.
 	Syncer Syncer
 	// Logger receives the package's logs; nil discards them.
 	Logger *slog.Logger
@@ -218,15 +221,15 @@ func (s *Server) Wait() {
 // Changed tells the mount that the entry rel of the backing tree was
 // created, removed, replaced or rewritten behind the kernel's back, as the
 // sync engine does when it places a received file in inbox/ or moves a
-// delivered one from outbox/ to sent/. rel is '/'-separated and relative
-// to Config.Root ("inbox/alice/report.pdf", "outbox/docs"), and stands for
-// everything below it too. What the kernel caches for it (entries,
-// attributes, pages) is dropped shortly after, on the Server's own
-// goroutine.
+// delivered one away from outbox/ (to sent/) or from to/<name>/. rel is
+// '/'-separated and relative to Config.Root ("inbox/alice/report.pdf",
+// "outbox/docs", "to/bob/notes.txt"), and stands for everything below it
+// too. What the kernel caches for it (entries, attributes, pages) is
+// dropped shortly after, on the Server's own goroutine.
 //
 // Changed never blocks and may be called from any goroutine. It does
 // nothing on a nil Server, after Unmount, or for a path outside outbox/,
-// sent/ and inbox/.
+// sent/, inbox/ and to/.
 func (s *Server) Changed(rel string) {
 	if s == nil {
 		return
@@ -251,9 +254,18 @@ func (s *Server) Writing(rel string) bool {
 	return s.root.box.writingUnder(rel)
 }
 
+// WritingTo is Writing for to/<name>/: whether a file at or below rel
+// (relative to to/<name>/) is open for writing through the mount.
+func (s *Server) WritingTo(name, rel string) bool {
+	if s == nil {
+		return false
+	}
+	return s.root.to.writingUnder(name, rel)
+}
+
 // rootNode is the mount's top folder. Its children are fixed: the three
-// loopback subtrees, the dm/ folder and the two synthetic files. It
-// refuses every change.
+// loopback subtrees, the dm/ and to/ folders and the two synthetic files.
+// It refuses every change.
 type rootNode struct {
 	fusefs.Inode
 
@@ -261,6 +273,7 @@ type rootNode struct {
 	children []child
 	mtime    time.Time
 	box      *outbox // outbox/'s writers, for Server.Writing
+	to       *toNode // the members' folders' writers, for Server.WritingTo
 }
 
 var (
@@ -286,7 +299,7 @@ func newRoot(cfg Config, log *slog.Logger) (*rootNode, error) {
 			return nil, fmt.Errorf("backing folder: %w", err)
 		}
 	}
-	outbox, err := newOutbox(dirs["outbox"], cfg.Syncer, log)
+	outbox, err := newOutbox(dirs["outbox"], saltOutbox, "", cfg.Syncer, log)
 	if err != nil {
 		return nil, err
 	}
@@ -299,17 +312,23 @@ func newRoot(cfg Config, log *slog.Logger) (*rootNode, error) {
 		return nil, err
 	}
 	errs := newErrnos(log)
+	to, err := newTo(filepath.Join(cfg.Root, "to"), cfg.Syncer, errs, log)
+	if err != nil {
+		return nil, fmt.Errorf("backing folder: %w", err)
+	}
 	return &rootNode{
 		children: []child{
 			{"outbox", outbox, syscall.S_IFDIR},
 			{"sent", sent, syscall.S_IFDIR},
 			{"inbox", inbox, syscall.S_IFDIR},
 			{"dm", newDM(cfg.Syncer, errs, log), syscall.S_IFDIR},
+			{"to", to, syscall.S_IFDIR},
 			{"chat", newChat("chat", cfg.ChatLog, cfg.Syncer.Say, errs), syscall.S_IFREG},
 			{"peers", &peersNode{syncer: cfg.Syncer}, syscall.S_IFREG},
 		},
 		mtime: time.Now(),
 		box:   outbox.box,
+		to:    to,
 	}, nil
 }
 
@@ -323,7 +342,7 @@ func (r *rootNode) OnAdd(ctx context.Context) {
 
 func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFDIR | 0o755
-	out.Nlink = 2 + 4 // outbox, sent, inbox, dm
+	out.Nlink = 2 + 5 // outbox, sent, inbox, dm, to
 	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
 	out.SetTimes(nil, &r.mtime, &r.mtime)
 	return 0

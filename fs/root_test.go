@@ -19,7 +19,7 @@ func TestTree(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{"chat", "dm", "inbox", "outbox", "peers", "sent"}; !slices.Equal(names, want) {
+	if want := []string{"chat", "dm", "inbox", "outbox", "peers", "sent", "to"}; !slices.Equal(names, want) {
 		t.Fatalf("ReadDir(mount) = %v, want %v", names, want)
 	}
 	tests := []struct {
@@ -30,6 +30,7 @@ func TestTree(t *testing.T) {
 		{"sent", os.ModeDir},
 		{"inbox", os.ModeDir},
 		{"dm", os.ModeDir},
+		{"to", os.ModeDir},
 		{"chat", 0o600},
 		{"peers", 0o444},
 	}
@@ -62,6 +63,7 @@ func TestTopFolderIsFixed(t *testing.T) {
 		{"mkdir", func() error { return os.Mkdir(m.path("d"), 0o700) }},
 		{"rmdir outbox", func() error { return syscall.Rmdir(m.path("outbox")) }},
 		{"rmdir dm", func() error { return syscall.Rmdir(m.path("dm")) }},
+		{"rmdir to", func() error { return syscall.Rmdir(m.path("to")) }},
 		{"unlink chat", func() error { return syscall.Unlink(m.path("chat")) }},
 		{"rename peers", func() error { return os.Rename(m.path("peers"), m.path("p2")) }},
 		{"symlink", func() error { return os.Symlink("chat", m.path("l")) }},
@@ -71,7 +73,7 @@ func TestTopFolderIsFixed(t *testing.T) {
 			errIs(t, tc.name, tc.op(), syscall.EPERM)
 		})
 	}
-	for _, name := range []string{"outbox", "dm"} {
+	for _, name := range []string{"outbox", "dm", "to"} {
 		if _, err := os.Stat(m.path(name)); err != nil {
 			t.Errorf("%s after rmdir: %v", name, err)
 		}

@@ -23,10 +23,14 @@ const blockSize = 1 << 20
 // equal inode numbers into one Inode (hard-link semantics), which would give
 // a sent/ file the outbox/ node, its policy and its backing path. A distinct
 // salt per subtree keeps their nodes apart.
+// Each member's folder to/<name>/ gets a salt of its own, saltToFirst
+// and up in the order the folders are first looked up: sync may move a
+// file between them and sent/ as it does for outbox/.
 const (
-	saltOutbox = 1
-	saltSent   = 2
-	saltInbox  = 3
+	saltOutbox  = 1
+	saltSent    = 2
+	saltInbox   = 3
+	saltToFirst = 4
 )
 
 // newLoopbackRoot describes the backing folder dir for one subtree.

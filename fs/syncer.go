@@ -29,8 +29,8 @@ type Syncer interface {
 	// file sees it as an errno (see sayErrno in errno.go).
 	Say(text string) error
 	// Conversations lists the members this node may talk to privately, one
-	// file under dm/ each: every current member but this node, sorted by
-	// Name. It reads memory only.
+	// file under dm/ and one folder under to/ each: every current member
+	// but this node, sorted by Name. It reads memory only.
 	Conversations() []Conversation
 	// SayTo sends one private line (without its "\n") to the member whose
 	// Conversation.Name is name, end-to-end encrypted to that member, and
@@ -49,10 +49,22 @@ type Syncer interface {
 	// UnsentReason says why outbox file rel is not sent ("too big: 2.0 TiB,
 	// limit 1.0 TiB (--max-file-size)"), or "". It reads memory only.
 	UnsentReason(rel string) string
+	// ToClosed is OutboxClosed for the folder to/<name>/ of the member
+	// whose Conversation.Name is name: rel is relative to that folder and
+	// the same cases are reported. What is put there goes to that member
+	// only, sealed to it.
+	ToClosed(name, rel string)
+	// ToRemoved is OutboxRemoved for to/<name>/.
+	ToRemoved(name, rel string)
+	// ToDelivery is Delivery for to/<name>/rel: its one member's state,
+	// keyed by that member's name, and whether rel is queued at all.
+	ToDelivery(name, rel string) (members map[string]string, queued bool)
+	// ToUnsentReason is UnsentReason for to/<name>/rel.
+	ToUnsentReason(name, rel string) string
 }
 
 // Conversation is one file under dm/: a private conversation with one
-// member.
+// member. Its Name also names the member's folder under to/.
 type Conversation struct {
 	Name string // the file name under dm/ (the member's display name, unique, safe as a file name)
 	Log  string // the rendered conversation: an append-only file, which may not exist yet

@@ -150,7 +150,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 		if t := d.plain.Load(); t != nil {
 			return t.WritingTo(name, rel)
 		}
-		return false
+		return d.tree.Load().WritingTo(name, rel)
 	}
 	engine, err := meshsync.New(scfg)
 	if err != nil {
