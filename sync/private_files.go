@@ -31,7 +31,8 @@ var carriedPrefix = path.Join("inbox", partialsName, carriedName) + "/"
 // author's name.
 const privateXattr = "user.meshfs.private"
 
-// mine reports whether m is a private file to this member.
+// mine reports whether m is a private file to this member. It takes no
+// lock, so it may run under ib.mu.
 func (ib *inbound) mine(m *partialMeta) bool {
 	t := ib.transport()
 	return m.To != "" && t != nil && m.to() == t.ID()

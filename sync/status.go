@@ -234,7 +234,14 @@ func (ib *inbound) transfersStatus() []TransferStatus {
 				state += " from " + ib.peers.namesOf(ids)
 			}
 		}
-		out = append(out, TransferStatus{Path: t.meta.Path, Peer: ib.peers.displayName(t.key.peer), Direction: "receive",
+		path := t.meta.Path
+		if t.meta.To != "" { // a box: the name is inside it
+			path = "private file (sealed)"
+			if !ib.mine(&t.meta) {
+				path = "private file carried for " + ib.peers.displayName(t.meta.to())
+			}
+		}
+		out = append(out, TransferStatus{Path: path, Peer: ib.peers.displayName(t.key.peer), Direction: "receive",
 			Size: int64(t.meta.Size), Done: int64(t.have.count()) * int64(t.meta.BlockSize), State: state, StartedAt: t.meta.Started})
 	}
 	return out
