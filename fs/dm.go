@@ -31,6 +31,7 @@ const dmEntryTimeout = 100 * time.Millisecond
 // operation that would fails with EPERM, as in the top folder.
 type dmNode struct {
 	fusefs.Inode
+	fixedFolder // its entries are meshfs's: every change is refused
 
 	// immutable after newDM
 	syncer  Syncer
@@ -107,10 +108,7 @@ func (d *dmNode) file(ctx context.Context, c Conversation) *chatNode {
 // conversations returns the current conversations with a good name.
 func (d *dmNode) conversations() []Conversation { return d.members.conversations() }
 
-// dm/'s entries are the Syncer's: everything that would change them fails
-// with EPERM. Without these, go-fuse would let unlink and rmdir "succeed"
-// and drop the child from its tree.
-
+// dm/'s entries are the Syncer's: fixedFolder refuses every change.
 var (
 	_ fusefs.NodeSetattrer = (*dmNode)(nil)
 	_ fusefs.NodeCreater   = (*dmNode)(nil)
@@ -122,39 +120,3 @@ var (
 	_ fusefs.NodeRmdirer   = (*dmNode)(nil)
 	_ fusefs.NodeRenamer   = (*dmNode)(nil)
 )
-
-func (d *dmNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (d *dmNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EPERM
-}
-
-func (d *dmNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (d *dmNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (d *dmNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (d *dmNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (d *dmNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (d *dmNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (d *dmNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EPERM
-}

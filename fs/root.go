@@ -268,6 +268,7 @@ func (s *Server) WritingTo(name, rel string) bool {
 // It refuses every change.
 type rootNode struct {
 	fusefs.Inode
+	fixedFolder // its entries are meshfs's: every change is refused
 
 	// immutable after newRoot
 	children []child
@@ -367,44 +368,4 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		}
 	}
 	return ch, 0
-}
-
-// The top folder's entries are fixed: everything that would change it
-// fails with EPERM. Without these, go-fuse would let rmdir and unlink
-// "succeed" and drop the child from its tree.
-
-func (r *rootNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (r *rootNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EPERM
-}
-
-func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (r *rootNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (r *rootNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (r *rootNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (r *rootNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (r *rootNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EPERM
 }

@@ -25,6 +25,7 @@ import (
 // folder.
 type toNode struct {
 	fusefs.Inode
+	fixedFolder // its entries are meshfs's: every change is refused
 
 	// immutable after newTo
 	dir     string // the backing folder, Root/to
@@ -134,9 +135,8 @@ func (t *toNode) writingUnder(name, rel string) bool {
 	return top != nil && top.box.writingUnder(rel)
 }
 
-// to/'s entries are the Syncer's: everything that would change them fails
-// with EPERM, as in dm/. Inside a member's folder, the outbox rules apply.
-
+// to/'s entries are the Syncer's: fixedFolder refuses every change. Inside
+// a member's folder, the outbox rules apply.
 var (
 	_ fusefs.NodeSetattrer = (*toNode)(nil)
 	_ fusefs.NodeCreater   = (*toNode)(nil)
@@ -148,39 +148,3 @@ var (
 	_ fusefs.NodeRmdirer   = (*toNode)(nil)
 	_ fusefs.NodeRenamer   = (*toNode)(nil)
 )
-
-func (t *toNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (t *toNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EPERM
-}
-
-func (t *toNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (t *toNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (t *toNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (t *toNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-func (t *toNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (t *toNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return syscall.EPERM
-}
-
-func (t *toNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EPERM
-}

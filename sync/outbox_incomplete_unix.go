@@ -18,7 +18,11 @@ func incomplete(abs string) bool {
 	return err == nil
 }
 
-// markPrivate sets the private mark (privateXattr) on a placed file.
+// privateXattr marks a file placed from a private box (private_files.go):
+// its value is the author's name.
+const privateXattr = "user.meshfs.private"
+
+// markPrivate sets the private mark on a placed file.
 func markPrivate(abs, author string) error {
 	return unix.Setxattr(abs, privateXattr, []byte(author), 0)
 }

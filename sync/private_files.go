@@ -27,9 +27,6 @@ const carriedName = "carried"
 // carriedPrefix starts the Root-relative path of every carried box.
 var carriedPrefix = path.Join("inbox", partialsName, carriedName) + "/"
 
-// privateXattr marks a file placed from a private box: its value is the
-// author's name.
-const privateXattr = "user.meshfs.private"
 
 // mine reports whether m is a private file to this member. It takes no
 // lock, so it may run under ib.mu.
