@@ -40,34 +40,39 @@ func saysTo(name string, lines ...string) []call {
 	return out
 }
 
-// dmList returns the names listed in dm/.
-func dmList(m *mounted) ([]string, error) {
-	entries, err := os.ReadDir(m.path("dm"))
+// listed returns the names listed in the member folder dir (dm or to),
+// failing for an entry of the wrong kind (a folder in dm/, a file in to/).
+func listed(m *mounted, dir string) ([]string, error) {
+	entries, err := os.ReadDir(m.path(dir))
 	var names []string
 	for _, e := range entries {
+		if e.IsDir() != (dir == "to") {
+			return nil, fmt.Errorf("%s/%s is listed as the wrong kind", dir, e.Name())
+		}
 		names = append(names, e.Name())
 	}
 	return names, err
 }
 
-// dmShows reports nil once dm/ lists exactly want, each of want can be
-// stat'ed, and each of gone answers ENOENT.
-func dmShows(m *mounted, want, gone []string) error {
-	names, err := dmList(m)
+// shows reports nil once the member folder dir (dm or to) lists exactly
+// want, each of want can be stat'ed as its kind, and each of gone answers
+// ENOENT.
+func shows(m *mounted, dir string, want, gone []string) error {
+	names, err := listed(m, dir)
 	if err != nil {
 		return err
 	}
 	if !slices.Equal(names, want) {
-		return fmt.Errorf("ReadDir(dm) = %v, want %v", names, want)
+		return fmt.Errorf("ReadDir(%s) = %v, want %v", dir, names, want)
 	}
 	for _, n := range want {
-		if _, err := os.Stat(m.path("dm/" + n)); err != nil {
-			return err
+		if fi, err := os.Stat(m.path(dir + "/" + n)); err != nil || fi.IsDir() != (dir == "to") {
+			return fmt.Errorf("Stat(%s/%s) = %v, %v; want a member's entry", dir, n, fi, err)
 		}
 	}
 	for _, n := range gone {
-		if _, err := os.Stat(m.path("dm/" + n)); !errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("Stat(dm/%s): err = %v, want ENOENT", n, err)
+		if _, err := os.Stat(m.path(dir + "/" + n)); !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("Stat(%s/%s): err = %v, want ENOENT", dir, n, err)
 		}
 	}
 	return nil
@@ -75,11 +80,11 @@ func dmShows(m *mounted, want, gone []string) error {
 
 func TestDMList(t *testing.T) {
 	m := mountTest(t)
-	if err := dmShows(m, nil, []string{"bob"}); err != nil {
+	if err := shows(m, "dm", nil, []string{"bob"}); err != nil {
 		t.Fatalf("without members: %v", err)
 	}
 	m.setMembers("alice", "bob")
-	if err := dmShows(m, []string{"alice", "bob"}, []string{"carol"}); err != nil {
+	if err := shows(m, "dm", []string{"alice", "bob"}, []string{"carol"}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(m.path("dm"))
@@ -196,22 +201,22 @@ func TestDMMembersComeAndGo(t *testing.T) {
 	// entry timeout can explain a removed member disappearing.
 	m := mountWith(t, func(c *Config) { c.cacheTimeout = time.Hour })
 	m.setMembers("bob")
-	if err := dmShows(m, []string{"bob"}, nil); err != nil {
+	if err := shows(m, "dm", []string{"bob"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	m.setMembers("bob", "carol")
-	err := testutil.WaitFor(2*time.Second, func() error { return dmShows(m, []string{"bob", "carol"}, nil) })
+	err := testutil.WaitFor(2*time.Second, func() error { return shows(m, "dm", []string{"bob", "carol"}, nil) })
 	if err != nil {
 		t.Fatalf("carol added: %v", err)
 	}
 	m.setMembers("carol")
-	err = testutil.WaitFor(2*time.Second, func() error { return dmShows(m, []string{"carol"}, []string{"bob"}) })
+	err = testutil.WaitFor(2*time.Second, func() error { return shows(m, "dm", []string{"carol"}, []string{"bob"}) })
 	if err != nil {
 		t.Fatalf("bob removed: %v", err)
 	}
 	// Back again, he is there at once (ENOENT is never cached).
 	m.setMembers("bob", "carol")
-	if err := dmShows(m, []string{"bob", "carol"}, nil); err != nil {
+	if err := shows(m, "dm", []string{"bob", "carol"}, nil); err != nil {
 		t.Fatalf("bob back: %v", err)
 	}
 }
@@ -249,7 +254,7 @@ func TestDMRefusesChanges(t *testing.T) {
 		})
 	}
 	gone := []string{"x", "d", "p", "l", "f", "b2"}
-	if err := dmShows(m, []string{"bob"}, gone); err != nil {
+	if err := shows(m, "dm", []string{"bob"}, gone); err != nil {
 		t.Error(err)
 	}
 	if _, err := os.Stat(m.path("outbox/b2")); !errors.Is(err, syscall.ENOENT) {
@@ -312,7 +317,7 @@ func TestDMBadNames(t *testing.T) {
 
 	m := mountTest(t)
 	m.fake.setConversations(convs...)
-	if err := dmShows(m, []string{"bob", "carol"}, nil); err != nil {
+	if err := shows(m, "dm", []string{"bob", "carol"}, nil); err != nil {
 		t.Error(err)
 	}
 }

@@ -4,7 +4,6 @@ package fs
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -17,42 +16,6 @@ import (
 
 func toClosed(name, rel string) call  { return call{"toclosed", name + ": " + rel} }
 func toRemoved(name, rel string) call { return call{"toremoved", name + ": " + rel} }
-
-// toList returns the names listed in to/.
-func toList(m *mounted) ([]string, error) {
-	entries, err := os.ReadDir(m.path("to"))
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			return nil, fmt.Errorf("to/%s is not listed as a folder", e.Name())
-		}
-		names = append(names, e.Name())
-	}
-	return names, err
-}
-
-// toShows reports nil once to/ lists exactly want, each of want is a
-// folder, and each of gone answers ENOENT.
-func toShows(m *mounted, want, gone []string) error {
-	names, err := toList(m)
-	if err != nil {
-		return err
-	}
-	if !slices.Equal(names, want) {
-		return fmt.Errorf("ReadDir(to) = %v, want %v", names, want)
-	}
-	for _, n := range want {
-		if fi, err := os.Stat(m.path("to/" + n)); err != nil || !fi.IsDir() {
-			return fmt.Errorf("Stat(to/%s) = %v, %v; want a folder", n, fi, err)
-		}
-	}
-	for _, n := range gone {
-		if _, err := os.Stat(m.path("to/" + n)); !errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("Stat(to/%s): err = %v, want ENOENT", n, err)
-		}
-	}
-	return nil
-}
 
 // noOutboxCalls fails the test if anything was reported as outbox/'s.
 func noOutboxCalls(t *testing.T, m *mounted) {
@@ -67,11 +30,11 @@ func TestToList(t *testing.T) {
 	if fi, err := os.Stat(m.backing("to")); err != nil || !fi.IsDir() {
 		t.Fatalf("backing to/ after mount: %v, %v", fi, err)
 	}
-	if err := toShows(m, nil, []string{"bob"}); err != nil {
+	if err := shows(m, "to", nil, []string{"bob"}); err != nil {
 		t.Fatalf("without members: %v", err)
 	}
 	m.setMembers("alice", "bob")
-	if err := toShows(m, []string{"alice", "bob"}, []string{"carol"}); err != nil {
+	if err := shows(m, "to", []string{"alice", "bob"}, []string{"carol"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"alice", "bob"} {
@@ -94,7 +57,7 @@ func TestToMembersComeAndGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.setMembers("carol")
-	err := testutil.WaitFor(2*time.Second, func() error { return toShows(m, []string{"carol"}, []string{"bob"}) })
+	err := testutil.WaitFor(2*time.Second, func() error { return shows(m, "to", []string{"carol"}, []string{"bob"}) })
 	if err != nil {
 		t.Fatalf("bob removed: %v", err)
 	}
@@ -190,7 +153,7 @@ func TestToRemove(t *testing.T) {
 func TestToCrossRename(t *testing.T) {
 	m := mountTest(t)
 	m.setMembers("bob", "carol")
-	if err := toShows(m, []string{"bob", "carol"}, nil); err != nil { // makes the backing folders
+	if err := shows(m, "to", []string{"bob", "carol"}, nil); err != nil { // makes the backing folders
 		t.Fatal(err)
 	}
 	for _, p := range []string{"outbox/o", "to/bob/b", "sent/s"} {
@@ -257,7 +220,7 @@ func TestToRefusesChanges(t *testing.T) {
 			errIs(t, tc.name, tc.op(), tc.want)
 		})
 	}
-	if err := toShows(m, []string{"bob"}, []string{"x", "carol", "p", "l", "f", "b2"}); err != nil {
+	if err := shows(m, "to", []string{"bob"}, []string{"x", "carol", "p", "l", "f", "b2"}); err != nil {
 		t.Error(err)
 	}
 	if _, err := os.Stat(m.backing("to/carol")); !errors.Is(err, os.ErrNotExist) {
@@ -279,7 +242,7 @@ func TestToMemberRemovedWhileOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.setMembers("carol")
-	err = testutil.WaitFor(2*time.Second, func() error { return toShows(m, []string{"carol"}, []string{"bob"}) })
+	err = testutil.WaitFor(2*time.Second, func() error { return shows(m, "to", []string{"carol"}, []string{"bob"}) })
 	if err != nil {
 		f.Close()
 		t.Fatal(err)
@@ -304,7 +267,7 @@ func TestToBadNames(t *testing.T) {
 		convs = append(convs, Conversation{Name: n, Log: "/nonexistent/" + n})
 	}
 	m.fake.setConversations(convs...)
-	if err := toShows(m, []string{"bob", "carol"}, nil); err != nil {
+	if err := shows(m, "to", []string{"bob", "carol"}, nil); err != nil {
 		t.Error(err)
 	}
 	entries, err := os.ReadDir(m.backing("to"))
