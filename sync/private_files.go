@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // A private file (put in to/<member>/) goes to its recipient as a box
@@ -26,7 +27,6 @@ const carriedName = "carried"
 
 // carriedPrefix starts the Root-relative path of every carried box.
 var carriedPrefix = path.Join("inbox", partialsName, carriedName) + "/"
-
 
 // mine reports whether m is a private file to this member. It takes no
 // lock, so it may run under ib.mu.
@@ -301,6 +301,15 @@ func (o *outbound) sealRecord(rel, abs string) (*outRecord, error) {
 	rec := o.recordOf(rel, v, m)
 	rec.ID, rec.To, rec.Plain, rec.Spool = id, to.String(), &plain, filepath.Base(spool)
 	rec.Mode = 0o600
+	// The others carry the box only for a member that does not take it at
+	// once (away, or out of reach): they wait RelayDelay, as a relay's
+	// deliveries do, and the record is done, theirs dropped, as soon as
+	// the member has it.
+	for key, d := range rec.Peers {
+		if key != rec.To {
+			d.State, d.retryAt = StateRefused, time.Now().Add(RelayDelay)
+		}
+	}
 	return rec, nil
 }
 

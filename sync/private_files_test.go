@@ -52,6 +52,9 @@ func TestPrivateFile(t *testing.T) {
 	if exists(filepath.Join(c.root, "inbox", "alice")) {
 		t.Error("carol's inbox/alice/ exists: she shows something of a file that is not hers")
 	}
+	if sent := n.chunkBytes.Load(); sent > int64(len(data))+minBlockSize { // the box: the file, a header and age's overhead
+		t.Errorf("%d bytes of blocks sent for a %d-byte file: bob took the box at once, nobody needed to carry it", sent, len(data))
+	}
 	if p := holdsMarker(t, "marker-91c2", filepath.Join(b.root, "inbox", partialsName)); p != "" {
 		t.Errorf("bob keeps a copy beside the placed one: %s", p)
 	}

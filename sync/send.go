@@ -205,6 +205,9 @@ func (o *outbound) claimNext(p *peerConn) *flight {
 		if d.State == StateQueued && o.uploadsFullLocked(r) {
 			continue // others get it from the member(s) it is going to now
 		}
+		if r.To != "" && key != r.To && r.Peers[r.To] != nil && delivered(r, r.Peers[r.To]) {
+			continue // a private file its member has: nobody needs to carry it
+		}
 		d.owner, d.phase, d.sent, d.started = p, PhaseOffered, 0, time.Now()
 		f := &flight{rec: r, d: d, attr: d.State == StateVerified, mode: r.Mode, last: time.Now()}
 		if !f.attr {

@@ -185,7 +185,9 @@ func (o *outbound) countFor(ps *PeerStatus) {
 		case d.State == StateQueued:
 			ps.Queued++
 		}
-		if d.State == StateRefused && !r.relay() { // a relay's wait is its own business
+		// A relay's wait is its own business, and so is a private file's
+		// carrier's: the file is its member's.
+		if d.State == StateRefused && !r.relay() && (r.To == "" || r.To == ps.ID) {
 			ps.Problem = deliveryText(d, r.Manifest.Size)
 		}
 	}
