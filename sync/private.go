@@ -167,6 +167,24 @@ func (cv *conversations) rebuild(store *chat.Store, self mesh.PeerID, key ed2551
 // current member but this one, under a unique display name, sorted. Two
 // members with one name are told apart by their short IDs.
 func (e *Engine) Conversations() []Conversation {
+	members := e.namedMembers()
+	out := make([]Conversation, len(members))
+	for i, m := range members {
+		out[i] = Conversation{Name: m.name, Log: e.dm.logPath(m.id)}
+	}
+	return out
+}
+
+// namedMember is a current member under the name its dm/ file and to/
+// folder have.
+type namedMember struct {
+	name string
+	id   mesh.PeerID
+}
+
+// namedMembers is every current member but this one under a unique
+// display name, sorted by it (Conversations).
+func (e *Engine) namedMembers() []namedMember {
 	t := e.transport()
 	if t == nil {
 		return nil
@@ -176,23 +194,23 @@ func (e *Engine) Conversations() []Conversation {
 	for _, p := range peers {
 		count[safeName(p.Name)]++
 	}
-	out := make([]Conversation, 0, len(peers))
+	out := make([]namedMember, 0, len(peers))
 	for _, p := range peers {
 		name := safeName(p.Name)
 		if count[name] > 1 {
 			name += " (" + p.ID.Short() + ")"
 		}
-		out = append(out, Conversation{Name: name, Log: e.dm.logPath(p.ID)})
+		out = append(out, namedMember{name: name, id: p.ID})
 	}
-	slices.SortFunc(out, func(a, b Conversation) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b namedMember) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
 // memberNamed is the current member whose conversation is called name.
 func (e *Engine) memberNamed(name string) (mesh.PeerID, bool) {
-	for _, c := range e.Conversations() {
-		if c.Name == name {
-			return idOfLog(c.Log)
+	for _, m := range e.namedMembers() {
+		if m.name == name {
+			return m.id, true
 		}
 	}
 	return mesh.PeerID{}, false
