@@ -879,6 +879,7 @@ func row19PeersMalformed(t *testing.T, v *victim) {
 		for _, a := range addrs {
 			e.Str(a)
 		}
+		e.U8(0) // flags
 		return e.B
 	}
 	list := func(count int, entries ...[]byte) []byte {

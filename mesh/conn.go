@@ -235,7 +235,7 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 	if !ok {
 		return fmt.Errorf("connect %s: %w", addr, ErrClosed)
 	}
-	d := net.Dialer{Timeout: n.cfg.HandshakeTimeout}
+	d := net.Dialer{Timeout: n.cfg.HandshakeTimeout, Control: reuseAddr}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", addr, err)
@@ -370,6 +370,7 @@ func (n *Node) servePeer(p, old *peer) {
 	}
 	p.log.Info("peer disconnected", "err", p.err)
 	n.rosterChanged()
+	n.pushPeers(nil) // the others learn they no longer reach it through us
 	n.emit(PeerDisconnected{Peer: p.info(), Err: p.err})
 	n.wake()
 }
@@ -419,6 +420,14 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 		return err
 	case frameBye:
 		return &ByeError{Reason: decodeReasonText(f.Payload)}
+	case framePunchReq:
+		if allow(&p.lastPunchReq, punchReqEvery) {
+			return n.handlePunchReq(p, f.Payload)
+		}
+	case framePunch:
+		if allow(&p.lastPunch, punchReqEvery) {
+			return n.handlePunch(p, f.Payload)
+		}
 	default:
 		return protocolError("%v frame on a ready connection", f.Type)
 	}

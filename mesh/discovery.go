@@ -215,7 +215,14 @@ type peerEntry struct {
 	ID    PeerID
 	Cert  []byte // DER
 	Addrs []string
+	// Linked says the sender has a live connection to the member: the
+	// receiver learns whom it reaches through the sender, for PUNCH_REQ
+	// and for showing how an unconnected member is reached.
+	Linked bool
 }
+
+// entryLinked is the flag bit of peerEntry.Linked.
+const entryLinked = 1
 
 func encodePeers(entries []peerEntry) []byte {
 	var e wire.Encoder
@@ -229,6 +236,11 @@ func encodePeers(entries []peerEntry) []byte {
 		for _, a := range pe.Addrs {
 			one.Str(a)
 		}
+		var flags uint8
+		if pe.Linked {
+			flags |= entryLinked
+		}
+		one.U8(flags)
 		if count == maxPeersEntries || len(e.B)+len(one.B) > capPeers {
 			break // the rest is learned on a later exchange
 		}
@@ -250,6 +262,11 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 		pe := peerEntry{ID: readPeerID(&d)}
 		pe.Cert = d.Blob(maxCertLen)
 		pe.Addrs = decodeAddrs(&d)
+		flags := d.U8()
+		if flags&^entryLinked != 0 {
+			d.Fail(protocolError("peers entry flags %#x", flags))
+		}
+		pe.Linked = flags&entryLinked != 0
 		out = append(out, pe)
 	}
 	if err := finish(&d); err != nil {
@@ -302,7 +319,7 @@ func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 		}
 		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs}
 		if p := n.peers[id]; p != nil {
-			pe.Addrs = p.addrs
+			pe.Addrs, pe.Linked = p.addrs, true
 		}
 		pe.Addrs = pe.Addrs[:min(len(pe.Addrs), maxAddrs)]
 		entries = append(entries, pe)
@@ -338,6 +355,7 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	n.mu.Lock()
 	pool, revs := n.ident.caPool, n.revs
 	n.mu.Unlock()
+	n.noteLinks(from, entries)
 	changed := false
 	for _, pe := range entries {
 		if pe.ID == from.id {
@@ -558,6 +576,20 @@ func (n *Node) dueTargets() []dialTarget {
 	return out
 }
 
+// handshaking reports whether a connection this node dialed to addr is in
+// its handshake. A second dial to the same member would cross it, and the
+// connection dropped by the tie-break loses what was queued on it.
+func (n *Node) handshaking(addr string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for raw, ip := range n.pending {
+		if ip == "" && raw.RemoteAddr().String() == addr {
+			return true
+		}
+	}
+	return false
+}
+
 // knownAddr reports whether a roster member has address a (mu held).
 func (n *Node) knownAddr(a string) bool {
 	for _, m := range n.roster {
@@ -589,9 +621,16 @@ func (n *Node) dial(t dialTarget) {
 	defer func() { <-n.sem }()
 	var err error
 	for _, a := range t.addrs {
+		if n.handshaking(a) {
+			err = nil // a Connect to that address is under way: let it finish
+			break
+		}
 		if err = n.connect(n.ctx, a, t.id); err == nil {
 			break
 		}
+	}
+	if err != nil && !t.id.IsZero() && n.askIntroduction(t.id) {
+		err = fmt.Errorf("%w (asked a member that reaches it to introduce us through NAT)", err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

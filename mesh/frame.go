@@ -22,10 +22,12 @@ const (
 	frameJoinOK
 	frameJoinErr
 	frameBye
+	framePunchReq // since protocol 7: introduce me to this member
+	framePunch    // since protocol 7: dial this member at this address now
 )
 
 var frameNames = [...]string{"", "HELLO", "PING", "PONG", "PEERS_REQ", "PEERS", "CHAT", "BYTES",
-	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE"}
+	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE", "PUNCH_REQ", "PUNCH"}
 
 func (t frameType) String() string {
 	if int(t) < len(frameNames) && t != 0 {
@@ -72,7 +74,7 @@ func maxFor(t frameType, maxBytes int) int {
 		return capJoinOK
 	case frameBytes:
 		return maxBytes
-	case framePeersReq, frameJoinErr, frameBye:
+	case framePeersReq, frameJoinErr, frameBye, framePunchReq, framePunch:
 		return capOther
 	}
 	return -1

@@ -129,12 +129,13 @@ func payloadSeeds() [][]byte {
 	revs := &revocationList{Version: 2, IssuedAt: time.Unix(5, 0), Revoked: []PeerID{{1}, {2}}, Sig: make([]byte, 64)}
 	return [][]byte{
 		append([]byte{0}, encodeHello(hello{Version: protoVersion, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9, Release: "v1.2.0", Observed: "192.0.2.1:5"})...),
-		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}}})...),
+		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}, Linked: true}})...),
 		append([]byte{2}, chat...),
 		append([]byte{3}, revs.encode()...),
 		append([]byte{4}, encodeJoin(joinRequest{TokenID: []byte{1, 2, 3, 4}, Proof: make([]byte, 32), Name: "c"})...),
 		append([]byte{5}, encodeJoinOK(joinOK{Cert: []byte{1}, CA: []byte{2}, Peers: encodePeers(nil)})...),
 		append([]byte{6}, encodeKeepalive(keepalive{Mono: 5, Wall: -1})...),
+		append([]byte{7}, encodePunch(punch{Peer: PeerID{9}, Addr: "198.51.100.7:40000"})...),
 		{1, 0, 1}, // PEERS with a truncated entry
 		{0, 0, 1, 0, 5, 'a'},
 	}
@@ -148,7 +149,7 @@ func FuzzPayloads(f *testing.F) {
 		if len(in) == 0 {
 			return
 		}
-		roundTrip(t, in[0]%7, in[1:])
+		roundTrip(t, in[0]%8, in[1:])
 	})
 }
 
@@ -183,6 +184,9 @@ func roundTrip(t *testing.T, sel byte, p []byte) {
 	case 6:
 		k, err := decodeKeepalive(p)
 		enc = func() ([]byte, error) { return encodeKeepalive(k), err }
+	case 7:
+		pu, err := decodePunch(p)
+		enc = func() ([]byte, error) { return encodePunch(pu), err }
 	}
 	b, err := enc()
 	if err != nil {

@@ -26,8 +26,10 @@ const (
 	// the release version and PING and PONG the sender's wall clock, for
 	// 'meshfs doctor'; 6: HELLO ends with the address the sender sees the
 	// receiver's connection come from, and a member's PEERS lists its own
-	// current addresses (a mapped port found after the handshake).
-	protoVersion    = 6
+	// current addresses (a mapped port found after the handshake); 7:
+	// PEERS entries say whether the sender is connected to the member, and
+	// PUNCH_REQ and PUNCH introduce two members that cannot dial each other.
+	protoVersion    = 7
 	maxAddrs        = 8
 	maxAddrLen      = 300
 	maxNameBytes    = safetext.MaxNameRunes * 4
@@ -266,6 +268,7 @@ type handshakeResult struct {
 	hello    hello
 	addrs    []string
 	tiebreak uint64
+	punched  bool // opened by hole punching: both sides dialed
 }
 
 // handshake runs TLS, then (for members) the HELLO and revocation exchange,

@@ -197,6 +197,12 @@ type Node struct {
 	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
 	waiting map[string]int // queue's connections by source IP
 	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
+	// Hole punching (punch.go): members being punched to, introductions
+	// asked for and pairs introduced lately (rate limits).
+	punching   map[PeerID]bool
+	asked      map[PeerID]time.Time
+	introduced map[[2]PeerID]time.Time
+	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
 
 	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
 	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
@@ -229,7 +235,8 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, dir: dir, self: ident.id, ident: ident, epoch: time.Now(), frames: newFramePool(framePoolSize), ioBufs: newFramePool(ioBufPoolSize),
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
-		waiting: map[string]int{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
+		waiting: map[string]int{}, punching: map[PeerID]bool{}, asked: map[PeerID]time.Time{},
+		introduced: map[[2]PeerID]time.Time{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
@@ -404,6 +411,8 @@ func (n *Node) Peers() []PeerInfo {
 			info = p.info()
 			info.Sent += sent
 			info.Received += recv
+		} else if info.Through = n.throughLocked(id); len(info.Through) > 0 {
+			info.Link = LinkRelayed
 		}
 		out = append(out, info)
 	}

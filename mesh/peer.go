@@ -62,6 +62,13 @@ type peer struct {
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
 	pingEvery  atomic.Int64 // nanoseconds: the writer's current ping interval (armPing)
 	lastPeers  atomic.Int64
+	// lastPunchReq and lastPunch rate-limit what a member can make this
+	// node do for hole punching: introductions and dials.
+	lastPunchReq, lastPunch atomic.Int64
+	punched                 bool // made by hole punching (Node.punch)
+	// links are the members the remote says it is connected to, from its
+	// last PEERS; guarded by n.mu.
+	links map[PeerID]struct{}
 	chatRate   *rateLimiter // reader goroutine only
 	readBuf    []byte       // reader goroutine only: BYTES payloads (readFrameInto)
 }
@@ -72,7 +79,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
 		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), release: safetext.Text(hs.hello.Release), since: now,
-		observed:   hs.hello.Observed,
+		observed:   hs.hello.Observed, punched: hs.punched,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),
@@ -364,6 +371,7 @@ func (p *peer) info() PeerInfo {
 		LastSeen: time.Unix(0, p.lastSeen.Load()),
 		Since:    p.since,
 		Outbound: p.outbound,
+		Link:     p.link(),
 		Sent:     p.sent.Load(),
 		Received: p.recv.Load(),
 	}

@@ -66,6 +66,36 @@ func (s PeerState) String() string {
 	return "offline"
 }
 
+// Link says how a member is reached.
+type Link int
+
+const (
+	// LinkNone: no connection, and no connected member reports one.
+	LinkNone Link = iota
+	// LinkDirect: a connection one side dialed at an address the other
+	// advertised (a listen, local or router-mapped address).
+	LinkDirect
+	// LinkPunched: a connection both sides dialed at once, through their
+	// NATs, after a member connected to both introduced them.
+	LinkPunched
+	// LinkRelayed: no connection, but connected members (PeerInfo.Through)
+	// report one: records and files reach it through them.
+	LinkRelayed
+)
+
+// String returns "", "direct", "punched" or "relayed".
+func (l Link) String() string {
+	switch l {
+	case LinkDirect:
+		return "direct"
+	case LinkPunched:
+		return "punched"
+	case LinkRelayed:
+		return "relayed"
+	}
+	return ""
+}
+
 // PeerInfo is a snapshot of what a node knows about one other member.
 type PeerInfo struct {
 	ID       PeerID
@@ -76,6 +106,11 @@ type PeerInfo struct {
 	LastSeen time.Time     // last frame received from this member (zero if never)
 	Since    time.Time     // when the current connection was established (zero when offline)
 	Outbound bool          // this node dialed the current connection (false when offline)
+	Link     Link          // how it is reached
+	// Through lists the connected members that report a connection to it,
+	// when it has none with this node (Link is LinkRelayed); it is what
+	// they say, a hint for routing and display.
+	Through []PeerID
 	Sent     uint64        // bytes sent on connections to this member since start
 	Received uint64        // bytes received on connections from this member since start
 	Release  string        // the member's meshfs release from its HELLO ("" when offline)

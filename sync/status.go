@@ -89,6 +89,12 @@ type PeerStatus struct {
 	LastSeen time.Time     `json:"last_seen"`
 	Since    time.Time     `json:"since"`
 	Outbound bool          `json:"outbound"` // this node dialed the live connection
+	// Path is how the member is reached: "direct" (a connection one side
+	// dialed), "punched" (a connection opened through both sides' NATs),
+	// "relayed" (no connection; the members in Through reach it and pass
+	// on what it sends and gets) or "" (no known way now).
+	Path    string   `json:"path"`
+	Through []string `json:"through,omitempty"` // names of the members it is reached through
 	Sent     uint64        `json:"sent_bytes"`
 	Received uint64        `json:"received_bytes"`
 	Folder   string        `json:"folder"`             // inbox folder name, if any file came
@@ -139,7 +145,7 @@ func (e *Engine) Status() Status {
 		ps := PeerStatus{
 			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
 			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Outbound: p.Outbound, Sent: p.Sent, Received: p.Received,
-			Folder: e.in.folderOf(p.ID), Version: p.Release,
+			Folder: e.in.folderOf(p.ID), Version: p.Release, Path: p.Link.String(), Through: namesOf(p.Through, infos),
 		}
 		if p.SkewKnown {
 			ps.ClockSkew = &p.Skew
@@ -256,13 +262,36 @@ func (ib *inbound) folderOf(id mesh.PeerID) string {
 	return ib.folders[id]
 }
 
+// namesOf gives the display names of ids, as infos list them.
+func namesOf(ids []mesh.PeerID, infos []mesh.PeerInfo) []string {
+	var out []string
+	for _, id := range ids {
+		if i := slices.IndexFunc(infos, func(p mesh.PeerInfo) bool { return p.ID == id }); i >= 0 {
+			out = append(out, safeName(infos[i].Name))
+		}
+	}
+	return out
+}
+
+// PathText is how the peers file and meshfs status show a member's path:
+// "direct", "punched", "through alice, bob", or "-".
+func (p PeerStatus) PathText() string {
+	switch {
+	case p.Path == "relayed" && len(p.Through) > 0:
+		return "through " + strings.Join(p.Through, ", ")
+	case p.Path == "":
+		return "-"
+	}
+	return p.Path
+}
+
 // PeersTable renders the `peers` file: a header and one aligned line per
 // member, connected or offline.
 func (e *Engine) PeersTable() []byte {
 	st := e.Status()
 	var b bytes.Buffer
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tID\tSTATE\tADDRESS\tRTT\tLAST SEEN\tTRANSFERS")
+	fmt.Fprintln(w, "NAME\tID\tSTATE\tPATH\tADDRESS\tRTT\tLAST SEEN\tTRANSFERS")
 	now := time.Now()
 	for _, p := range st.Peers {
 		addr := p.Addr
@@ -273,7 +302,7 @@ func (e *Engine) PeersTable() []byte {
 		if p.State == "connected" {
 			seen = now // seen over a live connection: "now", not a count of seconds since the last frame
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, safetext.Text(addr),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, p.PathText(), safetext.Text(addr),
 			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT))), present.Seen(seen, now), formatTransfers(p))
 	}
 	w.Flush()

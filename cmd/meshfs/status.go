@@ -45,9 +45,9 @@ func printStatus(w io.Writer, st meshsync.Status, now time.Time) error {
 // printMembers prints the members table.
 func printMembers(w io.Writer, peers []meshsync.PeerStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tID\tSTATE\tADDRESS\tRTT\tQUEUED\tSENDING\tPROBLEM")
+	fmt.Fprintln(tw, "MEMBER\tID\tSTATE\tPATH\tADDRESS\tRTT\tQUEUED\tSENDING\tPROBLEM")
 	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, present.ShortID(p.ID), p.State,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, present.ShortID(p.ID), p.State, p.PathText(),
 			orDash(p.Addr), present.RTT(p.RTT), p.Queued, p.InFlight, orDash(p.Problem))
 	}
 	if len(peers) == 0 {
