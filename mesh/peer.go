@@ -68,9 +68,9 @@ type peer struct {
 	punched                 bool // made by hole punching (Node.punch)
 	// links are the members the remote says it is connected to, from its
 	// last PEERS; guarded by n.mu.
-	links map[PeerID]struct{}
-	chatRate   *rateLimiter // reader goroutine only
-	readBuf    []byte       // reader goroutine only: BYTES payloads (readFrameInto)
+	links    map[PeerID]struct{}
+	chatRate *rateLimiter // reader goroutine only
+	readBuf  []byte       // reader goroutine only: BYTES payloads (readFrameInto)
 }
 
 func newPeer(n *Node, hs *handshakeResult) *peer {
@@ -79,7 +79,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
 		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), release: safetext.Text(hs.hello.Release), since: now,
-		observed:   hs.hello.Observed, punched: hs.punched,
+		observed: hs.hello.Observed, punched: hs.punched,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),

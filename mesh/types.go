@@ -110,10 +110,10 @@ type PeerInfo struct {
 	// Through lists the connected members that report a connection to it,
 	// when it has none with this node (Link is LinkRelayed); it is what
 	// they say, a hint for routing and display.
-	Through []PeerID
-	Sent     uint64        // bytes sent on connections to this member since start
-	Received uint64        // bytes received on connections from this member since start
-	Release  string        // the member's meshfs release from its HELLO ("" when offline)
+	Through  []PeerID
+	Sent     uint64 // bytes sent on connections to this member since start
+	Received uint64 // bytes received on connections from this member since start
+	Release  string // the member's meshfs release from its HELLO ("" when offline)
 	// Skew is how far the member's wall clock is ahead of ours (negative:
 	// behind), estimated from the last PING or PONG; valid when SkewKnown.
 	Skew      time.Duration

@@ -93,15 +93,15 @@ type PeerStatus struct {
 	// dialed), "punched" (a connection opened through both sides' NATs),
 	// "relayed" (no connection; the members in Through reach it and pass
 	// on what it sends and gets) or "" (no known way now).
-	Path    string   `json:"path"`
-	Through []string `json:"through,omitempty"` // names of the members it is reached through
-	Sent     uint64        `json:"sent_bytes"`
-	Received uint64        `json:"received_bytes"`
-	Folder   string        `json:"folder"`             // inbox folder name, if any file came
-	Queued   int           `json:"queued"`             // deliveries waiting for this peer
-	InFlight int           `json:"inflight"`           // deliveries being offered or sent
-	Fetching int           `json:"fetching,omitempty"` // deliveries it takes from other members now
-	Problem  string        `json:"problem"`            // last refusal, if any
+	Path     string   `json:"path"`
+	Through  []string `json:"through,omitempty"` // names of the members it is reached through
+	Sent     uint64   `json:"sent_bytes"`
+	Received uint64   `json:"received_bytes"`
+	Folder   string   `json:"folder"`             // inbox folder name, if any file came
+	Queued   int      `json:"queued"`             // deliveries waiting for this peer
+	InFlight int      `json:"inflight"`           // deliveries being offered or sent
+	Fetching int      `json:"fetching,omitempty"` // deliveries it takes from other members now
+	Problem  string   `json:"problem"`            // last refusal, if any
 	// BadData counts what this member sent that did not verify: chat
 	// records and file manifests against their author's key, blocks
 	// against their hash. An honest member passes things on unchanged.
