@@ -305,6 +305,13 @@ func (n *Node) attach(hs *handshakeResult, ownGoroutine bool) (p, old *peer, err
 // adds 1+extra goroutines to n.wg under the same lock that checks closed,
 // so Close never waits on a count that can still grow.
 func (n *Node) register(p *peer, extra int) (old *peer, err error) {
+	var evicted *peer
+	defer func() {
+		if evicted != nil {
+			evicted.log.Debug("connection closed to make room for a member in the partial mesh", "for", p.name)
+			evicted.bye(reasonTooManyPeers, nil)
+		}
+	}()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch cur := n.peers[p.id]; {
@@ -312,8 +319,14 @@ func (n *Node) register(p *peer, extra int) (old *peer, err error) {
 		return nil, ErrClosed
 	case n.revs.has(p.id):
 		return nil, errRevoked
-	case cur == nil && len(n.peers) >= n.cfg.MaxPeers:
-		return nil, errTooManyPeers
+	case cur == nil && len(n.livePeersLocked()) >= n.maxConnsLocked():
+		if evicted = n.evictForLocked(p); evicted == nil {
+			return nil, errTooManyPeers
+		}
+		n.peers[p.id] = p
+		n.noteConnected(p)
+		n.wg.Add(1 + extra)
+		return nil, nil
 	case cur != nil && cur.session == p.session && !n.newWins(cur, p):
 		return nil, errDuplicate
 	default:

@@ -357,6 +357,7 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	n.mu.Unlock()
 	n.noteLinks(from, entries)
 	changed := false
+	var fresh []peerEntry
 	for _, pe := range entries {
 		if pe.ID == from.id {
 			changed = n.updateSender(from, pe.Addrs) || changed
@@ -374,10 +375,14 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 		}
 		n.mu.Lock()
 		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
+			if n.roster[pe.ID] == nil {
+				fresh = append(fresh, peerEntry{ID: pe.ID, Cert: pe.Cert, Addrs: pe.Addrs})
+			}
 			changed = n.learn(pe, name) || changed
 		}
 		n.mu.Unlock()
 	}
+	n.gossipMembers(from, fresh)
 	if changed {
 		from.log.Debug("members learned")
 		n.rosterChanged()
@@ -477,6 +482,7 @@ func (n *Node) dialLoop() {
 	discover := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer discover.Stop()
 	for {
+		n.trimExcess()
 		n.startDials()
 		tick.Stop()
 		if next, ok := n.nextDial(); ok {
@@ -555,12 +561,13 @@ func (n *Node) dueTargets() []dialTarget {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []dialTarget
-	for id, m := range n.roster {
-		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(m.Addrs) == 0 {
-			continue
+	budget := n.dialBudgetLocked()
+	for _, id := range n.dialCandidatesLocked(now) {
+		if len(out) >= budget {
+			break
 		}
 		if t, ok := n.due(idKey(id), now); ok {
-			t.id, t.addrs = id, slices.Clone(m.Addrs)
+			t.id, t.addrs = id, slices.Clone(n.roster[id].Addrs)
 			out = append(out, t)
 		}
 	}

@@ -93,6 +93,11 @@ type Config struct {
 	DiscoveryInterval time.Duration
 	// RedialMin and RedialMax bound the per-member redial backoff (1 s, 60 s).
 	RedialMin, RedialMax time.Duration
+	// FullMeshUpTo is the largest mesh (members, this node included) in
+	// which every member connects to every other (24). Above it the mesh
+	// is partial (overlay.go): a member dials until it has ActiveView
+	// connections (8) and accepts up to 3 × ActiveView.
+	FullMeshUpTo, ActiveView int
 }
 
 // DefaultConfig returns the defaults of every limit and timeout.
@@ -119,6 +124,8 @@ func DefaultConfig() Config {
 		DiscoveryInterval: 30 * time.Second,
 		RedialMin:         time.Second,
 		RedialMax:         60 * time.Second,
+		FullMeshUpTo:      24,
+		ActiveView:        8,
 	}
 }
 
@@ -133,7 +140,8 @@ func (c Config) withDefaults() Config {
 		{&c.MaxPending, d.MaxPending}, {&c.MaxPendingPerIP, d.MaxPendingPerIP},
 		{&c.MaxWaiting, d.MaxWaiting}, {&c.MaxWaitingPerIP, d.MaxWaitingPerIP},
 		{&c.ControlQueue, d.ControlQueue}, {&c.BulkQueue, d.BulkQueue}, {&c.MaxDials, d.MaxDials},
-		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst}} {
+		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst},
+		{&c.FullMeshUpTo, d.FullMeshUpTo}, {&c.ActiveView, d.ActiveView}} {
 		setDefault(f.v, f.d)
 	}
 	for _, f := range []struct {

@@ -78,17 +78,22 @@ func decodePunchReq(b []byte) (PeerID, error) {
 	return id, nil
 }
 
-// noteLinks keeps the members a PEERS sender says it is connected to.
+// noteLinks keeps the members a PEERS sender says it is connected to. A
+// PEERS that starts with the sender's own entry is its whole list and
+// replaces what it said before; one without (members passed on by gossip,
+// overlay.go) only adds.
 func (n *Node) noteLinks(from *peer, entries []peerEntry) {
-	links := make(map[PeerID]struct{})
+	whole := len(entries) > 0 && entries[0].ID == from.id
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if whole || from.links == nil {
+		from.links = make(map[PeerID]struct{})
+	}
 	for _, pe := range entries {
-		if pe.Linked && pe.ID != from.id {
-			links[pe.ID] = struct{}{}
+		if pe.Linked && pe.ID != from.id && len(from.links) < maxRoster {
+			from.links[pe.ID] = struct{}{}
 		}
 	}
-	n.mu.Lock()
-	from.links = links
-	n.mu.Unlock()
 }
 
 // throughLocked lists the connected members that report a connection to
