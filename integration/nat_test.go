@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshfs/meshfs/internal/testutil"
 )
 
 // NAT traversal and roaming. Two members at home, each behind its own
@@ -200,10 +202,18 @@ func peersPath(n *node, other string) string {
 
 // checkPeersPath fails t unless n's peers file shows want in the PATH
 // column of other's line.
+// The file is rewritten when its text changes, a moment after the status
+// does, so it is polled.
 func checkPeersPath(t *testing.T, n *node, other, want string) {
 	t.Helper()
-	if got := peersPath(n, other); got != want {
-		t.Errorf("%s's peers file: PATH of %s is %q, want %q; line %q", n.name, other, got, want, n.peerLine(other))
+	err := testutil.WaitFor(10*time.Second, func() error {
+		if got := peersPath(n, other); got != want {
+			return fmt.Errorf("%s's peers file: PATH of %s is %q, want %q; line %q", n.name, other, got, want, n.peerLine(other))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
 

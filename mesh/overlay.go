@@ -140,4 +140,3 @@ func (n *Node) evictForLocked(p *peer) *peer {
 	}
 	return nil
 }
-
