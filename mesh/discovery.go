@@ -626,6 +626,13 @@ func (n *Node) dial(t dialTarget) {
 	defer n.wg.Done()
 	defer n.wake() // after the slot is free: a target may wait for it
 	defer func() { <-n.sem }()
+	if !t.id.IsZero() {
+		// A member's own addresses answer within a round trip when they
+		// answer at all; one behind a NAT leaves the dial hanging until
+		// HandshakeTimeout. Ask for an introduction meanwhile.
+		intro := time.AfterFunc(punchAfter, func() { n.askIntroduction(t.id) })
+		defer intro.Stop()
+	}
 	var err error
 	for _, a := range t.addrs {
 		if n.handshaking(a) {

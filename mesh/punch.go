@@ -40,6 +40,9 @@ const (
 	// a connection may make this node act on: a member meeting a mesh
 	// behind a NAT asks for one introduction per member it cannot dial.
 	punchReqEvery = 100 * time.Millisecond
+	// punchAfter is how long a dial to a member may hang before it asks
+	// for an introduction as well.
+	punchAfter = time.Second
 )
 
 // punch is a PUNCH payload: the member to dial and where.

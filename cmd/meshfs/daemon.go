@@ -164,6 +164,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	mcfg.Listen = d.opts.listen
 	mcfg.Join = d.opts.join
 	mcfg.Invite = d.opts.invite
+	mcfg.FullMeshUpTo, mcfg.ActiveView = d.opts.fullMeshUpTo, d.opts.activeView
 	mcfg.Handler = engine
 	mcfg.Logger = d.log.With("pkg", "mesh")
 	node, err := mesh.New(mcfg)

@@ -31,6 +31,8 @@ type mountOptions struct {
 	noFUSE     bool
 	// portMapping asks the router to forward the listen port (--port-mapping).
 	portMapping bool
+	// fullMeshUpTo and activeView size the partial mesh (overlayFlags).
+	fullMeshUpTo, activeView int
 	sync        meshsync.Config // sync's defaults with the limit flags applied
 	logFormat   string          // "text" or "json"
 	logLevel    slog.Level
@@ -114,6 +116,9 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		return opts, err
 	}
 	if opts.portMapping, err = portMappingOn(c); err != nil {
+		return opts, err
+	}
+	if opts.fullMeshUpTo, opts.activeView, err = overlaySize(c); err != nil {
 		return opts, err
 	}
 	if opts.uiAddr, opts.uiRemote, err = uiFlags(c); err != nil {
