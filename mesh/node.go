@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
@@ -178,6 +180,12 @@ type Node struct {
 	frames  framePool    // SendBulk's frames; safe for concurrent use
 	ioBufs  framePool    // batchConn buffers; safe for concurrent use
 
+	// Roaming (roam.go); tests replace them before Start.
+	localIPs     func() (ipSet, error) // this machine's addresses
+	replaceAfter time.Duration         // register: a same-session connection this old is replaced
+	probeWait    time.Duration         // probe: how long a probed connection has to answer
+	probing      atomic.Bool           // a probe goroutine runs
+
 	// Set by Start, then immutable.
 	ln     net.Listener
 	ctx    context.Context
@@ -197,6 +205,8 @@ type Node struct {
 	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
 	waiting map[string]int // queue's connections by source IP
 	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
+	lastIPs ipSet          // this machine's addresses at the last change (addrsChanged)
+	watch   io.Closer      // the address watcher's socket, closed by Close; nil when polling
 
 	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
 	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
@@ -230,7 +240,8 @@ func New(cfg Config) (*Node, error) {
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		waiting: map[string]int{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
-		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
+		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials),
+		localIPs: interfaceIPs, replaceAfter: replaceAfter, probeWait: probeWait}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
 	}
@@ -313,6 +324,11 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.acceptLoop()
 	go n.dialLoop()
 	go n.rosterLoop()
+	ips, _ := n.localIPs()
+	n.mu.Lock()
+	n.lastIPs = ips
+	n.mu.Unlock()
+	n.startWatch()
 	return nil
 }
 
@@ -329,6 +345,7 @@ func (n *Node) Close() error {
 	for c := range n.pending {
 		c.Close()
 	}
+	watch := n.watch
 	n.mu.Unlock()
 	if !started {
 		return nil
@@ -336,6 +353,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	if n.ln != nil {
 		n.ln.Close()
+	}
+	if watch != nil {
+		watch.Close() // stops watchNetlink's read
 	}
 	for _, p := range peers {
 		p.bye(reasonShutdown, nil)
