@@ -144,12 +144,15 @@ func TestAddressGoneReconnects(t *testing.T) {
 			t.Errorf("connection to %s: closed %v with %v, want closed with %v", p.name, p.isClosed(), p.err, errAddrGone)
 		}
 	}
-	fullMeshWithin(t, 10*time.Second, x, y, z)
-	for _, p := range old {
-		if livePeer(x, p.id) == p {
-			t.Errorf("x still holds the old connection to %s", p.name)
+	waitFor(t, 10*time.Second, func() error {
+		for _, p := range old {
+			if q := livePeer(x, p.id); q == nil || q == p {
+				return fmt.Errorf("x has no new connection to %s", p.name)
+			}
 		}
-	}
+		return nil
+	})
+	fullMeshWithin(t, 5*time.Second, x, y, z)
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("reconnected after %v, want within 15 s", d)
 	}
