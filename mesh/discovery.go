@@ -588,8 +588,9 @@ func (n *Node) dial(t dialTarget) {
 	defer n.wake() // after the slot is free: a target may wait for it
 	defer func() { <-n.sem }()
 	var err error
+	ctx := n.dialContext()
 	for _, a := range t.addrs {
-		if err = n.connect(n.ctx, a, t.id); err == nil {
+		if err = n.connect(ctx, a, t.id); err == nil {
 			break
 		}
 	}
@@ -600,6 +601,10 @@ func (n *Node) dial(t dialTarget) {
 	if err == nil || errors.Is(err, errSelf) {
 		ds.done = t.id.IsZero() // a hint is done; a member is redialed if it drops
 		ds.backoff, ds.next = 0, time.Time{}
+		return
+	}
+	if ctx.Err() != nil && n.ctx.Err() == nil {
+		ds.backoff, ds.next = 0, time.Time{} // cancelled by an address change: dial the new network now
 		return
 	}
 	ds.backoff = min(max(2*ds.backoff, n.cfg.RedialMin), n.cfg.RedialMax)

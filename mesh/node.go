@@ -205,8 +205,12 @@ type Node struct {
 	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
 	waiting map[string]int // queue's connections by source IP
 	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
-	lastIPs ipSet          // this machine's addresses at the last change (addrsChanged)
-	watch   io.Closer      // the address watcher's socket, closed by Close; nil when polling
+
+	// Roaming (roam.go), guarded by mu.
+	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)
+	dialCtx context.Context    // dials started now; redialNow cancels it on an address change
+	dialEnd context.CancelFunc // cancels dialCtx
+	watch   io.Closer          // the address watcher's socket, closed by Close; nil when polling
 
 	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
 	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
@@ -307,6 +311,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.dialCtx, n.dialEnd = context.WithCancel(n.ctx)
 	n.mu.Unlock()
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {

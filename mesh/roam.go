@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -119,11 +120,15 @@ func (n *Node) dropIfGone(p *peer, ips ipSet) bool {
 	return true
 }
 
-// redialNow resets every member's redial schedule and wakes the dial
-// loop: a dial that failed on the old network must not wait out its
-// backoff (up to RedialMax) on the new one.
+// redialNow cancels the dials under way and resets every member's redial
+// schedule, then wakes the dial loop: a dial started on the old network
+// (a SYN from a vanished address waits out HandshakeTimeout) or one that
+// failed there and backs off (up to RedialMax) must not delay the first
+// dial on the new one.
 func (n *Node) redialNow() {
 	n.mu.Lock()
+	n.dialEnd()
+	n.dialCtx, n.dialEnd = context.WithCancel(n.ctx)
 	for _, ds := range n.dials {
 		if !ds.busy {
 			ds.backoff, ds.next = 0, time.Time{}
@@ -131,6 +136,14 @@ func (n *Node) redialNow() {
 	}
 	n.mu.Unlock()
 	n.wake()
+}
+
+// dialContext is the context of a dial started now; the next address
+// change cancels it.
+func (n *Node) dialContext() context.Context {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dialCtx
 }
 
 // startProbe checks, on a goroutine owned by the node, that each of peers

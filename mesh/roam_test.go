@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -249,4 +251,76 @@ func waitFor(t *testing.T, d time.Duration, f func() error) {
 	if err := testutil.WaitFor(d, f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// blackhole accepts TCP connections and never answers, like an address
+// whose SYN-ACK is lost on the old network; it counts them.
+type blackhole struct {
+	ln    net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+}
+
+func newBlackhole(t *testing.T) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, conns: make(chan net.Conn, 64), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.conns <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-b.done
+		for len(b.conns) > 0 {
+			(<-b.conns).Close()
+		}
+	})
+	return b
+}
+
+// next returns the next connection accepted within d.
+func (b *blackhole) next(t *testing.T, d time.Duration) net.Conn {
+	t.Helper()
+	select {
+	case c := <-b.conns:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(d):
+		t.Fatalf("no connection within %v", d)
+		return nil
+	}
+}
+
+// TestChangeCancelsDials: a dial under way when the address set changes
+// is cancelled and made again at once, instead of waiting out its
+// handshake timeout on the old network.
+func TestChangeCancelsDials(t *testing.T) {
+	b := newBlackhole(t)
+	x := issueFor(t, newOffline(t, testConfig(t, "admin")), "x")
+	x.cfg.HandshakeTimeout = 10 * time.Second
+	x.cfg.Join = []string{b.ln.Addr().String()} // a hint that hangs in the handshake
+	src := &addrSource{}
+	src.set("127.0.0.1")
+	x.localIPs = src.get
+	startOffline(t, x)
+	first := b.next(t, 5*time.Second)
+	src.set("127.0.0.1", "192.0.2.7")
+	start := time.Now()
+	x.addrsChanged()
+	b.next(t, 2*time.Second)
+	first.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.Copy(io.Discard, first); err != nil { // the ClientHello, then EOF
+		t.Fatalf("the cancelled dial's connection: %v, want it closed", err)
+	}
+	t.Logf("redialed after %v", time.Since(start))
 }
