@@ -394,12 +394,26 @@ func (n *Node) unregister(p *peer) bool {
 		return false
 	}
 	delete(n.peers, p.id)
+	n.holdRedial(p)
 	if m := n.roster[p.id]; m != nil {
 		m.LastSeen = time.Unix(0, p.lastSeen.Load())
 		m.sent += p.sent.Load()
 		m.recv += p.recv.Load()
 	}
 	return true
+}
+
+// holdRedial makes the redial of a connection that ended younger than
+// RedialMin wait RedialMin (mu held). Such a connection was most likely
+// refused by the other end, which still holds one from our session (see
+// replaces): redialed at once, it would be refused again hundreds of
+// times a second, each time a connect and a disconnect for the Handler.
+// A dial already scheduled or under way is left alone.
+func (n *Node) holdRedial(p *peer) {
+	key := idKey(p.id)
+	if time.Since(p.since) < n.cfg.RedialMin && n.dials[key] == nil {
+		n.dials[key] = &dialState{next: time.Now().Add(n.cfg.RedialMin)}
+	}
 }
 
 // handleFrame dispatches one frame of a ready connection (reader goroutine).

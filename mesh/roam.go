@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -93,14 +94,16 @@ func (n *Node) addrsChanged() {
 		return
 	}
 	n.mu.Lock()
-	peers := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		peers = append(peers, p)
-	}
+	peers := slices.Collect(maps.Values(n.peers))
 	changed := !ips.equal(n.lastIPs)
 	n.lastIPs = ips
 	n.mu.Unlock()
-	live := slices.DeleteFunc(peers, func(p *peer) bool { return n.dropIfGone(p, ips) })
+	var live []*peer
+	for _, p := range peers {
+		if !n.dropIfGone(p, ips) {
+			live = append(live, p)
+		}
+	}
 	n.startProbe(live)
 	if changed || len(live) < len(peers) {
 		n.redialNow()

@@ -71,9 +71,7 @@ func TestRedialReplacesStaleConnection(t *testing.T) {
 		}
 		return nil
 	})
-	hi.mu.Lock()
-	delete(hi.peers, lo.ID()) // hi forgets the connection; lo still holds it
-	hi.mu.Unlock()
+	forget(t, hi, lo.ID()) // hi loses the connection; lo still holds it
 	start := time.Now()
 	hi.wake() // hi's dial loop redials lo, as after a lost connection
 	waitFor(t, 2*time.Second, func() error {
@@ -87,6 +85,49 @@ func TestRedialReplacesStaleConnection(t *testing.T) {
 	})
 	fullMeshWithin(t, 2*time.Second, lo, hi)
 	t.Logf("reconnected in %v", time.Since(start))
+}
+
+// TestRefusedRedialWaits: while the other end still refuses a young
+// connection's replacement (the setup tie-break), the refused member
+// redials once per RedialMin, not in a tight loop.
+func TestRefusedRedialWaits(t *testing.T) {
+	admin := newOffline(t, testConfig(t, "admin"))
+	lo, hi := issueFor(t, admin, "x"), issueFor(t, admin, "y")
+	if bytes.Compare(lo.self[:], hi.self[:]) > 0 {
+		lo, hi = hi, lo
+	}
+	lo.replaceAfter = time.Hour // lo refuses every redial of hi's
+	hi.cfg.RedialMin = 300 * time.Millisecond
+	startOffline(t, lo)
+	startOffline(t, hi)
+	if err := lo.Connect(t.Context(), hi.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	fullMesh(t, lo, hi)
+	before, _ := countEvents(hi, lo.ID())
+	forget(t, hi, lo.ID()) // hi loses the connection; lo still holds it
+	hi.wake()
+	const window = time.Second
+	time.Sleep(window) // counting what happens in a fixed time, not waiting for it
+	after, _ := countEvents(hi, lo.ID())
+	if got, most := after-before, int(window/hi.cfg.RedialMin)+1; got < 1 || got > most {
+		t.Errorf("refused redials in %v = %d, want 1 to %d", window, got, most)
+	}
+}
+
+// forget removes n's connection to id from its table without closing
+// it, as if n had lost it while the other end did not notice. The
+// connection is closed at cleanup: Close only closes those in the table.
+func forget(t *testing.T, n *Node, id PeerID) {
+	t.Helper()
+	n.mu.Lock()
+	p := n.peers[id]
+	delete(n.peers, id)
+	n.mu.Unlock()
+	if p == nil {
+		t.Fatalf("%s has no connection to %s", n.Name(), id.Short())
+	}
+	t.Cleanup(func() { p.close(errors.New("test ends")) })
 }
 
 // addrSource is an injectable Node.localIPs.
