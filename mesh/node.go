@@ -180,7 +180,8 @@ type Node struct {
 	frames  framePool    // SendBulk's frames; safe for concurrent use
 	ioBufs  framePool    // batchConn buffers; safe for concurrent use
 
-	// Roaming (roam.go); tests replace them before Start.
+	// Roaming (roam.go): set by New; tests replace the first three
+	// before Start.
 	localIPs     func() (ipSet, error) // this machine's addresses
 	replaceAfter time.Duration         // register: a same-session connection this old is replaced
 	probeWait    time.Duration         // probe: how long a probed connection has to answer
