@@ -634,12 +634,13 @@ func (n *Node) dial(t dialTarget) {
 		defer intro.Stop()
 	}
 	var err error
+	ctx := n.dialContext()
 	for _, a := range t.addrs {
 		if n.handshaking(a) {
 			err = nil // a Connect to that address is under way: let it finish
 			break
 		}
-		if err = n.connect(n.ctx, a, t.id); err == nil {
+		if err = n.connect(ctx, a, t.id); err == nil {
 			break
 		}
 	}
@@ -653,6 +654,10 @@ func (n *Node) dial(t dialTarget) {
 	if err == nil || errors.Is(err, errSelf) {
 		ds.done = t.id.IsZero() // a hint is done; a member is redialed if it drops
 		ds.backoff, ds.next = 0, time.Time{}
+		return
+	}
+	if ctx.Err() != nil && n.ctx.Err() == nil {
+		ds.backoff, ds.next = 0, time.Time{} // cancelled by an address change: dial the new network now
 		return
 	}
 	ds.backoff = min(max(2*ds.backoff, n.cfg.RedialMin), n.cfg.RedialMax)

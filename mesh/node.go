@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
@@ -186,6 +188,13 @@ type Node struct {
 	frames  framePool    // SendBulk's frames; safe for concurrent use
 	ioBufs  framePool    // batchConn buffers; safe for concurrent use
 
+	// Roaming (roam.go): set by New; tests replace the first three
+	// before Start.
+	localIPs     func() (ipSet, error) // this machine's addresses
+	replaceAfter time.Duration         // register: a same-session connection this old is replaced
+	probeWait    time.Duration         // probe: how long a probed connection has to answer
+	probing      atomic.Bool           // a probe goroutine runs
+
 	// Set by Start, then immutable.
 	ln     net.Listener
 	ctx    context.Context
@@ -211,6 +220,12 @@ type Node struct {
 	asked      map[PeerID]time.Time
 	introduced map[[2]PeerID]time.Time
 	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
+
+	// Roaming (roam.go), guarded by mu.
+	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)
+	dialCtx context.Context    // dials started now; redialNow cancels it on an address change
+	dialEnd context.CancelFunc // cancels dialCtx
+	watch   io.Closer          // the address watcher's socket, closed by Close; nil when polling
 
 	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
 	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
@@ -245,7 +260,8 @@ func New(cfg Config) (*Node, error) {
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		waiting: map[string]int{}, punching: map[PeerID]bool{}, asked: map[PeerID]time.Time{},
 		introduced: map[[2]PeerID]time.Time{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
-		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
+		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials),
+		localIPs: interfaceIPs, replaceAfter: replaceAfter, probeWait: probeWait}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
 	}
@@ -311,6 +327,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.dialCtx, n.dialEnd = context.WithCancel(n.ctx)
 	n.mu.Unlock()
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
@@ -328,6 +345,11 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.acceptLoop()
 	go n.dialLoop()
 	go n.rosterLoop()
+	ips, _ := n.localIPs()
+	n.mu.Lock()
+	n.lastIPs = ips
+	n.mu.Unlock()
+	n.startWatch()
 	return nil
 }
 
@@ -344,6 +366,7 @@ func (n *Node) Close() error {
 	for c := range n.pending {
 		c.Close()
 	}
+	watch := n.watch
 	n.mu.Unlock()
 	if !started {
 		return nil
@@ -351,6 +374,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	if n.ln != nil {
 		n.ln.Close()
+	}
+	if watch != nil {
+		watch.Close() // stops watchNetlink's read
 	}
 	for _, p := range peers {
 		p.bye(reasonShutdown, nil)
