@@ -18,14 +18,17 @@ import (
 // fixed at 100 for user space on Linux).
 const userHZ = 100
 
-// TestIdleBench is `make bench`'s idle case: MESHFS_IDLE_MEMBERS
+// TestIdleBench is `make bench`'s scale and idle case: MESHFS_IDLE_MEMBERS
 // (default 100) plain-folder members on 127.0.0.1 join one admin with one
-// multi-use invite; once each lists every other as connected, nothing is
-// sent, and from MESHFS_IDLE_SETTLE seconds (default 30) on, the CPU time
-// each process uses over MESHFS_IDLE_SECONDS (default 60) is read from
-// /proc. It prints the time to a full mesh, connections, RSS and the
-// average share of one core per member (median and spread). It runs only
-// with MESHFS_BENCH=1.
+// multi-use invite; once each lists every other and their connections
+// join them all (a partial mesh above 24 members), nothing is sent, and
+// from MESHFS_IDLE_SETTLE seconds (default 30) on, the CPU time each
+// process uses over MESHFS_IDLE_SECONDS (default 60) is read from /proc.
+// Then the admin sends a 10 MiB file and a chat line. It prints the time
+// until the mesh formed, connections, RSS, the average share of one core
+// per member (median and spread), and how long the file and the line took
+// to reach each member (median and slowest). It runs only with
+// MESHFS_BENCH=1.
 func TestIdleBench(t *testing.T) {
 	if os.Getenv("MESHFS_BENCH") == "" {
 		t.Skip("set MESHFS_BENCH=1 (make bench) to run the benchmark")
@@ -54,6 +57,62 @@ func TestIdleBench(t *testing.T) {
 		shares[i] = float64(after[i]-before[i]) / userHZ / elapsed * 100
 	}
 	printIdle(members, meshed, window, shares, nodes)
+	files, lines := deliveryTimes(t, nodes[0], nodes[1:])
+	fmt.Printf("idle: 10 MiB file from %s verified at each member: median %s, slowest %s\n",
+		nodes[0].name, median(files), slices.Max(files))
+	fmt.Printf("idle: chat line from %s at each member: median %s, slowest %s\n",
+		nodes[0].name, median(lines), slices.Max(lines))
+}
+
+// deliveryTimes has from put a 10 MiB file in its outbox, then say a line,
+// and returns how long each of the others took to hold the verified file,
+// and to show the line in its chat.
+func deliveryTimes(t *testing.T, from *node, others []*node) (files, lines []time.Duration) {
+	t.Helper()
+	start := time.Now()
+	f := putRandomFile(t, from, "scale.bin", 10<<20)
+	files = pollEach(t, others, start, func(n *node) bool {
+		return sameFile(n.path("inbox", from.name, f.rel), f) == nil
+	})
+	line := chatMarkers(t, from.name, 1)[0]
+	start = time.Now()
+	sayLine(t, from, line)
+	lines = pollEach(t, others, start, func(n *node) bool {
+		return slices.ContainsFunc(chatLog(n), func(l string) bool { return strings.Contains(l, line) })
+	})
+	return files, lines
+}
+
+// pollEach polls has for every node until it holds (at most 5 minutes)
+// and returns the time from start at which each first held.
+func pollEach(t *testing.T, nodes []*node, start time.Time, has func(*node) bool) []time.Duration {
+	t.Helper()
+	took := make([]time.Duration, len(nodes))
+	err := testutil.WaitFor(5*time.Minute, func() error {
+		left := 0
+		for i, n := range nodes {
+			if took[i] == 0 {
+				if has(n) {
+					took[i] = time.Since(start).Round(time.Millisecond)
+				} else {
+					left++
+				}
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d of %d members not there yet", left, len(nodes))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return took
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(d))
+	return s[len(s)/2]
 }
 
 // envInt reads a positive integer from the environment, or def.
@@ -88,8 +147,8 @@ func checkInotifyInstances(t *testing.T, members int) {
 
 // idleMesh starts an admin and joins members-1 plain-folder members
 // through it with one invite, one after another (each waits until it
-// serves its folder), then waits until every member lists every other as
-// connected.
+// serves its folder), then waits until every member lists every other
+// and the connections join them all.
 func (c *cluster) idleMesh(members int) []*node {
 	c.t.Helper()
 	admin := c.start("m000", "--no-fuse")
@@ -109,30 +168,57 @@ func (c *cluster) idleMesh(members int) []*node {
 			n.cmd.Process.Kill()
 		}
 	})
-	err = testutil.WaitFor(10*time.Minute, func() error {
-		for _, n := range nodes {
-			if got := n.connectedCount(); got < members-1 {
-				return fmt.Errorf("%s lists %d of %d members as connected", n.name, got, members-1)
-			}
-		}
-		return nil
-	})
+	err = testutil.WaitFor(10*time.Minute, func() error { return meshFormed(nodes) })
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return nodes
 }
 
-// connectedCount is how many members n's peers file lists as connected.
-func (n *node) connectedCount() int {
+// meshFormed reports an error unless every node's peers file lists every
+// other node and the connections they list join them all.
+func meshFormed(nodes []*node) error {
+	links := map[string][]string{}
+	for _, n := range nodes {
+		listed, connected := n.peersListed()
+		if listed < len(nodes)-1 {
+			return fmt.Errorf("%s lists %d of %d members", n.name, listed, len(nodes)-1)
+		}
+		links[n.name] = connected
+	}
+	seen := map[string]bool{nodes[0].name: true}
+	queue := []string{nodes[0].name}
+	for len(queue) > 0 {
+		for _, o := range links[queue[0]] {
+			if !seen[o] {
+				seen[o] = true
+				queue = append(queue, o)
+			}
+		}
+		queue = queue[1:]
+	}
+	if len(seen) < len(nodes) {
+		return fmt.Errorf("connections join %d of %d members", len(seen), len(nodes))
+	}
+	return nil
+}
+
+// peersListed reads n's peers file: how many members it lists, and the
+// names of those connected.
+func (n *node) peersListed() (listed int, connected []string) {
 	data, _ := os.ReadFile(n.path("peers"))
-	count := 0
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 2 && f[2] == "connected" {
-			count++
+	lines := strings.Split(string(data), "\n")
+	for _, line := range lines[min(1, len(lines)):] { // below the header
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			break // the end of the table
+		}
+		listed++
+		if f[2] == "connected" {
+			connected = append(connected, f[0])
 		}
 	}
-	return count
+	return listed, connected
 }
 
 // cpuTicks reads each node's user plus system CPU time, in USER_HZ ticks.
@@ -175,11 +261,12 @@ func printIdle(members int, meshed, window time.Duration, shares []float64, node
 	var conns, rss int64
 	for i, n := range nodes {
 		sum += shares[i]
-		conns += int64(n.connectedCount())
+		_, connected := n.peersListed()
+		conns += int64(len(connected))
 		rss += rssKiB(n)
 	}
 	sorted := slices.Sorted(slices.Values(shares))
-	fmt.Printf("idle: %d plain-folder members on 127.0.0.1, full mesh after %s\n", members, meshed.Round(time.Second))
+	fmt.Printf("idle: %d plain-folder members on 127.0.0.1, mesh formed after %s\n", members, meshed.Round(time.Second))
 	fmt.Printf("idle: connections per member %.1f, RSS per member %.1f MiB\n",
 		float64(conns)/float64(members), float64(rss)/float64(members)/1024)
 	fmt.Printf("idle: CPU over %s, %% of one core per member: mean %.3f, median %.3f, min %.3f, max %.3f (goal: mean below 0.2)\n",

@@ -24,7 +24,7 @@ func TestPartialMeshDelivers(t *testing.T) {
 		nodes = append(nodes, c.join(fmt.Sprintf("m%02d", i), alice, flags...))
 	}
 	for _, n := range nodes {
-		waitStatus(t, n, func(st nodeStatus) error { return partialView(st, members-1, 3*view) })
+		waitStatus(t, n, func(st nodeStatus) error { return partialView(st, members-1, 2*view) })
 	}
 	start := time.Now()
 	f := putRandomFile(t, alice, "overlay.bin", 5<<20)

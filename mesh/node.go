@@ -98,7 +98,7 @@ type Config struct {
 	// FullMeshUpTo is the largest mesh (members, this node included) in
 	// which every member connects to every other (24). Above it the mesh
 	// is partial (overlay.go): a member dials until it has ActiveView
-	// connections (8) and accepts up to 3 × ActiveView.
+	// connections (8) and keeps up to 2 × ActiveView.
 	FullMeshUpTo, ActiveView int
 }
 

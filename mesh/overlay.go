@@ -13,11 +13,12 @@ import (
 // buffers and a share of every broadcast, so a member keeps a bounded
 // random set of connections instead, in the spirit of HyParView: it dials
 // members picked at random from its member list (the passive view) until
-// it has ActiveView connections (the active view), accepts connections up
-// to maxConns (3 × ActiveView) and refuses more with "too many peers", so
-// the dialer picks another. A connection that drops is replaced by the
-// next dial round from the passive view. Random views of 8 keep 1,000
-// members connected within a few hops (overlay_sim_test.go).
+// it has ActiveView connections (the active view), and keeps at most
+// maxConns (2 × ActiveView). A member at that cap that is dialed makes
+// room by closing a random connection (BYE "too many peers") rather than
+// refusing, so a newcomer always gets in; the member cut off dials another
+// if it is left with fewer than ActiveView. When a mesh grows past the
+// threshold, its first members close what they hold over the cap.
 //
 // Nothing above the mesh needs a connection to every member: records and
 // files spread because every member passes on what it holds to the
@@ -37,7 +38,7 @@ func (n *Node) partialLocked() bool {
 // maxConnsLocked caps live connections (mu held).
 func (n *Node) maxConnsLocked() int {
 	if n.partialLocked() {
-		return min(n.cfg.MaxPeers, 3*n.cfg.ActiveView)
+		return min(n.cfg.MaxPeers, 2*n.cfg.ActiveView)
 	}
 	return n.cfg.MaxPeers
 }

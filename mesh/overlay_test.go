@@ -36,8 +36,8 @@ func TestPartialMesh(t *testing.T) {
 			if k := len(n.Peers()); k != members-1 {
 				return fmt.Errorf("%s knows %d members, want %d", n.Name(), k, members-1)
 			}
-			if c := liveCount(n); c < 1 || c > 3*view {
-				return fmt.Errorf("%s has %d connections, want 1..%d", n.Name(), c, 3*view)
+			if c := liveCount(n); c < 1 || c > 2*view {
+				return fmt.Errorf("%s has %d connections, want 1..%d", n.Name(), c, 2*view)
 			}
 		}
 		return connectedGraph(nodes)
