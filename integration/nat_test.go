@@ -91,7 +91,8 @@ func newTwoHomes(t *testing.T, randomPorts bool) *twoHomes {
 
 // natRules is a home router's table: masquerade out of ext, forward only
 // from intDev or for a known connection, no new connection to the router
-// from outside; those from the other home are counted.
+// from outside; those from the other home are counted. UDP is dropped
+// both ways, as on networks that block it: meshfs uses TCP alone.
 func natRules(ext, intDev string, randomPorts bool) string {
 	masquerade := "masquerade"
 	if randomPorts {
@@ -101,6 +102,7 @@ func natRules(ext, intDev string, randomPorts bool) string {
   chain postrouting { type nat hook postrouting priority 100; policy accept; oifname %q %s; }
   chain forward {
     type filter hook forward priority 0; policy drop;
+    meta l4proto udp drop
     ct state established,related accept
     iifname %q accept
   }
