@@ -152,7 +152,7 @@ func TestPeersTable(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("PeersTable() = %q, want header + 2 lines", lines)
 	}
-	for _, want := range []string{"NAME", "ID", "STATE", "PATH", "ADDRESS", "RTT", "LAST SEEN", "TRANSFERS"} {
+	for _, want := range []string{"NAME", "ID", "STATE", "PATH", "ADDRESS", "RTT", "SEEN", "TRANSFERS"} {
 		if !contains(lines[0], want) {
 			t.Errorf("header %q lacks %q", lines[0], want)
 		}

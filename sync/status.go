@@ -291,7 +291,7 @@ func (e *Engine) PeersTable() []byte {
 	st := e.Status()
 	var b bytes.Buffer
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tID\tSTATE\tPATH\tADDRESS\tRTT\tLAST SEEN\tTRANSFERS")
+	fmt.Fprintln(w, "NAME\tID\tSTATE\tPATH\tADDRESS\tRTT\tSEEN\tTRANSFERS")
 	now := time.Now()
 	for _, p := range st.Peers {
 		addr := p.Addr
@@ -303,7 +303,7 @@ func (e *Engine) PeersTable() []byte {
 			seen = now // seen over a live connection: "now", not a count of seconds since the last frame
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, p.PathText(), safetext.Text(addr),
-			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT))), present.Seen(seen, now), formatTransfers(p))
+			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT))), present.Since(seen, now), formatTransfers(p))
 	}
 	w.Flush()
 	writeUnsent(&b, st.Unsent)

@@ -61,6 +61,26 @@ func Seen(t, now time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
+// Since is when a member was last seen, as a clock time: "-" for never,
+// "now" within a second, "14:03:27" on now's day, "2026-12-06 14:03"
+// before. Unlike Seen it does not change while time passes, so a file
+// that shows it (peers, for the members a partial mesh is not connected
+// to) is rewritten only when something happens. Both times are shown in
+// now's location.
+func Since(t, now time.Time) string {
+	switch {
+	case t.IsZero():
+		return "-"
+	case now.Sub(t) < time.Second:
+		return "now"
+	}
+	t = t.In(now.Location())
+	if y, m, d := t.Date(); now.Year() == y && now.Month() == m && now.Day() == d {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04")
+}
+
 // ShortID is the first eight characters of a peer ID's text form: enough
 // to tell members apart on screen, as Syncthing's short device IDs are.
 func ShortID(id string) string {

@@ -22,6 +22,10 @@ func TestFormats(t *testing.T) {
 		{Seen(now.Add(-5*time.Second), now), "5s ago"},
 		{Seen(now.Add(-3*time.Minute), now), "3m ago"},
 		{Seen(now.Add(-96*time.Hour), now), "4d ago"},
+		{Since(time.Time{}, now), "-"},
+		{Since(now, now), "now"},
+		{Since(time.Date(2026, 12, 7, 14, 3, 27, 0, time.UTC), time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)), "14:03:27"},
+		{Since(time.Date(2026, 12, 6, 14, 3, 27, 0, time.UTC), time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)), "2026-12-06 14:03"},
 		{ShortID("i4csxazgabcdef"), "i4csxazg"},
 		{ShortID("abc"), "abc"},
 	}
