@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/atomicfile"
@@ -626,11 +627,17 @@ func (n *Node) dial(t dialTarget) {
 	defer n.wg.Done()
 	defer n.wake() // after the slot is free: a target may wait for it
 	defer func() { <-n.sem }()
+	var dialing atomic.Pointer[string] // the address being dialed
 	if !t.id.IsZero() {
-		// A member's own addresses answer within a round trip when they
-		// answer at all; one behind a NAT leaves the dial hanging until
-		// HandshakeTimeout. Ask for an introduction meanwhile.
-		intro := time.AfterFunc(punchAfter, func() { n.askIntroduction(t.id) })
+		// A member's address answers a SYN within a round trip when it
+		// answers at all; one behind a NAT leaves the dial hanging until
+		// HandshakeTimeout. Ask for an introduction meanwhile, unless the
+		// connection is up and only its handshake is slow (a busy node).
+		intro := time.AfterFunc(punchAfter, func() {
+			if a := dialing.Load(); a != nil && mayPunch(*a) && !n.handshaking(*a) {
+				n.askIntroduction(t.id)
+			}
+		})
 		defer intro.Stop()
 	}
 	var err error
@@ -640,11 +647,12 @@ func (n *Node) dial(t dialTarget) {
 			err = nil // a Connect to that address is under way: let it finish
 			break
 		}
+		dialing.Store(&a)
 		if err = n.connect(ctx, a, t.id); err == nil {
 			break
 		}
 	}
-	if err != nil && !t.id.IsZero() && n.askIntroduction(t.id) {
+	if unreached(err, t.addrs) && !t.id.IsZero() && n.askIntroduction(t.id) {
 		err = fmt.Errorf("%w (asked a member that reaches it to introduce us through NAT)", err)
 	}
 	n.mu.Lock()

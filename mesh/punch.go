@@ -259,6 +259,27 @@ func (n *Node) punched(ctx context.Context, raw net.Conn, id PeerID) error {
 	return err
 }
 
+// mayPunch reports whether a member at addr may be behind a NAT: not on
+// this machine. A loopback dial that hangs is a busy node, and punching
+// it would only add connections.
+func mayPunch(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && (ip == nil || !ip.IsLoopback())
+}
+
+// unreached reports whether err is a dial that got no TCP connection to
+// any of addrs that may be behind a NAT: what punching can help with. A
+// connection that opened and then failed its handshake reached its
+// member, or someone else.
+func unreached(err error, addrs []string) bool {
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	return slices.ContainsFunc(addrs, mayPunch)
+}
+
 // link says how the connection was made.
 func (p *peer) link() Link {
 	if p.punched {
