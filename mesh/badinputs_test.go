@@ -879,7 +879,8 @@ func row19PeersMalformed(t *testing.T, v *victim) {
 		for _, a := range addrs {
 			e.Str(a)
 		}
-		e.U8(0) // flags
+		e.U8(0)  // flags
+		e.U32(0) // no address record
 		return e.B
 	}
 	list := func(count int, entries ...[]byte) []byte {

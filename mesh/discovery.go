@@ -42,6 +42,9 @@ type member struct {
 	// listed by Peers and sent in PEERS; an entry without one (an old
 	// peers.json) is a dial hint until the member connects.
 	Cert []byte `json:"cert,omitempty"`
+	// Record is the member's newest address record that verified against
+	// Cert (record.go); nil when none reached this node.
+	Record *addrRecord `json:"record,omitempty"`
 
 	// Bytes moved on closed connections since start (not persisted).
 	sent, recv uint64
@@ -52,9 +55,10 @@ type member struct {
 }
 
 func (m *member) info() PeerInfo {
-	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv}
-	if len(m.Addrs) > 0 {
-		info.Addr = m.Addrs[0]
+	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv,
+		Anchor: m.Record.anchor()}
+	if addrs := m.dialAddrs(); len(addrs) > 0 {
+		info.Addr = addrs[0]
 	}
 	return info
 }
@@ -88,6 +92,7 @@ func loadRoster(dir string, pool *x509.CertPool, revs *revocationList) (map[Peer
 		} else {
 			m.Cert = nil
 		}
+		loadRecord(m)
 		roster[id] = m
 	}
 	return roster, nil
@@ -219,6 +224,9 @@ type peerEntry struct {
 	// receiver learns whom it reaches through the sender, for PUNCH_REQ
 	// and for showing how an unconnected member is reached.
 	Linked bool
+	// Record is the member's newest address record the sender holds, nil
+	// when it holds none. Its ID is the entry's.
+	Record *addrRecord
 }
 
 // entryLinked is the flag bit of peerEntry.Linked.
@@ -241,6 +249,11 @@ func encodePeers(entries []peerEntry) []byte {
 			flags |= entryLinked
 		}
 		one.U8(flags)
+		if pe.Record != nil {
+			one.Blob(encodeRecord(pe.Record))
+		} else {
+			one.Blob(nil)
+		}
 		if count == maxPeersEntries || len(e.B)+len(one.B) > capPeers {
 			break // the rest is learned on a later exchange
 		}
@@ -267,12 +280,31 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 			d.Fail(protocolError("peers entry flags %#x", flags))
 		}
 		pe.Linked = flags&entryLinked != 0
+		pe.Record = decodeEntryRecord(&d, pe.ID)
 		out = append(out, pe)
 	}
 	if err := finish(&d); err != nil {
 		return nil, fmt.Errorf("decode peers: %w", err)
 	}
 	return out, nil
+}
+
+// decodeEntryRecord reads the record blob of the entry for id: empty, or a
+// record about that member (its signature is checked by handlePeers).
+func decodeEntryRecord(d *wire.Decoder, id PeerID) *addrRecord {
+	b := d.Blob(maxRecordLen)
+	if d.Err() != nil || len(b) == 0 {
+		return nil
+	}
+	r, err := decodeRecord(b)
+	if err == nil && r.ID != id {
+		err = protocolError("address record of %s in the entry of %s", r.ID.Short(), id.Short())
+	}
+	if err != nil {
+		d.Fail(err)
+		return nil
+	}
+	return r
 }
 
 // verifyEntry checks that der is a member certificate of the mesh whose CA
@@ -317,7 +349,7 @@ func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 		if n.revs.has(id) || m.Cert == nil {
 			continue
 		}
-		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs}
+		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs, Record: m.Record}
 		if p := n.peers[id]; p != nil {
 			pe.Addrs, pe.Linked = p.addrs, true
 		}
@@ -359,7 +391,11 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	changed := false
 	for _, pe := range entries {
 		if pe.ID == from.id {
-			changed = n.updateSender(from, pe.Addrs) || changed
+			rc, err := n.senderRecord(from, pe)
+			if err != nil {
+				return err
+			}
+			changed = n.updateSender(from, pe.Addrs) || rc || changed
 			continue
 		}
 		if pe.ID == n.self || pe.ID.IsZero() || revs.has(pe.ID) {
@@ -372,9 +408,16 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
+		take, err := n.checkRecord(pe, func() (ed25519.PublicKey, error) { return keyOf(pe.ID, pe.Cert) })
+		if err != nil {
+			return err
+		}
 		n.mu.Lock()
 		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
 			changed = n.learn(pe, name) || changed
+		}
+		if take && !n.revs.has(pe.ID) {
+			changed = n.takeRecord(pe.Record) || changed
 		}
 		n.mu.Unlock()
 	}
@@ -384,6 +427,18 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 		n.wake()
 	}
 	return nil
+}
+
+// senderRecord takes the record a member sends in its own entry, checked
+// against the certificate its connection proved.
+func (n *Node) senderRecord(from *peer, pe peerEntry) (bool, error) {
+	take, err := n.checkRecord(pe, func() (ed25519.PublicKey, error) { return n.MemberKey(from.id) })
+	if err != nil || !take {
+		return false, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.takeRecord(pe.Record), nil
 }
 
 // checkEntry verifies an entry's certificate, skipping the work when the
@@ -489,6 +544,7 @@ func (n *Node) dialLoop() {
 		case <-tick.C:
 		case <-discover.C:
 			n.requestPeers()
+			n.refreshAndPush() // an interface address may have changed (roaming)
 		}
 	}
 }
@@ -556,11 +612,12 @@ func (n *Node) dueTargets() []dialTarget {
 	defer n.mu.Unlock()
 	var out []dialTarget
 	for id, m := range n.roster {
-		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(m.Addrs) == 0 {
+		addrs := m.dialAddrs()
+		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(addrs) == 0 {
 			continue
 		}
 		if t, ok := n.due(idKey(id), now); ok {
-			t.id, t.addrs = id, slices.Clone(m.Addrs)
+			t.id, t.addrs = id, slices.Clone(addrs)
 			out = append(out, t)
 		}
 	}
@@ -593,7 +650,7 @@ func (n *Node) handshaking(addr string) bool {
 // knownAddr reports whether a roster member has address a (mu held).
 func (n *Node) knownAddr(a string) bool {
 	for _, m := range n.roster {
-		if slices.Contains(m.Addrs, a) {
+		if slices.Contains(m.Addrs, a) || m.Record != nil && slices.Contains(m.Record.Addrs, a) {
 			return true
 		}
 	}

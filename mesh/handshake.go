@@ -221,7 +221,7 @@ func (n *Node) checkPeer(cs tls.ConnectionState, expect PeerID, server bool) (pe
 	if err == nil {
 		return roleMember, nil
 	}
-	if server && !errors.Is(err, errRevoked) && n.invites.open(time.Now()) {
+	if server && !errors.Is(err, errRevoked) && n.acceptsJoiners() {
 		return roleJoiner, nil
 	}
 	return 0, err
