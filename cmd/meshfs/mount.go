@@ -29,6 +29,9 @@ type mountOptions struct {
 	invite     string
 	name       string
 	noFUSE     bool
+	// anchor marks this member as one with a stable public address
+	// (--anchor): joiners may join through it (mesh.Config.Anchor).
+	anchor bool
 	// portMapping asks the router to forward the listen port (--port-mapping).
 	portMapping bool
 	sync        meshsync.Config // sync's defaults with the limit flags applied
@@ -101,6 +104,7 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		join:       c.StringSlice("join"),
 		name:       c.String("name"),
 		noFUSE:     c.Bool("no-fuse"),
+		anchor:     c.Bool("anchor"),
 	}
 	// Flags that only need parsing come first: a bad one stops the mount
 	// before the state folder or the invite on stdin is touched.
