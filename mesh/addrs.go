@@ -122,7 +122,7 @@ func (n *Node) selfEntry() (peerEntry, bool) {
 	if n.ident.cert == nil {
 		return peerEntry{}, false
 	}
-	return peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Addrs: addrs, Record: n.ownRec}, true
+	return peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Addrs: addrs, Record: n.ownRec.wire()}, true
 }
 
 // updateSender takes the addresses a member lists for itself in its PEERS

@@ -1315,7 +1315,7 @@ func row63Records(t *testing.T, v *victim) {
 	d := newDecoy(t)
 	id, cert := r.ID(), r.ident.cert.Raw
 	entry := func(rec *addrRecord) []byte {
-		return encodeFrame(framePeers, encodePeers([]peerEntry{{ID: id, Cert: cert, Record: rec}}))
+		return encodeFrame(framePeers, encodePeers([]peerEntry{{ID: id, Cert: cert, Record: encodeRecord(rec)}}))
 	}
 	genuine := signRecord(r.ident.key, id, 2000, recordAnchor, []string{d.addr()})
 	hs := evilMember(t, v, z)
@@ -1337,7 +1337,7 @@ func row63Records(t *testing.T, v *victim) {
 		"fields changed after signing":   entry(&forged),
 		"signed by zed in roamer's name": entry(signRecord(z.ident.key, id, 4000, 0, []string{"192.0.2.66:1"})),
 		"zed's record in roamer's entry": encodeFrame(framePeers, encodePeers([]peerEntry{{ID: id, Cert: cert,
-			Record: signRecord(z.ident.key, z.ID(), 5000, 0, []string{"192.0.2.66:1"})}})),
+			Record: signRecord(z.ident.key, z.ID(), 5000, 0, []string{"192.0.2.66:1"}).wire()}})),
 		"record over the size cap": rawRecordEntry(id, cert, make([]byte, maxRecordLen+1)),
 		"nine addresses":           entry(signRecord(r.ident.key, id, 6000, 0, slices.Repeat([]string{"192.0.2.66:1"}, 9))),
 		"unknown flag bits":        entry(signRecord(r.ident.key, id, 7000, 0x80, []string{"192.0.2.66:1"})),

@@ -224,9 +224,10 @@ type peerEntry struct {
 	// receiver learns whom it reaches through the sender, for PUNCH_REQ
 	// and for showing how an unconnected member is reached.
 	Linked bool
-	// Record is the member's newest address record the sender holds, nil
-	// when it holds none. Its ID is the entry's.
-	Record *addrRecord
+	// Record is the member's newest address record the sender holds, in
+	// wire form (record.go), empty when it holds none. It starts with the
+	// entry's ID; the rest is decoded only if it is newer than ours.
+	Record []byte
 }
 
 // entryLinked is the flag bit of peerEntry.Linked.
@@ -249,11 +250,7 @@ func encodePeers(entries []peerEntry) []byte {
 			flags |= entryLinked
 		}
 		one.U8(flags)
-		if pe.Record != nil {
-			one.Blob(encodeRecord(pe.Record))
-		} else {
-			one.Blob(nil)
-		}
+		one.Blob(pe.Record)
 		if count == maxPeersEntries || len(e.B)+len(one.B) > capPeers {
 			break // the rest is learned on a later exchange
 		}
@@ -289,22 +286,19 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 	return out, nil
 }
 
-// decodeEntryRecord reads the record blob of the entry for id: empty, or a
-// record about that member (its signature is checked by handlePeers).
-func decodeEntryRecord(d *wire.Decoder, id PeerID) *addrRecord {
+// decodeEntryRecord reads the record blob of the entry for id: empty, or
+// one that starts with id and an issued-at. The rest is decoded and the
+// signature checked by acceptRecord, only if the record is newer.
+func decodeEntryRecord(d *wire.Decoder, id PeerID) []byte {
 	b := d.Blob(maxRecordLen)
 	if d.Err() != nil || len(b) == 0 {
 		return nil
 	}
-	r, err := decodeRecord(b)
-	if err == nil && r.ID != id {
-		err = protocolError("address record of %s in the entry of %s", r.ID.Short(), id.Short())
-	}
-	if err != nil {
-		d.Fail(err)
+	if len(b) < recordHeadLen || !bytes.Equal(b[:32], id[:]) {
+		d.Fail(protocolError("address record that is not of the entry's member %s", id.Short()))
 		return nil
 	}
-	return r
+	return b
 }
 
 // verifyEntry checks that der is a member certificate of the mesh whose CA
@@ -349,7 +343,7 @@ func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 		if n.revs.has(id) || m.Cert == nil {
 			continue
 		}
-		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs, Record: m.Record}
+		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs, Record: m.Record.wire()}
 		if p := n.peers[id]; p != nil {
 			pe.Addrs, pe.Linked = p.addrs, true
 		}
@@ -408,18 +402,16 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
-		take, err := n.checkRecord(pe, func() (ed25519.PublicKey, error) { return keyOf(pe.ID, pe.Cert) })
-		if err != nil {
-			return err
-		}
 		n.mu.Lock()
 		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
 			changed = n.learn(pe, name) || changed
 		}
-		if take && !n.revs.has(pe.ID) {
-			changed = n.takeRecord(pe.Record) || changed
-		}
 		n.mu.Unlock()
+		rc, err := n.acceptRecord(pe, func() (ed25519.PublicKey, error) { return keyOf(pe.ID, pe.Cert) })
+		if err != nil {
+			return err
+		}
+		changed = rc || changed
 	}
 	if changed {
 		from.log.Debug("members learned")
@@ -432,13 +424,7 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 // senderRecord takes the record a member sends in its own entry, checked
 // against the certificate its connection proved.
 func (n *Node) senderRecord(from *peer, pe peerEntry) (bool, error) {
-	take, err := n.checkRecord(pe, func() (ed25519.PublicKey, error) { return n.MemberKey(from.id) })
-	if err != nil || !take {
-		return false, err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.takeRecord(pe.Record), nil
+	return n.acceptRecord(pe, func() (ed25519.PublicKey, error) { return n.MemberKey(from.id) })
 }
 
 // checkEntry verifies an entry's certificate, skipping the work when the

@@ -118,6 +118,8 @@ func joinFix(c reasonCode) string {
 		return "nothing: attempts from that address are refused for a while; then it may try again"
 	case reasonTooManyPeers:
 		return "remove a member (meshfs remove) before admitting another"
+	case reasonAdminUnreachable:
+		return "check that this member reaches the admin (meshfs status); the joiner tries again"
 	}
 	return "nothing: the joiner may try again with a new invite (meshfs invite)"
 }

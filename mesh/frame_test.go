@@ -144,7 +144,7 @@ func payloadSeeds() [][]byte {
 		append([]byte{6}, encodeKeepalive(keepalive{Mono: 5, Wall: -1})...),
 		append([]byte{7}, encodePunch(punch{Peer: PeerID{9}, Addr: "198.51.100.7:40000"})...),
 		append([]byte{8}, encodeRecord(rec)...),
-		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30}, Addrs: []string{"h:1"}, Record: rec}})...),
+		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30}, Addrs: []string{"h:1"}, Record: encodeRecord(rec)}})...),
 		append([]byte{9}, encodeJoinRelay(relay)...),
 		append([]byte{10}, encodeRelayResult(relayResult{ID: 3, Code: reasonAdminUnreachable})...),
 		{1, 0, 1}, // PEERS with a truncated entry

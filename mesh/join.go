@@ -162,7 +162,7 @@ func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byt
 	}
 	n.mu.Lock()
 	n.learn(peerEntry{ID: id, Cert: cert.Raw}, name)
-	self := peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Record: n.ownRec}
+	self := peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Record: n.ownRec.wire()}
 	n.mu.Unlock()
 	n.saveRoster()
 	// The admin lists itself too: the joiner then knows its ID and name.
@@ -378,8 +378,10 @@ func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []
 		}
 		pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
 		n.learn(pe, name)
-		if pe.Record != nil && verifyRecordWith(pe) == nil {
-			n.takeRecord(pe.Record)
+		if len(pe.Record) > 0 {
+			if r, err := entryRecord(pe); err == nil {
+				n.takeRecord(r) // the admin passes on only verified records; a bad one is just not taken
+			}
 		}
 		delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
 	}

@@ -221,6 +221,7 @@ type Node struct {
 	closed       bool
 	saveMu       sync.Mutex // serialises roster writes (taken before mu)
 	revMu        sync.Mutex // serialises revocation updates (taken before mu)
+	recMu        sync.Mutex // serialises checks of new address records (taken before mu)
 }
 
 // New loads or creates the node's identity. It creates a new mesh (and

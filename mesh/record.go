@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -26,6 +27,9 @@ const (
 	// of 300 bytes and the signature fit in 2.6 KiB.
 	maxRecordLen = 4 << 10
 	recordSigLen = ed25519.SignatureSize
+	// recordHeadLen is the ID and issued-at that start every record: a
+	// receiver reads them to skip a record it holds already.
+	recordHeadLen = 32 + 8
 )
 
 // Record flag bits.
@@ -43,6 +47,23 @@ type addrRecord struct {
 	Flags    uint8    `json:"flags,omitempty"`
 	Addrs    []string `json:"addrs"`
 	Sig      []byte   `json:"sig"`
+	// raw is the wire form, set when the record is made (signed, decoded
+	// or loaded), so that passing it on costs no encoding.
+	raw []byte
+}
+
+// wire returns the record's wire form, nil for no record.
+func (r *addrRecord) wire() []byte {
+	if r == nil {
+		return nil
+	}
+	return r.raw
+}
+
+// recordTime is the issued-at of a record in wire form of at least
+// recordHeadLen bytes (decodePeers checks).
+func recordTime(raw []byte) int64 {
+	return int64(binary.BigEndian.Uint64(raw[32:recordHeadLen]))
 }
 
 func (r *addrRecord) anchor() bool { return r != nil && r.Flags&recordAnchor != 0 }
@@ -76,7 +97,7 @@ func (r *addrRecord) verify(key ed25519.PublicKey) error {
 	return nil
 }
 
-// encodeRecord is the record's wire form: body, then the signature.
+// encodeRecord is the wire form of r's fields: body, then the signature.
 func encodeRecord(r *addrRecord) []byte {
 	return append(r.body(), r.Sig...)
 }
@@ -96,6 +117,7 @@ func decodeRecord(b []byte) (*addrRecord, error) {
 	if err := finish(&d); err != nil {
 		return nil, fmt.Errorf("decode address record: %w", err)
 	}
+	r.raw = b
 	return r, nil
 }
 
@@ -103,6 +125,7 @@ func decodeRecord(b []byte) (*addrRecord, error) {
 func signRecord(key ed25519.PrivateKey, id PeerID, at int64, flags uint8, addrs []string) *addrRecord {
 	r := &addrRecord{ID: id, IssuedAt: at, Flags: flags, Addrs: addrs}
 	r.Sig = ed25519.Sign(key, r.signed())
+	r.raw = encodeRecord(r)
 	return r
 }
 
@@ -149,38 +172,61 @@ func (n *Node) refreshAndPush() {
 	}
 }
 
-// checkRecord verifies an entry's record when it is newer than the one
-// the roster holds (an older or equal one is ignored unread, so passing
-// on old records costs no signature check). key finds the member's
-// certified key. It reports whether the record is to be taken.
-func (n *Node) checkRecord(pe peerEntry, key func() (ed25519.PublicKey, error)) (bool, error) {
-	if pe.Record == nil || pe.ID == n.self {
+// acceptRecord takes an entry's record when it is newer than the one the
+// roster holds, once it decoded and verified with the key key finds (the
+// member's certified key); a record that does not is a protocol error.
+// An older or equal record is skipped unread, so passing on records
+// costs a receiver nothing once it holds them. recMu makes the many
+// connections that bring the same new record at once check it once.
+// It reports a change.
+func (n *Node) acceptRecord(pe peerEntry, key func() (ed25519.PublicKey, error)) (bool, error) {
+	if len(pe.Record) == 0 || pe.ID == n.self {
 		return false, nil
+	}
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	if !n.wantsRecord(pe.ID, recordTime(pe.Record)) {
+		return false, nil
+	}
+	r, err := verifiedRecord(pe.Record, key)
+	if err != nil {
+		return false, err
 	}
 	n.mu.Lock()
-	var held *addrRecord
-	if m := n.roster[pe.ID]; m != nil {
-		held = m.Record
-	}
-	n.mu.Unlock()
-	if !pe.Record.newer(held) {
-		return false, nil
+	defer n.mu.Unlock()
+	return n.takeRecord(r), nil
+}
+
+// wantsRecord reports whether a record of id issued at at would replace
+// the one the roster holds.
+func (n *Node) wantsRecord(id PeerID, at int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.roster[id]
+	return m != nil && (m.Record == nil || at > m.Record.IssuedAt)
+}
+
+// verifiedRecord decodes a record and checks its signature.
+func verifiedRecord(raw []byte, key func() (ed25519.PublicKey, error)) (*addrRecord, error) {
+	r, err := decodeRecord(raw)
+	if err != nil {
+		return nil, err
 	}
 	k, err := key()
 	if err == nil {
-		err = pe.Record.verify(k)
+		err = r.verify(k)
 	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrProtocol, err)
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
-	return true, nil
+	return r, nil
 }
 
 // takeRecord keeps a verified record if it is still the newest (mu held),
 // and reports a change. New addresses are dialed at once.
 func (n *Node) takeRecord(r *addrRecord) bool {
 	m := n.roster[r.ID]
-	if m == nil || !r.newer(m.Record) {
+	if m == nil || n.revs.has(r.ID) || !r.newer(m.Record) {
 		return false
 	}
 	addrsChanged := m.Record == nil || !slices.Equal(m.Record.Addrs, r.Addrs)
@@ -226,7 +272,9 @@ func loadRecord(m *member) {
 	}
 	if !ok {
 		m.Record = nil
+		return
 	}
+	r.raw = encodeRecord(r)
 }
 
 // maxJoinAddrs bounds the --join list of an invite.
@@ -291,12 +339,8 @@ func (n *Node) anchorAddrs() [][]string {
 	return out
 }
 
-// verifyRecordWith checks an entry's record against the entry's own
-// certificate, which the caller verified.
-func verifyRecordWith(pe peerEntry) error {
-	key, err := keyOf(pe.ID, pe.Cert)
-	if err != nil {
-		return err
-	}
-	return pe.Record.verify(key)
+// entryRecord decodes an entry's record and checks it against the entry's
+// own certificate, which the caller verified.
+func entryRecord(pe peerEntry) (*addrRecord, error) {
+	return verifiedRecord(pe.Record, func() (ed25519.PublicKey, error) { return keyOf(pe.ID, pe.Cert) })
 }

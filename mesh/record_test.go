@@ -89,7 +89,7 @@ func TestRecordForwarded(t *testing.T) {
 	z := issueFor(t, a, "zed")
 	hs := fakeMember(t, z, a)
 	d := newDecoy(t)
-	pe := peerEntry{ID: b.ID(), Cert: b.ident.cert.Raw, Addrs: []string{d.addr()}, Record: rec}
+	pe := peerEntry{ID: b.ID(), Cert: b.ident.cert.Raw, Addrs: []string{d.addr()}, Record: rec.wire()}
 	send(t, hs, encodeFrame(framePeers, encodePeers([]peerEntry{pe})))
 	if err := testutil.WaitFor(5*time.Second, func() error { return connectedTo(a, b.ID()) }); err != nil {
 		t.Fatal(err)
@@ -117,8 +117,9 @@ func passesOn(n *Node, id PeerID) error {
 		return err
 	}
 	for _, pe := range entries {
-		if pe.ID == id && pe.Record != nil {
-			return verifyRecordWith(pe)
+		if pe.ID == id && len(pe.Record) > 0 {
+			_, err := entryRecord(pe)
+			return err
 		}
 	}
 	return fmt.Errorf("%s's PEERS has no record of %s", n.Name(), id.Short())
