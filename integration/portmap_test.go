@@ -221,10 +221,27 @@ type nodeStatus struct {
 			MappingProblem string `json:"mapping_problem"`
 		}
 	}
-	Peers []struct {
-		Name, State, Addr string
-		Outbound          bool
+	Peers []peerStatus
+}
+
+// peerStatus is one member of nodeStatus.Peers.
+type peerStatus struct {
+	Name, State, Addr string
+	Outbound          bool
+	Path              string    `json:"path"`    // "direct", "punched", "relayed", or "" (no route)
+	Through           []string  `json:"through"` // members it is reachable through, when relayed
+	Since             time.Time `json:"since"`   // when the live connection opened
+	Received          uint64    `json:"received_bytes"`
+}
+
+// peer is st's entry for member name; its State is "" when st lists none.
+func (st nodeStatus) peer(name string) peerStatus {
+	for _, p := range st.Peers {
+		if p.Name == name {
+			return p
+		}
 	}
+	return peerStatus{Name: name}
 }
 
 func (n *node) status() (nodeStatus, error) {
@@ -317,16 +334,21 @@ func testMappedMemberIsDialed(t *testing.T, h *homeRouter, via string) {
 // waitStatus polls n's status until check passes.
 func waitStatus(t *testing.T, n *node, check func(nodeStatus) error) {
 	t.Helper()
-	err := testutil.WaitFor(30*time.Second, func() error {
+	if err := waitStatusWithin(n, 30*time.Second, check); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatusWithin polls n's status until check passes, and returns
+// check's last error if it still fails after within.
+func waitStatusWithin(n *node, within time.Duration, check func(nodeStatus) error) error {
+	return testutil.WaitFor(within, func() error {
 		st, err := n.status()
 		if err != nil {
 			return err
 		}
 		return check(st)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // restartIn starts n's process again in namespace ns with flags.

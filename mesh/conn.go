@@ -300,11 +300,17 @@ func (n *Node) attach(hs *handshakeResult, ownGoroutine bool) (p, old *peer, err
 
 // register puts p in the peer table: one connection per member. When the
 // member already has one, a different HELLO session means the remote
-// restarted (p replaces it); otherwise both ends keep the connection that
-// the lower node ID initiated, so they agree without talking. On success it
+// restarted (p replaces it); otherwise replaces decides. On success it
 // adds 1+extra goroutines to n.wg under the same lock that checks closed,
 // so Close never waits on a count that can still grow.
 func (n *Node) register(p *peer, extra int) (old *peer, err error) {
+	var evicted *peer
+	defer func() {
+		if evicted != nil {
+			evicted.log.Debug("connection closed to make room for a member in the partial mesh", "for", p.name)
+			evicted.bye(reasonTooManyPeers, nil)
+		}
+	}()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch cur := n.peers[p.id]; {
@@ -312,9 +318,15 @@ func (n *Node) register(p *peer, extra int) (old *peer, err error) {
 		return nil, ErrClosed
 	case n.revs.has(p.id):
 		return nil, errRevoked
-	case cur == nil && len(n.peers) >= n.cfg.MaxPeers:
-		return nil, errTooManyPeers
-	case cur != nil && cur.session == p.session && !n.newWins(cur, p):
+	case cur == nil && len(n.livePeersLocked()) >= n.maxConnsLocked():
+		if evicted = n.evictForLocked(p); evicted == nil {
+			return nil, errTooManyPeers
+		}
+		n.peers[p.id] = p
+		n.noteConnected(p)
+		n.wg.Add(1 + extra)
+		return nil, nil
+	case cur != nil && cur.session == p.session && !n.replaces(cur, p):
 		return nil, errDuplicate
 	default:
 		n.peers[p.id] = p
@@ -322,6 +334,19 @@ func (n *Node) register(p *peer, extra int) (old *peer, err error) {
 		n.wg.Add(1 + extra)
 		return cur, nil
 	}
+}
+
+// replaces decides whether p, a new connection from the session cur
+// also came from, takes cur's place. A member dials only while it holds
+// no connection to us, so a new connection next to one older than
+// replaceAfter means the member lost that one (its address changed, a
+// NAT forgot it) while it still looks alive here: refusing p would cut
+// the member off until cur times out, tens of seconds. Only when both are
+// young can they be crossing dials at setup (both ends dialed at once),
+// where each end sees the same pair and must keep the same one without
+// talking: newWins.
+func (n *Node) replaces(cur, p *peer) bool {
+	return p.since.Sub(cur.since) >= n.replaceAfter || n.newWins(cur, p)
 }
 
 // newWins decides between two live connections to the same member.
@@ -385,12 +410,26 @@ func (n *Node) unregister(p *peer) bool {
 		return false
 	}
 	delete(n.peers, p.id)
+	n.holdRedial(p)
 	if m := n.roster[p.id]; m != nil {
 		m.LastSeen = time.Unix(0, p.lastSeen.Load())
 		m.sent += p.sent.Load()
 		m.recv += p.recv.Load()
 	}
 	return true
+}
+
+// holdRedial makes the redial of a connection that ended younger than
+// RedialMin wait RedialMin (mu held). Such a connection was most likely
+// refused by the other end, which still holds one from our session (see
+// replaces): redialed at once, it would be refused again hundreds of
+// times a second, each time a connect and a disconnect for the Handler.
+// A dial already scheduled or under way is left alone.
+func (n *Node) holdRedial(p *peer) {
+	key := idKey(p.id)
+	if time.Since(p.since) < n.cfg.RedialMin && n.dials[key] == nil {
+		n.dials[key] = &dialState{next: time.Now().Add(n.cfg.RedialMin)}
+	}
 }
 
 // handleFrame dispatches one frame of a ready connection (reader goroutine).

@@ -26,6 +26,7 @@ func TestCrowdJoinsFromOneAddress(t *testing.T) {
 	cfg := testConfig(t, "admin")
 	cfg.HandshakeTimeout = DefaultConfig().HandshakeTimeout   // how long one waits for a slot
 	cfg.DiscoveryInterval = DefaultConfig().DiscoveryInterval // 41 nodes asking each other every second is not what runs
+	cfg.FullMeshUpTo = crowd + 1                              // the joins are under test, not the partial mesh
 	admin := startNode(t, cfg)
 	inv, err := admin.Invite(time.Minute, crowd)
 	if err != nil {
@@ -41,6 +42,7 @@ func TestCrowdJoinsFromOneAddress(t *testing.T) {
 		cfg.Invite = inv.Token
 		cfg.HandshakeTimeout = DefaultConfig().HandshakeTimeout
 		cfg.DiscoveryInterval = DefaultConfig().DiscoveryInterval
+		cfg.FullMeshUpTo = crowd + 1
 		n, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

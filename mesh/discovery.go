@@ -383,6 +383,7 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	n.mu.Unlock()
 	n.noteLinks(from, entries)
 	changed := false
+	var fresh []peerEntry
 	for _, pe := range entries {
 		if pe.ID == from.id {
 			rc, err := n.senderRecord(from, pe)
@@ -403,7 +404,9 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
 		n.mu.Lock()
+		isNew := false
 		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
+			isNew = n.roster[pe.ID] == nil
 			changed = n.learn(pe, name) || changed
 		}
 		n.mu.Unlock()
@@ -412,7 +415,11 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 			return err
 		}
 		changed = rc || changed
+		if isNew {
+			fresh = append(fresh, n.gossipEntry(pe))
+		}
 	}
+	n.gossipMembers(from, fresh)
 	if changed {
 		from.log.Debug("members learned")
 		n.rosterChanged()
@@ -518,6 +525,7 @@ func (n *Node) dialLoop() {
 	discover := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer discover.Stop()
 	for {
+		n.trimExcess()
 		n.startDials()
 		tick.Stop()
 		if next, ok := n.nextDial(); ok {
@@ -597,13 +605,13 @@ func (n *Node) dueTargets() []dialTarget {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []dialTarget
-	for id, m := range n.roster {
-		addrs := m.dialAddrs()
-		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(addrs) == 0 {
-			continue
+	budget := n.dialBudgetLocked()
+	for _, id := range n.dialCandidatesLocked(now) {
+		if len(out) >= budget {
+			break
 		}
 		if t, ok := n.due(idKey(id), now); ok {
-			t.id, t.addrs = id, slices.Clone(addrs)
+			t.id, t.addrs = id, slices.Clone(n.roster[id].dialAddrs())
 			out = append(out, t)
 		}
 	}
@@ -662,13 +670,21 @@ func (n *Node) dial(t dialTarget) {
 	defer n.wg.Done()
 	defer n.wake() // after the slot is free: a target may wait for it
 	defer func() { <-n.sem }()
+	if !t.id.IsZero() {
+		// A member's own addresses answer within a round trip when they
+		// answer at all; one behind a NAT leaves the dial hanging until
+		// HandshakeTimeout. Ask for an introduction meanwhile.
+		intro := time.AfterFunc(punchAfter, func() { n.askIntroduction(t.id) })
+		defer intro.Stop()
+	}
 	var err error
+	ctx := n.dialContext()
 	for _, a := range t.addrs {
 		if n.handshaking(a) {
 			err = nil // a Connect to that address is under way: let it finish
 			break
 		}
-		if err = n.connect(n.ctx, a, t.id); err == nil {
+		if err = n.connect(ctx, a, t.id); err == nil {
 			break
 		}
 	}
@@ -682,6 +698,10 @@ func (n *Node) dial(t dialTarget) {
 	if err == nil || errors.Is(err, errSelf) {
 		ds.done = t.id.IsZero() // a hint is done; a member is redialed if it drops
 		ds.backoff, ds.next = 0, time.Time{}
+		return
+	}
+	if ctx.Err() != nil && n.ctx.Err() == nil {
+		ds.backoff, ds.next = 0, time.Time{} // cancelled by an address change: dial the new network now
 		return
 	}
 	ds.backoff = min(max(2*ds.backoff, n.cfg.RedialMin), n.cfg.RedialMax)

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshfs/meshfs/internal/safetext"
@@ -97,6 +99,11 @@ type Config struct {
 	DiscoveryInterval time.Duration
 	// RedialMin and RedialMax bound the per-member redial backoff (1 s, 60 s).
 	RedialMin, RedialMax time.Duration
+	// FullMeshUpTo is the largest mesh (members, this node included) in
+	// which every member connects to every other (24). Above it the mesh
+	// is partial (overlay.go): a member dials until it has ActiveView
+	// connections (8) and accepts up to 3 × ActiveView.
+	FullMeshUpTo, ActiveView int
 }
 
 // DefaultConfig returns the defaults of every limit and timeout.
@@ -123,6 +130,8 @@ func DefaultConfig() Config {
 		DiscoveryInterval: 30 * time.Second,
 		RedialMin:         time.Second,
 		RedialMax:         60 * time.Second,
+		FullMeshUpTo:      24,
+		ActiveView:        8,
 	}
 }
 
@@ -137,7 +146,8 @@ func (c Config) withDefaults() Config {
 		{&c.MaxPending, d.MaxPending}, {&c.MaxPendingPerIP, d.MaxPendingPerIP},
 		{&c.MaxWaiting, d.MaxWaiting}, {&c.MaxWaitingPerIP, d.MaxWaitingPerIP},
 		{&c.ControlQueue, d.ControlQueue}, {&c.BulkQueue, d.BulkQueue}, {&c.MaxDials, d.MaxDials},
-		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst}} {
+		{&c.JoinFailLimit, d.JoinFailLimit}, {&c.ChatRate, d.ChatRate}, {&c.ChatBurst, d.ChatBurst},
+		{&c.FullMeshUpTo, d.FullMeshUpTo}, {&c.ActiveView, d.ActiveView}} {
 		setDefault(f.v, f.d)
 	}
 	for _, f := range []struct {
@@ -182,6 +192,13 @@ type Node struct {
 	frames  framePool    // SendBulk's frames; safe for concurrent use
 	ioBufs  framePool    // batchConn buffers; safe for concurrent use
 
+	// Roaming (roam.go): set by New; tests replace the first three
+	// before Start.
+	localIPs     func() (ipSet, error) // this machine's addresses
+	replaceAfter time.Duration         // register: a same-session connection this old is replaced
+	probeWait    time.Duration         // probe: how long a probed connection has to answer
+	probing      atomic.Bool           // a probe goroutine runs
+
 	// Set by Start, then immutable.
 	ln     net.Listener
 	ctx    context.Context
@@ -214,6 +231,12 @@ type Node struct {
 	introduced map[[2]PeerID]time.Time
 	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
 	noRecord   bool // tests: sign no address record, as a node with no dialable address
+
+	// Roaming (roam.go), guarded by mu.
+	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)
+	dialCtx context.Context    // dials started now; redialNow cancels it on an address change
+	dialEnd context.CancelFunc // cancels dialCtx
+	watch   io.Closer          // the address watcher's socket, closed by Close; nil when polling
 
 	rosterDirty  chan struct{} // a lazy save of the member list is due (rosterLoop)
 	rosterUrgent chan struct{} // a save is due now: a new member or address (rosterNow)
@@ -249,7 +272,8 @@ func New(cfg Config) (*Node, error) {
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		waiting: map[string]int{}, punching: map[PeerID]bool{}, asked: map[PeerID]time.Time{},
 		introduced: map[[2]PeerID]time.Time{}, relays: map[uint64]*relayWait{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
-		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials)}
+		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials),
+		localIPs: interfaceIPs, replaceAfter: replaceAfter, probeWait: probeWait}
 	if err := n.initMembership(); err != nil {
 		return nil, fmt.Errorf("new mesh node: %w", err)
 	}
@@ -315,6 +339,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.dialCtx, n.dialEnd = context.WithCancel(n.ctx)
 	n.mu.Unlock()
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
@@ -333,6 +358,11 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.acceptLoop()
 	go n.dialLoop()
 	go n.rosterLoop()
+	ips, _ := n.localIPs()
+	n.mu.Lock()
+	n.lastIPs = ips
+	n.mu.Unlock()
+	n.startWatch()
 	return nil
 }
 
@@ -349,6 +379,7 @@ func (n *Node) Close() error {
 	for c := range n.pending {
 		c.Close()
 	}
+	watch := n.watch
 	n.mu.Unlock()
 	if !started {
 		return nil
@@ -356,6 +387,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	if n.ln != nil {
 		n.ln.Close()
+	}
+	if watch != nil {
+		watch.Close() // stops watchNetlink's read
 	}
 	for _, p := range peers {
 		p.bye(reasonShutdown, nil)

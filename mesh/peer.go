@@ -60,6 +60,7 @@ type peer struct {
 	skewKnown  atomic.Bool  // skew has been measured
 	lastSeen   atomic.Int64 // unix nanoseconds
 	lastPong   atomic.Int64 // rate limits: unix nanos of the last answer
+	lastPing   atomic.Int64 // unix nanos the writer last wrote a PING (probe)
 	pingEvery  atomic.Int64 // nanoseconds: the writer's current ping interval (armPing)
 	lastPeers  atomic.Int64
 	// lastPunchReq and lastPunch rate-limit what a member can make this
@@ -180,6 +181,7 @@ func (p *peer) writeLoop() {
 		}
 		if frameType(f[0]) == framePing {
 			ping.Reset(p.armPing())
+			p.lastPing.Store(time.Now().UnixNano())
 		}
 		err := p.write(f)
 		bye := frameType(f[0]) == frameBye

@@ -40,6 +40,9 @@ const (
 	// a connection may make this node act on: a member meeting a mesh
 	// behind a NAT asks for one introduction per member it cannot dial.
 	punchReqEvery = 100 * time.Millisecond
+	// punchAfter is how long a dial to a member may hang before it asks
+	// for an introduction as well.
+	punchAfter = time.Second
 )
 
 // punch is a PUNCH payload: the member to dial and where.
@@ -78,17 +81,22 @@ func decodePunchReq(b []byte) (PeerID, error) {
 	return id, nil
 }
 
-// noteLinks keeps the members a PEERS sender says it is connected to.
+// noteLinks keeps the members a PEERS sender says it is connected to. A
+// PEERS that starts with the sender's own entry is its whole list and
+// replaces what it said before; one without (members passed on by gossip,
+// overlay.go) only adds.
 func (n *Node) noteLinks(from *peer, entries []peerEntry) {
-	links := make(map[PeerID]struct{})
+	whole := len(entries) > 0 && entries[0].ID == from.id
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if whole || from.links == nil {
+		from.links = make(map[PeerID]struct{})
+	}
 	for _, pe := range entries {
-		if pe.Linked && pe.ID != from.id {
-			links[pe.ID] = struct{}{}
+		if pe.Linked && pe.ID != from.id && len(from.links) < maxRoster {
+			from.links[pe.ID] = struct{}{}
 		}
 	}
-	n.mu.Lock()
-	from.links = links
-	n.mu.Unlock()
 }
 
 // throughLocked lists the connected members that report a connection to

@@ -240,6 +240,11 @@ func (n *Node) takeRecord(r *addrRecord) bool {
 	return true
 }
 
+// dialable reports whether dialAddrs lists any address.
+func (m *member) dialable() bool {
+	return len(m.Addrs) > 0 || m.Record != nil && len(m.Record.Addrs) > 0
+}
+
 // dialAddrs is what the dial loop tries for m: its record's addresses
 // (signed by the member) first, then the hints not among them.
 func (m *member) dialAddrs() []string {

@@ -26,6 +26,7 @@ func TestScale(t *testing.T) {
 		cfg.PingInterval = time.Second // measured per interval, scaled to the default below
 		cfg.DeadAfter = 3 * time.Second
 		cfg.DiscoveryInterval = DefaultConfig().DiscoveryInterval
+		cfg.FullMeshUpTo = n // the full mesh's cost is what this measures
 		return cfg
 	}
 	runtime.GC()

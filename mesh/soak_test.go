@@ -30,12 +30,14 @@ func TestSoakFullMesh(t *testing.T) {
 	heapBefore := heapInUse()
 	start := time.Now()
 	cfg := soakConfig(t, "n00")
+	cfg.FullMeshUpTo = count // a full mesh is what the soak holds up
 	admin := startNode(t, cfg)
 	nodes := []*Node{admin}
 	for i := 1; i < count; i++ {
 		jc := joinConfig(t, admin, fmt.Sprintf("n%02d", i))
 		jc.Logger = cfg.Logger
 		jc.RedialMax, jc.DiscoveryInterval = cfg.RedialMax, cfg.DiscoveryInterval
+		jc.FullMeshUpTo = count
 		nodes = append(nodes, startNode(t, jc))
 	}
 	joined := time.Since(start)

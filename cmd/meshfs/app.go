@@ -72,7 +72,7 @@ func mountCommand() *cli.Command {
 				Usage: "serve a page of members, transfers and chat on `HOST:PORT` (127.0.0.1:PORT); 'meshfs ui' opens it"},
 			&cli.BoolFlag{Name: "ui-allow-remote", EnvVars: []string{"MESHFS_UI_ALLOW_REMOTE"},
 				Usage: "let --ui bind an address that is not loopback (other machines can reach the page)"},
-		}, limitFlags()...),
+		}, append(limitFlags(), overlayFlags()...)...),
 		Action: mountAction,
 	}
 }

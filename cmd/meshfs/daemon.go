@@ -165,6 +165,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	mcfg.Join = d.opts.join
 	mcfg.Invite = d.opts.invite
 	mcfg.Anchor = d.opts.anchor
+	mcfg.FullMeshUpTo, mcfg.ActiveView = d.opts.fullMeshUpTo, d.opts.activeView
 	mcfg.Handler = engine
 	mcfg.Logger = d.log.With("pkg", "mesh")
 	node, err := mesh.New(mcfg)

@@ -34,11 +34,13 @@ type mountOptions struct {
 	anchor bool
 	// portMapping asks the router to forward the listen port (--port-mapping).
 	portMapping bool
-	sync        meshsync.Config // sync's defaults with the limit flags applied
-	logFormat   string          // "text" or "json"
-	logLevel    slog.Level
-	uiAddr      string // --ui: the page's HOST:PORT, "" for no page
-	uiRemote    bool   // --ui-allow-remote
+	// fullMeshUpTo and activeView size the partial mesh (overlayFlags).
+	fullMeshUpTo, activeView int
+	sync                     meshsync.Config // sync's defaults with the limit flags applied
+	logFormat                string          // "text" or "json"
+	logLevel                 slog.Level
+	uiAddr                   string // --ui: the page's HOST:PORT, "" for no page
+	uiRemote                 bool   // --ui-allow-remote
 }
 
 // defaultMemoryLimit keeps the heap small while large files move: transfers
@@ -118,6 +120,9 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		return opts, err
 	}
 	if opts.portMapping, err = portMappingOn(c); err != nil {
+		return opts, err
+	}
+	if opts.fullMeshUpTo, opts.activeView, err = overlaySize(c); err != nil {
 		return opts, err
 	}
 	if opts.uiAddr, opts.uiRemote, err = uiFlags(c); err != nil {
