@@ -605,6 +605,12 @@ func (n *Node) dueTargets() []dialTarget {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []dialTarget
+	if id, ok := n.adminToDialLocked(); ok { // an anchor's link to the admin comes before the budget
+		if t, ok := n.due(idKey(id), now); ok {
+			t.id, t.addrs = id, slices.Clone(n.roster[id].dialAddrs())
+			out = append(out, t)
+		}
+	}
 	budget := n.dialBudgetLocked()
 	for _, id := range n.dialCandidatesLocked(now) {
 		if len(out) >= budget {

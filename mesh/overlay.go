@@ -3,6 +3,7 @@ package mesh
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -113,7 +114,7 @@ func (n *Node) gossipMembers(from *peer, fresh []peerEntry) {
 // own active views.
 func (n *Node) trimExcess() {
 	n.mu.Lock()
-	live := n.livePeersLocked()
+	live := slices.DeleteFunc(n.livePeersLocked(), n.pinnedLocked)
 	drop := live[:max(0, len(live)-n.maxConnsLocked())]
 	n.mu.Unlock()
 	for _, p := range drop {
@@ -146,7 +147,7 @@ func (n *Node) evictForLocked(p *peer) *peer {
 		return nil
 	}
 	for _, q := range n.livePeersLocked() {
-		if q.id != p.id {
+		if q.id != p.id && !n.pinnedLocked(q) {
 			return q
 		}
 	}

@@ -231,8 +231,10 @@ func (n *Node) takeRecord(r *addrRecord) bool {
 	}
 	addrsChanged := m.Record == nil || !slices.Equal(m.Record.Addrs, r.Addrs)
 	m.Record = r
+	// Saved with the next lazy save (the caller's rosterChanged), not at
+	// once: the hints saved with the member already find it after a
+	// restart, and a crowd joining brings a record per member.
 	if addrsChanged {
-		n.rosterNow()
 		if ds := n.dials[idKey(r.ID)]; ds != nil && !ds.busy {
 			ds.next = time.Time{}
 		}

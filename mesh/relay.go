@@ -166,6 +166,31 @@ func (n *Node) adminPeerLocked() *peer {
 	return nil
 }
 
+// pinnedLocked reports whether the partial mesh keeps the connection to
+// q whatever its size (mu held): an anchor's to the admin, and the
+// admin's to an anchor, since the anchor relays joins over it.
+func (n *Node) pinnedLocked(q *peer) bool {
+	m := n.roster[q.id]
+	if m == nil {
+		return false
+	}
+	return n.cfg.Anchor && m.Record.admin() || n.invites != nil && m.Record.anchor()
+}
+
+// adminToDialLocked is the admin's ID when this node is an anchor without
+// a connection to it and knows an address of it (mu held).
+func (n *Node) adminToDialLocked() (PeerID, bool) {
+	if !n.cfg.Anchor || n.invites != nil || n.adminPeerLocked() != nil {
+		return PeerID{}, false
+	}
+	for id, m := range n.roster {
+		if m.Record.admin() && id != n.self && !n.revs.has(id) && m.dialable() {
+			return id, true
+		}
+	}
+	return PeerID{}, false
+}
+
 // handleRelayResult hands the admin's answer to the waiting join (reader
 // goroutine). An answer nobody waits for any more (the joiner's deadline
 // passed) is dropped; one from a member the request did not go to is too.
