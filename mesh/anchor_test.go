@@ -118,3 +118,31 @@ func TestNonAnchorRefusesJoiner(t *testing.T) {
 		t.Errorf("JoinAddrs() = %v lists bob, who is not an anchor", a.JoinAddrs())
 	}
 }
+
+// TestJoinAddrsOrder: anchors' record addresses are taken in turns, most
+// recently seen anchor first, without repeats and at most maxJoinAddrs;
+// members that are not anchors, and removed anchors, are left out.
+func TestJoinAddrsOrder(t *testing.T) {
+	a := newOffline(t, testConfig(t, "alice")) // not started: no addresses of its own
+	now := time.Now()
+	add := func(name string, seen time.Duration, flags uint8, addrs ...string) PeerID {
+		id, cert := memberCertFor(t, a, name)
+		a.roster[id] = &member{ID: id, Name: name, Cert: cert, LastSeen: now.Add(-seen),
+			Record: &addrRecord{ID: id, Flags: flags, Addrs: addrs}}
+		return id
+	}
+	add("old", time.Hour, recordAnchor, "198.51.100.1:1", "198.51.100.1:2", "198.51.100.1:3")
+	add("new", time.Minute, recordAnchor, "203.0.113.1:1", "198.51.100.1:1", "203.0.113.1:2", "203.0.113.1:3", "203.0.113.1:4")
+	add("plain", 0, 0, "192.0.2.1:1")
+	gone := add("gone", 0, recordAnchor, "192.0.2.9:1")
+	a.revs = &revocationList{Version: 1, Revoked: []PeerID{gone}}
+	want := []string{"203.0.113.1:1", "198.51.100.1:1", "198.51.100.1:2", "203.0.113.1:2",
+		"198.51.100.1:3", "203.0.113.1:3", "203.0.113.1:4"}
+	if got := a.JoinAddrs(); !slices.Equal(got, want) {
+		t.Errorf("JoinAddrs() = %q, want %q", got, want)
+	}
+	add("many", 2*time.Hour, recordAnchor, "192.0.2.50:1", "192.0.2.50:2")
+	if got := a.JoinAddrs(); len(got) != maxJoinAddrs {
+		t.Errorf("JoinAddrs() = %q, want %d addresses", got, maxJoinAddrs)
+	}
+}
