@@ -107,13 +107,14 @@ func (n *Node) SetMapped(addr string) error {
 	n.mapped = addr
 	n.mu.Unlock()
 	if changed && n.ln != nil {
+		n.refreshRecord()
 		n.pushPeers(nil)
 	}
 	return nil
 }
 
-// selfEntry is this node's own PEERS entry: its certificate and the
-// addresses it advertises now.
+// selfEntry is this node's own PEERS entry: its certificate, the
+// addresses it advertises now and its signed record.
 func (n *Node) selfEntry() (peerEntry, bool) {
 	addrs := n.advertised()
 	n.mu.Lock()
@@ -121,7 +122,7 @@ func (n *Node) selfEntry() (peerEntry, bool) {
 	if n.ident.cert == nil {
 		return peerEntry{}, false
 	}
-	return peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Addrs: addrs}, true
+	return peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Addrs: addrs, Record: n.ownRec.wire()}, true
 }
 
 // updateSender takes the addresses a member lists for itself in its PEERS

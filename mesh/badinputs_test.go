@@ -1,7 +1,7 @@
 package mesh
 
 // The adversarial-peer harness: one t.Run per row of docs/bad-inputs.md that
-// concerns the mesh layer (rows 1-25 and 47-51; rows 26-46 are in
+// concerns the mesh layer (rows 1-25, 47-51 and 63; rows 26-46 are in
 // sync/badinputs_test.go). An "evil peer" completes TLS with a valid,
 // revoked, self-signed or no certificate and then sends crafted bytes. After
 // each row the victim must be alive (a real member still talks to it), the
@@ -334,6 +334,7 @@ func TestBadInputsMesh(t *testing.T) {
 		{"row 49: slow local consumer", row49SlowConsumer},
 		{"row 50: concurrent senders on one connection", row50Concurrent},
 		{"row 51: removed member rejoins with old cert or used invite", row51Rejoin},
+		{"row 63: forged, re-signed, stale and oversized address records", row63Records},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) { r.run(t, v) })
@@ -879,7 +880,8 @@ func row19PeersMalformed(t *testing.T, v *victim) {
 		for _, a := range addrs {
 			e.Str(a)
 		}
-		e.U8(0) // flags
+		e.U8(0)  // flags
+		e.U32(0) // no address record
 		return e.B
 	}
 	list := func(count int, entries ...[]byte) []byte {
@@ -1300,4 +1302,84 @@ func row51Rejoin(t *testing.T, v *victim) {
 		t.Errorf("rejoin with the used invite: %v, want ErrInviteRefused", err)
 	}
 	v.check(t)
+}
+
+// row63Records: zed passes on address records of roamer, a real member.
+// A genuine newer record is taken; an older one is ignored; one whose
+// fields changed after signing, one signed by zed in roamer's name, one
+// about zed in roamer's entry, and oversized or malformed ones close the
+// connection with a protocol error. Alice keeps the genuine record.
+func row63Records(t *testing.T, v *victim) {
+	z := v.issue(t, "zed")
+	r := v.issue(t, "roamer")
+	d := newDecoy(t)
+	id, cert := r.ID(), r.ident.cert.Raw
+	entry := func(rec *addrRecord) []byte {
+		return encodeFrame(framePeers, encodePeers([]peerEntry{{ID: id, Cert: cert, Record: encodeRecord(rec)}}))
+	}
+	genuine := signRecord(r.ident.key, id, 2000, recordAnchor, []string{d.addr()})
+	hs := evilMember(t, v, z)
+	send(t, hs, entry(genuine))
+	send(t, hs, entry(signRecord(r.ident.key, id, 1000, 0, []string{"192.0.2.1:1"}))) // stale
+	pingPong(t, hs)
+	hs.conn.Close()
+	held := func() *addrRecord {
+		v.a.mu.Lock()
+		defer v.a.mu.Unlock()
+		return v.a.roster[id].Record
+	}
+	if got := held(); got == nil || got.IssuedAt != 2000 {
+		t.Fatalf("after a genuine and a stale record alice holds %+v, want the one of time 2000", got)
+	}
+	forged := *genuine
+	forged.IssuedAt, forged.Addrs = 3000, []string{"192.0.2.66:1"}
+	bad := map[string][]byte{
+		"fields changed after signing":   entry(&forged),
+		"signed by zed in roamer's name": entry(signRecord(z.ident.key, id, 4000, 0, []string{"192.0.2.66:1"})),
+		"zed's record in roamer's entry": encodeFrame(framePeers, encodePeers([]peerEntry{{ID: id, Cert: cert,
+			Record: signRecord(z.ident.key, z.ID(), 5000, 0, []string{"192.0.2.66:1"}).wire()}})),
+		"record over the size cap": rawRecordEntry(id, cert, make([]byte, maxRecordLen+1)),
+		"nine addresses":           entry(signRecord(r.ident.key, id, 6000, 0, slices.Repeat([]string{"192.0.2.66:1"}, 9))),
+		"unknown flag bits":        entry(signRecord(r.ident.key, id, 7000, 0x80, []string{"192.0.2.66:1"})),
+	}
+	for name, frame := range bad {
+		hs := evilMember(t, v, z)
+		send(t, hs, frame)
+		if reason := closeReason(t, hs.conn, hs.br, 5*time.Second); !strings.Contains(reason, "bye: protocol") {
+			t.Errorf("%s: closed with %q, want a protocol error", name, reason)
+		}
+	}
+	if got := held(); got == nil || got.IssuedAt != 2000 || !slices.Equal(got.Addrs, genuine.Addrs) {
+		t.Errorf("after the bad records alice holds %+v, want the genuine one", got)
+	}
+	v.check(t)
+}
+
+// rawRecordEntry is a PEERS frame of one entry whose record blob is raw.
+func rawRecordEntry(id PeerID, cert, raw []byte) []byte {
+	var e wire.Encoder
+	e.U16(1)
+	e.Raw(id[:])
+	e.Blob(cert)
+	e.U8(0) // no address hints
+	e.U8(0) // flags
+	e.Blob(raw)
+	return encodeFrame(framePeers, e.B)
+}
+
+// pingPong sends PING and reads until the PONG: every frame sent before
+// it has been handled.
+func pingPong(t *testing.T, hs *handshakeResult) {
+	t.Helper()
+	send(t, hs, encodeFrame(framePing, encodeKeepalive(keepalive{Mono: 1, Wall: time.Now().UnixNano()})))
+	hs.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		f, err := readFrame(hs.br, 1<<20, nil)
+		if err != nil {
+			t.Fatalf("no PONG: %v", err)
+		}
+		if f.Type == framePong {
+			return
+		}
+	}
 }

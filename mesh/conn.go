@@ -375,6 +375,7 @@ func (n *Node) servePeer(p, old *peer) {
 	p.log.Info("peer connected", "outbound", p.outbound)
 	p.trySend(encodeFrame(framePeersReq, nil))
 	p.trySend(p.pingFrame())
+	n.refreshRecord() // p's HELLO may have told us an address we did not know
 	n.pushPeers(p)
 	n.rosterChanged()
 	n.emit(PeerConnected{Peer: p.info()})
@@ -395,7 +396,8 @@ func (n *Node) servePeer(p, old *peer) {
 	}
 	p.log.Info("peer disconnected", "err", p.err)
 	n.rosterChanged()
-	n.pushPeers(nil) // the others learn they no longer reach it through us
+	n.refreshRecord() // an address only p saw us at is gone
+	n.pushPeers(nil)  // the others learn they no longer reach it through us
 	n.emit(PeerDisconnected{Peer: p.info(), Err: p.err})
 	n.wake()
 }
@@ -467,6 +469,10 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 		if allow(&p.lastPunch, punchReqEvery) {
 			return n.handlePunch(p, f.Payload)
 		}
+	case frameJoinRelay:
+		return n.handleJoinRelay(p, f.Payload)
+	case frameJoinRelayResult:
+		return n.handleRelayResult(p, f.Payload)
 	default:
 		return protocolError("%v frame on a ready connection", f.Type)
 	}

@@ -43,6 +43,9 @@ type member struct {
 	// listed by Peers and sent in PEERS; an entry without one (an old
 	// peers.json) is a dial hint until the member connects.
 	Cert []byte `json:"cert,omitempty"`
+	// Record is the member's newest address record that verified against
+	// Cert (record.go); nil when none reached this node.
+	Record *addrRecord `json:"record,omitempty"`
 
 	// Bytes moved on closed connections since start (not persisted).
 	sent, recv uint64
@@ -53,9 +56,10 @@ type member struct {
 }
 
 func (m *member) info() PeerInfo {
-	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv}
-	if len(m.Addrs) > 0 {
-		info.Addr = m.Addrs[0]
+	info := PeerInfo{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen, Sent: m.sent, Received: m.recv,
+		Anchor: m.Record.anchor()}
+	if addrs := m.dialAddrs(); len(addrs) > 0 {
+		info.Addr = addrs[0]
 	}
 	return info
 }
@@ -89,6 +93,7 @@ func loadRoster(dir string, pool *x509.CertPool, revs *revocationList) (map[Peer
 		} else {
 			m.Cert = nil
 		}
+		loadRecord(m)
 		roster[id] = m
 	}
 	return roster, nil
@@ -220,6 +225,10 @@ type peerEntry struct {
 	// receiver learns whom it reaches through the sender, for PUNCH_REQ
 	// and for showing how an unconnected member is reached.
 	Linked bool
+	// Record is the member's newest address record the sender holds, in
+	// wire form (record.go), empty when it holds none. It starts with the
+	// entry's ID; the rest is decoded only if it is newer than ours.
+	Record []byte
 }
 
 // entryLinked is the flag bit of peerEntry.Linked.
@@ -242,6 +251,7 @@ func encodePeers(entries []peerEntry) []byte {
 			flags |= entryLinked
 		}
 		one.U8(flags)
+		one.Blob(pe.Record)
 		if count == maxPeersEntries || len(e.B)+len(one.B) > capPeers {
 			break // the rest is learned on a later exchange
 		}
@@ -268,12 +278,28 @@ func decodePeers(p []byte) ([]peerEntry, error) {
 			d.Fail(protocolError("peers entry flags %#x", flags))
 		}
 		pe.Linked = flags&entryLinked != 0
+		pe.Record = decodeEntryRecord(&d, pe.ID)
 		out = append(out, pe)
 	}
 	if err := finish(&d); err != nil {
 		return nil, fmt.Errorf("decode peers: %w", err)
 	}
 	return out, nil
+}
+
+// decodeEntryRecord reads the record blob of the entry for id: empty, or
+// one that starts with id and an issued-at. The rest is decoded and the
+// signature checked by acceptRecord, only if the record is newer.
+func decodeEntryRecord(d *wire.Decoder, id PeerID) []byte {
+	b := d.Blob(maxRecordLen)
+	if d.Err() != nil || len(b) == 0 {
+		return nil
+	}
+	if len(b) < recordHeadLen || !bytes.Equal(b[:32], id[:]) {
+		d.Fail(protocolError("address record that is not of the entry's member %s", id.Short()))
+		return nil
+	}
+	return b
 }
 
 // verifyEntry checks that der is a member certificate of the mesh whose CA
@@ -318,7 +344,7 @@ func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 		if n.revs.has(id) || m.Cert == nil {
 			continue
 		}
-		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs}
+		pe := peerEntry{ID: id, Cert: m.Cert, Addrs: m.Addrs, Record: m.Record.wire()}
 		if p := n.peers[id]; p != nil {
 			pe.Addrs, pe.Linked = p.addrs, true
 		}
@@ -361,7 +387,11 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 	var fresh []peerEntry
 	for _, pe := range entries {
 		if pe.ID == from.id {
-			changed = n.updateSender(from, pe.Addrs) || changed
+			rc, err := n.senderRecord(from, pe)
+			if err != nil {
+				return err
+			}
+			changed = n.updateSender(from, pe.Addrs) || rc || changed
 			continue
 		}
 		if pe.ID == n.self || pe.ID.IsZero() || revs.has(pe.ID) {
@@ -375,13 +405,20 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
 		n.mu.Lock()
+		isNew := false
 		if n.peers[pe.ID] == nil && !n.revs.has(pe.ID) {
-			if n.roster[pe.ID] == nil {
-				fresh = append(fresh, peerEntry{ID: pe.ID, Cert: pe.Cert, Addrs: pe.Addrs})
-			}
+			isNew = n.roster[pe.ID] == nil
 			changed = n.learn(pe, name) || changed
 		}
 		n.mu.Unlock()
+		rc, err := n.acceptRecord(pe, func() (ed25519.PublicKey, error) { return keyOf(pe.ID, pe.Cert) })
+		if err != nil {
+			return err
+		}
+		changed = rc || changed
+		if isNew {
+			fresh = append(fresh, n.gossipEntry(pe))
+		}
 	}
 	n.gossipMembers(from, fresh)
 	if changed {
@@ -390,6 +427,12 @@ func (n *Node) handlePeers(from *peer, payload []byte) error {
 		n.wake()
 	}
 	return nil
+}
+
+// senderRecord takes the record a member sends in its own entry, checked
+// against the certificate its connection proved.
+func (n *Node) senderRecord(from *peer, pe peerEntry) (bool, error) {
+	return n.acceptRecord(pe, func() (ed25519.PublicKey, error) { return n.MemberKey(from.id) })
 }
 
 // checkEntry verifies an entry's certificate, skipping the work when the
@@ -496,6 +539,7 @@ func (n *Node) dialLoop() {
 		case <-tick.C:
 		case <-discover.C:
 			n.requestPeers()
+			n.refreshAndPush() // an interface address may have changed (roaming)
 		}
 	}
 }
@@ -562,13 +606,19 @@ func (n *Node) dueTargets() []dialTarget {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []dialTarget
+	if id, ok := n.adminToDialLocked(); ok { // an anchor's link to the admin comes before the budget
+		if t, ok := n.due(idKey(id), now); ok {
+			t.id, t.addrs = id, slices.Clone(n.roster[id].dialAddrs())
+			out = append(out, t)
+		}
+	}
 	budget := n.dialBudgetLocked()
 	for _, id := range n.dialCandidatesLocked(now) {
 		if len(out) >= budget {
 			break
 		}
 		if t, ok := n.due(idKey(id), now); ok {
-			t.id, t.addrs = id, slices.Clone(n.roster[id].Addrs)
+			t.id, t.addrs = id, slices.Clone(n.roster[id].dialAddrs())
 			out = append(out, t)
 		}
 	}
@@ -601,7 +651,7 @@ func (n *Node) handshaking(addr string) bool {
 // knownAddr reports whether a roster member has address a (mu held).
 func (n *Node) knownAddr(a string) bool {
 	for _, m := range n.roster {
-		if slices.Contains(m.Addrs, a) {
+		if slices.Contains(m.Addrs, a) || m.Record != nil && slices.Contains(m.Record.Addrs, a) {
 			return true
 		}
 	}

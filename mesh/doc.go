@@ -37,13 +37,27 @@
 // not talk to routers): it is advertised first, and a member's PEERS
 // lists its own entry, so connected members learn it at once.
 //
+// Each member signs its dialable addresses in an address record
+// (record.go) whenever they change; PEERS passes on every member's newest
+// record, a receiver keeps it only if it verifies against the member's
+// certificate, and the dial loop tries record addresses before hints.
+//
+// # Anchors
+//
+// A member with Config.Anchor has a stable public address: its record
+// says so, Node.JoinAddrs lists it for invites, and it relays a joiner's
+// JOIN to the admin over its member connection (relay.go), since only the
+// admin holds the CA key and the invites.
+//
 // # Goroutines
 //
 // Start starts an accept loop and a dial loop (redials with backoff and
 // periodic discovery). Each connection has one reader goroutine (which
 // also runs its handshake and delivers its events) and one writer
 // goroutine, the only one that writes to it. Dials run in short-lived
-// goroutines, at most Config.MaxDials at once. Start also starts an
+// goroutines, at most Config.MaxDials at once. The admin serves each
+// JOIN an anchor relays on a goroutine of its own, at most 8 at once.
+// Start also starts an
 // address watcher (roam.go): on Linux it reads a netlink route socket
 // and runs nothing while the network is quiet (Close closes the socket to
 // stop it); elsewhere, or where netlink is refused, it compares the

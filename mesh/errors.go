@@ -24,6 +24,9 @@ var (
 	ErrBadInvite = errors.New("malformed invite token")
 	// ErrProtocol marks a peer that broke the wire protocol; its connection is closed.
 	ErrProtocol = errors.New("protocol error")
+	// ErrAdminUnreachable: the anchor a joiner reached cannot pass its JOIN
+	// on to the admin now; the joiner tries again (Config.JoinRetryFor).
+	ErrAdminUnreachable = errors.New("the admin is not reachable from this member; try again later")
 	// ErrVersion marks a peer that speaks another mesh protocol version
 	// (it also matches ErrProtocol): both need the same meshfs release.
 	ErrVersion = errors.New("other mesh protocol version")
@@ -48,6 +51,7 @@ const (
 	reasonTooManyPeers
 	reasonNotMember
 	reasonJoinFailed
+	reasonAdminUnreachable
 )
 
 var reasonText = map[reasonCode]string{
@@ -64,6 +68,8 @@ var reasonText = map[reasonCode]string{
 	reasonTooManyPeers:    "too many peers",
 	reasonNotMember:       "not a member",
 	reasonJoinFailed:      "join failed",
+	// An anchor answers this when it cannot pass a JOIN on to the admin.
+	reasonAdminUnreachable: "the admin is not reachable from this member; try again later",
 }
 
 // String returns the fixed text for a code.
@@ -112,6 +118,8 @@ func joinFix(c reasonCode) string {
 		return "nothing: attempts from that address are refused for a while; then it may try again"
 	case reasonTooManyPeers:
 		return "remove a member (meshfs remove) before admitting another"
+	case reasonAdminUnreachable:
+		return "check that this member reaches the admin (meshfs status); the joiner tries again"
 	}
 	return "nothing: the joiner may try again with a new invite (meshfs invite)"
 }

@@ -24,10 +24,14 @@ const (
 	frameBye
 	framePunchReq // since protocol 7: introduce me to this member
 	framePunch    // since protocol 7: dial this member at this address now
+	// Since protocol 7 too: an anchor passes a joiner's JOIN to the admin
+	// and gets the answer back.
+	frameJoinRelay
+	frameJoinRelayResult
 )
 
 var frameNames = [...]string{"", "HELLO", "PING", "PONG", "PEERS_REQ", "PEERS", "CHAT", "BYTES",
-	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE", "PUNCH_REQ", "PUNCH"}
+	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE", "PUNCH_REQ", "PUNCH", "JOIN_RELAY", "JOIN_RELAY_RESULT"}
 
 func (t frameType) String() string {
 	if int(t) < len(frameNames) && t != 0 {
@@ -52,6 +56,10 @@ const (
 	capJoin        = 4 << 10
 	capJoinOK      = 1 << 20 // certificates, revocations and a PEERS payload
 	capOther       = 4 << 10
+	// JOIN_RELAY: request ID, IP, exporter, the joiner's certificate and
+	// its JOIN; JOIN_RELAY_RESULT: request ID, code and a JOIN_OK payload.
+	capJoinRelay       = 32 << 10
+	capJoinRelayResult = capJoinOK + 16
 )
 
 // maxFor returns the payload cap of t, or -1 for an unknown type.
@@ -74,6 +82,10 @@ func maxFor(t frameType, maxBytes int) int {
 		return capJoinOK
 	case frameBytes:
 		return maxBytes
+	case frameJoinRelay:
+		return capJoinRelay
+	case frameJoinRelayResult:
+		return capJoinRelayResult
 	case framePeersReq, frameJoinErr, frameBye, framePunchReq, framePunch:
 		return capOther
 	}

@@ -31,6 +31,9 @@ var frameCases = []struct {
 	{"eof", nil, io.EOF},
 	{"bytes at small cap", encodeFrame(frameBytes, make([]byte, 64)), nil},
 	{"bytes over small cap", encodeFrame(frameBytes, make([]byte, 65)), ErrProtocol},
+	{"join relay at cap", encodeFrame(frameJoinRelay, make([]byte, capJoinRelay)), nil},
+	{"join relay over cap", encodeFrame(frameJoinRelay, make([]byte, capJoinRelay+1)), ErrProtocol},
+	{"join relay result over cap", []byte{byte(frameJoinRelayResult), 0, 0x10, 0, 0x11}, ErrProtocol},
 }
 
 const testMaxBytes = 64
@@ -127,6 +130,10 @@ func TestWireDecoder(t *testing.T) {
 func payloadSeeds() [][]byte {
 	chat, _ := encodeChat(Chat{Seq: 7, Time: time.Unix(1, 2), Text: "hi \x1b[31m"})
 	revs := &revocationList{Version: 2, IssuedAt: time.Unix(5, 0), Revoked: []PeerID{{1}, {2}}, Sig: make([]byte, 64)}
+	rec := &addrRecord{ID: PeerID{7}, IssuedAt: 42, Flags: recordAnchor, Addrs: []string{"203.0.113.9:8000", "[2001:db8::1]:8000"},
+		Sig: make([]byte, recordSigLen)}
+	relay := joinRelay{ID: 3, IP: "192.0.2.8", Exporter: make([]byte, 32), Cert: []byte{0x30, 1},
+		Join: encodeJoin(joinRequest{TokenID: []byte{1, 2, 3, 4}, Proof: make([]byte, 32), Name: "d"})}
 	return [][]byte{
 		append([]byte{0}, encodeHello(hello{Version: protoVersion, Name: "alice", Addrs: []string{"127.0.0.1:8000", "[::1]:9"}, RevVersion: 3, Session: 9, Release: "v1.2.0", Observed: "192.0.2.1:5"})...),
 		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30, 1, 2}, Addrs: []string{"h:1"}, Linked: true}})...),
@@ -136,6 +143,10 @@ func payloadSeeds() [][]byte {
 		append([]byte{5}, encodeJoinOK(joinOK{Cert: []byte{1}, CA: []byte{2}, Peers: encodePeers(nil)})...),
 		append([]byte{6}, encodeKeepalive(keepalive{Mono: 5, Wall: -1})...),
 		append([]byte{7}, encodePunch(punch{Peer: PeerID{9}, Addr: "198.51.100.7:40000"})...),
+		append([]byte{8}, encodeRecord(rec)...),
+		append([]byte{1}, encodePeers([]peerEntry{{ID: PeerID{7}, Cert: []byte{0x30}, Addrs: []string{"h:1"}, Record: encodeRecord(rec)}})...),
+		append([]byte{9}, encodeJoinRelay(relay)...),
+		append([]byte{10}, encodeRelayResult(relayResult{ID: 3, Code: reasonAdminUnreachable})...),
 		{1, 0, 1}, // PEERS with a truncated entry
 		{0, 0, 1, 0, 5, 'a'},
 	}
@@ -149,7 +160,7 @@ func FuzzPayloads(f *testing.F) {
 		if len(in) == 0 {
 			return
 		}
-		roundTrip(t, in[0]%8, in[1:])
+		roundTrip(t, in[0]%11, in[1:])
 	})
 }
 
@@ -187,6 +198,20 @@ func roundTrip(t *testing.T, sel byte, p []byte) {
 	case 7:
 		pu, err := decodePunch(p)
 		enc = func() ([]byte, error) { return encodePunch(pu), err }
+	case 8:
+		r, err := decodeRecord(p)
+		enc = func() ([]byte, error) {
+			if err != nil {
+				return nil, err
+			}
+			return encodeRecord(r), nil
+		}
+	case 9:
+		r, err := decodeJoinRelay(p)
+		enc = func() ([]byte, error) { return encodeJoinRelay(r), err }
+	case 10:
+		r, err := decodeRelayResult(p)
+		enc = func() ([]byte, error) { return encodeRelayResult(r), err }
 	}
 	b, err := enc()
 	if err != nil {
@@ -205,7 +230,8 @@ func roundTrip(t *testing.T, sel byte, p []byte) {
 }
 
 func TestPayloadSeedsDecode(t *testing.T) {
-	for i, s := range payloadSeeds()[:7] {
+	seeds := payloadSeeds()
+	for i, s := range seeds[:len(seeds)-2] { // the last two are malformed
 		roundTrip(t, s[0], s[1:]) // must not fail; and:
 		var err error
 		switch s[0] {
@@ -223,6 +249,14 @@ func TestPayloadSeedsDecode(t *testing.T) {
 			_, err = decodeJoinOK(s[1:])
 		case 6:
 			_, err = decodeKeepalive(s[1:])
+		case 7:
+			_, err = decodePunch(s[1:])
+		case 8:
+			_, err = decodeRecord(s[1:])
+		case 9:
+			_, err = decodeJoinRelay(s[1:])
+		case 10:
+			_, err = decodeRelayResult(s[1:])
 		}
 		if err != nil {
 			t.Errorf("seed %d: decode = %v, want nil", i, err)

@@ -27,8 +27,10 @@ const (
 	// 'meshfs doctor'; 6: HELLO ends with the address the sender sees the
 	// receiver's connection come from, and a member's PEERS lists its own
 	// current addresses (a mapped port found after the handshake); 7:
-	// PEERS entries say whether the sender is connected to the member, and
-	// PUNCH_REQ and PUNCH introduce two members that cannot dial each other.
+	// PEERS entries say whether the sender is connected to the member and
+	// carry the member's signed address record, PUNCH_REQ and PUNCH
+	// introduce two members that cannot dial each other, and JOIN_RELAY
+	// and JOIN_RELAY_RESULT let an anchor pass a JOIN to the admin.
 	protoVersion    = 7
 	maxAddrs        = 8
 	maxAddrLen      = 300
@@ -221,7 +223,7 @@ func (n *Node) checkPeer(cs tls.ConnectionState, expect PeerID, server bool) (pe
 	if err == nil {
 		return roleMember, nil
 	}
-	if server && !errors.Is(err, errRevoked) && n.invites.open(time.Now()) {
+	if server && !errors.Is(err, errRevoked) && n.acceptsJoiners() {
 		return roleJoiner, nil
 	}
 	return 0, err

@@ -79,11 +79,12 @@ func exporterFor(tc *tls.Conn) ([]byte, error) {
 // serveJoin is the admin's side of a pre-member connection: one JOIN frame
 // under the handshake deadline, then JOIN_OK or JOIN_ERR, then close.
 func (n *Node) serveJoin(hs *handshakeResult) {
-	hs.conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	deadline := time.Now().Add(n.cfg.HandshakeTimeout)
+	hs.conn.SetDeadline(deadline)
 	ip, _, _ := net.SplitHostPort(hs.conn.RemoteAddr().String())
 	log := n.log.With("addr", hs.conn.RemoteAddr().String(), "joiner", hs.id,
 		"member", safetext.Name(hs.leaf.Subject.CommonName))
-	reply, code, err := n.admitJoiner(hs, ip)
+	reply, code, err := n.admitJoiner(hs, ip, deadline)
 	if err != nil {
 		log.Warn("joiner not admitted", "err", err,
 			"fix", "nothing: the joiner may try again with the same invite")
@@ -103,8 +104,10 @@ func (n *Node) serveJoin(hs *handshakeResult) {
 }
 
 // admitJoiner reads and checks the JOIN; on success it issues the member
-// certificate, adds the member to the roster and returns the JOIN_OK payload.
-func (n *Node) admitJoiner(hs *handshakeResult, ip string) ([]byte, reasonCode, error) {
+// certificate, adds the member to the roster and returns the JOIN_OK
+// payload. An anchor, which holds no invites, relays it to the admin and
+// returns the admin's answer by deadline.
+func (n *Node) admitJoiner(hs *handshakeResult, ip string, deadline time.Time) ([]byte, reasonCode, error) {
 	f, err := readFrame(hs.br, 0, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read join: %w", err)
@@ -116,22 +119,36 @@ func (n *Node) admitJoiner(hs *handshakeResult, ip string) ([]byte, reasonCode, 
 	if err != nil {
 		return nil, 0, err
 	}
-	pub, ok := hs.leaf.PublicKey.(ed25519.PublicKey)
-	if !ok {
-		return nil, reasonJoinFailed, nil
-	}
 	exp, err := exporterFor(hs.conn)
 	if err != nil {
 		return nil, 0, fmt.Errorf("export keying material: %w", err)
 	}
-	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exp, hs.leaf.Raw, time.Now()); code != 0 {
+	if n.invites == nil {
+		return n.relayJoin(joinRelay{IP: ip, Exporter: exp, Cert: hs.leaf.Raw, Join: f.Payload}, deadline)
+	}
+	return n.admit(ip, hs.leaf, exp, req)
+}
+
+// admit redeems the invite of a JOIN whose proof is bound to exporter and
+// the joiner's certificate leaf, counting a failure against ip, and on
+// success issues the member certificate.
+func (n *Node) admit(ip string, leaf *x509.Certificate, exporter []byte, req joinRequest) ([]byte, reasonCode, error) {
+	pub, ok := leaf.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, reasonJoinFailed, nil
+	}
+	id := peerIDOf(leaf)
+	if n.isRevoked(id) {
+		return nil, reasonRevoked, nil
+	}
+	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exporter, leaf.Raw, time.Now()); code != 0 {
 		return nil, code, nil
 	}
 	name := safetext.Name(req.Name)
 	if name == "" {
-		name = defaultName(hs.id)
+		name = defaultName(id)
 	}
-	return n.issueMember(pub, hs.id, name)
+	return n.issueMember(pub, id, name)
 }
 
 // issueMember signs the joiner's certificate and builds JOIN_OK.
@@ -145,7 +162,7 @@ func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byt
 	}
 	n.mu.Lock()
 	n.learn(peerEntry{ID: id, Cert: cert.Raw}, name)
-	self := peerEntry{ID: n.self, Cert: n.ident.cert.Raw}
+	self := peerEntry{ID: n.self, Cert: n.ident.cert.Raw, Record: n.ownRec.wire()}
 	n.mu.Unlock()
 	n.saveRoster()
 	// The admin lists itself too: the joiner then knows its ID and name.
@@ -201,6 +218,9 @@ func (n *Node) redeemOnce(ctx context.Context) error {
 // transientJoin reports whether a failed join may succeed if tried again:
 // the network failed, and nobody refused the invite.
 func transientJoin(err error) bool {
+	if errors.Is(err, ErrAdminUnreachable) {
+		return true
+	}
 	if errors.Is(err, ErrInviteRefused) || errors.Is(err, ErrNeedInvite) || errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -269,6 +289,9 @@ func (n *Node) exchangeJoin(tc *tls.Conn, addr string, certDER []byte) error {
 	switch f.Type {
 	case frameJoinErr:
 		code, _ := decodeReason(f.Payload)
+		if code == reasonAdminUnreachable { // an anchor that lost the admin: transient
+			return fmt.Errorf("join via %s: %w", addr, ErrAdminUnreachable)
+		}
 		return &refusedError{addr: addr, reason: code}
 	case frameJoinOK:
 		return n.acceptJoin(f.Payload, hs)
@@ -355,6 +378,11 @@ func (n *Node) storeMembership(ident *identity, revs *revocationList, entries []
 		}
 		pe.Addrs = resolveAddrs(pe.Addrs, hs.conn.RemoteAddr())
 		n.learn(pe, name)
+		if len(pe.Record) > 0 {
+			if r, err := entryRecord(pe); err == nil {
+				n.takeRecord(r) // the admin passes on only verified records; a bad one is just not taken
+			}
+		}
 		delete(n.dials, idKey(pe.ID)) // they do not know us yet: dial at once
 	}
 	n.mu.Unlock()

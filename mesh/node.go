@@ -41,6 +41,10 @@ type Config struct {
 	Join []string
 	// Invite is the token used once to join a mesh (only read when not a member).
 	Invite string
+	// Anchor marks a member with a stable public address: its address
+	// record says so, invites list it after the admin, and it accepts
+	// joiners and relays their JOIN to the admin (relay.go).
+	Anchor bool
 	// Release is this build's release version ("v1.2.0", "devel"), at most
 	// 64 bytes. It goes to members in HELLO, for display only: 'meshfs
 	// doctor' shows which release each member runs. Compatibility is
@@ -214,12 +218,19 @@ type Node struct {
 	queue   []*waiter      // accepted connections waiting for a handshake slot, oldest first
 	waiting map[string]int // queue's connections by source IP
 	mapped  string         // the router's forwarded address of our port (SetMapped), "" for none
+	ownRec  *addrRecord    // this node's newest signed address record (refreshRecord)
+	// Joins this anchor relays to the admin, by request ID (relay.go),
+	// and joins the admin serves for anchors now.
+	relays   map[uint64]*relayWait
+	relayID  uint64
+	relaying int
 	// Hole punching (punch.go): members being punched to, introductions
 	// asked for and pairs introduced lately (rate limits).
 	punching   map[PeerID]bool
 	asked      map[PeerID]time.Time
 	introduced map[[2]PeerID]time.Time
 	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
+	noRecord   bool // tests: sign no address record, as a node with no dialable address
 
 	// Roaming (roam.go), guarded by mu.
 	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)
@@ -233,6 +244,7 @@ type Node struct {
 	closed       bool
 	saveMu       sync.Mutex // serialises roster writes (taken before mu)
 	revMu        sync.Mutex // serialises revocation updates (taken before mu)
+	recMu        sync.Mutex // serialises checks of new address records (taken before mu)
 }
 
 // New loads or creates the node's identity. It creates a new mesh (and
@@ -259,7 +271,7 @@ func New(cfg Config) (*Node, error) {
 		session: randomU64(), peers: map[PeerID]*peer{}, roster: map[PeerID]*member{},
 		dials: map[string]*dialState{}, pending: map[net.Conn]string{}, perIP: map[string]int{},
 		waiting: map[string]int{}, punching: map[PeerID]bool{}, asked: map[PeerID]time.Time{},
-		introduced: map[[2]PeerID]time.Time{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
+		introduced: map[[2]PeerID]time.Time{}, relays: map[uint64]*relayWait{}, rosterDirty: make(chan struct{}, 1), rosterUrgent: make(chan struct{}, 1),
 		revs: &revocationList{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxDials),
 		localIPs: interfaceIPs, replaceAfter: replaceAfter, probeWait: probeWait}
 	if err := n.initMembership(); err != nil {
@@ -340,6 +352,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.refreshRecord()
 	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr().String(), "mesh", n.MeshID())
 	n.wg.Add(3)
 	go n.acceptLoop()
@@ -445,6 +458,7 @@ func (n *Node) Peers() []PeerInfo {
 			info = p.info()
 			info.Sent += sent
 			info.Received += recv
+			info.Anchor = m.Record.anchor()
 		} else if info.Through = n.throughLocked(id); len(info.Through) > 0 {
 			info.Link = LinkRelayed
 		}

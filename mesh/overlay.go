@@ -3,6 +3,7 @@ package mesh
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -65,7 +66,7 @@ func (n *Node) dialBudgetLocked() int {
 func (n *Node) dialCandidatesLocked(now time.Time) []PeerID {
 	var out []PeerID
 	for id, m := range n.roster {
-		if id == n.self || n.peers[id] != nil || n.revs.has(id) || len(m.Addrs) == 0 {
+		if id == n.self || n.peers[id] != nil || n.revs.has(id) || !m.dialable() {
 			continue
 		}
 		if ds := n.dials[idKey(id)]; ds != nil && (ds.busy || ds.done || now.Before(ds.next)) {
@@ -74,6 +75,18 @@ func (n *Node) dialCandidatesLocked(now time.Time) []PeerID {
 		out = append(out, id)
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// gossipEntry is a newly learned member's entry as gossipMembers passes it
+// on: with the record this node verified, never one it did not.
+func (n *Node) gossipEntry(pe peerEntry) peerEntry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := peerEntry{ID: pe.ID, Cert: pe.Cert, Addrs: pe.Addrs}
+	if m := n.roster[pe.ID]; m != nil {
+		out.Record = m.Record.wire()
+	}
 	return out
 }
 
@@ -102,7 +115,7 @@ func (n *Node) gossipMembers(from *peer, fresh []peerEntry) {
 // own active views.
 func (n *Node) trimExcess() {
 	n.mu.Lock()
-	live := n.livePeersLocked()
+	live := slices.DeleteFunc(n.livePeersLocked(), n.pinnedLocked)
 	drop := live[:max(0, len(live)-n.maxConnsLocked())]
 	n.mu.Unlock()
 	for _, p := range drop {
@@ -135,7 +148,7 @@ func (n *Node) evictForLocked(p *peer) *peer {
 		return nil
 	}
 	for _, q := range n.livePeersLocked() {
-		if q.id != p.id {
+		if q.id != p.id && !n.pinnedLocked(q) {
 			return q
 		}
 	}

@@ -107,6 +107,7 @@ func (n *Node) addrsChanged() {
 	n.startProbe(live)
 	if changed || len(live) < len(peers) {
 		n.redialNow()
+		n.refreshRecord() // sign the new addresses before telling members
 		n.pushPeers(nil)
 	}
 }

@@ -118,6 +118,10 @@ type PeerInfo struct {
 	// behind), estimated from the last PING or PONG; valid when SkewKnown.
 	Skew      time.Duration
 	SkewKnown bool
+	// Anchor says the member's newest verified address record marks it an
+	// anchor: a member with a stable address that joiners may join
+	// through (Config.Anchor).
+	Anchor bool
 }
 
 // Chat is one chat message. Seq and Time are set by the sender; a receiver

@@ -52,6 +52,8 @@ func mountCommand() *cli.Command {
 			portMappingFlag(),
 			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"MESHFS_JOIN"},
 				Usage: "`HOST:PORT` of a member to contact first (repeatable; a hint only)"},
+			&cli.BoolFlag{Name: "anchor", EnvVars: []string{"MESHFS_ANCHOR"},
+				Usage: "this member has a stable public address: invites list it, and new members may join through it"},
 			&cli.StringFlag{Name: "invite", EnvVars: []string{"MESHFS_INVITE"},
 				Usage: "invite `TOKEN` from 'meshfs invite', needed once to join; - reads it from stdin"},
 			&cli.StringFlag{Name: "name", EnvVars: []string{"MESHFS_NAME"},

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshfs/meshfs/mesh"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,15 +44,15 @@ func inviteAction(c *cli.Context) error {
 	return nil
 }
 
-// joinAddrs is the --join value an invite prints: every address another
-// machine may reach this node at, best first (the router's mapped port,
-// addresses members reached it at, local ones), joined by commas, which
-// the flag splits.
-func joinAddrs(a mesh.Addresses) string {
-	if d := a.Dialable(); len(d) > 0 {
-		return strings.Join(d, ",")
+// joinAddrs is the --join value an invite prints: the addresses of
+// mesh.Node.JoinAddrs (this node's, then the anchors'), joined by commas,
+// which the flag splits; or a hint made from the listen address when it
+// has none.
+func joinAddrs(addrs []string, listen string) string {
+	if len(addrs) > 0 {
+		return strings.Join(addrs, ",")
 	}
-	return joinHint(a.Listen)
+	return joinHint(listen)
 }
 
 // joinHint turns a listen address into one another machine can dial: an

@@ -164,6 +164,7 @@ func (d *daemon) startMesh(ctx context.Context) error {
 	mcfg.Listen = d.opts.listen
 	mcfg.Join = d.opts.join
 	mcfg.Invite = d.opts.invite
+	mcfg.Anchor = d.opts.anchor
 	mcfg.FullMeshUpTo, mcfg.ActiveView = d.opts.fullMeshUpTo, d.opts.activeView
 	mcfg.Handler = engine
 	mcfg.Logger = d.log.With("pkg", "mesh")
@@ -367,5 +368,5 @@ func (d *daemon) invite(req controlRequest) (any, error) {
 		return nil, err
 	}
 	return inviteResult{Token: inv.Token, Expires: inv.Expires, Uses: inv.Uses,
-		Join: joinAddrs(d.node.Addresses()), MeshID: d.node.MeshID()}, nil
+		Join: joinAddrs(d.node.JoinAddrs(), d.node.Addresses().Listen), MeshID: d.node.MeshID()}, nil
 }

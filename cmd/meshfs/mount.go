@@ -29,15 +29,18 @@ type mountOptions struct {
 	invite     string
 	name       string
 	noFUSE     bool
+	// anchor marks this member as one with a stable public address
+	// (--anchor): joiners may join through it (mesh.Config.Anchor).
+	anchor bool
 	// portMapping asks the router to forward the listen port (--port-mapping).
 	portMapping bool
 	// fullMeshUpTo and activeView size the partial mesh (overlayFlags).
 	fullMeshUpTo, activeView int
-	sync        meshsync.Config // sync's defaults with the limit flags applied
-	logFormat   string          // "text" or "json"
-	logLevel    slog.Level
-	uiAddr      string // --ui: the page's HOST:PORT, "" for no page
-	uiRemote    bool   // --ui-allow-remote
+	sync                     meshsync.Config // sync's defaults with the limit flags applied
+	logFormat                string          // "text" or "json"
+	logLevel                 slog.Level
+	uiAddr                   string // --ui: the page's HOST:PORT, "" for no page
+	uiRemote                 bool   // --ui-allow-remote
 }
 
 // defaultMemoryLimit keeps the heap small while large files move: transfers
@@ -103,6 +106,7 @@ func parseMountOptions(c *cli.Context) (mountOptions, error) {
 		join:       c.StringSlice("join"),
 		name:       c.String("name"),
 		noFUSE:     c.Bool("no-fuse"),
+		anchor:     c.Bool("anchor"),
 	}
 	// Flags that only need parsing come first: a bad one stops the mount
 	// before the state folder or the invite on stdin is touched.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 
-	"github.com/meshfs/meshfs/mesh"
 	meshsync "github.com/meshfs/meshfs/sync"
 )
 
@@ -75,23 +74,25 @@ func TestUpdateBars(t *testing.T) {
 	p.Wait()
 }
 
-// TestJoinAddrs: an invite's --join lists what Dialable gives, joined by
-// commas (the flag splits them), or the old single hint when it gives none.
+// TestJoinAddrs: an invite's --join lists what Node.JoinAddrs gives,
+// joined by commas (the flag splits them), or the old single hint when it
+// gives none.
 func TestJoinAddrs(t *testing.T) {
 	tests := []struct {
-		name string
-		a    mesh.Addresses
-		want string
+		name   string
+		addrs  []string
+		listen string
+		want   string
 	}{
-		{"mapped first", mesh.Addresses{Listen: "[::]:8000", Mapped: "203.0.113.5:8000",
-			Local: []string{"192.168.1.10:8000"}}, "203.0.113.5:8000,192.168.1.10:8000"},
-		{"one host", mesh.Addresses{Listen: "10.0.0.2:8000", Local: []string{"10.0.0.2:8000"}}, "10.0.0.2:8000"},
-		{"nothing known", mesh.Addresses{Listen: "127.0.0.1:8000"}, "127.0.0.1:8000"},
+		{"admin then anchor", []string{"203.0.113.5:8000", "198.51.100.2:8000", "192.168.1.10:8000"}, "[::]:8000",
+			"203.0.113.5:8000,198.51.100.2:8000,192.168.1.10:8000"},
+		{"one host", []string{"10.0.0.2:8000"}, "10.0.0.2:8000", "10.0.0.2:8000"},
+		{"nothing known", nil, "127.0.0.1:8000", "127.0.0.1:8000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := joinAddrs(tc.a); got != tc.want {
-				t.Errorf("joinAddrs(%+v) = %q, want %q", tc.a, got, tc.want)
+			if got := joinAddrs(tc.addrs, tc.listen); got != tc.want {
+				t.Errorf("joinAddrs(%q, %q) = %q, want %q", tc.addrs, tc.listen, got, tc.want)
 			}
 		})
 	}
