@@ -12,6 +12,10 @@ import (
 // postpone a change: it is handled at most this long after the first.
 const settleMax = 2 * time.Second
 
+// settleDelay coalesces a burst of address or route messages into one
+// change: a DHCP renewal or a VPN coming up sends a dozen.
+const settleDelay = 200 * time.Millisecond
+
 // Multicast groups of linux/rtnetlink.h, which package syscall lacks
 // (mesh imports the standard library only, not golang.org/x/sys).
 const (

@@ -25,9 +25,6 @@ const (
 	// probeWait is how long a probed connection has to show any frame
 	// before it is closed.
 	probeWait = 5 * time.Second
-	// settleDelay coalesces a burst of address or route messages into
-	// one change: a DHCP renewal or a VPN coming up sends a dozen.
-	settleDelay = 200 * time.Millisecond
 	// pollEvery is how often the portable watcher compares addresses.
 	pollEvery = 10 * time.Second
 )
