@@ -159,8 +159,17 @@ func runSim(t *testing.T, p simParams) {
 		}
 	}
 	view := cmpOr(p.activeView, DefaultConfig().ActiveView)
-	if err := testutil.WaitFor(p.formWithin, func() error { return s.formed(view) }); err != nil {
-		t.Fatal(err)
+	last := time.Now()
+	err := testutil.WaitFor(p.formWithin, func() error {
+		err := s.formed(view)
+		if err != nil && time.Since(last) > 10*time.Second {
+			last = time.Now()
+			t.Logf("forming after %v: %s; first gap: %v", time.Since(start).Round(time.Second), s.progress(), err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%v (%s)", err, s.progress())
 	}
 	formed := time.Since(start)
 	runtime.GC()
@@ -194,8 +203,11 @@ func cmpOr(v, d int) int {
 // build creates the admin and members-1 members, each with its own IP on
 // one memNet, and closes them all, at once, when the test ends. Members
 // get certificates signed by the admin directly (issueWith) rather than by
-// a JOIN each, and the admin's address as their join hint: starting, they
-// all dial it, then spread by its PEERS and gossip.
+// a JOIN each, and as their join hint the address of a random member
+// created before them, as if each had been let in by that one: a thousand
+// JOINs through one admin would measure the admin's signing and disk, and
+// a thousand members all dialing the admin at once its accept queue, not
+// the overlay. From there they spread by PEERS and gossip.
 func (s *sim) build(p simParams) {
 	t := s.t
 	mn := newMemNet()
@@ -221,10 +233,9 @@ func (s *sim) build(p simParams) {
 	}
 	admin := newOffline(t, cfgFor(0))
 	s.nodes[0].node = admin
-	hint := fmt.Sprintf("%s:%d", memIP(0), memListenPort)
 	for i := 1; i < p.members; i++ {
 		cfg := cfgFor(i)
-		cfg.Join = []string{hint}
+		cfg.Join = []string{fmt.Sprintf("%s:%d", memIP(rand.N(i)), memListenPort)}
 		s.nodes[i].node = issueWith(t, admin, cfg)
 	}
 	t.Cleanup(func() { // before each node's own Close: a node closed alone has the others redial
@@ -252,7 +263,7 @@ func (s *sim) formed(view int) error {
 		conns := len(n.peers)
 		n.mu.Unlock()
 		if known != want {
-			return fmt.Errorf("%s knows %d members, want %d", n.Name(), known, want)
+			return fmt.Errorf("%s knows %d members, want %d (%d connections)", n.Name(), known, want, conns)
 		}
 		if conns < 1 || conns > 2*view {
 			return fmt.Errorf("%s has %d connections, want 1..%d", n.Name(), conns, 2*view)
@@ -262,6 +273,23 @@ func (s *sim) formed(view int) error {
 		return fmt.Errorf("connections reach %d of %d members", reached, len(s.nodes))
 	}
 	return nil
+}
+
+// progress says how many members know every other and how many members
+// the least informed one knows.
+func (s *sim) progress() string {
+	all, least := 0, len(s.nodes)
+	for _, sn := range s.nodes {
+		n := sn.node
+		n.mu.Lock()
+		known := len(n.roster)
+		n.mu.Unlock()
+		if known >= len(s.nodes)-1 {
+			all++
+		}
+		least = min(least, known)
+	}
+	return fmt.Sprintf("%d of %d members know all, the least %d", all, len(s.nodes), least)
 }
 
 // graph is the live connections as adjacency lists by node index; a
