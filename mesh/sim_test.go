@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -58,6 +59,7 @@ type simParams struct {
 type sim struct {
 	t     *testing.T
 	nodes []*simNode
+	shm   string // the state folders' parent on /dev/shm; "" for t.TempDir
 	// The flood's counters: frames sent (counted before they are queued)
 	// and received. The flood is over when every member received it and
 	// received == sent.
@@ -215,9 +217,8 @@ func (s *sim) build(p simParams) {
 		cfg := DefaultConfig()
 		if p.fast {
 			cfg = testConfig(t, "")
-		} else {
-			cfg.StateDir = t.TempDir()
 		}
+		cfg.StateDir = s.stateDir(i)
 		cfg.Name = fmt.Sprintf("s%04d", i)
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		ln, err := mn.listen(memIP(i))
@@ -245,6 +246,28 @@ func (s *sim) build(p simParams) {
 		}
 		wg.Wait()
 	})
+}
+
+// stateDir is node i's state folder: on /dev/shm when it is there, so
+// that a thousand nodes saving their member lists (each save an fsync)
+// measure the overlay, not the disk; t.TempDir otherwise.
+func (s *sim) stateDir(i int) string {
+	t := s.t
+	t.Helper()
+	if i == 0 {
+		if dir, err := os.MkdirTemp("/dev/shm", "meshfs-sim-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			s.shm = dir
+		}
+	}
+	if s.shm == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(s.shm, strconv.Itoa(i))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // formed reports an error unless every member knows every other, has 1
