@@ -171,6 +171,7 @@ func runSim(t *testing.T, p simParams) {
 		return err
 	})
 	if err != nil {
+		s.logUnknown()
 		t.Fatalf("%v (%s)", err, s.progress())
 	}
 	formed := time.Since(start)
@@ -313,6 +314,30 @@ func (s *sim) progress() string {
 		least = min(least, known)
 	}
 	return fmt.Sprintf("%d of %d members know all, the least %d", all, len(s.nodes), least)
+}
+
+// logUnknown logs the members that some member does not know: how many
+// members each knows and how many connections it has.
+func (s *sim) logUnknown() {
+	knownBy := map[PeerID]int{}
+	for _, sn := range s.nodes {
+		n := sn.node
+		n.mu.Lock()
+		for id := range n.roster {
+			knownBy[id]++
+		}
+		n.mu.Unlock()
+	}
+	for _, sn := range s.nodes {
+		n := sn.node
+		if k := knownBy[n.ID()]; k < len(s.nodes)-1 {
+			n.mu.Lock()
+			known, conns := len(n.roster), len(n.peers)
+			n.mu.Unlock()
+			s.t.Logf("%s is known to %d members; it knows %d, has %d connections, joined through %v",
+				n.cfg.Name, k, known, conns, n.cfg.Join)
+		}
+	}
 }
 
 // graph is the live connections as adjacency lists by node index; a
