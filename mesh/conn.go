@@ -235,8 +235,7 @@ func (n *Node) connect(ctx context.Context, addr string, expect PeerID) error {
 	if !ok {
 		return fmt.Errorf("connect %s: %w", addr, ErrClosed)
 	}
-	d := net.Dialer{Timeout: n.cfg.HandshakeTimeout, Control: reuseAddr}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := n.dialConn(ctx, &net.Dialer{Timeout: n.cfg.HandshakeTimeout, Control: reuseAddr}, addr)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", addr, err)
 	}

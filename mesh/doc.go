@@ -57,14 +57,22 @@
 // goroutine, the only one that writes to it. Dials run in short-lived
 // goroutines, at most Config.MaxDials at once. The admin serves each
 // JOIN an anchor relays on a goroutine of its own, at most 8 at once.
-// Start also starts an
-// address watcher (roam.go): on Linux it reads a netlink route socket
+// Start also starts an address watcher (roam.go), unless Config.Dial
+// replaces TCP: on Linux it reads a netlink route socket
 // and runs nothing while the network is quiet (Close closes the socket to
 // stop it); elsewhere, or where netlink is refused, it compares the
 // interface addresses every 10 s. On a change it closes connections bound
 // to a vanished address, redials at once, and starts at most one probe
 // goroutine that closes connections silent for 5 s after a PING. Close
 // stops and waits for all of them.
+//
+// # Transport
+//
+// Members connect over TCP unless Config.Listener and Config.Dial give
+// another net.Conn transport (the in-memory network of the simulation
+// tests). Everything above the raw connection is the same: TLS, frames,
+// the overlay. Only TCP tuning, hole punching and the address watcher,
+// which are about TCP sockets and interfaces, are left out.
 //
 // # Imports
 //

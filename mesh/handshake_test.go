@@ -31,7 +31,13 @@ func newOffline(t *testing.T, cfg Config) *Node {
 // its own state whose certificate the admin signs directly.
 func issueFor(t *testing.T, admin *Node, name string) *Node {
 	t.Helper()
-	cfg := testConfig(t, name)
+	return issueWith(t, admin, testConfig(t, name))
+}
+
+// issueWith is issueFor with a config of the caller's.
+func issueWith(t *testing.T, admin *Node, cfg Config) *Node {
+	t.Helper()
+	name := cfg.Name
 	ident, err := loadIdentity(mustMeshDir(t, cfg.StateDir))
 	if err != nil {
 		t.Fatal(err)

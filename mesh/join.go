@@ -246,8 +246,7 @@ func (e *refusedError) Unwrap() error { return ErrInviteRefused }
 
 // joinVia runs the whole JOIN exchange with one address.
 func (n *Node) joinVia(ctx context.Context, addr string) error {
-	d := net.Dialer{Timeout: n.cfg.HandshakeTimeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := n.dialConn(ctx, &net.Dialer{Timeout: n.cfg.HandshakeTimeout}, addr)
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}

@@ -34,6 +34,17 @@ type Config struct {
 	Name string
 	// Listen is the TCP address to listen on: "host:port", ":port" or "port".
 	Listen string
+	// Listener, if set, is used instead of listening on Listen: Start
+	// accepts on it, its Addr is the advertised address (unless Advertise
+	// says otherwise), and Close closes it. Nil listens with TCP.
+	Listener net.Listener
+	// Dial, if set, opens every connection to a member or join address
+	// instead of a TCP dial; ctx carries HandshakeTimeout. Connections it
+	// returns are not tuned (socket options are TCP's), hole punching is
+	// off (it binds local TCP ports) and the address watcher is not
+	// started (roam.go). Nil dials with TCP. With Listener it swaps the
+	// whole transport: the in-memory simulation (sim_test.go) uses both.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Advertise lists the addresses announced to peers; default the actual
 	// listen address (an unspecified host is replaced by each receiver).
 	Advertise []string
@@ -341,7 +352,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.dialCtx, n.dialEnd = context.WithCancel(n.ctx)
 	n.mu.Unlock()
-	ln, err := net.Listen("tcp", n.cfg.Listen)
+	ln, err := n.listen()
 	if err != nil {
 		return fmt.Errorf("start mesh node: %w", err)
 	}
@@ -362,8 +373,37 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.lastIPs = ips
 	n.mu.Unlock()
-	n.startWatch()
+	// The watcher acts on this machine's interface addresses, which
+	// connections of a custom Dial do not use: it would probe them and
+	// redial everything on every route change of the host (in the
+	// simulation, a thousand nodes at once) for nothing. Not starting it
+	// is simpler than teaching each of its rules to skip them.
+	if n.cfg.Dial == nil {
+		n.startWatch()
+	}
 	return nil
+}
+
+// listen returns Config.Listener or a TCP listener on Config.Listen.
+func (n *Node) listen() (net.Listener, error) {
+	if n.cfg.Listener != nil {
+		return n.cfg.Listener, nil
+	}
+	return net.Listen("tcp", n.cfg.Listen)
+}
+
+// dialConn opens a connection to addr with Config.Dial, bounded by d's
+// timeout, or over TCP with d.
+func (n *Node) dialConn(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+	if n.cfg.Dial == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	return n.cfg.Dial(ctx, addr)
 }
 
 // Close stops everything and waits for every goroutine. It is idempotent.

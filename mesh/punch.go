@@ -121,7 +121,7 @@ func (n *Node) throughLocked(id PeerID) []PeerID {
 func (n *Node) askIntroduction(id PeerID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.peers[id] != nil || n.closed {
+	if n.peers[id] != nil || n.closed || n.cfg.Dial != nil { // a custom Dial cannot punch (handlePunch)
 		return false
 	}
 	if last, ok := n.asked[id]; ok && time.Since(last) < introduceGap {
@@ -179,6 +179,8 @@ func (n *Node) handlePunch(via *peer, payload []byte) error {
 		return nil
 	case m == nil || m.Cert == nil || n.punching[pu.Peer] || !via.outbound || n.noPunch:
 		return nil
+	case n.cfg.Dial != nil:
+		return nil // punching binds a local TCP port: a custom transport has none
 	}
 	n.punching[pu.Peer] = true
 	n.wg.Add(1)
