@@ -42,6 +42,16 @@
 // record, a receiver keeps it only if it verifies against the member's
 // certificate, and the dial loop tries record addresses before hints.
 //
+// # Hole punching and the overlay
+//
+// Every PEERS entry says whether its sender is connected to the member, so
+// a member knows whom each connection reaches. Two members that cannot
+// dial each other are introduced by a member both reach (PUNCH_REQ,
+// PUNCH) and open a TCP connection by simultaneous open through their NATs
+// (punch.go). Above Config.FullMeshUpTo members the mesh is partial
+// (overlay.go): each member keeps ActiveView to 2 × ActiveView random
+// connections, and news of members spreads by gossip.
+//
 // # Anchors
 //
 // A member with Config.Anchor has a stable public address: its record
