@@ -312,27 +312,27 @@ func (n *Node) register(p *peer, extra int) (old *peer, err error) {
 	}()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	switch cur := n.peers[p.id]; {
+	cur := n.peers[p.id]
+	full := cur == nil && len(n.livePeersLocked()) >= n.maxConnsLocked()
+	var room *peer // the connection closed to let p in, when full
+	if full {
+		room = n.evictForLocked(p)
+	}
+	switch {
 	case n.closed:
 		return nil, ErrClosed
 	case n.revs.has(p.id):
 		return nil, errRevoked
-	case cur == nil && len(n.livePeersLocked()) >= n.maxConnsLocked():
-		if evicted = n.evictForLocked(p); evicted == nil {
-			return nil, errTooManyPeers
-		}
-		n.peers[p.id] = p
-		n.noteConnected(p)
-		n.wg.Add(1 + extra)
-		return nil, nil
+	case full && room == nil:
+		return nil, errTooManyPeers
 	case cur != nil && cur.session == p.session && !n.replaces(cur, p):
 		return nil, errDuplicate
-	default:
-		n.peers[p.id] = p
-		n.noteConnected(p)
-		n.wg.Add(1 + extra)
-		return cur, nil
 	}
+	evicted = room
+	n.peers[p.id] = p
+	n.noteConnected(p)
+	n.wg.Add(1 + extra)
+	return cur, nil
 }
 
 // replaces decides whether p, a new connection from the session cur

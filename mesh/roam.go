@@ -55,19 +55,6 @@ func interfaceIPs() (ipSet, error) {
 	return set, nil
 }
 
-// equal reports whether s and o hold the same addresses.
-func (s ipSet) equal(o ipSet) bool {
-	if len(s) != len(o) {
-		return false
-	}
-	for ip := range s {
-		if !o[ip] {
-			return false
-		}
-	}
-	return true
-}
-
 // localIP is the local address a connection is bound to; false for one
 // that is not IP (net.Pipe in tests).
 func localIP(c net.Conn) (netip.Addr, bool) {
@@ -92,7 +79,7 @@ func (n *Node) addrsChanged() {
 	}
 	n.mu.Lock()
 	peers := slices.Collect(maps.Values(n.peers))
-	changed := !ips.equal(n.lastIPs)
+	changed := !maps.Equal(ips, n.lastIPs)
 	n.lastIPs = ips
 	n.mu.Unlock()
 	var live []*peer
@@ -229,7 +216,7 @@ func (n *Node) pollAddrs() {
 		}
 		ips, err := n.localIPs()
 		n.mu.Lock()
-		same := err == nil && ips.equal(n.lastIPs)
+		same := err == nil && maps.Equal(ips, n.lastIPs)
 		n.mu.Unlock()
 		if !same {
 			n.addrsChanged()
