@@ -120,6 +120,77 @@ func TestJoinRetriesUntilTheAdminIsUp(t *testing.T) {
 	}
 }
 
+// TestJoinAnswerLost: the admin is too slow for the joiner's deadline, so
+// the joiner gives up on an answer the admin then writes to a closed
+// connection, its one use spent. The joiner tries again and is admitted
+// again on the same invite.
+func TestJoinAnswerLost(t *testing.T) {
+	a := startNode(t, testConfig(t, "admin"))
+	jcfg := joinConfig(t, a, "slowpoke")
+	jcfg.HandshakeTimeout = 500 * time.Millisecond
+	retries := &countingHandler{Handler: jcfg.Logger.Handler(), msg: "could not join the mesh yet; trying again", n: new(atomic.Int32)}
+	jcfg.Logger = slog.New(retries)
+	joiner, err := New(jcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { joiner.Close() })
+
+	a.invites.mu.Lock() // the admin's redeem waits: it is busy
+	locked := true
+	defer func() {
+		if locked {
+			a.invites.mu.Unlock()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- joiner.Start(t.Context()) }()
+	if err := testutil.WaitFor(10*time.Second, func() error {
+		if retries.n.Load() == 0 {
+			return errors.New("the joiner did not retry after its answer timed out")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.invites.mu.Unlock()
+	locked = false
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Start after a lost answer = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the joiner was not admitted within 30 s of the admin answering")
+	}
+	if err := testutil.WaitFor(10*time.Second, func() error { return connectedTo(a, joiner.ID()) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInviteRedeemSameJoinerTwice(t *testing.T) {
+	s := &inviteStore{path: t.TempDir() + "/invites.json", limit: 5, fails: map[string][]time.Time{}}
+	now := time.Now()
+	id, secret, err := s.add(time.Minute, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, cert := []byte("exporter"), []byte("cert")
+	proof := joinProof(joinKey(secret[:]), exp, cert)
+	bob, carol := PeerID{1}, PeerID{2}
+	for i, tc := range []struct {
+		who  PeerID
+		want reasonCode
+	}{{bob, 0}, {bob, 0}, {carol, reasonInviteUsed}, {bob, 0}} {
+		if got := s.redeem("192.0.2.1", id[:], proof, exp, cert, tc.who, now); got != tc.want {
+			t.Fatalf("redeem %d by %x = %v, want %v", i, tc.who[:1], got, tc.want)
+		}
+	}
+	if got := s.redeem("192.0.2.1", id[:], proof, exp, cert, bob, now.Add(2*time.Minute)); got != reasonInviteExpired {
+		t.Fatalf("redeem after expiry = %v, want %v", got, reasonInviteExpired)
+	}
+}
+
 // countingHandler counts the records whose message is msg.
 type countingHandler struct {
 	slog.Handler

@@ -93,6 +93,10 @@ type inviteRecord struct {
 	KeyHash string    `json:"hash"` // hex SHA-256(secret)
 	Expires time.Time `json:"expires"`
 	Uses    int       `json:"uses_left"`
+	// Joined lists the members (hex IDs) the invite admitted. A joiner
+	// whose JOIN_OK was lost asks again with the same key; it is admitted
+	// again without spending another use.
+	Joined []string `json:"joined,omitempty"`
 }
 
 // inviteStore holds the admin's outstanding invites and the per-IP count of
@@ -120,15 +124,16 @@ func loadInvites(path string, limit int) (*inviteStore, error) {
 	return s, nil
 }
 
-// open reports whether some invite can still be redeemed: only then does
-// the TLS handshake accept a certificate that is not a member's.
+// open reports whether some invite can still be redeemed, if only by a
+// joiner it admitted whose answer was lost: only then does the TLS
+// handshake accept a certificate that is not a member's.
 func (s *inviteStore) open(now time.Time) bool {
 	if s == nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.ContainsFunc(s.list, func(r *inviteRecord) bool { return r.Uses > 0 && now.Before(r.Expires) })
+	return slices.ContainsFunc(s.list, func(r *inviteRecord) bool { return (r.Uses > 0 || len(r.Joined) > 0) && now.Before(r.Expires) })
 }
 
 // add creates and stores a new invite, returning its token ID and secret.
@@ -145,7 +150,7 @@ func (s *inviteStore) add(ttl time.Duration, uses int, now time.Time) (id [4]byt
 
 // redeem checks a JOIN and, when it is good, uses up one use of the invite.
 // It returns 0 on success or the reason to send back.
-func (s *inviteStore) redeem(ip string, id []byte, proof, exporter, certDER []byte, now time.Time) reasonCode {
+func (s *inviteStore) redeem(ip string, id []byte, proof, exporter, certDER []byte, joiner PeerID, now time.Time) reasonCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	recent := slices.DeleteFunc(s.fails[ip], func(t time.Time) bool { return now.Sub(t) > failWindow })
@@ -158,15 +163,20 @@ func (s *inviteStore) redeem(ip string, id []byte, proof, exporter, certDER []by
 		s.fails[ip] = append(recent, now)
 		return reasonInviteUnknown
 	}
+	who := hex.EncodeToString(joiner[:])
 	switch {
 	case !now.Before(r.Expires):
 		return reasonInviteExpired
+	case slices.Contains(r.Joined, who):
+		return 0
 	case r.Uses <= 0:
 		return reasonInviteUsed
 	}
 	r.Uses--
+	r.Joined = append(r.Joined, who)
 	if err := s.saveLocked(); err != nil {
 		r.Uses++
+		r.Joined = r.Joined[:len(r.Joined)-1]
 		return reasonJoinFailed
 	}
 	return 0

@@ -141,7 +141,7 @@ func (n *Node) admit(ip string, leaf *x509.Certificate, exporter []byte, req joi
 	if n.isRevoked(id) {
 		return nil, reasonRevoked, nil
 	}
-	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exporter, leaf.Raw, time.Now()); code != 0 {
+	if code := n.invites.redeem(ip, req.TokenID, req.Proof, exporter, leaf.Raw, id, time.Now()); code != 0 {
 		return nil, code, nil
 	}
 	name := safetext.Name(req.Name)
@@ -279,6 +279,14 @@ func (n *Node) exchangeJoin(tc *tls.Conn, addr string, certDER []byte) error {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
 	f, err := readFrame(hs.br, 0, nil)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// A busy admin, or one behind an anchor, may take longer than our
+		// deadline. It may have admitted us and lost the answer: the admin
+		// admits the same joiner again on the same invite, so trying again
+		// is safe.
+		return fmt.Errorf("join via %s: no answer to the join in time: %w", addr, err)
+	}
 	if err != nil {
 		// TLS 1.3 clients finish before the server checks their certificate:
 		// a member that is not the admin refuses us here, on the first read.
