@@ -94,7 +94,7 @@ func (c *chatFile) reconcile() {
 		c.log.Warn("chat file unreadable", "err", err, "fix", "check the permissions of this file in the folder")
 		return
 	}
-	c.busy = file != nil && openForWriting([]writeTarget{{Path: c.path, ID: id}})[id]
+	c.busy = file != nil && mayCutLine(c.seen, cur) && openForWriting([]writeTarget{{Path: c.path, ID: id}})[id]
 	lines, taken := chatTake(c.seen, cur, c.busy)
 	c.sayLines(lines)
 	c.seen = taken

@@ -26,6 +26,19 @@ func chatTake(seen, cur []byte, partial bool) (lines []string, taken []byte) {
 	return chatLines(cur[start:end]), cur[:end:end]
 }
 
+// mayCutLine reports whether what the user added to the file since seen
+// ends inside a line: only then does it matter whether a writer still
+// holds the file, which is a scan of every process's open files (see
+// openForWriting). Nothing new, or new complete lines, are taken as they
+// are; that is what every reconcile after a change of the log finds.
+func mayCutLine(seen, cur []byte) bool {
+	start := 0
+	if bytes.HasPrefix(cur, seen) {
+		start = len(seen)
+	}
+	return len(cur) > start && cur[len(cur)-1] != '\n'
+}
+
 // chatLines splits text into trimmed, non-blank lines.
 func chatLines(text []byte) []string {
 	var lines []string

@@ -43,6 +43,40 @@ func TestPlainChatTake(t *testing.T) {
 	}
 }
 
+// TestPlainChatMayCutLine: where mayCutLine says the writers need not be
+// looked up, whether one holds the file must not change what is taken.
+func TestPlainChatMayCutLine(t *testing.T) {
+	const log1 = "[10:00] alice: hi\n"
+	tests := []struct {
+		seen, cur string
+		want      bool
+	}{
+		{log1, log1, false},
+		{log1, log1 + "hello\n", false},
+		{log1, log1 + "half", true},
+		{log1, log1 + "done\nhalf", true},
+		{log1, "written over\n", false},
+		{log1, "written ov", true},
+		{log1, "", false},
+		{"", "x", true},
+		{log1 + "more\n", log1, false}, // shorter: written over, complete
+	}
+	for _, tc := range tests {
+		got := mayCutLine([]byte(tc.seen), []byte(tc.cur))
+		if got != tc.want {
+			t.Errorf("mayCutLine(%q, %q) = %v, want %v", tc.seen, tc.cur, got, tc.want)
+		}
+		if got {
+			continue
+		}
+		l1, t1 := chatTake([]byte(tc.seen), []byte(tc.cur), true)
+		l2, t2 := chatTake([]byte(tc.seen), []byte(tc.cur), false)
+		if !slices.Equal(l1, l2) || string(t1) != string(t2) {
+			t.Errorf("chatTake(%q, %q) depends on a writer: %q, %q vs %q, %q", tc.seen, tc.cur, l1, t1, l2, t2)
+		}
+	}
+}
+
 func TestPlainChatStartSeen(t *testing.T) {
 	const log = "[10:00] alice: hi\n[10:01] bob: yo\n"
 	tests := []struct {

@@ -186,18 +186,36 @@ func TestRoughRTT(t *testing.T) {
 }
 
 // TestShownRTT: the shown RTT follows the measured one only past a factor
-// of two either way.
+// of two either way, and then at most once every rttShowEvery, for every
+// member moved in that render; connecting and leaving show at once.
 func TestShownRTT(t *testing.T) {
 	var s shownRTTs
 	ms := time.Millisecond
-	for i, tc := range []struct{ in, want time.Duration }{
-		{2 * ms, 2 * ms}, {3 * ms, 2 * ms}, {ms, 2 * ms}, {5 * ms, 5 * ms}, {2 * ms, 2 * ms}, {0, 0}, {ms, ms},
+	t0 := time.Now()
+	for i, tc := range []struct {
+		who   string
+		in    time.Duration
+		after time.Duration // since t0: the render's time
+		want  time.Duration
+	}{
+		{"bob", 2 * ms, 0, 2 * ms},                // first: at once
+		{"bob", 3 * ms, time.Second, 2 * ms},      // within a factor of two
+		{"bob", ms, 2 * time.Second, 2 * ms},      // half: still within
+		{"bob", 5 * ms, 3 * time.Second, 5 * ms},  // first move: at once
+		{"bob", 20 * ms, 4 * time.Second, 5 * ms}, // moved, but too soon
+		{"bob", 20 * ms, rttShowEvery, 5 * ms},    // 30 s after t0, 27 s after the move
+		{"bob", 20 * ms, rttShowEvery + 3*time.Second, 20 * ms},
+		{"carol", 7 * ms, rttShowEvery + 4*time.Second, 7 * ms}, // a first RTT: at once
+		{"bob", 0, rttShowEvery + 5*time.Second, 0},             // left: at once
+		{"bob", ms, rttShowEvery + 6*time.Second, ms},           // back: at once
 	} {
-		if got := s.show("bob", tc.in); got != tc.want {
-			t.Errorf("step %d: show(%v) = %v, want %v", i, tc.in, got, tc.want)
+		if got := s.show(tc.who, tc.in, t0.Add(tc.after)); got != tc.want {
+			t.Errorf("step %d: show(%s, %v) = %v, want %v", i, tc.who, tc.in, got, tc.want)
 		}
 	}
-	if got := s.show("carol", 7*ms); got != 7*ms {
-		t.Errorf("another member's first RTT shown as %v", got)
+	// One render moves every member that moved.
+	at := t0.Add(10 * rttShowEvery)
+	if a, b := s.show("bob", 50*ms, at), s.show("carol", 70*ms, at); a != 50*ms || b != 70*ms {
+		t.Errorf("one render moved bob to %v and carol to %v, want 50ms and 70ms", a, b)
 	}
 }

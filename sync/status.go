@@ -303,7 +303,7 @@ func (e *Engine) PeersTable() []byte {
 			seen = now // seen over a live connection: "now", not a count of seconds since the last frame
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, present.ShortID(p.ID), p.State, p.PathText(), safetext.Text(addr),
-			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT))), present.Since(seen, now), formatTransfers(p))
+			present.RTT(roughRTT(e.rtts.show(p.ID, p.RTT, now))), present.Since(seen, now), formatTransfers(p))
 	}
 	w.Flush()
 	writeUnsent(&b, st.Unsent)
@@ -329,20 +329,35 @@ func roughRTT(d time.Duration) time.Duration {
 
 // shownRTTs is the RTT the peers table shows for each member. It follows
 // the measured one only when that is more than twice or less than half
-// of it: on a busy machine loopback round trips swing between 0.1 and
-// 30 ms, and each swing would rewrite the peers file.
+// of it, and then at most once every rttShowEvery for all members
+// together: on a busy machine loopback round trips swing between 0.1 and
+// 50 ms, and in a plain folder each swing would rewrite the peers file
+// (and wake everything that watches the folder). A member's first RTT,
+// and a change to or from none (it connected or left), show at once.
 type shownRTTs struct {
-	mu sync.Mutex
-	m  map[string]time.Duration // guarded by mu: member ID to shown RTT
+	mu    sync.Mutex
+	m     map[string]time.Duration // guarded by mu: member ID to shown RTT
+	moved time.Time                // guarded by mu: the render that last moved one
 }
 
-// show returns the RTT to show for member id, measured rtt.
-func (s *shownRTTs) show(id string, rtt time.Duration) time.Duration {
+// rttShowEvery is the least time between two renders of the peers table
+// that show a changed RTT.
+const rttShowEvery = 30 * time.Second
+
+// show returns the RTT to show for member id, measured rtt, in the render
+// of the table at now (the same now for every member of one render).
+func (s *shownRTTs) show(id string, rtt time.Duration, now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[id]
-	if ok && rtt > 0 && rtt <= 2*old && rtt >= old/2 {
-		return old
+	if ok && (old > 0) == (rtt > 0) {
+		if rtt <= 2*old && rtt >= old/2 {
+			return old
+		}
+		if !now.Equal(s.moved) && now.Sub(s.moved) < rttShowEvery {
+			return old
+		}
+		s.moved = now
 	}
 	if s.m == nil {
 		s.m = make(map[string]time.Duration)
