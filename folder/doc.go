@@ -36,8 +36,9 @@
 //     replace that is not new lines after a copy of that log (an earlier
 //     conversation, a note to a name that was no member's) is kept aside
 //     as name~ and never sent.
-//   - peers: rendered every PeersRefresh and rewritten only when the
-//     table changed.
+//   - peers: rendered every PeersRefresh while it changes, less often
+//     (up to 8 times PeersRefresh) while it does not, and at once when a
+//     member connects or leaves; rewritten only when the table changed.
 //
 // # Goroutines
 //

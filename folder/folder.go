@@ -32,6 +32,9 @@ type Syncer interface {
 	ChatLogPath() string
 	// PeersTable is the rendered peers table.
 	PeersTable() []byte
+	// MembersChanged has a value after a member connected, left or was
+	// removed: the peers file is rendered again at once then.
+	MembersChanged() <-chan struct{}
 	// Conversations lists the members this node may talk to privately, one
 	// file under dm/ each: every current member but this node, sorted by
 	// Name. It reads memory only.
@@ -70,20 +73,25 @@ type Config struct {
 	// covers is checked again. Default 200 ms.
 	Debounce time.Duration
 	// PeersRefresh is how often the peers table is rendered and compared
-	// with the file; when it changed, the members are read again for dm/
-	// and to/.
-	// Default 1 s.
+	// with the file while it changes; when it changed, the members are
+	// read again for dm/ and to/. Each render that finds no change doubles
+	// the wait, up to peersQuietFactor times PeersRefresh; a change, or
+	// MembersChanged, brings it back. Default 1 s.
 	PeersRefresh time.Duration
 }
 
 const (
 	defaultDebounce     = 200 * time.Millisecond
 	defaultPeersRefresh = time.Second
-	chatName            = "chat"
-	dmName              = "dm"
-	peersName           = "peers"
-	outboxName          = "outbox"
-	toName              = "to"
+	// peersQuietFactor bounds the wait between renders of an unchanged
+	// peers table: an idle member of a mesh of 100 rendered it every
+	// second, a third of all it did.
+	peersQuietFactor = 8
+	chatName         = "chat"
+	dmName           = "dm"
+	peersName        = "peers"
+	outboxName       = "outbox"
+	toName           = "to"
 )
 
 // Tree keeps a plain folder (no FUSE) in step with the sync engine: it

@@ -36,6 +36,8 @@ type fakeSyncer struct {
 	members    []string // the names Conversations lists
 	table      []byte
 	tableReads int
+	renders    []time.Time   // when each PeersTable call came
+	membersCh  chan struct{} // MembersChanged
 }
 
 var _ Syncer = (*fakeSyncer)(nil)
@@ -157,6 +159,7 @@ func (s *fakeSyncer) PeersTable() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tableReads++
+	s.renders = append(s.renders, time.Now())
 	return bytes.Clone(s.table)
 }
 
@@ -165,6 +168,15 @@ func (s *fakeSyncer) reads() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tableReads
+}
+
+func (s *fakeSyncer) MembersChanged() <-chan struct{} { return s.membersCh }
+
+// renderTimes returns when each render came.
+func (s *fakeSyncer) renderTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.renders)
 }
 
 func (s *fakeSyncer) setTable(table string) {
@@ -240,7 +252,7 @@ func startTreeMembers(t *testing.T, members []string, prepare func(dir, logPath 
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{dir: dir, syncer: &fakeSyncer{logPath: filepath.Join(state, "chat.log")}}
+	h := &harness{dir: dir, syncer: &fakeSyncer{logPath: filepath.Join(state, "chat.log"), membersCh: make(chan struct{}, 1)}}
 	h.syncer.setTable("NAME STATE\n")
 	if members != nil {
 		h.syncer.setMembers(members...)

@@ -255,6 +255,9 @@ type Engine struct {
 	dm       *conversations // private lines rendered per member (private.go)
 
 	rtts shownRTTs // the RTT the peers table shows per member (status.go)
+	// members has a value after a member connected, left or was removed
+	// (MembersChanged): the plain folder's peers loop renders then.
+	members chan struct{}
 
 	mu      sync.Mutex // guards the life cycle below
 	started bool
@@ -292,7 +295,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	e := &Engine{env: v, peers: newPeerSet(), roomIn: make(chan roomJob, cfg.QueueLen), own: newOwnQueue(),
-		dm: &conversations{dir: filepath.Join(cfg.StateDir, "dm")}}
+		dm: &conversations{dir: filepath.Join(cfg.StateDir, "dm")}, members: make(chan struct{}, 1)}
 	if err := e.open(); err != nil {
 		v.cancel()
 		if e.chat != nil {
@@ -431,6 +434,13 @@ func (e *Engine) HandleEvent(ev mesh.Event) {
 
 // dispatch routes one event.
 func (e *Engine) dispatch(ev mesh.Event) {
+	switch ev.(type) {
+	case mesh.PeerConnected, mesh.PeerDisconnected, mesh.PeerRemoved:
+		select {
+		case e.members <- struct{}{}:
+		default: // one pending signal is enough
+		}
+	}
 	switch ev := ev.(type) {
 	case mesh.PeerConnected:
 		e.peers.noteName(ev.Peer)

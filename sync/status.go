@@ -285,6 +285,12 @@ func (p PeerStatus) PathText() string {
 	return p.Path
 }
 
+// MembersChanged has a value after a member connected, left or was
+// removed; one pending value stands for any number of changes. What else
+// the peers table shows (paths, round trips, transfers) changes without
+// one.
+func (e *Engine) MembersChanged() <-chan struct{} { return e.members }
+
 // PeersTable renders the `peers` file: a header and one aligned line per
 // member, connected or offline.
 func (e *Engine) PeersTable() []byte {
