@@ -459,7 +459,8 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 		_, err := n.applyRevocations(f.Payload)
 		return err
 	case frameBye:
-		return &ByeError{Reason: decodeReasonText(f.Payload)}
+		code, _ := decodeReason(f.Payload)
+		return &ByeError{Reason: code.String(), code: code}
 	case framePunchReq:
 		if allow(&p.lastPunchReq, punchReqEvery) {
 			return n.handlePunchReq(p, f.Payload)

@@ -81,7 +81,14 @@ func (c reasonCode) String() string {
 }
 
 // ByeError is the error a connection ends with when the peer said BYE.
-type ByeError struct{ Reason string }
+type ByeError struct {
+	Reason string
+	code   reasonCode
+}
+
+// errTrimmed ends a connection this node closed to keep the partial mesh
+// within its bounds (overlay.go); the member stays in the mesh.
+var errTrimmed = errors.New(reasonTooManyPeers.String())
 
 func (e *ByeError) Error() string { return "peer closed the connection: " + e.Reason }
 

@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -45,11 +46,46 @@ func TestPartialMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0
+	total, closed := 0, 0
 	for _, n := range nodes {
 		total += liveCount(n)
+		// Nobody left: every connection that closed was the overlay's
+		// doing, or replaced, and must not read as a member leaving.
+		for _, e := range n.cfg.Handler.(*recorder).snapshot() {
+			if d, ok := e.(PeerDisconnected); ok {
+				closed++
+				if d.Left() {
+					t.Errorf("%s: %s reads as having left (err %v)", n.Name(), d.Peer.Name, d.Err)
+				}
+			}
+		}
 	}
-	t.Logf("%d members, %.1f connections per member", members, float64(total)/members)
+	if closed == 0 {
+		t.Errorf("no connection closed while %d members formed views of %d: the overlay was not exercised", members, view)
+	}
+	t.Logf("%d members, %.1f connections per member, %d connections closed", members, float64(total)/members, closed)
+}
+
+func TestDisconnectedLeft(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		left bool
+	}{
+		{"connection lost", io.EOF, true},
+		{"unknown", nil, true},
+		{"they shut down", &ByeError{Reason: reasonShutdown.String(), code: reasonShutdown}, true},
+		{"they trimmed it", &ByeError{Reason: reasonTooManyPeers.String(), code: reasonTooManyPeers}, false},
+		{"they replaced it", &ByeError{Reason: reasonReplaced.String(), code: reasonReplaced}, false},
+		{"they kept another", &ByeError{Reason: reasonDuplicate.String(), code: reasonDuplicate}, false},
+		{"we replaced it", errReplaced, false},
+		{"we trimmed it", fmt.Errorf("%w: %w", errByeSent, errTrimmed), false},
+		{"we refused it", fmt.Errorf("%w: %s", errByeSent, reasonProtocol), true},
+	} {
+		if got := (PeerDisconnected{Err: tc.err}).Left(); got != tc.left {
+			t.Errorf("%s: Left() = %v, want %v", tc.name, got, tc.left)
+		}
+	}
 }
 
 func liveCount(n *Node) int {

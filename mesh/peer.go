@@ -108,7 +108,10 @@ func (p *peer) close(err error) {
 // it within byeGrace (or the queue is full), the connection closes anyway.
 // cause, if not nil, is the error the connection ends with.
 func (p *peer) bye(code reasonCode, cause error) {
-	if cause == nil {
+	switch {
+	case cause == nil && code == reasonTooManyPeers:
+		cause = fmt.Errorf("%w: %w", errByeSent, errTrimmed)
+	case cause == nil:
 		cause = fmt.Errorf("%w: %s", errByeSent, code)
 	}
 	// The first cause wins. Store a copy: a pointer to the parameter would be
@@ -127,6 +130,25 @@ func (p *peer) bye(code reasonCode, cause error) {
 		t.Stop()
 	default:
 	}
+}
+
+// readerGrace is how long a failed write waits for the reader to end the
+// connection first.
+const readerGrace = 500 * time.Millisecond
+
+// writeFailed closes p after a write error. The reader is given
+// readerGrace to end it first: a write fails once the other side has
+// closed, and what that side said before (BYE and why: shutting down, or
+// only trimming a partial mesh) is still in the read buffer and tells
+// better why the connection ended.
+func (p *peer) writeFailed(err error) {
+	t := time.NewTimer(readerGrace)
+	defer t.Stop()
+	select {
+	case <-p.closed:
+	case <-t.C:
+	}
+	p.close(fmt.Errorf("write: %w", err))
 }
 
 // isClosed reports whether close has run.
@@ -192,7 +214,7 @@ func (p *peer) writeLoop() {
 			err = p.flush()
 		}
 		if err != nil {
-			p.close(fmt.Errorf("write: %w", err))
+			p.writeFailed(err)
 			return
 		}
 		if bye {

@@ -146,6 +146,21 @@ type PeerDisconnected struct {
 	Err  error // why, when known
 }
 
+// Left reports whether the member left, as far as this node can tell: not
+// when either side closed the connection to keep a partial mesh within its
+// bounds (the member is reached through others), nor when another
+// connection of the same member replaced it or was kept instead.
+func (d PeerDisconnected) Left() bool {
+	var bye *ByeError
+	switch {
+	case errors.Is(d.Err, errReplaced), errors.Is(d.Err, errTrimmed):
+		return false
+	case errors.As(d.Err, &bye):
+		return bye.code != reasonTooManyPeers && bye.code != reasonReplaced && bye.code != reasonDuplicate
+	}
+	return true
+}
+
 // PeerRemoved: the admin revoked a member; it is refused from now on.
 type PeerRemoved struct{ Peer PeerInfo }
 

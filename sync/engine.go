@@ -445,11 +445,17 @@ func (e *Engine) dispatch(ev mesh.Event) {
 	case mesh.PeerConnected:
 		e.peers.noteName(ev.Peer)
 		e.peerUp(ev.Peer)
-		e.chatEvent(fmt.Sprintf("%s joined", e.peers.displayName(ev.Peer.ID)))
+		if e.peers.cameBack(ev.Peer.ID) {
+			e.chatEvent(fmt.Sprintf("%s joined", e.peers.displayName(ev.Peer.ID)))
+		}
 	case mesh.PeerDisconnected:
 		e.peerDown(ev.Peer.ID)
 		e.toRoom(roomJob{from: ev.Peer.ID, gone: true})
-		e.chatEvent(fmt.Sprintf("%s left", e.peers.displayName(ev.Peer.ID)))
+		// A connection the partial mesh closed, or one a newer connection
+		// replaced, is not news: the member is still there.
+		if e.peers.wentAway(ev.Peer.ID, ev.Left()) {
+			e.chatEvent(fmt.Sprintf("%s left", e.peers.displayName(ev.Peer.ID)))
+		}
 	case mesh.PeerRemoved:
 		e.peerDown(ev.Peer.ID)
 		e.toRoom(roomJob{from: ev.Peer.ID, gone: true})

@@ -95,10 +95,38 @@ type peerSet struct {
 	conns map[mesh.PeerID]*peerConn // live connections
 	last  map[mesh.PeerID]*peerConn // latest peerConn per peer, even stopped
 	names map[mesh.PeerID]string    // sanitised display names
+	// away holds the members whose last connection closed without their
+	// leaving (mesh.PeerDisconnected.Left): the chat says neither that
+	// they left nor, when they connect again, that they joined.
+	away map[mesh.PeerID]bool
 }
 
 func newPeerSet() *peerSet {
-	return &peerSet{conns: map[mesh.PeerID]*peerConn{}, last: map[mesh.PeerID]*peerConn{}, names: map[mesh.PeerID]string{}}
+	return &peerSet{conns: map[mesh.PeerID]*peerConn{}, last: map[mesh.PeerID]*peerConn{},
+		names: map[mesh.PeerID]string{}, away: map[mesh.PeerID]bool{}}
+}
+
+// wentAway notes that id's connection closed, and reports whether the
+// member left: if not, its next connection is not news either.
+func (s *peerSet) wentAway(id mesh.PeerID, left bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if left {
+		delete(s.away, id)
+	} else {
+		s.away[id] = true
+	}
+	return left
+}
+
+// cameBack notes that id connected, and reports whether that is news: it
+// is unless its last connection closed without its leaving.
+func (s *peerSet) cameBack(id mesh.PeerID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	news := !s.away[id]
+	delete(s.away, id)
+	return news
 }
 
 // get returns the live peerConn for id, or nil.
