@@ -223,7 +223,7 @@ func (n *Node) checkPeer(cs tls.ConnectionState, expect PeerID, server bool) (pe
 	if err == nil {
 		return roleMember, nil
 	}
-	if server && !errors.Is(err, errRevoked) && n.acceptsJoiners() {
+	if server && !errors.Is(err, errRevoked) && n.acceptsJoiner(id) {
 		return roleJoiner, nil
 	}
 	return 0, err

@@ -124,16 +124,20 @@ func loadInvites(path string, limit int) (*inviteStore, error) {
 	return s, nil
 }
 
-// open reports whether some invite can still be redeemed, if only by a
-// joiner it admitted whose answer was lost: only then does the TLS
-// handshake accept a certificate that is not a member's.
-func (s *inviteStore) open(now time.Time) bool {
+// open reports whether some invite can still be redeemed by joiner: one
+// with uses left, or one that admitted joiner already (its answer may
+// have been lost). Only then does the TLS handshake accept a certificate
+// that is not a member's.
+func (s *inviteStore) open(joiner PeerID, now time.Time) bool {
 	if s == nil {
 		return false
 	}
+	who := hex.EncodeToString(joiner[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.ContainsFunc(s.list, func(r *inviteRecord) bool { return (r.Uses > 0 || len(r.Joined) > 0) && now.Before(r.Expires) })
+	return slices.ContainsFunc(s.list, func(r *inviteRecord) bool {
+		return now.Before(r.Expires) && (r.Uses > 0 || slices.Contains(r.Joined, who))
+	})
 }
 
 // add creates and stores a new invite, returning its token ID and secret.

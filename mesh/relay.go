@@ -32,11 +32,12 @@ const (
 	relayIPLen = 64
 )
 
-// acceptsJoiners reports whether a certificate that is not a member's may
-// finish TLS as a joiner: at the admin while an invite is open, at an
-// anchor always (only the admin knows which invites are open).
-func (n *Node) acceptsJoiners() bool {
-	return n.invites.open(time.Now()) || n.cfg.Anchor && n.invites == nil
+// acceptsJoiner reports whether the certificate of id, which is not a
+// member's, may finish TLS as a joiner: at the admin while an invite is
+// open to it, at an anchor always (only the admin knows which invites are
+// open).
+func (n *Node) acceptsJoiner(id PeerID) bool {
+	return n.invites.open(id, time.Now()) || n.cfg.Anchor && n.invites == nil
 }
 
 // joinRelay is the JOIN_RELAY payload.
