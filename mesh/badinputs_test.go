@@ -581,7 +581,7 @@ func row11Truncated(t *testing.T, v *victim) {
 	chat, _ := encodeChat(Chat{Seq: 1, Text: "never delivered"})
 	f := encodeFrame(frameChat, chat)
 	send(t, hs, f[:len(f)/2])
-	hs.conn.CloseWrite()
+	hs.conn.(*tls.Conn).CloseWrite()
 	closeReason(t, hs.conn, hs.br, 5*time.Second)
 	for _, c := range rec(v.a).chats() {
 		if c == "never delivered" {
@@ -1039,6 +1039,7 @@ func row23JoinMitM(t *testing.T, v *victim) {
 	if err == nil || !strings.Contains(err.Error(), "ca fingerprint mismatch") {
 		t.Fatalf("join through a MitM = %v, want a ca fingerprint mismatch", err)
 	}
+	other.Close() // its own goroutines are not the victim's
 	v.check(t)
 }
 

@@ -212,6 +212,7 @@ type Node struct {
 
 	// Set by Start, then immutable.
 	ln     net.Listener
+	udp    *udpPath // the UDP socket for STUN and QUIC (udp.go); nil without
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -363,6 +364,9 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if n.cfg.Listener == nil {
+		n.startUDP(ln)
+	}
 	n.refreshRecord()
 	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr().String(), "mesh", n.MeshID())
 	n.wg.Add(3)
@@ -435,6 +439,7 @@ func (n *Node) Close() error {
 		p.bye(reasonShutdown, nil)
 	}
 	n.wg.Wait()
+	n.closeUDP() // after the peers' BYE: QUIC connections end with the transport
 	n.saveRoster()
 	return nil
 }
