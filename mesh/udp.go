@@ -316,9 +316,10 @@ func (n *Node) forgetOutside() {
 	}
 }
 
-// candidates are this node's UDP addresses as p can use them: the
-// outside address learned by STUN, then the local address of p's
-// connection at our UDP port (for members behind the same NAT).
+// candidates are this node's UDP addresses as p can use them, none
+// before a member answered our STUN request: the outside address it
+// told us, then the local address of p's connection at our UDP port (for
+// members behind the same NAT).
 func (n *Node) candidates(p *peer) []string {
 	u := n.udp
 	if u == nil {
@@ -330,6 +331,9 @@ func (n *Node) candidates(p *peer) []string {
 		out = append(out, u.outside.String())
 	}
 	u.mu.Unlock()
+	if len(out) == 0 {
+		return nil
+	}
 	if local, ok := addrPortOf(p.conn.LocalAddr()); ok && !p.quic {
 		host := netip.AddrPortFrom(local.Addr(), uint16(u.port)).String()
 		if len(out) == 0 || out[0] != host {
@@ -339,8 +343,9 @@ func (n *Node) candidates(p *peer) []string {
 	return out
 }
 
-// sendCandidates tells p our UDP candidates; an introducer passes them
-// on in PUNCH.
+// sendCandidates tells p our UDP candidates once a member answered our
+// STUN request: without that answer UDP is likely blocked, and the
+// punch goes straight to TCP. An introducer passes them on in PUNCH.
 func (n *Node) sendCandidates(p *peer) {
 	c := n.candidates(p)
 	if len(c) == 0 {
