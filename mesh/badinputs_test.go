@@ -31,8 +31,8 @@ import (
 	"time"
 
 	"github.com/meshfs/meshfs/internal/testutil"
-	"github.com/pion/stun/v3"
 	"github.com/meshfs/meshfs/internal/wire"
+	"github.com/pion/stun/v3"
 )
 
 // victim is alice (the admin, under attack) with bob, an honest member
