@@ -59,8 +59,8 @@ func quicConfig() *quic.Config {
 }
 
 // quicServerTLS builds the listener's TLS per connection: our current
-// certificate, and only members a punch expects now (no joiners).
-func (n *Node) quicServerTLS() *tls.Config {
+// certificate, and only members a punch on u expects now (no joiners).
+func (n *Node) quicServerTLS(u *udpPath) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -70,7 +70,7 @@ func (n *Node) quicServerTLS() *tls.Config {
 				if _, err := n.checkPeer(cs, PeerID{}, false); err != nil {
 					return err
 				}
-				if !n.udp.isExpected(peerIDOf(cs.PeerCertificates[0])) {
+				if !u.isExpected(peerIDOf(cs.PeerCertificates[0])) {
 					return errUnexpected
 				}
 				return nil

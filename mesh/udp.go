@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v3"
@@ -55,6 +56,8 @@ type udpPath struct {
 	ln   *quic.Listener
 	port int
 
+	asking atomic.Bool // a discovery runs: one at a time, its result goes to every member
+
 	mu       sync.Mutex
 	waits    map[[stun.TransactionIDSize]byte]stunWaiter // Binding requests sent
 	expected map[PeerID]chan *quic.Conn                  // punches waiting for the other side's QUIC connection
@@ -93,7 +96,7 @@ func (n *Node) startUDP(ln net.Listener) {
 	u := &udpPath{tr: &quic.Transport{Conn: uc}, port: ta.Port,
 		waits: map[[stun.TransactionIDSize]byte]stunWaiter{}, expected: map[PeerID]chan *quic.Conn{},
 		answered: map[netip.Addr]time.Time{}}
-	if u.ln, err = u.tr.Listen(n.quicServerTLS(), quicConfig()); err != nil {
+	if u.ln, err = u.tr.Listen(n.quicServerTLS(u), quicConfig()); err != nil {
 		n.log.Warn("no quic listener; hole punching uses tcp only", "err", err)
 		u.tr.Close()
 		uc.Close()
@@ -265,19 +268,21 @@ func (n *Node) learnUDP(p *peer) {
 	stale := time.Since(u.learned) >= candidateFresh
 	u.mu.Unlock()
 	to, ok := addrPortOf(p.conn.RemoteAddr())
-	if !stale || !p.outbound || p.quic || !ok {
+	if !stale || !p.outbound || p.quic || !ok || !u.asking.CompareAndSwap(false, true) {
 		n.sendCandidates(p)
 		return
 	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
+		u.asking.Store(false)
 		return
 	}
 	n.wg.Add(1)
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
+		defer u.asking.Store(false)
 		ctx, cancel := context.WithTimeout(n.ctx, stunTries*stunWait+time.Second)
 		defer cancel()
 		mapped, err := u.discover(ctx, to)
