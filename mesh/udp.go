@@ -90,14 +90,16 @@ func (n *Node) startUDP(ln net.Listener) {
 	}
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: ta.IP, Port: ta.Port, Zone: ta.Zone})
 	if err != nil {
-		n.log.Warn("no udp socket next to the listener; hole punching uses tcp only", "port", ta.Port, "err", err)
+		n.log.Warn("no udp socket next to the listener; hole punching uses tcp only", "port", ta.Port, "err", err,
+			"fix", "free that UDP port (another program holds it) for punching over QUIC; TCP punching still works")
 		return
 	}
 	u := &udpPath{tr: &quic.Transport{Conn: uc}, port: ta.Port,
 		waits: map[[stun.TransactionIDSize]byte]stunWaiter{}, expected: map[PeerID]chan *quic.Conn{},
 		answered: map[netip.Addr]time.Time{}}
 	if u.ln, err = u.tr.Listen(n.quicServerTLS(u), quicConfig()); err != nil {
-		n.log.Warn("no quic listener; hole punching uses tcp only", "err", err)
+		n.log.Warn("no quic listener; hole punching uses tcp only", "err", err,
+			"fix", "nothing: TCP punching still works")
 		u.tr.Close()
 		uc.Close()
 		return
