@@ -242,7 +242,9 @@ type Node struct {
 	asked      map[PeerID]time.Time
 	introduced map[[2]PeerID]time.Time
 	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
-	noRecord   bool // tests: sign no address record, as a node with no dialable address
+	// tests: learn the outside UDP address from members on loopback too
+	stunLoopback bool
+	noRecord     bool // tests: sign no address record, as a node with no dialable address
 
 	// Roaming (roam.go), guarded by mu.
 	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)

@@ -24,6 +24,7 @@ func startUnreachable(t *testing.T, a *Node, name string) *Node {
 		t.Fatal(err)
 	}
 	n.noRecord = true
+	n.stunLoopback = true // its candidates come from alice's STUN answer on 127.0.0.1
 	t.Cleanup(func() { n.Close() })
 	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -260,7 +260,9 @@ func (u *udpPath) discover(ctx context.Context, to netip.AddrPort) (netip.AddrPo
 // learnUDP runs after a member connection is registered. A connection we
 // dialed over TCP ends at the member's listen port, where its UDP socket
 // is too: ask it for our outside address unless we learned it lately.
-// Then tell p our candidates (and, when they changed, every member).
+// Then tell p our candidates (and, when they changed, every member). A
+// member on this machine is not asked: it cannot see an outside address,
+// and members on loopback are never punched to (mayPunch).
 func (n *Node) learnUDP(p *peer) {
 	u := n.udp
 	if u == nil {
@@ -270,7 +272,8 @@ func (n *Node) learnUDP(p *peer) {
 	stale := time.Since(u.learned) >= candidateFresh
 	u.mu.Unlock()
 	to, ok := addrPortOf(p.conn.RemoteAddr())
-	if !stale || !p.outbound || p.quic || !ok || !u.asking.CompareAndSwap(false, true) {
+	local := ok && to.Addr().IsLoopback() && !n.stunLoopback
+	if !stale || !p.outbound || p.quic || !ok || local || !u.asking.CompareAndSwap(false, true) {
 		n.sendCandidates(p)
 		return
 	}
