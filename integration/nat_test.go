@@ -18,9 +18,13 @@ import (
 
 // NAT traversal and roaming. Two members at home, each behind its own
 // masquerading router that drops every connection from outside, cannot
-// dial each other; alice, on a public address, introduces them and both
-// dial at once from the port the NAT already shows her, so each router
-// takes the other's SYN for the reply to its own (TestTwoHomesPunched). A
+// dial each other; alice, on a public address, introduces them. Where UDP
+// passes, each sends STUN checks to the outside UDP address alice's STUN
+// answer gave the other, which opens both NATs, and they meet over QUIC
+// (TestTwoHomesPunchedQUIC, with forwarded TCP between the homes
+// dropped). Where UDP is blocked, both dial at once from the port the NAT
+// already shows alice, so each router takes the other's SYN for the reply
+// to its own (TestTwoHomesPunched). A
 // NAT that picks a new port per connection defeats that; files and lines
 // then go through alice (TestTwoHomesSymmetricNAT). A member whose address
 // changes mid-transfer reconnects within seconds, in the same process, and
@@ -53,6 +57,14 @@ type twoHomes struct {
 // outside.
 func newTwoHomes(t *testing.T, randomPorts bool) *twoHomes {
 	t.Helper()
+	return newTwoHomesWith(t, randomPorts, false)
+}
+
+// newTwoHomesWith is newTwoHomes; with udp the routers pass UDP like
+// any NAT but drop TCP from home to anywhere but alice, so only UDP can
+// join the homes.
+func newTwoHomesWith(t *testing.T, randomPorts, udp bool) *twoHomes {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds two home routers and moves large files")
 	}
@@ -80,7 +92,7 @@ func newTwoHomes(t *testing.T, randomPorts bool) *twoHomes {
 		r.pair(r.intDev, natHomeIP(i, 1), r.home, natHomeIP(i, 2))
 		r.ip("-n", r.home, "route", "add", "default", "via", natHomeIP(i, 1))
 		r.in(r.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-		r.nft(natRules(r.extDev, r.intDev, randomPorts))
+		r.nft(natRules(r.extDev, r.intDev, randomPorts, udp))
 		t.Cleanup(func() {
 			exec.Command("ip", "netns", "exec", r.router, "nft", "delete", "table", "inet", natTable).Run()
 		})
@@ -91,20 +103,26 @@ func newTwoHomes(t *testing.T, randomPorts bool) *twoHomes {
 
 // natRules is a home router's table: masquerade out of ext, forward only
 // from intDev or for a known connection, no new connection to the router
-// from outside; those from the other home are counted. UDP is dropped
-// both ways, as on networks that block it: meshfs uses TCP alone.
-func natRules(ext, intDev string, randomPorts bool) string {
+// from outside; those from the other home are counted. Without udp, UDP
+// is dropped both ways, as on networks that block it: meshfs must punch
+// over TCP. With udp, UDP passes and TCP from home goes to alice only:
+// meshfs must punch over UDP.
+func natRules(ext, intDev string, randomPorts, udp bool) string {
 	masquerade := "masquerade"
 	if randomPorts {
 		masquerade += " fully-random"
+	}
+	block := "meta l4proto udp drop"
+	if udp {
+		block = fmt.Sprintf("iifname %q meta l4proto tcp ip daddr != %s drop", intDev, natFarIP(0))
 	}
 	return fmt.Sprintf(`table inet %s {
   chain postrouting { type nat hook postrouting priority 100; policy accept; oifname %q %s; }
   chain forward {
     type filter hook forward priority 0; policy drop;
-    meta l4proto udp drop
+    %[7]s
     ct state established,related accept
-    iifname %q accept
+    iifname %[4]q accept
   }
   chain input {
     type filter hook input priority 0; policy accept;
@@ -112,7 +130,7 @@ func natRules(ext, intDev string, randomPorts bool) string {
     iifname %[5]q ct state new counter drop
   }
 }
-`, natTable, ext, masquerade, intDev, ext, natFarIP(0))
+`, natTable, ext, masquerade, intDev, ext, natFarIP(0), block)
 }
 
 // dialsDropped is how many packets opening a connection (SYNs, retries
@@ -155,8 +173,8 @@ func (h *twoHomes) trio(c *cluster) (alice, bob, carol *node) {
 }
 
 // peerIs checks a status entry for other: its state (a leading "!" means
-// any state but that one), path and, when given, the members it is
-// reachable through.
+// any state but that one), path ("punched (quic)" names the transport
+// too) and, when given, the members it is reachable through.
 func peerIs(other, state, path string, through ...string) func(nodeStatus) error {
 	return func(st nodeStatus) error {
 		p := st.peer(other)
@@ -164,9 +182,13 @@ func peerIs(other, state, path string, through ...string) func(nodeStatus) error
 		if not, ok := strings.CutPrefix(state, "!"); ok {
 			wrongState = p.State == not
 		}
-		if wrongState || p.Path != path || (through != nil && !slices.Equal(p.Through, through)) {
+		got := p.Path
+		if _, ok := strings.CutPrefix(path, "punched ("); ok && p.Path == "punched" {
+			got = "punched (" + p.Transport + ")"
+		}
+		if wrongState || got != path || (through != nil && !slices.Equal(p.Through, through)) {
 			return fmt.Errorf("status for %s: state %q path %q through %q, want state %s path %q through %q",
-				other, p.State, p.Path, p.Through, state, path, through)
+				other, p.State, got, p.Through, state, path, through)
 		}
 		return nil
 	}
@@ -186,7 +208,7 @@ func checkPeer(t *testing.T, n *node, within time.Duration, other, state, path s
 }
 
 // peersPath is the PATH column of n's peers-file line for other ("direct",
-// "punched", "through alice", "-"), or "" when it has no such line.
+// "punched (quic)", "through alice", "-"), or "" when it has no such line.
 func peersPath(n *node, other string) string {
 	data, _ := os.ReadFile(n.path("peers"))
 	for _, line := range strings.Split(string(data), "\n") {
@@ -195,6 +217,8 @@ func peersPath(n *node, other string) string {
 		case len(f) < 4 || f[0] != other:
 		case f[3] == "through" && len(f) > 4:
 			return "through " + f[4]
+		case f[3] == "punched" && len(f) > 4 && strings.HasPrefix(f[4], "("):
+			return "punched " + f[4]
 		default:
 			return f[3]
 		}
@@ -242,26 +266,76 @@ func exchange(t *testing.T, bob, carol *node) {
 }
 
 // TestTwoHomesPunched: bob and carol, each behind a home router that
-// keeps ports (plain masquerade), get a direct connection by hole
-// punching through alice's introduction, move 50 MiB each way and chat,
-// and the connection stays the punched one.
+// keeps ports (plain masquerade) and drops UDP, get a direct connection
+// by TCP hole punching through alice's introduction, move 50 MiB each
+// way and chat, and the connection stays the punched one.
 func TestTwoHomesPunched(t *testing.T) {
 	h := newTwoHomes(t, false)
 	c := newCluster(t)
 	alice, bob, carol := h.trio(c)
 
-	checkPeer(t, bob, time.Minute, "carol", "connected", "punched")
-	checkPeer(t, carol, 10*time.Second, "bob", "connected", "punched")
-	checkPeersPath(t, bob, "carol", "punched")
+	checkPeer(t, bob, time.Minute, "carol", "connected", "punched (tcp)")
+	checkPeer(t, carol, 10*time.Second, "bob", "connected", "punched (tcp)")
+	checkPeersPath(t, bob, "carol", "punched (tcp)")
 	exchange(t, bob, carol)
 	logSent(t, "punched", []*node{alice, bob, carol})
 	t.Logf("bob's router dropped %d SYNs from carol's home, carol's %d from bob's",
 		h.dialsDropped(1), h.dialsDropped(2))
 	for _, p := range [][2]*node{{bob, carol}, {carol, bob}} {
-		if err := peerIs(p[1].name, "connected", "punched")(mustStatus(t, p[0])); err != nil {
+		if err := peerIs(p[1].name, "connected", "punched (tcp)")(mustStatus(t, p[0])); err != nil {
 			t.Errorf("after the transfers, %s: %v", p[0].name, err)
 		}
 	}
+}
+
+// TestTwoHomesPunchedQUIC: the same homes, but the routers pass UDP like
+// any NAT and drop TCP from home to anyone but alice, so TCP punching
+// cannot work. bob and carol learn their outside UDP addresses from
+// alice's STUN answers and meet over QUIC through her introduction. Then
+// alice stops, so the punched connection alone carries what follows: a
+// 50 MiB file each way and chat. (With alice up, sync lets a member that
+// is receiving a file pass it on, so which path a file takes is sync's
+// choice; TestTwoHomesPunched logs it.)
+func TestTwoHomesPunchedQUIC(t *testing.T) {
+	h := newTwoHomesWith(t, false, true)
+	c := newCluster(t)
+	alice := h.startAlice(c)
+	bob := h.joinHome(c, 1, "bob", alice)
+	start := time.Now()
+	carol := h.joinHome(c, 2, "carol", alice)
+
+	checkPeer(t, bob, time.Minute, "carol", "connected", "punched (quic)")
+	checkPeer(t, carol, 10*time.Second, "bob", "connected", "punched (quic)")
+	t.Logf("bob and carol punched over quic %v after carol was started", time.Since(start).Round(time.Millisecond))
+	checkPeersPath(t, bob, "carol", "punched (quic)")
+	if t.Failed() {
+		return
+	}
+	if err := alice.stop(os.Interrupt); err != nil {
+		t.Fatalf("stop alice: %v", err)
+	}
+	checkPeer(t, bob, 30*time.Second, "alice", "!connected", "")
+	before := [2]uint64{mustSent(t, bob, "carol"), mustSent(t, carol, "bob")}
+	exchange(t, bob, carol)
+	logSent(t, "punched over quic", []*node{bob, carol})
+	for i, p := range [][2]*node{{bob, carol}, {carol, bob}} {
+		if d := mustSent(t, p[0], p[1].name) - before[i]; d < 50<<20 {
+			t.Errorf("%s sent %s %.1f MiB over the punched connection, want the 50 MiB file", p[0].name, p[1].name, mib(d))
+		}
+		if err := peerIs(p[1].name, "connected", "punched (quic)")(mustStatus(t, p[0])); err != nil {
+			t.Errorf("after the transfers, %s: %v", p[0].name, err)
+		}
+	}
+}
+
+// mustSent is how many bytes n has sent to member name.
+func mustSent(t *testing.T, n *node, name string) uint64 {
+	t.Helper()
+	sent, err := sentBytesTo(n, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sent
 }
 
 // TestTwoHomesSymmetricNAT: the same homes behind routers that give each

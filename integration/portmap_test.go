@@ -228,9 +228,10 @@ type nodeStatus struct {
 type peerStatus struct {
 	Name, State, Addr string
 	Outbound          bool
-	Path              string    `json:"path"`    // "direct", "punched", "relayed", or "" (no route)
-	Through           []string  `json:"through"` // members it is reachable through, when relayed
-	Since             time.Time `json:"since"`   // when the live connection opened
+	Path              string    `json:"path"`      // "direct", "punched", "relayed", or "" (no route)
+	Transport         string    `json:"transport"` // of a live connection: "tcp" or "quic"
+	Through           []string  `json:"through"`   // members it is reachable through, when relayed
+	Since             time.Time `json:"since"`     // when the live connection opened
 	Received          uint64    `json:"received_bytes"`
 }
 

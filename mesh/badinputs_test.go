@@ -32,6 +32,7 @@ import (
 
 	"github.com/meshfs/meshfs/internal/testutil"
 	"github.com/meshfs/meshfs/internal/wire"
+	"github.com/pion/stun/v3"
 )
 
 // victim is alice (the admin, under attack) with bob, an honest member
@@ -335,6 +336,7 @@ func TestBadInputsMesh(t *testing.T) {
 		{"row 50: concurrent senders on one connection", row50Concurrent},
 		{"row 51: removed member rejoins with old cert or used invite", row51Rejoin},
 		{"row 63: forged, re-signed, stale and oversized address records", row63Records},
+		{"row 64: malformed UDP candidates, and a STUN flood", row64Candidates},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) { r.run(t, v) })
@@ -581,7 +583,7 @@ func row11Truncated(t *testing.T, v *victim) {
 	chat, _ := encodeChat(Chat{Seq: 1, Text: "never delivered"})
 	f := encodeFrame(frameChat, chat)
 	send(t, hs, f[:len(f)/2])
-	hs.conn.CloseWrite()
+	hs.conn.(*tls.Conn).CloseWrite()
 	closeReason(t, hs.conn, hs.br, 5*time.Second)
 	for _, c := range rec(v.a).chats() {
 		if c == "never delivered" {
@@ -1031,6 +1033,59 @@ func row22ForgedListen(t *testing.T, v *victim) {
 	v.check(t)
 }
 
+func row64Candidates(t *testing.T, v *victim) {
+	z := v.issue(t, "candid")
+	bad := map[string][]byte{
+		"five":       encodeAddrList([]string{"1.2.3.4:1", "1.2.3.4:2", "1.2.3.4:3", "1.2.3.4:4"}),
+		"host name":  encodeAddrList([]string{"example.com:1"}),
+		"port 0":     encodeAddrList([]string{"1.2.3.4:0"}),
+		"no port":    encodeAddrList([]string{"1.2.3.4"}),
+		"trailing":   append(encodeAddrList([]string{"1.2.3.4:1"}), 0),
+		"truncated":  encodeAddrList([]string{"1.2.3.4:1"})[:4],
+		"empty":      nil,
+		"punch list": encodePunch(punch{Peer: z.ID(), Addr: "1.2.3.4:1", UDP: []string{"nonsense"}}),
+	}
+	bad["five"][0] = 5
+	for name, payload := range bad {
+		hs := evilMember(t, v, z)
+		typ := frameCandidates
+		if name == "punch list" {
+			typ = framePunch
+		}
+		send(t, hs, encodeFrame(typ, payload))
+		if r := closeReason(t, hs.conn, hs.br, 5*time.Second); !strings.Contains(r, "bye: protocol") {
+			t.Errorf("%s: closed with %q, want bye: protocol", name, r)
+		}
+		hs.conn.Close()
+	}
+	if v.a.udp == nil {
+		t.Fatal("the victim has no udp socket")
+	}
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	to := net.UDPAddrFromAddrPort(udpAddrOf(t, v.a))
+	for range 2000 { // STUN requests, garbage, QUIC-looking junk
+		uc.WriteTo(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw, to)
+		uc.WriteTo([]byte{0, 1, 0, 0xff, 0x21, 0x12}, to)
+		uc.WriteTo(append([]byte{0xc0}, make([]byte, 1200)...), to)
+	}
+	uc.SetReadDeadline(time.Now().Add(time.Second))
+	answers := 0
+	for buf := make([]byte, 512); ; answers++ {
+		if _, _, err := uc.ReadFrom(buf); err != nil {
+			break
+		}
+	}
+	if answers > 25 { // one per stunAnswerEvery while the flood lasted
+		t.Errorf("%d answers to one source's flood of 2000 requests", answers)
+	}
+	t.Logf("%d answers to 2000 requests", answers)
+	v.check(t)
+}
+
 func row23JoinMitM(t *testing.T, v *victim) {
 	other := startNode(t, testConfig(t, "mitm")) // another mesh's admin
 	cfg := joinConfig(t, v.a, "joiner")
@@ -1039,6 +1094,7 @@ func row23JoinMitM(t *testing.T, v *victim) {
 	if err == nil || !strings.Contains(err.Error(), "ca fingerprint mismatch") {
 		t.Fatalf("join through a MitM = %v, want a ca fingerprint mismatch", err)
 	}
+	other.Close() // its own goroutines are not the victim's
 	v.check(t)
 }
 

@@ -376,6 +376,7 @@ func (n *Node) servePeer(p, old *peer) {
 	p.trySend(p.pingFrame())
 	n.refreshRecord() // p's HELLO may have told us an address we did not know
 	n.pushPeers(p)
+	n.learnUDP(p)
 	n.rosterChanged()
 	n.emit(PeerConnected{Peer: p.info()})
 	err := p.readLoop()
@@ -468,6 +469,10 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 	case framePunch:
 		if allow(&p.lastPunch, punchReqEvery) {
 			return n.handlePunch(p, f.Payload)
+		}
+	case frameCandidates:
+		if allow(&p.lastCandidates, punchReqEvery) {
+			return n.handleCandidates(p, f.Payload)
 		}
 	case frameJoinRelay:
 		return n.handleJoinRelay(p, f.Payload)

@@ -47,8 +47,12 @@
 // Every PEERS entry says whether its sender is connected to the member, so
 // a member knows whom each connection reaches. Two members that cannot
 // dial each other are introduced by a member both reach (PUNCH_REQ,
-// PUNCH) and open a TCP connection by simultaneous open through their NATs
-// (punch.go). Above Config.FullMeshUpTo members the mesh is partial
+// PUNCH). Where UDP passes they meet over QUIC: each node binds UDP at
+// its TCP port, answers STUN Binding requests there, learns its outside
+// UDP address from a member it dialed and tells its members (CANDIDATES,
+// udp.go); given each other's, both send STUN checks and the lower ID
+// dials QUIC (quic.go). Else, or when that fails, they open a TCP
+// connection by simultaneous open through their NATs (punch.go). Above Config.FullMeshUpTo members the mesh is partial
 // (overlay.go): each member keeps ActiveView to 2 × ActiveView random
 // connections, and news of members spreads by gossip.
 //
@@ -73,8 +77,11 @@
 // stop it); elsewhere, or where netlink is refused, it compares the
 // interface addresses every 10 s. On a change it closes connections bound
 // to a vanished address, redials at once, and starts at most one probe
-// goroutine that closes connections silent for 5 s after a PING. Close
-// stops and waits for all of them.
+// goroutine that closes connections silent for 5 s after a PING. When it
+// listens on TCP itself, Start also binds UDP and runs a STUN loop and a
+// QUIC accept loop on it (quic-go adds its own transport goroutines); a
+// connection we dialed starts a short STUN discovery, and a punch runs on
+// its own goroutine. Close stops and waits for all of them.
 //
 // # Transport
 //
@@ -86,7 +93,8 @@
 //
 // # Imports
 //
-// mesh imports the standard library and three small helpers of this module
-// (internal/atomicfile, internal/safetext, internal/wire): never chat, sync,
+// mesh imports the standard library, three small helpers of this module
+// (internal/atomicfile, internal/safetext, internal/wire), quic-go and
+// pion/stun (the UDP path): never chat, sync,
 // fs, folder, go-fuse or fsnotify (internal/layers enforces it).
 package mesh

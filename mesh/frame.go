@@ -28,10 +28,11 @@ const (
 	// and gets the answer back.
 	frameJoinRelay
 	frameJoinRelayResult
+	frameCandidates // since protocol 8: the sender's UDP addresses, for introductions
 )
 
 var frameNames = [...]string{"", "HELLO", "PING", "PONG", "PEERS_REQ", "PEERS", "CHAT", "BYTES",
-	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE", "PUNCH_REQ", "PUNCH", "JOIN_RELAY", "JOIN_RELAY_RESULT"}
+	"REVOCATIONS", "JOIN", "JOIN_OK", "JOIN_ERR", "BYE", "PUNCH_REQ", "PUNCH", "JOIN_RELAY", "JOIN_RELAY_RESULT", "CANDIDATES"}
 
 func (t frameType) String() string {
 	if int(t) < len(frameNames) && t != 0 {
@@ -86,7 +87,7 @@ func maxFor(t frameType, maxBytes int) int {
 		return capJoinRelay
 	case frameJoinRelayResult:
 		return capJoinRelayResult
-	case framePeersReq, frameJoinErr, frameBye, framePunchReq, framePunch:
+	case framePeersReq, frameJoinErr, frameBye, framePunchReq, framePunch, frameCandidates:
 		return capOther
 	}
 	return -1

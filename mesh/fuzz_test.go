@@ -25,6 +25,29 @@ func FuzzValidateAddr(f *testing.F) {
 	})
 }
 
+// FuzzCandidates: CANDIDATES and PUNCH payloads never panic the
+// decoders, hold at most maxCandidates numeric addresses, and round-trip.
+func FuzzCandidates(f *testing.F) {
+	f.Add(encodeAddrList([]string{"203.0.113.9:5000", "[2001:db8::1]:7"}))
+	f.Add(encodeAddrList(nil))
+	f.Add([]byte{5})
+	f.Add(encodePunch(punch{Peer: PeerID{1}, Addr: "198.51.100.7:1", UDP: []string{"198.51.100.7:1"}}))
+	f.Add(encodePunch(punch{Peer: PeerID{1}, Addr: "198.51.100.7:1"}))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if c, err := decodeCandidates(p); err == nil {
+			if len(c) > maxCandidates || string(encodeAddrList(c)) != string(p) {
+				t.Fatalf("candidates %q do not round-trip", c)
+			}
+			if len(parseCandidates(c)) != len(c) {
+				t.Fatalf("decoded candidates %q that are not numeric", c)
+			}
+		}
+		if pu, err := decodePunch(p); err == nil && string(encodePunch(pu)) != string(p) {
+			t.Fatalf("punch %+v does not round-trip", pu)
+		}
+	})
+}
+
 // fuzzMesh is a fixed CA and member used by the fuzz targets below.
 type fuzzMesh struct {
 	caKey ed25519.PrivateKey

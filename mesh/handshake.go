@@ -30,8 +30,10 @@ const (
 	// PEERS entries say whether the sender is connected to the member and
 	// carry the member's signed address record, PUNCH_REQ and PUNCH
 	// introduce two members that cannot dial each other, and JOIN_RELAY
-	// and JOIN_RELAY_RESULT let an anchor pass a JOIN to the admin.
-	protoVersion    = 7
+	// and JOIN_RELAY_RESULT let an anchor pass a JOIN to the admin; 8:
+	// CANDIDATES tells a member the sender's UDP addresses and PUNCH ends
+	// with the other side's, for hole punching over QUIC (quic.go).
+	protoVersion    = 8
 	maxAddrs        = 8
 	maxAddrLen      = 300
 	maxNameBytes    = safetext.MaxNameRunes * 4
@@ -256,9 +258,16 @@ func verifyMemberCert(leaf *x509.Certificate, pool *x509.CertPool, revs *revocat
 	return nil
 }
 
+// secureConn is an authenticated connection: TLS over TCP, or a QUIC
+// connection's stream (quic.go).
+type secureConn interface {
+	net.Conn
+	ConnectionState() tls.ConnectionState
+}
+
 // handshakeResult is an authenticated connection that finished HELLO.
 type handshakeResult struct {
-	conn     *tls.Conn
+	conn     secureConn
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	batch    *batchConn // under tc; nil for a join's own connection
@@ -271,6 +280,7 @@ type handshakeResult struct {
 	addrs    []string
 	tiebreak uint64
 	punched  bool // opened by hole punching: both sides dialed
+	quic     bool // a punched QUIC connection (quic.go)
 }
 
 // handshake runs TLS, then (for members) the HELLO and revocation exchange,
@@ -305,7 +315,7 @@ func (n *Node) handshake(ctx context.Context, raw net.Conn, outbound bool, expec
 	return hs, nil
 }
 
-func newHandshakeResult(tc *tls.Conn, cs tls.ConnectionState, role peerRole, outbound bool) *handshakeResult {
+func newHandshakeResult(tc secureConn, cs tls.ConnectionState, role peerRole, outbound bool) *handshakeResult {
 	leaf := cs.PeerCertificates[0]
 	hs := &handshakeResult{
 		conn: tc, br: bufio.NewReaderSize(tc, bufSize), bw: bufio.NewWriterSize(tc, bufSize),

@@ -71,7 +71,7 @@ func decodeJoinOK(p []byte) (joinOK, error) {
 }
 
 // exporterFor is the TLS keying material the JOIN proof is bound to.
-func exporterFor(tc *tls.Conn) ([]byte, error) {
+func exporterFor(tc secureConn) ([]byte, error) {
 	cs := tc.ConnectionState()
 	return cs.ExportKeyingMaterial(joinLabel, nil, 32)
 }

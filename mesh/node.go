@@ -212,6 +212,7 @@ type Node struct {
 
 	// Set by Start, then immutable.
 	ln     net.Listener
+	udp    *udpPath // the UDP socket for STUN and QUIC (udp.go); nil without
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -241,7 +242,9 @@ type Node struct {
 	asked      map[PeerID]time.Time
 	introduced map[[2]PeerID]time.Time
 	noPunch    bool // tests: ignore PUNCH, as a NAT that defeats it would
-	noRecord   bool // tests: sign no address record, as a node with no dialable address
+	// tests: learn the outside UDP address from members on loopback too
+	stunLoopback bool
+	noRecord     bool // tests: sign no address record, as a node with no dialable address
 
 	// Roaming (roam.go), guarded by mu.
 	lastIPs ipSet              // this machine's addresses at the last change (addrsChanged)
@@ -363,6 +366,9 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if n.cfg.Listener == nil {
+		n.startUDP(ln)
+	}
 	n.refreshRecord()
 	n.log.Info("mesh node started", "id", n.self, "name", n.Name(), "addr", ln.Addr().String(), "mesh", n.MeshID())
 	n.wg.Add(3)
@@ -435,6 +441,7 @@ func (n *Node) Close() error {
 		p.bye(reasonShutdown, nil)
 	}
 	n.wg.Wait()
+	n.closeUDP() // after the peers' BYE: QUIC connections end with the transport
 	n.saveRoster()
 	return nil
 }

@@ -66,7 +66,12 @@ type peer struct {
 	// lastPunchReq and lastPunch rate-limit what a member can make this
 	// node do for hole punching: introductions and dials.
 	lastPunchReq, lastPunch atomic.Int64
-	punched                 bool // made by hole punching (Node.punch)
+	lastCandidates          atomic.Int64 // rate limit of CANDIDATES
+	punched                 bool         // made by hole punching (Node.punch)
+	quic                    bool         // a punched QUIC connection (quic.go)
+	// udp are the remote's UDP candidates from its last CANDIDATES, passed
+	// on in PUNCH; guarded by n.mu.
+	udp []string
 	// links are the members the remote says it is connected to, from its
 	// last PEERS; guarded by n.mu.
 	links    map[PeerID]struct{}
@@ -80,7 +85,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		n: n, conn: hs.conn, br: hs.br, bw: hs.bw, batch: hs.batch, id: hs.id, name: hs.name,
 		outbound: hs.outbound, session: hs.hello.Session, tiebreak: hs.tiebreak,
 		addrs: hs.addrs, remote: hs.conn.RemoteAddr().String(), release: safetext.Text(hs.hello.Release), since: now,
-		observed: hs.hello.Observed, punched: hs.punched,
+		observed: hs.hello.Observed, punched: hs.punched, quic: hs.quic,
 		ctrl:       make(chan []byte, n.cfg.ControlQueue),
 		bulk:       make(chan []byte, n.cfg.BulkQueue),
 		closed:     make(chan struct{}),
@@ -392,12 +397,13 @@ func (p *peer) info() PeerInfo {
 		RTT:     time.Duration(p.rtt.Load()),
 		Release: p.release,
 		Skew:    time.Duration(p.skew.Load()), SkewKnown: p.skewKnown.Load(),
-		LastSeen: time.Unix(0, p.lastSeen.Load()),
-		Since:    p.since,
-		Outbound: p.outbound,
-		Link:     p.link(),
-		Sent:     p.sent.Load(),
-		Received: p.recv.Load(),
+		LastSeen:  time.Unix(0, p.lastSeen.Load()),
+		Since:     p.since,
+		Outbound:  p.outbound,
+		Link:      p.link(),
+		Transport: p.transport(),
+		Sent:      p.sent.Load(),
+		Received:  p.recv.Load(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -45,16 +46,19 @@ const (
 	punchAfter = time.Second
 )
 
-// punch is a PUNCH payload: the member to dial and where.
+// punch is a PUNCH payload: the member to dial, where over TCP, and its
+// UDP candidates (since protocol 8; none when either side has no UDP).
 type punch struct {
 	Peer PeerID
 	Addr string
+	UDP  []string
 }
 
 func encodePunch(p punch) []byte {
 	var e wire.Encoder
 	e.Raw(p.Peer[:])
 	e.Str(p.Addr)
+	e.B = append(e.B, encodeAddrList(p.UDP)...)
 	return e.B
 }
 
@@ -66,10 +70,68 @@ func decodePunch(b []byte) (punch, error) {
 			d.Fail(err)
 		}
 	}
+	p.UDP = decodeAddrList(&d)
 	if err := finish(&d); err != nil {
 		return punch{}, fmt.Errorf("decode punch: %w", err)
 	}
 	return p, nil
+}
+
+// encodeAddrList is a u8 count (<= maxCandidates) of host:port strings:
+// the payload of CANDIDATES and the end of PUNCH.
+func encodeAddrList(addrs []string) []byte {
+	var e wire.Encoder
+	addrs = addrs[:min(len(addrs), maxCandidates)]
+	e.U8(uint8(len(addrs)))
+	for _, a := range addrs {
+		e.Str(a)
+	}
+	return e.B
+}
+
+// decodeAddrList reads what encodeAddrList wrote; every address must be
+// a numeric IP and port.
+func decodeAddrList(d *wire.Decoder) []string {
+	k := int(d.U8())
+	if k > maxCandidates {
+		d.Fail(protocolError("%d udp candidates", k))
+		return nil
+	}
+	var out []string
+	for range k {
+		a := d.Str(maxAddrLen)
+		if d.Err() != nil {
+			return nil
+		}
+		if ap, err := netip.ParseAddrPort(a); err != nil || ap.Port() == 0 {
+			d.Fail(protocolError("bad udp candidate"))
+			return nil
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// decodeCandidates parses a CANDIDATES payload.
+func decodeCandidates(b []byte) ([]string, error) {
+	d := wire.Decoder{B: b}
+	c := decodeAddrList(&d)
+	if err := finish(&d); err != nil {
+		return nil, fmt.Errorf("decode candidates: %w", err)
+	}
+	return c, nil
+}
+
+// handleCandidates keeps a member's UDP candidates for introductions.
+func (n *Node) handleCandidates(from *peer, payload []byte) error {
+	c, err := decodeCandidates(payload)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	from.udp = c
+	n.mu.Unlock()
+	return nil
 }
 
 func decodePunchReq(b []byte) (PeerID, error) {
@@ -128,7 +190,7 @@ func (n *Node) askIntroduction(id PeerID) bool {
 		return false
 	}
 	for _, qid := range n.throughLocked(id) {
-		if q := n.peers[qid]; q.outbound && q.trySend(encodeFrame(framePunchReq, id[:])) {
+		if q := n.peers[qid]; q.outbound && !q.quic && q.trySend(encodeFrame(framePunchReq, id[:])) {
 			n.asked[id] = time.Now()
 			pruneOld(n.asked, introduceGap)
 			return true
@@ -157,8 +219,14 @@ func (n *Node) handlePunchReq(from *peer, payload []byte) error {
 	}
 	n.introduced[pair] = time.Now()
 	pruneOld(n.introduced, introduceGap)
-	from.trySend(encodeFrame(framePunch, encodePunch(punch{Peer: target, Addr: to.remote})))
-	to.trySend(encodeFrame(framePunch, encodePunch(punch{Peer: from.id, Addr: from.remote})))
+	// UDP candidates go to both or neither: the two must try the same
+	// transports in the same order to meet.
+	fromUDP, toUDP := from.udp, to.udp
+	if len(fromUDP) == 0 || len(toUDP) == 0 {
+		fromUDP, toUDP = nil, nil
+	}
+	from.trySend(encodeFrame(framePunch, encodePunch(punch{Peer: target, Addr: to.remote, UDP: toUDP})))
+	to.trySend(encodeFrame(framePunch, encodePunch(punch{Peer: from.id, Addr: from.remote, UDP: fromUDP})))
 	from.log.Debug("introduced for hole punching", "to", to.name)
 	return nil
 }
@@ -177,7 +245,7 @@ func (n *Node) handlePunch(via *peer, payload []byte) error {
 	switch {
 	case n.closed || pu.Peer == n.self || n.peers[pu.Peer] != nil || n.revs.has(pu.Peer):
 		return nil
-	case m == nil || m.Cert == nil || n.punching[pu.Peer] || !via.outbound || n.noPunch:
+	case m == nil || m.Cert == nil || n.punching[pu.Peer] || !via.outbound || via.quic || n.noPunch:
 		return nil
 	case n.cfg.Dial != nil:
 		return nil // punching binds a local TCP port: a custom transport has none
@@ -188,8 +256,12 @@ func (n *Node) handlePunch(via *peer, payload []byte) error {
 	return nil
 }
 
-// punch dials pu.Addr from via's local address until a connection opens
-// or punchTimeout passes, then runs the handshake on it.
+// punch tries QUIC first when the PUNCH carries UDP candidates (and this
+// node has UDP), for up to quicPunchTimeout; then, or without UDP, it
+// dials pu.Addr over TCP from via's local address until a connection
+// opens or punchTimeout passes, and runs the handshake on it. Both sides
+// follow the same sequence, so a failed QUIC attempt leaves them in step
+// for TCP.
 func (n *Node) punch(pu punch, name string, via *peer) {
 	defer n.wg.Done()
 	defer func() {
@@ -197,6 +269,15 @@ func (n *Node) punch(pu punch, name string, via *peer) {
 		delete(n.punching, pu.Peer)
 		n.mu.Unlock()
 	}()
+	if len(pu.UDP) > 0 && n.udp != nil {
+		err := n.tryQUIC(pu)
+		if err == nil {
+			n.log.Info("punched a direct connection through NAT", "member", name, "transport", "quic",
+				"introducer", via.name)
+			return
+		}
+		via.log.Info("could not punch over udp; trying tcp", "to", name, "err", err)
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, punchTimeout)
 	defer cancel()
 	raw, err := n.punchDial(ctx, pu, via.conn.LocalAddr())
@@ -208,7 +289,20 @@ func (n *Node) punch(pu punch, name string, via *peer) {
 			"to", name, "at", pu.Addr, "err", err)
 		return
 	}
-	n.log.Info("punched a direct connection through NAT", "member", name, "at", pu.Addr, "introducer", via.name)
+	n.log.Info("punched a direct connection through NAT", "member", name, "transport", "tcp",
+		"at", pu.Addr, "introducer", via.name)
+}
+
+// tryQUIC is the QUIC attempt of a punch: quicPunchTimeout to connect,
+// then HELLO under HandshakeTimeout.
+func (n *Node) tryQUIC(pu punch) error {
+	ctx, cancel := context.WithTimeout(n.ctx, quicPunchTimeout)
+	defer cancel()
+	conn, err := n.punchQUIC(ctx, pu)
+	if err != nil {
+		return err
+	}
+	return n.punchedQUIC(conn, pu.Peer)
 }
 
 // punchDial dials addr from local, again after each quick failure, until
@@ -245,20 +339,29 @@ func (n *Node) punched(ctx context.Context, raw net.Conn, id PeerID) error {
 	hs, err := n.handshake(ctx, raw, client, id)
 	if err == nil {
 		hs.punched = true
-		var p, old *peer
-		if p, old, err = n.attach(hs, true); err == nil {
-			go func() { // counted in n.wg by register
-				defer n.wg.Done()
-				n.servePeer(p, old)
-			}()
-			return nil
-		}
+		err = n.keepPunched(hs)
 	}
-	raw.Close()
+	if err != nil {
+		raw.Close()
+	}
 	if errors.Is(err, errDuplicate) {
 		return nil
 	}
 	return err
+}
+
+// keepPunched registers a punched connection that finished HELLO and
+// serves it on its own goroutine.
+func (n *Node) keepPunched(hs *handshakeResult) error {
+	p, old, err := n.attach(hs, true)
+	if err != nil {
+		return err
+	}
+	go func() { // counted in n.wg by register
+		defer n.wg.Done()
+		n.servePeer(p, old)
+	}()
+	return nil
 }
 
 // mayPunch reports whether a member at addr may be behind a NAT: not on
@@ -288,6 +391,14 @@ func (p *peer) link() Link {
 		return LinkPunched
 	}
 	return LinkDirect
+}
+
+// transport names the connection's transport: "tcp" or "quic".
+func (p *peer) transport() string {
+	if p.quic {
+		return "quic"
+	}
+	return "tcp"
 }
 
 // isConnected reports whether member id has a live connection.

@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestIntroduction(t *testing.T) {
 		{hx, punch{Peer: y.ID(), Addr: hy.conn.LocalAddr().String()}},
 		{hy, punch{Peer: x.ID(), Addr: hx.conn.LocalAddr().String()}},
 	} {
-		if got := readPunch(t, c.hs); got != c.want {
+		if got := readPunch(t, c.hs); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("PUNCH = %+v, want %+v", got, c.want)
 		}
 	}

@@ -90,6 +90,7 @@ func (n *Node) addrsChanged() {
 	}
 	n.startProbe(live)
 	if changed || len(live) < len(peers) {
+		n.forgetOutside() // the next member we dial tells us the new one
 		n.redialNow()
 		n.refreshRecord() // sign the new addresses before telling members
 		n.pushPeers(nil)

@@ -107,6 +107,9 @@ type PeerInfo struct {
 	Since    time.Time     // when the current connection was established (zero when offline)
 	Outbound bool          // this node dialed the current connection (false when offline)
 	Link     Link          // how it is reached
+	// Transport is the live connection's transport, "tcp" or "quic" (a
+	// connection punched over UDP); "" when there is none.
+	Transport string
 	// Through lists the connected members that report a connection to it,
 	// when it has none with this node (Link is LinkRelayed); it is what
 	// they say, a hint for routing and display.

@@ -90,18 +90,20 @@ type PeerStatus struct {
 	Since    time.Time     `json:"since"`
 	Outbound bool          `json:"outbound"` // this node dialed the live connection
 	// Path is how the member is reached: "direct" (a connection one side
-	// dialed), "punched" (a connection opened through both sides' NATs),
+	// dialed), "punched" (a connection opened through both sides' NATs,
+	// over Transport),
 	// "relayed" (no connection; the members in Through reach it and pass
 	// on what it sends and gets) or "" (no known way now).
-	Path     string   `json:"path"`
-	Through  []string `json:"through,omitempty"` // names of the members it is reached through
-	Sent     uint64   `json:"sent_bytes"`
-	Received uint64   `json:"received_bytes"`
-	Folder   string   `json:"folder"`             // inbox folder name, if any file came
-	Queued   int      `json:"queued"`             // deliveries waiting for this peer
-	InFlight int      `json:"inflight"`           // deliveries being offered or sent
-	Fetching int      `json:"fetching,omitempty"` // deliveries it takes from other members now
-	Problem  string   `json:"problem"`            // last refusal, if any
+	Path      string   `json:"path"`
+	Transport string   `json:"transport,omitempty"` // of the live connection: "tcp", or "quic" (punched over UDP)
+	Through   []string `json:"through,omitempty"`   // names of the members it is reached through
+	Sent      uint64   `json:"sent_bytes"`
+	Received  uint64   `json:"received_bytes"`
+	Folder    string   `json:"folder"`             // inbox folder name, if any file came
+	Queued    int      `json:"queued"`             // deliveries waiting for this peer
+	InFlight  int      `json:"inflight"`           // deliveries being offered or sent
+	Fetching  int      `json:"fetching,omitempty"` // deliveries it takes from other members now
+	Problem   string   `json:"problem"`            // last refusal, if any
 	// BadData counts what this member sent that did not verify: chat
 	// records and file manifests against their author's key, blocks
 	// against their hash. An honest member passes things on unchanged.
@@ -145,7 +147,7 @@ func (e *Engine) Status() Status {
 		ps := PeerStatus{
 			ID: p.ID.String(), Name: safeName(p.Name), State: p.State.String(), Addr: p.Addr,
 			RTT: p.RTT, LastSeen: p.LastSeen, Since: p.Since, Outbound: p.Outbound, Sent: p.Sent, Received: p.Received,
-			Folder: e.in.folderOf(p.ID), Version: p.Release, Path: p.Link.String(), Through: namesOf(p.Through, infos),
+			Folder: e.in.folderOf(p.ID), Version: p.Release, Path: p.Link.String(), Transport: p.Transport, Through: namesOf(p.Through, infos),
 		}
 		if p.SkewKnown {
 			ps.ClockSkew = &p.Skew
@@ -274,9 +276,12 @@ func namesOf(ids []mesh.PeerID, infos []mesh.PeerInfo) []string {
 }
 
 // PathText is how the peers file and meshfs status show a member's path:
-// "direct", "punched", "through alice, bob", or "-".
+// "direct", "punched (quic)", "punched (tcp)", "through alice, bob", or "-".
 func (p PeerStatus) PathText() string {
 	switch {
+	case p.Path == "punched" && p.Transport != "":
+		return "punched (" + p.Transport + ")"
+
 	case p.Path == "relayed" && len(p.Through) > 0:
 		return "through " + strings.Join(p.Through, ", ")
 	case p.Path == "":
