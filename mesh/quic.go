@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -84,12 +85,31 @@ func (n *Node) quicServerTLS(u *udpPath) *tls.Config {
 // the whole connection.
 type quicConn struct {
 	*quic.Stream
-	qc *quic.Conn
+	qc   *quic.Conn
+	once sync.Once
 }
+
+// quicLinger is how long a closed connection has to deliver what was
+// written before it (a BYE and its reason) before it is torn down.
+const quicLinger = time.Second
 
 func (c *quicConn) LocalAddr() net.Addr  { return c.qc.LocalAddr() }
 func (c *quicConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
-func (c *quicConn) Close() error         { return c.qc.CloseWithError(quicClosed, "") }
+
+// Close ends the stream after what was written, and the connection once
+// the other side has closed too or quicLinger passed: CloseWithError at
+// once would drop a BYE still queued, and the other side would not learn
+// why the connection ended (shutting down, or only trimming a partial
+// mesh). A read waiting meanwhile ends at once, as on a closed TCP
+// connection.
+func (c *quicConn) Close() error {
+	c.once.Do(func() {
+		c.Stream.Close()
+		c.Stream.CancelRead(quic.StreamErrorCode(quicClosed))
+		time.AfterFunc(quicLinger, func() { c.qc.CloseWithError(quicClosed, "") })
+	})
+	return nil
+}
 
 // ConnectionState is the TLS state of the QUIC handshake.
 func (c *quicConn) ConnectionState() tls.ConnectionState { return c.qc.ConnectionState().TLS }

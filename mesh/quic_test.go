@@ -103,6 +103,25 @@ func TestPunchQUIC(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Closing says why over QUIC too: carol's BYE reaches bob before the
+	// connection goes.
+	c.Close()
+	if err := testutil.WaitFor(10*time.Second, func() error {
+		for _, e := range rec(b).snapshot() {
+			d, ok := e.(PeerDisconnected)
+			if !ok || d.Peer.ID != c.ID() {
+				continue
+			}
+			var bye *ByeError
+			if !errors.As(d.Err, &bye) || bye.code != reasonShutdown {
+				return fmt.Errorf("bob lost carol with %v, want her BYE (shutting down)", d.Err)
+			}
+			return nil
+		}
+		return errors.New("bob has not lost carol")
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestQUICUnexpectedRefused: a member's QUIC dial that no PUNCH made the
