@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -207,7 +208,7 @@ func (n *Node) punchQUIC(ctx context.Context, pu punch) (*quicConn, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, cmpErr(lastErr, ctx.Err())
+			return nil, cmp.Or(lastErr, ctx.Err())
 		case <-tick.C:
 			check()
 		case r := <-answers:
@@ -284,12 +285,4 @@ func parseCandidates(addrs []string) []netip.AddrPort {
 		}
 	}
 	return out
-}
-
-// cmpErr is the first non-nil error.
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
