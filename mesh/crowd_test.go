@@ -91,33 +91,10 @@ func TestJoinRetriesUntilTheAdminIsUp(t *testing.T) {
 	first.Close()
 	jcfg := testConfig(t, "late")
 	jcfg.Join, jcfg.Invite = []string{addr}, inv.Token
-	retries := &countingHandler{Handler: jcfg.Logger.Handler(), msg: "could not join the mesh yet; trying again", n: new(atomic.Int32)}
-	jcfg.Logger = slog.New(retries)
-	joiner, err := New(jcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { joiner.Close() })
-	done := make(chan error, 1)
-	go func() { done <- joiner.Start(t.Context()) }()
-	if err := testutil.WaitFor(10*time.Second, func() error {
-		if retries.n.Load() == 0 {
-			return errors.New("no retry logged")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	_, done := joinInBackground(t, jcfg)
 	cfg.Listen = addr // the same state and address: the invite is still open
 	startNode(t, cfg)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Start after the admin came back = %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the joiner did not get in within 30 s of the admin coming back")
-	}
+	waitJoined(t, done, "the admin came back")
 }
 
 // TestJoinAnswerLost: the admin is too slow for the joiner's deadline, so
@@ -128,14 +105,6 @@ func TestJoinAnswerLost(t *testing.T) {
 	a := startNode(t, testConfig(t, "admin"))
 	jcfg := joinConfig(t, a, "slowpoke")
 	jcfg.HandshakeTimeout = 500 * time.Millisecond
-	retries := &countingHandler{Handler: jcfg.Logger.Handler(), msg: "could not join the mesh yet; trying again", n: new(atomic.Int32)}
-	jcfg.Logger = slog.New(retries)
-	joiner, err := New(jcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { joiner.Close() })
-
 	a.invites.mu.Lock() // the admin's redeem waits: it is busy
 	locked := true
 	defer func() {
@@ -143,28 +112,50 @@ func TestJoinAnswerLost(t *testing.T) {
 			a.invites.mu.Unlock()
 		}
 	}()
+	joiner, done := joinInBackground(t, jcfg)
+	a.invites.mu.Unlock()
+	locked = false
+	waitJoined(t, done, "the admin answered")
+	if err := testutil.WaitFor(10*time.Second, func() error { return connectedTo(a, joiner.ID()) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// joinInBackground starts a joiner with cfg and returns it once it has
+// logged that it tries again, with the channel of Start's result.
+func joinInBackground(t *testing.T, cfg Config) (*Node, <-chan error) {
+	t.Helper()
+	retries := &countingHandler{Handler: cfg.Logger.Handler(), msg: "could not join the mesh yet; trying again", n: new(atomic.Int32)}
+	cfg.Logger = slog.New(retries)
+	joiner, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { joiner.Close() })
 	done := make(chan error, 1)
 	go func() { done <- joiner.Start(t.Context()) }()
 	if err := testutil.WaitFor(10*time.Second, func() error {
 		if retries.n.Load() == 0 {
-			return errors.New("the joiner did not retry after its answer timed out")
+			return errors.New("the joiner logged no retry")
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	a.invites.mu.Unlock()
-	locked = false
+	return joiner, done
+}
+
+// waitJoined waits for Start's result, which must be nil, at most 30 s
+// after what let the joiner in.
+func waitJoined(t *testing.T, done <-chan error, after string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("Start after a lost answer = %v", err)
+			t.Fatalf("Start after %s = %v", after, err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("the joiner was not admitted within 30 s of the admin answering")
-	}
-	if err := testutil.WaitFor(10*time.Second, func() error { return connectedTo(a, joiner.ID()) }); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the joiner did not get in within 30 s after %s", after)
 	}
 }
 
