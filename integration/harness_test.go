@@ -275,12 +275,13 @@ func (n *node) path(elem ...string) string {
 	return filepath.Join(append([]string{n.mnt}, elem...)...)
 }
 
-// peerLine returns the line of n's peers file that names other.
+// peerLine returns the line of n's peers file whose NAME is other; other
+// names appear in lines of their own too (PATH "through other").
 func (n *node) peerLine(other string) string {
 	data, _ := os.ReadFile(n.path("peers"))
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.Contains(line, other) {
-			return line
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == other {
+			return strings.TrimSuffix(line, "\n")
 		}
 	}
 	return ""
