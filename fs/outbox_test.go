@@ -322,6 +322,15 @@ func TestOutboxWriting(t *testing.T) {
 	if err := os.WriteFile(m.path("outbox/notes"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel releases a closed file after close(2) returns.
+	if err := testutil.WaitFor(5*time.Second, func() error {
+		if m.srv.Writing("notes") {
+			return errors.New("notes still open for writing after its writer closed it")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	r, err := os.Open(m.path("outbox/notes"))
 	if err != nil {
 		t.Fatal(err)
