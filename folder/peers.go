@@ -48,15 +48,16 @@ func (f *Tree) peersLoop(ctx context.Context, members ...chan<- struct{}) {
 	tick := time.NewTimer(wait)
 	defer tick.Stop()
 	for {
+		signalled := false
 		select {
 		case <-tick.C:
 		case <-f.cfg.Syncer.MembersChanged():
 			tick.Stop()
-			wait = f.cfg.PeersRefresh / 2 // doubled below if nothing shows yet
+			signalled = true
 		case <-ctx.Done():
 			return
 		}
-		if refresh() {
+		if refresh() && !signalled {
 			wait = min(2*wait, peersQuietFactor*f.cfg.PeersRefresh)
 		} else {
 			wait = f.cfg.PeersRefresh

@@ -47,7 +47,8 @@ func TestIdleBench(t *testing.T) {
 
 	before := cpuTicks(t, nodes)
 	start := time.Now()
-	fmt.Printf("idle: measuring %s from %s\n", window, start.UTC().Format(time.TimeOnly)) // for perf or strace alongside
+	// The start is printed for perf or strace alongside.
+	fmt.Printf("idle: measuring %s from %s\n", window, start.UTC().Format(time.TimeOnly))
 	idle := time.NewTimer(window) // the measurement itself: nothing to poll for
 	<-idle.C
 	after := cpuTicks(t, nodes)

@@ -115,22 +115,30 @@ func decodeHello(p []byte) (hello, error) {
 
 // decodeAddrs reads a u8 count (<= 8) of validated host:port strings.
 func decodeAddrs(d *wire.Decoder) []string {
+	return decodeList(d, maxAddrs, "addresses", validateAddr)
+}
+
+// decodeList reads a u8 count (at most limit) of addresses, each of which
+// check must accept; what names them in the error.
+func decodeList(d *wire.Decoder, limit int, what string, check func(string) error) []string {
 	n := int(d.U8())
-	if n > maxAddrs {
-		d.Fail(protocolError("%d addresses", n))
+	if n > limit {
+		d.Fail(protocolError("%d %s", n, what))
 		return nil
 	}
-	var addrs []string
+	var out []string
 	for range n {
 		a := d.Str(maxAddrLen)
-		if d.Err() == nil {
-			if err := validateAddr(a); err != nil {
-				d.Fail(err)
-			}
+		if d.Err() != nil {
+			return nil
 		}
-		addrs = append(addrs, a)
+		if err := check(a); err != nil {
+			d.Fail(err)
+			return nil
+		}
+		out = append(out, a)
 	}
-	return addrs
+	return out
 }
 
 // validateAddr accepts host:port with a numeric port 1-65535 and a host

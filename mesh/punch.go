@@ -92,24 +92,15 @@ func encodeAddrList(addrs []string) []byte {
 // decodeAddrList reads what encodeAddrList wrote; every address must be
 // a numeric IP and port.
 func decodeAddrList(d *wire.Decoder) []string {
-	k := int(d.U8())
-	if k > maxCandidates {
-		d.Fail(protocolError("%d udp candidates", k))
-		return nil
+	return decodeList(d, maxCandidates, "udp candidates", validateCandidate)
+}
+
+// validateCandidate accepts a numeric IP and a port other than 0.
+func validateCandidate(a string) error {
+	if ap, err := netip.ParseAddrPort(a); err != nil || ap.Port() == 0 {
+		return protocolError("bad udp candidate")
 	}
-	var out []string
-	for range k {
-		a := d.Str(maxAddrLen)
-		if d.Err() != nil {
-			return nil
-		}
-		if ap, err := netip.ParseAddrPort(a); err != nil || ap.Port() == 0 {
-			d.Fail(protocolError("bad udp candidate"))
-			return nil
-		}
-		out = append(out, a)
-	}
-	return out
+	return nil
 }
 
 // decodeCandidates parses a CANDIDATES payload.
