@@ -57,6 +57,11 @@ type Config struct {
 	// InboundIdle: an inbound transfer with no message for this long gives
 	// up its concurrency slot and its file descriptor.
 	InboundIdle time.Duration
+	// SourceStall: a member asked for blocks of a file that sends none of
+	// them for this long (or four times its usual gap between blocks) has
+	// them asked of other members, and lets another member that offers
+	// the file in (sources.go).
+	SourceStall time.Duration
 	// JanitorInterval is how often stale partials are looked for.
 	JanitorInterval time.Duration
 	// QueueLen is the length of each bounded hand-off channel; a full one
@@ -117,6 +122,7 @@ func DefaultConfig() Config {
 		AntiEntropy:       time.Minute,
 		CompletedTTL:      7 * 24 * time.Hour,
 		InboundIdle:       2 * time.Minute,
+		SourceStall:       5 * time.Second,
 		JanitorInterval:   time.Hour,
 		QueueLen:          64,
 		StreamMinSize:     4 << 20,
@@ -155,6 +161,7 @@ func (c Config) withDefaults() (Config, error) {
 	fillDur(&c.RetryInterval, d.RetryInterval)
 	fillDur(&c.CompletedTTL, d.CompletedTTL)
 	fillDur(&c.InboundIdle, d.InboundIdle)
+	fillDur(&c.SourceStall, d.SourceStall)
 	fillDur(&c.JanitorInterval, d.JanitorInterval)
 	fillDur(&c.DotHold, d.DotHold)
 	fillDur(&c.TreeSettle, d.TreeSettle)

@@ -286,7 +286,7 @@ func (ib *inbound) claim(p *peerConn, k inKey) (*inTransfer, *source, error) {
 		ib.mu.Unlock()
 		return nil, nil, refused(rejectBusy, "too many transfers at once, try later")
 	}
-	s, ok := t.addSourceLocked(p, holder)
+	s, ok := t.addSourceLocked(p, holder, time.Now(), ib.cfg.SourceStall)
 	if !ok {
 		ib.mu.Unlock()
 		return nil, nil, refused(rejectBusy, "transfer busy on another connection")

@@ -45,7 +45,9 @@ func (r *receiver) run() {
 	defer r.in.release(r.p)
 	r.wb = newWriteBehind(r.in)
 	defer r.wb.stop(r)
-	every := max(r.in.cfg.InboundIdle/2, 10*time.Millisecond)
+	// The tick runs only while this member sends a transfer here, and
+	// then looks for a stall (sources.go) as often as one can begin.
+	every := max(min(r.in.cfg.InboundIdle/2, r.in.cfg.SourceStall), 10*time.Millisecond)
 	tick := time.NewTimer(every)
 	defer tick.Stop()
 	for {
@@ -67,7 +69,9 @@ func (r *receiver) run() {
 			r.wb.applied(r, err)
 		case <-tick.C:
 			r.wb.settle(r)
-			r.in.closeIdle(r.p, time.Now().Add(-r.in.cfg.InboundIdle))
+			now := time.Now()
+			r.in.closeIdle(r.p, now.Add(-r.in.cfg.InboundIdle))
+			r.in.unstall(r.p, now)
 			for t, s := range r.in.idleSources(r.p) {
 				r.in.keepAlive(t, s)
 			}
@@ -285,6 +289,9 @@ func (r *receiver) checkChunk(m *chunkMsg) (blockWrite, bool) {
 	}
 	r.in.mu.Lock()
 	asked := src.asks(int(m.Index))
+	if asked {
+		src.noteBlock(time.Now())
+	}
 	r.in.mu.Unlock()
 	if !asked {
 		// Not asked of this member (any more): another source sends it,

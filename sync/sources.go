@@ -23,6 +23,15 @@ import (
 // A file offered before its manifest is complete (streamed, send.go)
 // comes from its one source, asked for every missing block at once: its
 // blocks can only be checked when DONE brings the manifest.
+//
+// A source can stall: a member passing a file on while it comes in
+// (relay.go) sends each block once it holds it, so one whose own source
+// stopped, or a ring of such members each waiting on the next, sends
+// nothing while it keeps its windows. A source that sent no block for
+// Config.SourceStall, or four times its usual gap between blocks (a slow
+// uplink is not a stall), gives its blocks back to the other sources,
+// and lets in any member that offers the file, the author included,
+// instead of holding the transfer until InboundIdle.
 
 // A window asks for about Config.FetchWindow bytes (16 MiB): enough that
 // the DONE and ACCEPT between two windows cost little, little enough that
@@ -46,6 +55,21 @@ type source struct {
 	missed  bitmap   // blocks its windows came back without
 	misses  int      // windows it ended incomplete
 	open    []*openBlock
+	// last is when s last sent a block, or was given blocks while it
+	// owed none; gap is its usual time between blocks (a moving average).
+	last time.Time
+	gap  time.Duration
+}
+
+// noteBlock records a block, or a piece of one, from s at now.
+func (s *source) noteBlock(now time.Time) {
+	d := now.Sub(s.last)
+	if s.gap == 0 {
+		s.gap = d
+	} else {
+		s.gap = (3*s.gap + d) / 4
+	}
+	s.last = now
 }
 
 // idle reports whether s is asked for blocks in windows but has none now:
@@ -74,17 +98,72 @@ func (t *inTransfer) windowed() bool { return !t.meta.streamed() }
 // whole (its receipt is known here): a member still receiving it (relay.go)
 // is told busy, and passes it on to a member that gets it from nobody
 // yet; and the author, who signs no receipt, leaves its uplink to the
-// members that need it, so each block leaves it about once.
-func (t *inTransfer) addSourceLocked(p *peerConn, holder bool) (*source, bool) {
+// members that need it, so each block leaves it about once. When every
+// source has stalled, p is taken whoever it is, and their blocks are
+// asked of it.
+func (t *inTransfer) addSourceLocked(p *peerConn, holder bool, now time.Time, stall time.Duration) (*source, bool) {
 	if s := t.sources[p]; s != nil {
 		return s, true
 	}
-	if t.finishing || len(t.sources) > 0 && (!t.windowed() || t.wholeLocked() || !holder) {
+	stuck := t.allStalledLocked(now, stall)
+	if t.finishing || len(t.sources) > 0 && (!t.windowed() || t.wholeLocked() || !holder && !stuck) {
 		return nil, false
 	}
-	s := &source{p: p, whole: !t.windowed(), missed: newBitmap(t.meta.blocks())}
+	if stuck {
+		for _, o := range t.sources {
+			t.releaseLocked(o)
+		}
+	}
+	s := &source{p: p, whole: !t.windowed(), missed: newBitmap(t.meta.blocks()), last: now}
 	t.sources[p] = s
 	return s, true
+}
+
+// stalledLocked reports whether s owes blocks of windows and sent none
+// for stall, or for four times its usual gap between blocks.
+func (t *inTransfer) stalledLocked(s *source, now time.Time, stall time.Duration) bool {
+	return !s.whole && t.owesLocked(s) && now.Sub(s.last) > max(stall, 4*s.gap)
+}
+
+// allStalledLocked reports whether t has sources and all have stalled.
+func (t *inTransfer) allStalledLocked(now time.Time, stall time.Duration) bool {
+	for _, s := range t.sources {
+		if !t.stalledLocked(s, now, stall) {
+			return false
+		}
+	}
+	return len(t.sources) > 0
+}
+
+// owesLocked reports whether a block asked of s in a window is missing.
+func (t *inTransfer) owesLocked(s *source) bool {
+	for _, w := range s.windows {
+		for i := range w.n {
+			if w.has(i) && !t.have.has(i) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// releaseLocked takes back the blocks of s's windows, to be asked of the
+// other sources first. The windows stay, emptied, so that s's DONEs still
+// end them in order; a block s sends later is not asked of it any more
+// and is dropped.
+func (t *inTransfer) releaseLocked(s *source) {
+	for _, w := range s.windows {
+		for i := range w.n {
+			if !w.has(i) {
+				continue
+			}
+			w.clear(i)
+			t.asked.clear(i)
+			if !t.have.has(i) {
+				s.missed.set(i)
+			}
+		}
+	}
 }
 
 // wholeLocked reports whether a source of t is asked for every block.
@@ -215,6 +294,9 @@ func (ib *inbound) ask(t *inTransfer, s *source) {
 		if !ok {
 			break
 		}
+		if !t.owesLocked(s) {
+			s.last = time.Now() // it waited for nothing until now
+		}
 		s.windows = append(s.windows, w)
 		asks = append(asks, acceptFor(t.key.id, w))
 	}
@@ -283,6 +365,26 @@ func (ib *inbound) keepAlive(t *inTransfer, s *source) {
 		ib.mu.Lock()
 		t.dropNewestLocked(s, 1)
 		ib.mu.Unlock()
+	}
+}
+
+// unstall takes back the blocks asked of p wherever p has stalled as a
+// source and another source has not: they are asked of the others now.
+func (ib *inbound) unstall(p *peerConn, now time.Time) {
+	ib.mu.Lock()
+	var freed []*inTransfer
+	for _, t := range ib.transfers {
+		s := t.sources[p]
+		if s == nil || !t.stalledLocked(s, now, ib.cfg.SourceStall) || t.allStalledLocked(now, ib.cfg.SourceStall) {
+			continue
+		}
+		t.releaseLocked(s)
+		freed = append(freed, t)
+	}
+	ib.mu.Unlock()
+	for _, t := range freed {
+		ib.log.Debug("stalled source's blocks asked of others", "peer", p.id, "path", t.meta.Path)
+		ib.askIdle(t)
 	}
 }
 

@@ -205,3 +205,72 @@ func TestSlowSourceRelieved(t *testing.T) {
 		t.Errorf("bob and carol sent %d bytes for a %d-byte file", fromB+fromC, len(data))
 	}
 }
+
+// stallQuick is dave's Config for the stall tests: a source stalls after
+// 300 ms, and nothing else would free its blocks before the test's end.
+func stallQuick(c *Config) {
+	c.SourceStall = 300 * time.Millisecond
+	c.InboundIdle = 10 * time.Minute
+}
+
+// TestStalledSourceGivesWay: carol sends dave two blocks and then
+// nothing more, holding her windows, while bob sends fast; the blocks
+// asked of carol are asked of bob once she has stalled, and dave ends
+// with the file long before InboundIdle would have freed them.
+func TestStalledSourceGivesWay(t *testing.T) {
+	data := randBytes(25, 40*minBlockSize+9)
+	n, _, b, c, d := holders(t, data, stallQuick)
+	n.gate(c, d, 2)
+	n.connect(c, d)
+	waitFor(t, func() bool { return sourcesAt(d) == 1 })
+	n.connect(b, d)
+	d.waitFile("inbox/alice/both.bin", data)
+}
+
+// TestStalledRelayLetsAuthorIn: carol, dave's only source, stalls (as a
+// member passing on a file it no longer receives does); alice, the
+// author, whose offers were refused while carol sent, is taken once
+// carol has stalled, and dave ends with the file from her.
+func TestStalledRelayLetsAuthorIn(t *testing.T) {
+	data := randBytes(26, 40*minBlockSize+9)
+	n, a, _, c, d := holders(t, data, stallQuick)
+	n.gate(c, d, 2)
+	n.connect(c, d)
+	waitFor(t, func() bool { return sourcesAt(d) == 1 })
+	fromA := a.sentBlocks.Load()
+	n.connect(a, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	if a.sentBlocks.Load() == fromA {
+		t.Error("dave has the file, but alice sent him nothing: carol was not stalled")
+	}
+}
+
+// TestSlowSourceNotStalled: carol's first block comes after 250 ms, the
+// next ones 700 ms apart, longer than dave's 500 ms SourceStall but
+// steady: she is slow, not stalled, so alice's offers stay refused and
+// alice sends dave nothing.
+func TestSlowSourceNotStalled(t *testing.T) {
+	data := randBytes(27, 4*minBlockSize+9)
+	n, a, _, c, d := holders(t, data, func(c *Config) { c.SourceStall = 500 * time.Millisecond })
+	var sent atomic.Int64
+	n.mu.Lock()
+	n.mutate = func(from, to mesh.PeerID, msg []byte) []byte {
+		if from == c.id && to == d.id && kind(msg[0]) == kindChunk {
+			if sent.Add(1) == 1 {
+				time.Sleep(250 * time.Millisecond)
+			} else {
+				time.Sleep(700 * time.Millisecond)
+			}
+		}
+		return msg
+	}
+	n.mu.Unlock()
+	n.connect(c, d)
+	waitFor(t, func() bool { return sourcesAt(d) == 1 })
+	fromA := a.sentBlocks.Load()
+	n.connect(a, d)
+	d.waitFile("inbox/alice/both.bin", data)
+	if sent := a.sentBlocks.Load() - fromA; sent != 0 {
+		t.Errorf("alice sent dave %d bytes while carol, slow but steady, sent him the file", sent)
+	}
+}
