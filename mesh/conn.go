@@ -441,7 +441,7 @@ func (n *Node) handleFrame(p *peer, f frame) error {
 		return p.handlePong(f.Payload)
 	case framePeersReq:
 		if allow(&p.lastPeers, time.Second) {
-			p.trySend(encodeFrame(framePeers, n.peersPayload()))
+			p.trySend(encodeFrame(framePeers, n.peersReply(p)))
 		}
 	case framePeers:
 		return n.handlePeers(p, f.Payload)

@@ -330,16 +330,23 @@ func verifyEntry(id PeerID, der []byte, pool *x509.CertPool, revs *revocationLis
 // now, then known members: connected ones with the listen addresses they
 // advertised, offline ones with their last known addresses.
 func (n *Node) peersPayload() []byte {
-	if self, ok := n.selfEntry(); ok {
-		return n.peersPayloadWith(self)
-	}
-	return n.peersPayloadWith()
+	return encodePeers(append(n.selfEntries(), n.rosterEntries()...))
 }
 
-// peersPayloadWith lists extra entries first, then the verified roster.
-func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
+// selfEntries is this node's own entry, when it has an address to
+// advertise.
+func (n *Node) selfEntries() []peerEntry {
+	if self, ok := n.selfEntry(); ok {
+		return []peerEntry{self}
+	}
+	return nil
+}
+
+// rosterEntries lists the verified roster, unordered.
+func (n *Node) rosterEntries() []peerEntry {
 	n.mu.Lock()
-	entries := append(make([]peerEntry, 0, len(n.roster)+len(extra)), extra...)
+	defer n.mu.Unlock()
+	entries := make([]peerEntry, 0, len(n.roster))
 	for id, m := range n.roster {
 		if n.revs.has(id) || m.Cert == nil {
 			continue
@@ -351,8 +358,36 @@ func (n *Node) peersPayloadWith(extra ...peerEntry) []byte {
 		pe.Addrs = pe.Addrs[:min(len(pe.Addrs), maxAddrs)]
 		entries = append(entries, pe)
 	}
-	n.mu.Unlock()
-	return encodePeers(entries)
+	return entries
+}
+
+// peersReply answers p's PEERS_REQ: this node first, then the other
+// members in ID order from where the last answer to p stopped, wrapping
+// around; the first answer on a connection starts at a random ID. A
+// member list longer than one PEERS (maxPeersEntries) so reaches p whole
+// within a few requests, and a member whose connections come and go is
+// not told the same lowest IDs on each; answers that began anywhere left
+// some members unknown to p for many discovery rounds.
+func (n *Node) peersReply(p *peer) []byte {
+	self, roster := n.selfEntries(), n.rosterEntries()
+	byID := func(a, b peerEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) }
+	slices.SortFunc(roster, byID)
+	if !p.peersStarted {
+		for i := range p.peersNext {
+			p.peersNext[i] = byte(rand.Uint32())
+		}
+		p.peersStarted = true
+	}
+	from, found := slices.BinarySearchFunc(roster, peerEntry{ID: p.peersNext}, byID)
+	if found {
+		from++
+	}
+	entries := append(append(self, roster[from:]...), roster[:from]...)
+	b := encodePeers(entries)
+	if count := int(b[0])<<8 | int(b[1]); count > len(self) {
+		p.peersNext = entries[count-1].ID
+	}
+	return b
 }
 
 // pushPeers sends PEERS to every connected member but p at once, so a new

@@ -167,7 +167,7 @@ func (n *Node) issueMember(pub ed25519.PublicKey, id PeerID, name string) ([]byt
 	n.saveRoster()
 	// The admin lists itself too: the joiner then knows its ID and name.
 	self.Addrs = n.advertised()
-	payload := n.peersPayloadWith(self)
+	payload := encodePeers(append([]peerEntry{self}, n.rosterEntries()...))
 	return encodeJoinOK(joinOK{Cert: cert.Raw, CA: ca.Raw, Revocations: n.revocationBlob(), Peers: payload}), 0, nil
 }
 

@@ -63,6 +63,11 @@ type peer struct {
 	lastPing   atomic.Int64 // unix nanos the writer last wrote a PING (probe)
 	pingEvery  atomic.Int64 // nanoseconds: the writer's current ping interval (armPing)
 	lastPeers  atomic.Int64
+	// peersNext is the last member the previous answer to this peer's
+	// PEERS_REQ listed, or where the first starts once peersStarted
+	// (Node.peersReply); the reader's alone.
+	peersNext    PeerID
+	peersStarted bool
 	// lastPunchReq and lastPunch rate-limit what a member can make this
 	// node do for hole punching: introductions and dials.
 	lastPunchReq, lastPunch atomic.Int64
