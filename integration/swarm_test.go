@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,10 +88,10 @@ func runSwarm(t *testing.T, holders ...string) swarmRun {
 	net.rerun(c, dave, "--join", hs[0].addr)
 	dave.waitConnected(hs...)
 	from := strings.Join(holders, ", ")
-	waitTransferState(t, dave, f.rel, "alice", "receiving from "+from) // before alice could offer it
+	waitTransferState(t, dave, f.rel, "alice", "receiving from "+from, hs...) // before alice could offer it
 	net.rerun(c, alice, "--join", hs[0].addr)
 	alice.waitConnected(append([]*node{dave}, hs...)...)
-	shown := waitTransferState(t, alice, f.rel, "dave", "fetching from "+from+" ")
+	shown := waitTransferState(t, alice, f.rel, "dave", "fetching from "+from+" ", hs...)
 	took, err := waitVerified(t, fanOutWait, back, "alice's file at dave, from "+strings.Join(holders, " and "),
 		fileWant{"at dave", dave.path("inbox", "alice", f.rel), f})
 	if err != nil {
@@ -138,27 +139,14 @@ func sentTo(t *testing.T, n *node, name string) uint64 {
 }
 
 // waitTransferState polls n's status until its transfer of rel with
-// member reads prefix, and returns the state.
-func waitTransferState(t *testing.T, n *node, rel, member, prefix string) string {
+// member reads prefix, and returns the state. If it never does, the
+// failure says what each of senders shows for rel: who refused whom, why.
+func waitTransferState(t *testing.T, n *node, rel, member, prefix string, senders ...*node) string {
 	t.Helper()
 	var last string
 	err := testutil.WaitFor(30*time.Second, func() error {
-		out, err := n.c.meshfs("status", "--json", n.mnt)
-		if err != nil {
-			return err
-		}
-		var st struct {
-			Transfers []struct {
-				Path  string `json:"path"`
-				Peer  string `json:"peer"`
-				State string `json:"state"`
-			} `json:"transfers"`
-		}
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			return err
-		}
-		for _, tr := range st.Transfers {
-			if tr.Path == rel && tr.Peer == member {
+		for _, tr := range transfersOf(n, rel) {
+			if tr.Peer == member {
 				last = tr.State
 			}
 		}
@@ -168,7 +156,36 @@ func waitTransferState(t *testing.T, n *node, rel, member, prefix string) string
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		var shown []string
+		for _, s := range senders {
+			for _, tr := range transfersOf(s, rel) {
+				shown = append(shown, fmt.Sprintf("%s: %s %s %q", s.name, tr.Direction, tr.Peer, tr.State))
+			}
+		}
+		t.Fatalf("%v; the senders show: %s", err, strings.Join(shown, "; "))
 	}
 	return last
+}
+
+// transferStatus is one entry of meshfs status --json's transfers.
+type transferStatus struct {
+	Path      string `json:"path"`
+	Peer      string `json:"peer"`
+	Direction string `json:"direction"`
+	State     string `json:"state"`
+}
+
+// transfersOf lists n's transfers of rel, none when its status fails.
+func transfersOf(n *node, rel string) []transferStatus {
+	out, err := n.c.meshfs("status", "--json", n.mnt)
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		Transfers []transferStatus `json:"transfers"`
+	}
+	if json.Unmarshal([]byte(out), &st) != nil {
+		return nil
+	}
+	return slices.DeleteFunc(st.Transfers, func(tr transferStatus) bool { return tr.Path != rel })
 }

@@ -98,14 +98,14 @@ func (t *inTransfer) windowed() bool { return !t.meta.streamed() }
 // whole (its receipt is known here): a member still receiving it (relay.go)
 // is told busy, and passes it on to a member that gets it from nobody
 // yet; and the author, who signs no receipt, leaves its uplink to the
-// members that need it, so each block leaves it about once. When every
-// source has stalled, p is taken whoever it is, and their blocks are
-// asked of it.
+// members that need it, so each block leaves it about once. When no
+// source can send anything more (stuckLocked), p is taken whoever it is,
+// and the blocks the stalled ones owe are asked of it.
 func (t *inTransfer) addSourceLocked(p *peerConn, holder bool, now time.Time, stall time.Duration) (*source, bool) {
 	if s := t.sources[p]; s != nil {
 		return s, true
 	}
-	stuck := t.allStalledLocked(now, stall)
+	stuck := t.stuckLocked(now, stall)
 	if t.finishing || len(t.sources) > 0 && (!t.windowed() || t.wholeLocked() || !holder && !stuck) {
 		return nil, false
 	}
@@ -125,10 +125,18 @@ func (t *inTransfer) stalledLocked(s *source, now time.Time, stall time.Duration
 	return !s.whole && t.owesLocked(s) && now.Sub(s.last) > max(stall, 4*s.gap)
 }
 
-// allStalledLocked reports whether t has sources and all have stalled.
-func (t *inTransfer) allStalledLocked(now time.Time, stall time.Duration) bool {
+// canTakeLocked reports whether s can send blocks asked of it now: it is
+// sending its windows and has not stalled, or it has no window and is
+// given the next blocks that come back (askIdle). A source whose windows
+// were taken back waits for their DONEs and can take none.
+func (t *inTransfer) canTakeLocked(s *source, now time.Time, stall time.Duration) bool {
+	return s.whole || s.idle() || t.owesLocked(s) && !t.stalledLocked(s, now, stall)
+}
+
+// stuckLocked reports whether t has sources and none can take blocks.
+func (t *inTransfer) stuckLocked(now time.Time, stall time.Duration) bool {
 	for _, s := range t.sources {
-		if !t.stalledLocked(s, now, stall) {
+		if t.canTakeLocked(s, now, stall) {
 			return false
 		}
 	}
@@ -368,14 +376,25 @@ func (ib *inbound) keepAlive(t *inTransfer, s *source) {
 	}
 }
 
+// othersCanTakeLocked reports whether a source of t but s can take
+// blocks (canTakeLocked).
+func (t *inTransfer) othersCanTakeLocked(s *source, now time.Time, stall time.Duration) bool {
+	for _, o := range t.sources {
+		if o != s && t.canTakeLocked(o, now, stall) {
+			return true
+		}
+	}
+	return false
+}
+
 // unstall takes back the blocks asked of p wherever p has stalled as a
-// source and another source has not: they are asked of the others now.
+// source and another source can take them: they are asked of it now.
 func (ib *inbound) unstall(p *peerConn, now time.Time) {
 	ib.mu.Lock()
 	var freed []*inTransfer
 	for _, t := range ib.transfers {
 		s := t.sources[p]
-		if s == nil || !t.stalledLocked(s, now, ib.cfg.SourceStall) || t.allStalledLocked(now, ib.cfg.SourceStall) {
+		if s == nil || !t.stalledLocked(s, now, ib.cfg.SourceStall) || !t.othersCanTakeLocked(s, now, ib.cfg.SourceStall) {
 			continue
 		}
 		t.releaseLocked(s)

@@ -274,3 +274,52 @@ func TestSlowSourceNotStalled(t *testing.T) {
 		t.Errorf("alice sent dave %d bytes while carol, slow but steady, sent him the file", sent)
 	}
 }
+
+// TestStuckTransferTakesAnyone: the rules of addSourceLocked, on a
+// transfer of 8 blocks. A member that does not hold the file is refused
+// while a source sends; once that source has stalled, it is taken and the
+// stalled source's blocks go back; and when it stalls in turn, while the
+// first waits for the DONEs of windows it no longer owes blocks of,
+// a third is taken too: nothing else is coming.
+func TestStuckTransferTakesAnyone(t *testing.T) {
+	meta := partialMeta{Size: 8 * minBlockSize, BlockSize: minBlockSize, Blocks: make([]hash32, 8)}
+	tr := newInTransfer(inKey{}, meta)
+	tr.have = newBitmap(8)
+	now, stall := time.Now(), 5*time.Second
+	add := func(name string, holder bool) *source {
+		s, ok := tr.addSourceLocked(&peerConn{}, holder, now, stall)
+		if !ok {
+			t.Fatalf("%s refused", name)
+		}
+		return s
+	}
+	refused := func(name string) {
+		if _, ok := tr.addSourceLocked(&peerConn{}, false, now, stall); ok {
+			t.Fatalf("%s, who does not hold the file, taken while a source sends", name)
+		}
+	}
+	window := func(s *source) {
+		w, ok := tr.nextWindowLocked(s, 4*minBlockSize)
+		if !ok {
+			t.Fatal("no blocks left to ask for")
+		}
+		s.windows = append(s.windows, w)
+	}
+	a := add("a", false) // the first source is taken whoever it is
+	window(a)
+	now = now.Add(time.Second)
+	refused("b")
+	now = now.Add(2 * stall)
+	b := add("b", false)
+	if tr.owesLocked(a) || tr.asked.count() != 0 {
+		t.Fatalf("a stalled, b taken, but a still owes blocks (%d asked)", tr.asked.count())
+	}
+	window(b)
+	now = now.Add(time.Second)
+	refused("c")
+	now = now.Add(2 * stall)
+	add("c", false)
+	if tr.owesLocked(b) {
+		t.Fatal("b stalled, c taken, but b still owes blocks")
+	}
+}
