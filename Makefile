@@ -103,13 +103,14 @@ check: fmt tidy-check lint test ## everything CI could ask for
 demo: build ## a three-node mesh on 127.0.0.1: cp, echo, cat, then tear down (root)
 	bash integration/demo.sh $(BIN)
 
-bench: build ## throughput, chat latency and memory as one table (MESHFS_BENCH_MB=1024), idle CPU of 100 plain-folder members over 60 s (MESHFS_IDLE_MEMBERS, MESHFS_IDLE_SECONDS), a 10 GiB file between two engines (MESHFS_BENCH_BIG_GB), the partial mesh of 1000 in-process members over an in-memory transport (MESHFS_SIM), then the hot-path Go benchmarks
+bench: build ## throughput, chat latency and memory as one table (MESHFS_BENCH_MB=1024), idle CPU of 100 plain-folder members over 60 s (MESHFS_IDLE_MEMBERS, MESHFS_IDLE_SECONDS), a 200 MiB file to four members over a 100 Mbit/s uplink and a 100 MiB file from two holders (root), a 10 GiB file between two engines (MESHFS_BENCH_BIG_GB), the partial mesh of 1000 in-process members over an in-memory transport (MESHFS_SIM), then the hot-path Go benchmarks
 	$(GO) test -c -o bin/integration.test ./integration/
 	@# Every step runs; a missed target fails the target at the end.
 	@fail=0; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestChatBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestIdleBench$$' -test.timeout 30m) || fail=1; \
+	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestFanOutBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestFanOutMemoryBench$$' -test.timeout 30m) || fail=1; \
 	(cd integration && MESHFS_BENCH=1 ../bin/integration.test -test.run '^TestSwarmBench$$' -test.timeout 30m) || fail=1; \
 	MESHFS_SCALE=40 $(GO) test -count=1 -v -run '^TestScale$$' ./mesh/ | grep '^scale:' || fail=1; \

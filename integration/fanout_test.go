@@ -198,37 +198,56 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // TestFanOutSlowUplink: alice's uplink is shaped to 100 Mbit/s, the
 // receivers' links are not, and every leaf reaches every other through the
-// hub. Run A: alice sends a 200 MiB file to bob alone, in T1. Run B, a new
-// mesh: alice sends a 200 MiB file to four members, in T4. Since the
-// receivers pass on what they get, alice's uplink carries the file about
-// once, so T4 <= 1.6 x T1 and the bytes that left alice's interface in
-// run B are at most 1.6 x those of run A; an author sending to each member
-// itself would take about 4 x T1 and send about 4 x the file.
+// hub. Run A: alice sends a 200 MiB file to bob alone. Run B, a new mesh:
+// alice sends a 200 MiB file to four members. Since the receivers pass on
+// what they get, alice's uplink carries the file about once: the bytes
+// that left her interface in run B are at most 1.6 x those of run A,
+// where an author sending to each member itself sends about 4 x. The
+// times, T1 and T4, are printed; T4 <= 1.6 x T1 is a speed target, held
+// by `make bench` (TestFanOutBench), not here, where -race daemons share
+// two cores with other packages' tests.
 func TestFanOutSlowUplink(t *testing.T) {
-	receivers := []string{"bob", "carol", "dave", "erin"}
-	net := newFanNet(t, append([]string{"alice"}, receivers...)...)
-	net.shapeUplink("alice", "100mbit")
-
-	one := runFanOut(t, net, "run A (1 receiver)", receivers[0])
-	four := runFanOut(t, net, "run B (4 receivers)", receivers...)
-
-	ratio := four.took.Seconds() / one.took.Seconds()
-	line := fmt.Sprintf("fanout: %d MiB file, author's uplink 100 Mbit/s: 1 receiver T1 %s (%.1f MiB left alice), "+
-		"4 receivers T4 %s (%.1f MiB left alice), T4/T1 %.2f (target <= 1.6)",
-		fanOutSize>>20, one.took.Round(time.Millisecond), mib(one.tx),
-		four.took.Round(time.Millisecond), mib(four.tx), ratio)
-	t.Log(line)
-	fmt.Println(line)
-	if ratio > 1.6 {
-		t.Errorf("4 receivers took %.2f x the time of 1 (T1 %v, T4 %v), want <= 1.6: %.1f MiB left alice for 4 receivers, "+
-			"%.2f x the file (%.2f x for 1 receiver); the receivers are not passing the file on",
-			ratio, one.took.Round(time.Millisecond), four.took.Round(time.Millisecond), mib(four.tx),
-			float64(four.tx)/fanOutSize, float64(one.tx)/fanOutSize)
-	}
+	one, four := fanOutRuns(t)
 	if float64(four.tx) > 1.6*float64(one.tx) {
 		t.Errorf("%.1f MiB left alice for 4 receivers, %.2f x the %.1f MiB for 1, want <= 1.6 x: alice sent the file to several members herself",
 			mib(four.tx), float64(four.tx)/float64(one.tx), mib(one.tx))
 	}
+}
+
+// TestFanOutBench is `make bench`'s fan-out time case: the runs of
+// TestFanOutSlowUplink, with T4 <= 1.6 x T1 held. An author sending to
+// each member itself would take about 4 x T1. It runs only with
+// MESHFS_BENCH=1.
+func TestFanOutBench(t *testing.T) {
+	if os.Getenv("MESHFS_BENCH") == "" {
+		t.Skip("set MESHFS_BENCH=1 (make bench) to run the benchmark")
+	}
+	one, four := fanOutRuns(t)
+	if ratio := four.took.Seconds() / one.took.Seconds(); ratio > 1.6 {
+		t.Errorf("4 receivers took %.2f x the time of 1 (T1 %v, T4 %v), want <= 1.6: %.1f MiB left alice for 4 receivers, "+
+			"%.2f x the file (%.2f x for 1 receiver); the receivers are not passing the file on in time",
+			ratio, one.took.Round(time.Millisecond), four.took.Round(time.Millisecond), mib(four.tx),
+			float64(four.tx)/fanOutSize, float64(one.tx)/fanOutSize)
+	}
+}
+
+// fanOutRuns builds the fan-out network, alice's uplink shaped to
+// 100 Mbit/s, runs A (one receiver) and B (four), and prints the figures.
+func fanOutRuns(t *testing.T) (one, four fanOutRun) {
+	t.Helper()
+	receivers := []string{"bob", "carol", "dave", "erin"}
+	net := newFanNet(t, append([]string{"alice"}, receivers...)...)
+	net.shapeUplink("alice", "100mbit")
+
+	one = runFanOut(t, net, "run A (1 receiver)", receivers[0])
+	four = runFanOut(t, net, "run B (4 receivers)", receivers...)
+	line := fmt.Sprintf("fanout: %d MiB file, author's uplink 100 Mbit/s: 1 receiver T1 %s (%.1f MiB left alice), "+
+		"4 receivers T4 %s (%.1f MiB left alice), T4/T1 %.2f (target <= 1.6)",
+		fanOutSize>>20, one.took.Round(time.Millisecond), mib(one.tx),
+		four.took.Round(time.Millisecond), mib(four.tx), four.took.Seconds()/one.took.Seconds())
+	t.Log(line)
+	fmt.Println(line)
+	return one, four
 }
 
 // TestFanOutMemoryBench is `make bench`'s fan-out memory case: on
