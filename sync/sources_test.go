@@ -219,12 +219,19 @@ func stallQuick(c *Config) {
 // with the file long before InboundIdle would have freed them.
 func TestStalledSourceGivesWay(t *testing.T) {
 	data := randBytes(25, 40*minBlockSize+9)
-	n, _, b, c, d := holders(t, data, stallQuick)
+	n, _, b, d := carolStalls(t, data)
+	n.connect(b, d)
+	d.waitFile("inbox/alice/both.bin", data)
+}
+
+// carolStalls starts holders, dave with stallQuick, and makes carol
+// dave's only source, who stops after two blocks.
+func carolStalls(t *testing.T, data []byte) (n *fakeNet, a, b, d *fakeNode) {
+	n, a, b, c, d := holders(t, data, stallQuick)
 	n.gate(c, d, 2)
 	n.connect(c, d)
 	waitFor(t, func() bool { return sourcesAt(d) == 1 })
-	n.connect(b, d)
-	d.waitFile("inbox/alice/both.bin", data)
+	return n, a, b, d
 }
 
 // TestStalledRelayLetsAuthorIn: carol, dave's only source, stalls (as a
@@ -233,10 +240,7 @@ func TestStalledSourceGivesWay(t *testing.T) {
 // carol has stalled, and dave ends with the file from her.
 func TestStalledRelayLetsAuthorIn(t *testing.T) {
 	data := randBytes(26, 40*minBlockSize+9)
-	n, a, _, c, d := holders(t, data, stallQuick)
-	n.gate(c, d, 2)
-	n.connect(c, d)
-	waitFor(t, func() bool { return sourcesAt(d) == 1 })
+	n, a, _, d := carolStalls(t, data)
 	fromA := a.sentBlocks.Load()
 	n.connect(a, d)
 	d.waitFile("inbox/alice/both.bin", data)
