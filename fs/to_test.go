@@ -196,6 +196,7 @@ func TestToRefusesChanges(t *testing.T) {
 	if err := os.WriteFile(m.path("outbox/f"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	m.fake.waitCalls(t, "", closed("f")) // its release comes after close returns
 	tests := []struct {
 		name string
 		op   func() error
