@@ -372,12 +372,6 @@ func (n *Node) peersReply(p *peer) []byte {
 	self, roster := n.selfEntries(), n.rosterEntries()
 	byID := func(a, b peerEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) }
 	slices.SortFunc(roster, byID)
-	if !p.peersStarted {
-		for i := range p.peersNext {
-			p.peersNext[i] = byte(rand.Uint32())
-		}
-		p.peersStarted = true
-	}
 	from, found := slices.BinarySearchFunc(roster, peerEntry{ID: p.peersNext}, byID)
 	if found {
 		from++
@@ -388,6 +382,15 @@ func (n *Node) peersReply(p *peer) []byte {
 		p.peersNext = entries[count-1].ID
 	}
 	return b
+}
+
+// randomPeerID is where the answers to a new connection's PEERS_REQ
+// begin (peersReply): anywhere.
+func randomPeerID() (id PeerID) {
+	for i := range id {
+		id[i] = byte(rand.Uint32())
+	}
+	return id
 }
 
 // pushPeers sends PEERS to every connected member but p at once, so a new

@@ -64,10 +64,9 @@ type peer struct {
 	pingEvery  atomic.Int64 // nanoseconds: the writer's current ping interval (armPing)
 	lastPeers  atomic.Int64
 	// peersNext is the last member the previous answer to this peer's
-	// PEERS_REQ listed, or where the first starts once peersStarted
-	// (Node.peersReply); the reader's alone.
-	peersNext    PeerID
-	peersStarted bool
+	// PEERS_REQ listed, at first a random ID (Node.peersReply); the
+	// reader's alone.
+	peersNext PeerID
 	// lastPunchReq and lastPunch rate-limit what a member can make this
 	// node do for hole punching: introductions and dials.
 	lastPunchReq, lastPunch atomic.Int64
@@ -96,6 +95,7 @@ func newPeer(n *Node, hs *handshakeResult) *peer {
 		closed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
 		chatRate:   newRateLimiter(n.cfg.ChatRate, n.cfg.ChatBurst),
+		peersNext:  randomPeerID(),
 	}
 	p.log = n.log.With("peer", p.id, "member", p.name, "addr", p.remote)
 	p.lastSeen.Store(now.UnixNano())

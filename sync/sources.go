@@ -119,10 +119,15 @@ func (t *inTransfer) addSourceLocked(p *peerConn, holder bool, now time.Time, st
 	return s, true
 }
 
-// stalledLocked reports whether s owes blocks of windows and sent none
-// for stall, or for four times its usual gap between blocks.
+// silent reports whether s sent no block for stall, or for four times
+// its usual gap between blocks.
+func (s *source) silent(now time.Time, stall time.Duration) bool {
+	return now.Sub(s.last) > max(stall, 4*s.gap)
+}
+
+// stalledLocked reports whether s owes blocks of windows and is silent.
 func (t *inTransfer) stalledLocked(s *source, now time.Time, stall time.Duration) bool {
-	return !s.whole && t.owesLocked(s) && now.Sub(s.last) > max(stall, 4*s.gap)
+	return !s.whole && t.owesLocked(s) && s.silent(now, stall)
 }
 
 // canTakeLocked reports whether s can send blocks asked of it now: it is
@@ -130,7 +135,7 @@ func (t *inTransfer) stalledLocked(s *source, now time.Time, stall time.Duration
 // given the next blocks that come back (askIdle). A source whose windows
 // were taken back waits for their DONEs and can take none.
 func (t *inTransfer) canTakeLocked(s *source, now time.Time, stall time.Duration) bool {
-	return s.whole || s.idle() || t.owesLocked(s) && !t.stalledLocked(s, now, stall)
+	return s.whole || s.idle() || t.owesLocked(s) && !s.silent(now, stall)
 }
 
 // stuckLocked reports whether t has sources and none can take blocks.
